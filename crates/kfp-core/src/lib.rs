@@ -1,0 +1,5 @@
+//! `kfp-core`: the domain of the KFP operator.
+//!
+//! API types for every kind and version, conversions between versions, byte-exact version hashing, the pure
+//! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
+//! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.

@@ -1,0 +1,5 @@
+//! The `kfp-operator` binary.
+
+fn main() {
+    println!("kfp-operator");
+}

@@ -1,0 +1,1 @@
+//! Provider implementations and the provider-service HTTP server (see issue 4).
