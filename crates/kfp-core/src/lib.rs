@@ -3,3 +3,8 @@
 //! API types for every kind and version, conversions between versions, byte-exact version hashing, the pure
 //! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
 //! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.
+
+pub mod values;
+pub mod resources;
+pub mod definitions;
+pub mod version;
