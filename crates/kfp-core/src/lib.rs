@@ -8,3 +8,4 @@ pub mod values;
 pub mod resources;
 pub mod definitions;
 pub mod version;
+pub mod reconcile;
