@@ -1,0 +1,7 @@
+//! The operator shell: everything that talks to the Kubernetes API, providers and NATS.
+//!
+//! Decisions live in `kfp-core`'s pure planners; this crate gathers their inputs, applies their commands and hosts
+//! the HTTP endpoints. The `kfp-operator` binary is a thin CLI over this library, so in-house platforms can embed
+//! the same pieces in their own binaries.
+
+pub mod crds;
