@@ -9,3 +9,9 @@ pub mod resources;
 pub mod definitions;
 pub mod version;
 pub mod reconcile;
+
+pub mod artifact;
+pub mod compiler;
+pub mod event;
+pub mod provider;
+pub mod registry;
