@@ -1,6 +1,8 @@
 //! What a provider author writes: a `Provider` and an `EventSource` outside this crate, registered and built by
 //! type name, driven as trait objects.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
