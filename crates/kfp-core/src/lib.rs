@@ -4,8 +4,13 @@
 //! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
 //! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.
 
+pub mod artifact;
+pub mod compiler;
 pub mod definitions;
+pub mod event;
+pub mod provider;
 pub mod reconcile;
+pub mod registry;
 pub mod resources;
 pub mod values;
 pub mod version;

@@ -1,0 +1,346 @@
+//! Run-completion events (SPEC 6): what a provider reports when a run finishes, and what the operator publishes.
+//!
+//! Two wire types, both with field names exactly as the Go operator writes them:
+//! - [`RunCompletionEventData`]: the body a provider service POSTs to the operator's run-completion feed
+//!   (`POST /events`). It carries every output artifact of every pipeline component.
+//! - [`RunCompletionEvent`]: what the operator publishes (NATS, gRPC endpoints). The components are replaced by the
+//!   artifacts the RunConfiguration (or Run) asked for in `spec.run.artifacts`, resolved with
+//!   [`crate::artifact::select_artifacts`]; `runConfigurationName`, `runName` and `artifacts` are always present.
+//!
+//! Decoding is tolerant where Go's `encoding/json` is tolerant (unknown fields are ignored, `null` is "absent") and
+//! strict where the value has a shape (status `succeeded|failed`, `ns/name` names, RFC 3339 times), so a malformed
+//! body is refused with a serde error naming the field.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::artifact;
+use crate::values::{Artifact, NamespacedName, OutputArtifact};
+
+/// The CloudEvents `type` of a published run-completion event (SPEC 12.18).
+pub const CLOUD_EVENT_TYPE: &str = "org.kubeflow.pipelines.run-completion";
+
+/// How a run ended: `succeeded` or `failed` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunCompletionStatus {
+    Succeeded,
+    Failed,
+}
+
+/// A provider's report that a run finished: the body of `POST /events` on the operator's run-completion feed.
+///
+/// Provider authors build one per finished run and yield it from their [`crate::provider::EventSource`]. Names are
+/// the Kubernetes objects that started the run (the provider recovers them from the labels or runtime parameters it
+/// attached when creating the run, SPEC 5.2); `run_id` is the provider's own id of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCompletionEventData {
+    pub status: RunCompletionStatus,
+    pub pipeline_name: NamespacedName,
+    /// The RunConfiguration that started the run, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_configuration_name: Option<NamespacedName>,
+    /// The Run object that started the run, if any (scheduled runs have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_name: Option<NamespacedName>,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_start_time: Option<Time>,
+    /// When the run ended; the operator keeps the newest succeeded run per RunConfiguration by this (SPEC 12.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_end_time: Option<Time>,
+    /// Every component of the run with its output artifacts. Absent or `null` decodes as empty.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub pipeline_components: Vec<PipelineComponent>,
+    /// The Provider resource (`ns/name`) whose service reports the event.
+    pub provider: NamespacedName,
+}
+
+/// One component (step) of a finished run and its named outputs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineComponent {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub component_artifacts: Vec<ComponentArtifact>,
+}
+
+/// One named output of a component; a component may produce several instances of it (selected by index).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentArtifact {
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub artifacts: Vec<ComponentArtifactInstance>,
+}
+
+/// One artifact instance: where it is stored and its metadata (the properties artifact filters look at).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentArtifactInstance {
+    #[serde(default)]
+    pub uri: String,
+    /// A JSON object (Go `map[string]interface{}`); absent or `null` decodes as empty.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ComponentArtifactInstance {
+    pub fn new(uri: impl Into<String>, metadata: serde_json::Map<String, serde_json::Value>) -> Self {
+        Self {
+            uri: uri.into(),
+            metadata,
+        }
+    }
+}
+
+/// The event the operator publishes once a run finished (the data of the NATS message, SPEC 6).
+///
+/// Unlike [`RunCompletionEventData`], `runConfigurationName` and `runName` are always written (`""` when the run
+/// had none) and `artifacts` is always a list (`[]` when nothing was selected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCompletionEvent {
+    pub status: RunCompletionStatus,
+    pub pipeline_name: NamespacedName,
+    #[serde(default)]
+    pub run_configuration_name: NamespacedName,
+    #[serde(default)]
+    pub run_name: NamespacedName,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_end_time: Option<Time>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub artifacts: Vec<Artifact>,
+    pub provider: NamespacedName,
+}
+
+/// The Go operator's NATS body, `{"data": <event>}` (published when `eventFormat: legacy`, SPEC 12.18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyEventBody {
+    pub data: RunCompletionEvent,
+}
+
+impl RunCompletionEventData {
+    /// The RunConfiguration named by the event, if the name is present and not empty.
+    pub fn run_configuration(&self) -> Option<&NamespacedName> {
+        self.run_configuration_name
+            .as_ref()
+            .filter(|n| !n.name.is_empty())
+    }
+
+    /// The Run named by the event, if the name is present and not empty.
+    pub fn run(&self) -> Option<&NamespacedName> {
+        self.run_name.as_ref().filter(|n| !n.name.is_empty())
+    }
+
+    /// The event to publish, with the artifacts `outputs` select from this run's components (SPEC 6): outputs that
+    /// cannot be resolved (missing component, index out of range, empty uri, filter false or invalid) are left out.
+    pub fn to_event(&self, outputs: &[OutputArtifact]) -> RunCompletionEvent {
+        self.to_event_with_artifacts(artifact::select_artifacts(outputs, &self.pipeline_components))
+    }
+
+    /// The event to publish, with artifacts already resolved by the caller.
+    pub fn to_event_with_artifacts(&self, artifacts: Vec<Artifact>) -> RunCompletionEvent {
+        RunCompletionEvent {
+            status: self.status,
+            pipeline_name: self.pipeline_name.clone(),
+            run_configuration_name: self.run_configuration_name.clone().unwrap_or_default(),
+            run_name: self.run_name.clone().unwrap_or_default(),
+            run_id: self.run_id.clone(),
+            run_start_time: self.run_start_time.clone(),
+            run_end_time: self.run_end_time.clone(),
+            artifacts,
+            provider: self.provider.clone(),
+        }
+    }
+}
+
+impl RunCompletionEvent {
+    /// The CloudEvents `subject` (SPEC 12.18): the RunConfiguration if the run had one, else the Run.
+    pub fn subject(&self) -> &NamespacedName {
+        if self.run_configuration_name.name.is_empty() {
+            &self.run_name
+        } else {
+            &self.run_configuration_name
+        }
+    }
+
+    /// Wraps the event in the Go operator's `{"data": ...}` body.
+    pub fn into_legacy_body(self) -> LegacyEventBody {
+        LegacyEventBody { data: self }
+    }
+}
+
+/// Decodes `null` as the type's default, as Go's `encoding/json` leaves a nil slice or map.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const FIXTURE: &str = include_str!("../tests/fixtures/event-run-succeeded.json");
+
+    #[test]
+    fn feed_request_fixture_round_trips() {
+        let data: RunCompletionEventData = serde_json::from_str(FIXTURE).unwrap();
+        assert_eq!(data.status, RunCompletionStatus::Succeeded);
+        assert_eq!(
+            data.pipeline_name,
+            NamespacedName::new("default", "stub-pipeline")
+        );
+        assert_eq!(
+            data.run_configuration(),
+            Some(&NamespacedName::new("default", "stub-runconfiguration"))
+        );
+        assert_eq!(
+            data.run(),
+            Some(&NamespacedName::new("default", "stub-runconfiguration-abcde"))
+        );
+        assert_eq!(data.run_id, "stub-run-1754550000");
+        assert_eq!(data.provider, NamespacedName::new("kfp-operator-system", "stub"));
+        assert_eq!(
+            data.pipeline_components[0].component_artifacts[0].artifacts[0].uri,
+            "gs://bucket/models/1"
+        );
+        let expected: Value = serde_json::from_str(FIXTURE).unwrap();
+        assert_eq!(serde_json::to_value(&data).unwrap(), expected);
+    }
+
+    /// SPEC Appendix A.5: the feed request and the NATS message it becomes.
+    const A5_REQUEST: &str = r#"{"status":"succeeded","pipelineName":"default/stub-pipeline","runConfigurationName":"default/stub-runconfiguration","runName":"default/stub-runconfiguration-abcde","runId":"stub-run-1754550000","pipelineComponents":[{"name":"Pusher","componentArtifacts":[{"name":"pushed_model","artifacts":[{"uri":"gs://b/m/1","metadata":{"pushed":1}}]}]}],"provider":"kfp-operator-system/stub"}"#;
+
+    #[test]
+    fn appendix_a5_request_becomes_the_nats_body() {
+        let data: RunCompletionEventData = serde_json::from_str(A5_REQUEST).unwrap();
+        assert_eq!(
+            serde_json::to_value(&data).unwrap(),
+            serde_json::from_str::<Value>(A5_REQUEST).unwrap()
+        );
+        let outputs: Vec<OutputArtifact> = serde_json::from_value(
+            json!([{"name": "serving-model", "path": "Pusher:pushed_model:0[pushed == 1]"}]),
+        )
+        .unwrap();
+        let body = data.to_event(&outputs).into_legacy_body();
+        let expected = json!({"data": {
+            "status": "succeeded",
+            "pipelineName": "default/stub-pipeline",
+            "runConfigurationName": "default/stub-runconfiguration",
+            "runName": "default/stub-runconfiguration-abcde",
+            "runId": "stub-run-1754550000",
+            "artifacts": [{"name": "serving-model", "location": "gs://b/m/1"}],
+            "provider": "kfp-operator-system/stub"
+        }});
+        assert_eq!(serde_json::to_value(&body).unwrap(), expected);
+        let back: LegacyEventBody = serde_json::from_value(expected).unwrap();
+        assert_eq!(back, body);
+        assert_eq!(
+            body.data.subject(),
+            &NamespacedName::new("default", "stub-runconfiguration")
+        );
+    }
+
+    #[test]
+    fn published_event_always_has_names_and_artifacts() {
+        let data: RunCompletionEventData = serde_json::from_value(json!({
+            "status": "failed", "pipelineName": "ns/p", "runId": "r1", "provider": "ops/kfp",
+            "pipelineComponents": null, "runStartTime": "2026-01-01T10:00:00.250+01:00"
+        }))
+        .unwrap();
+        assert!(data.run_configuration().is_none() && data.run().is_none());
+        let event = serde_json::to_value(data.to_event(&[])).unwrap();
+        assert_eq!(
+            event,
+            json!({
+                "status": "failed", "pipelineName": "ns/p", "runConfigurationName": "", "runName": "",
+                "runId": "r1", "runStartTime": "2026-01-01T09:00:00Z", "artifacts": [], "provider": "ops/kfp"
+            })
+        );
+    }
+
+    #[test]
+    fn empty_names_count_as_absent() {
+        let data: RunCompletionEventData = serde_json::from_value(json!({
+            "status": "succeeded", "pipelineName": "ns/p", "runId": "r", "provider": "ops/kfp",
+            "runConfigurationName": "", "runName": "ns/r"
+        }))
+        .unwrap();
+        assert_eq!(data.run_configuration(), None);
+        assert_eq!(data.to_event(&[]).subject(), &NamespacedName::new("ns", "r"));
+    }
+
+    #[test]
+    fn malformed_bodies_give_errors_naming_the_problem() {
+        let base =
+            json!({"status": "succeeded", "pipelineName": "ns/p", "runId": "r", "provider": "ops/kfp"});
+        let with = |key: &str, value: Value| {
+            let mut body = base.clone();
+            body[key] = value;
+            serde_json::from_value::<RunCompletionEventData>(body)
+                .unwrap_err()
+                .to_string()
+        };
+        let without = |key: &str| {
+            let mut body = base.clone();
+            body.as_object_mut().unwrap().remove(key);
+            serde_json::from_value::<RunCompletionEventData>(body)
+                .unwrap_err()
+                .to_string()
+        };
+        let cases = [
+            (
+                with("status", json!("running")),
+                "unknown variant `running`, expected `succeeded` or `failed`",
+            ),
+            (
+                with("pipelineName", json!("a/b/c")),
+                "invalid namespaced name \"a/b/c\"",
+            ),
+            (with("runEndTime", json!("yesterday")), ""),
+            (
+                with("pipelineComponents", json!({"name": "x"})),
+                "invalid type: map, expected a sequence",
+            ),
+            (
+                with(
+                    "pipelineComponents",
+                    json!([{"name": "c", "componentArtifacts": [{"name": "a", "artifacts": [{"uri": "u", "metadata": [1]}]}]}]),
+                ),
+                "invalid type: sequence, expected a map",
+            ),
+            (without("runId"), "missing field `runId`"),
+            (without("status"), "missing field `status`"),
+            (without("provider"), "missing field `provider`"),
+        ];
+        for (err, expected) in cases {
+            assert!(
+                !err.is_empty() && err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
+        }
+        assert!(serde_json::from_str::<RunCompletionEventData>("{").is_err());
+        assert!(serde_json::from_str::<RunCompletionEventData>("[]").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_like_go() {
+        let data: RunCompletionEventData = serde_json::from_value(json!({
+            "status": "succeeded", "pipelineName": "ns/p", "runId": "r", "provider": "ops/kfp", "futureField": 1
+        }))
+        .unwrap();
+        assert_eq!(data.run_id, "r");
+    }
+}
