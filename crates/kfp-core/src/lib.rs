@@ -9,3 +9,4 @@ pub mod resources;
 pub mod definitions;
 pub mod version;
 pub mod reconcile;
+pub mod executor;
