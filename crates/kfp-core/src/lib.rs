@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod compiler;
 pub mod definitions;
 pub mod event;
+pub mod executor;
 pub mod provider;
 pub mod reconcile;
 pub mod registry;

@@ -110,3 +110,7 @@ pub fn merge_condition(conditions: &mut Vec<Condition>, new: Condition) {
         None => conditions.push(new),
     }
 }
+
+pub mod definition;
+pub mod generic;
+pub mod run;
