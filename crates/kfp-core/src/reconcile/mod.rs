@@ -6,6 +6,10 @@
 //! own command type, because what it can do differs (submit provider operations, create child objects, apply a
 //! Deployment); what every command type shares is here: events, conditions and requeueing.
 
+pub mod dependencies;
+pub mod provider;
+pub mod run_configuration;
+
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -23,13 +27,19 @@ pub struct Plan<C> {
 
 impl<C> Default for Plan<C> {
     fn default() -> Self {
-        Self { commands: Vec::new(), requeue_after: None }
+        Self {
+            commands: Vec::new(),
+            requeue_after: None,
+        }
     }
 }
 
 impl<C> Plan<C> {
     pub fn new(commands: Vec<C>) -> Self {
-        Self { commands, requeue_after: None }
+        Self {
+            commands,
+            requeue_after: None,
+        }
     }
 
     pub fn requeue_after(mut self, after: Duration) -> Self {
