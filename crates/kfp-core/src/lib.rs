@@ -4,9 +4,9 @@
 //! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
 //! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.
 
-pub mod config;
-pub mod definitions;
-pub mod reconcile;
-pub mod resources;
 pub mod values;
+pub mod resources;
+pub mod definitions;
 pub mod version;
+pub mod reconcile;
+pub mod config;

@@ -3,11 +3,10 @@
 //! `kfp-operator crds` prints [`all`]; the output is checked in under `config/crd/`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig,
-    WebhookConversion,
+    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
-use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
+use kube::CustomResourceExt;
 
 use super::v1beta1;
 
@@ -64,11 +63,7 @@ fn multi_version(versions: Vec<CustomResourceDefinition>) -> Result<CustomResour
 /// The Provider schema keeps fields it does not know at its root (SPEC 1.1), as the Go operator's does.
 fn preserve_unknown_fields_at_root(crd: &mut CustomResourceDefinition) {
     for version in &mut crd.spec.versions {
-        if let Some(schema) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
             schema.x_kubernetes_preserve_unknown_fields = Some(true);
         }
     }
