@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod compiler;
+pub mod config;
 pub mod definitions;
 pub mod event;
 pub mod executor;

@@ -6,6 +6,10 @@
 //! own command type, because what it can do differs (submit provider operations, create child objects, apply a
 //! Deployment); what every command type shares is here: events, conditions and requeueing.
 
+pub mod dependencies;
+pub mod provider;
+pub mod run_configuration;
+
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
