@@ -4,8 +4,9 @@
 //! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
 //! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.
 
-pub mod values;
-pub mod resources;
+pub mod conversion;
 pub mod definitions;
-pub mod version;
 pub mod reconcile;
+pub mod resources;
+pub mod values;
+pub mod version;

@@ -17,7 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum ValueError {
     #[error("invalid namespaced name {value:?}: {reason}")]
     NamespacedName { value: String, reason: &'static str },
-    #[error("invalid pipeline identifier {value:?}: expected NAME or NAME:VERSION of word characters and '-'")]
+    #[error(
+        "invalid pipeline identifier {value:?}: expected NAME or NAME:VERSION of word characters and '-'"
+    )]
     PipelineIdentifier { value: String },
     #[error("invalid artifact path {value:?}: expected COMPONENT:ARTIFACT[:INDEX][[FILTER]]")]
     ArtifactPath { value: String },
@@ -56,7 +58,10 @@ pub struct NamespacedName {
 
 impl NamespacedName {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,7 +93,10 @@ impl FromStr for NamespacedName {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| ValueError::NamespacedName { value: s.to_string(), reason };
+        let err = |reason| ValueError::NamespacedName {
+            value: s.to_string(),
+            reason,
+        };
         let mut parts = s.split('/');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(name), None, None) => Ok(Self::new("", name)),
@@ -124,8 +132,7 @@ impl JsonSchema for NamespacedName {
 pub const NAMESPACED_NAME_PATTERN: &str = "^([^/]+(/[^/]+)?)?$";
 
 /// The pattern of every `provider` field: the namespace is mandatory.
-pub const PROVIDER_REFERENCE_PATTERN: &str =
-    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+pub const PROVIDER_REFERENCE_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// Schema for `provider` fields (a [`NamespacedName`] with a mandatory namespace).
 pub fn provider_reference_schema(_: &mut SchemaGenerator) -> Schema {
@@ -151,7 +158,10 @@ pub struct PipelineIdentifier {
 
 impl PipelineIdentifier {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { name: name.into(), version: version.into() }
+        Self {
+            name: name.into(),
+            version: version.into(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -239,7 +249,10 @@ impl FromStr for ArtifactPath {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ValueError::ArtifactPath { value: s.to_string() };
-        let caps = ARTIFACT_PATH.as_ref().and_then(|re| re.captures(s)).ok_or_else(err)?;
+        let caps = ARTIFACT_PATH
+            .as_ref()
+            .and_then(|re| re.captures(s))
+            .ok_or_else(err)?;
         let group = |i| caps.get(i).map(|m| m.as_str()).unwrap_or_default();
         let index = match group(3) {
             "" => 0,
@@ -293,13 +306,21 @@ impl CronExpression {
     /// Six fields with leading seconds (Kubeflow Pipelines): a 5-field expression gets `0` seconds.
     pub fn six_fields(&self) -> String {
         let fields = self.fields();
-        if fields.len() == 5 { format!("0 {}", fields.join(" ")) } else { fields.join(" ") }
+        if fields.len() == 5 {
+            format!("0 {}", fields.join(" "))
+        } else {
+            fields.join(" ")
+        }
     }
 
     /// Five fields (Vertex AI): a 6-field expression drops its seconds.
     pub fn five_fields(&self) -> String {
         let fields = self.fields();
-        if fields.len() == 6 { fields[1..].join(" ") } else { fields.join(" ") }
+        if fields.len() == 6 {
+            fields[1..].join(" ")
+        } else {
+            fields.join(" ")
+        }
     }
 }
 
@@ -313,10 +334,15 @@ impl FromStr for CronExpression {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| ValueError::Cron { value: s.to_string(), reason };
+        let err = |reason: String| ValueError::Cron {
+            value: s.to_string(),
+            reason,
+        };
         let count = s.split_whitespace().count();
         if !(count == 5 || count == 6) {
-            return Err(err(format!("expected 5 fields, or 6 with leading seconds, found {count}")));
+            return Err(err(format!(
+                "expected 5 fields, or 6 with leading seconds, found {count}"
+            )));
         }
         croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
@@ -382,7 +408,10 @@ pub struct NamedValue {
 
 impl NamedValue {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), value: value.into() }
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -459,7 +488,10 @@ impl SynchronizationState {
 
     /// Parses case-insensitively; anything unrecognised is `Unknown` (the Go operator's behaviour).
     pub fn parse(s: &str) -> Self {
-        Self::ALL.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(s)).unwrap_or_default()
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s))
+            .unwrap_or_default()
     }
 
     /// The `status` of the `Synchronized` condition for this state.
@@ -485,8 +517,14 @@ mod tests {
 
     #[test]
     fn namespaced_name_forms() {
-        assert_eq!("ns/n".parse::<NamespacedName>().unwrap(), NamespacedName::new("ns", "n"));
-        assert_eq!("n".parse::<NamespacedName>().unwrap(), NamespacedName::new("", "n"));
+        assert_eq!(
+            "ns/n".parse::<NamespacedName>().unwrap(),
+            NamespacedName::new("ns", "n")
+        );
+        assert_eq!(
+            "n".parse::<NamespacedName>().unwrap(),
+            NamespacedName::new("", "n")
+        );
         assert_eq!("".parse::<NamespacedName>().unwrap(), NamespacedName::default());
         for bad in ["a/b/c", "/b", "a/", "/"] {
             let err = bad.parse::<NamespacedName>().unwrap_err().to_string();
@@ -498,8 +536,14 @@ mod tests {
 
     #[test]
     fn pipeline_identifier_forms() {
-        assert_eq!("p".parse::<PipelineIdentifier>().unwrap(), PipelineIdentifier::new("p", ""));
-        assert_eq!("p:v1-abc.2".parse::<PipelineIdentifier>().unwrap(), PipelineIdentifier::new("p", "v1-abc.2"));
+        assert_eq!(
+            "p".parse::<PipelineIdentifier>().unwrap(),
+            PipelineIdentifier::new("p", "")
+        );
+        assert_eq!(
+            "p:v1-abc.2".parse::<PipelineIdentifier>().unwrap(),
+            PipelineIdentifier::new("p", "v1-abc.2")
+        );
         assert!("p:".parse::<PipelineIdentifier>().is_err());
         assert!("a b".parse::<PipelineIdentifier>().is_err());
         assert_eq!(PipelineIdentifier::new("p", "v").to_string(), "p:v");
@@ -512,11 +556,28 @@ mod tests {
         assert_eq!(p.artifact, "pushed_model");
         assert_eq!(p.index, 0);
         assert_eq!(p.filter.as_deref(), Some("pushed == 1"));
-        assert_eq!("CsvExampleGen:examples".parse::<ArtifactPath>().unwrap().to_string(), "CsvExampleGen:examples:0");
+        assert_eq!(
+            "CsvExampleGen:examples"
+                .parse::<ArtifactPath>()
+                .unwrap()
+                .to_string(),
+            "CsvExampleGen:examples:0"
+        );
         assert_eq!("C:a:".parse::<ArtifactPath>().unwrap().index, 0);
         assert_eq!("C:a:3".parse::<ArtifactPath>().unwrap().to_string(), "C:a:3");
-        assert_eq!("C:a[x > 1]".parse::<ArtifactPath>().unwrap().to_string(), "C:a:0[x > 1]");
-        for bad in ["C", "C:", ":a", "C:a:x", "C:a:1:2", "C:a[x:y]", "C:a:99999999999999999999999"] {
+        assert_eq!(
+            "C:a[x > 1]".parse::<ArtifactPath>().unwrap().to_string(),
+            "C:a:0[x > 1]"
+        );
+        for bad in [
+            "C",
+            "C:",
+            ":a",
+            "C:a:x",
+            "C:a:1:2",
+            "C:a[x:y]",
+            "C:a:99999999999999999999999",
+        ] {
             let err = bad.parse::<ArtifactPath>().unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
         }
@@ -530,18 +591,37 @@ mod tests {
         let six: CronExpression = "30 0 * * * *".parse().unwrap();
         assert_eq!(six.five_fields(), "0 * * * *");
         assert_eq!(six.six_fields(), "30 0 * * * *");
-        for bad in ["", "* * * *", "* * * * * * *", "61 * * * *", "* 25 * * *", "not a cron at all"] {
+        for bad in [
+            "",
+            "* * * *",
+            "* * * * * * *",
+            "61 * * * *",
+            "* 25 * * *",
+            "not a cron at all",
+        ] {
             let err = bad.parse::<CronExpression>().unwrap_err().to_string();
-            assert!(err.starts_with(&format!("invalid cron expression {bad:?}")), "{err}");
+            assert!(
+                err.starts_with(&format!("invalid cron expression {bad:?}")),
+                "{err}"
+            );
         }
     }
 
     #[test]
     fn synchronization_state_parses_case_insensitively() {
-        assert_eq!(SynchronizationState::parse("succeeded"), SynchronizationState::Succeeded);
-        assert_eq!(SynchronizationState::parse("FAILED"), SynchronizationState::Failed);
+        assert_eq!(
+            SynchronizationState::parse("succeeded"),
+            SynchronizationState::Succeeded
+        );
+        assert_eq!(
+            SynchronizationState::parse("FAILED"),
+            SynchronizationState::Failed
+        );
         assert_eq!(SynchronizationState::parse(""), SynchronizationState::Unknown);
-        assert_eq!(SynchronizationState::parse("Error"), SynchronizationState::Unknown);
+        assert_eq!(
+            SynchronizationState::parse("Error"),
+            SynchronizationState::Unknown
+        );
         for state in SynchronizationState::ALL {
             assert_eq!(SynchronizationState::parse(state.as_str()), state);
         }
@@ -551,7 +631,10 @@ mod tests {
     fn serde_uses_the_string_forms() {
         let a: OutputArtifact = serde_json::from_str(r#"{"name":"m","path":"P:m:1[a == \"x\"]"}"#).unwrap();
         assert_eq!(a.path.index, 1);
-        assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"name":"m","path":"P:m:1[a == \"x\"]"}"#);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"name":"m","path":"P:m:1[a == \"x\"]"}"#
+        );
         let err = serde_json::from_str::<OutputArtifact>(r#"{"name":"m","path":"bad"}"#).unwrap_err();
         assert!(err.to_string().contains("invalid artifact path \"bad\""), "{err}");
     }

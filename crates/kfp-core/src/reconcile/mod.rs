@@ -23,13 +23,19 @@ pub struct Plan<C> {
 
 impl<C> Default for Plan<C> {
     fn default() -> Self {
-        Self { commands: Vec::new(), requeue_after: None }
+        Self {
+            commands: Vec::new(),
+            requeue_after: None,
+        }
     }
 }
 
 impl<C> Plan<C> {
     pub fn new(commands: Vec<C>) -> Self {
-        Self { commands, requeue_after: None }
+        Self {
+            commands,
+            requeue_after: None,
+        }
     }
 
     pub fn requeue_after(mut self, after: Duration) -> Self {

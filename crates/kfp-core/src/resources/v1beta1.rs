@@ -66,7 +66,9 @@ pub trait Conditions {
 
     /// The state recorded in the `Synchronized` condition's reason (`Unknown` when none).
     fn synchronization_state(&self) -> SynchronizationState {
-        self.synchronized().map(|c| SynchronizationState::parse(&c.reason)).unwrap_or_default()
+        self.synchronized()
+            .map(|c| SynchronizationState::parse(&c.reason))
+            .unwrap_or_default()
     }
 }
 
@@ -143,7 +145,11 @@ pub struct PipelineFramework {
         json_path = ".status.conditions[?(@.type==\"Synchronized\")].reason"
     ),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version"),
-    printcolumn(name = "CompletionState", type_ = "string", json_path = ".status.completionState")
+    printcolumn(
+        name = "CompletionState",
+        type_ = "string",
+        json_path = ".status.completionState"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunSpec {
