@@ -300,7 +300,7 @@ fn name() -> impl Strategy<Value = String> {
 
 fn named_values() -> impl Strategy<Value = Vec<Value>> {
     prop::collection::vec(
-        (name(), "[ -~]{0,8}").prop_map(|(n, v)| json!({"name": n, "value": v})),
+        (name(), "[ -~]{1,8}").prop_map(|(n, v)| json!({"name": n, "value": v})),
         0..3,
     )
 }
