@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod compiler;
 pub mod config;
+pub mod conversion;
 pub mod definitions;
 pub mod event;
 pub mod executor;

@@ -9,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
 
-use super::v1beta1;
+use super::{v1alpha5, v1alpha6, v1beta1};
 
 /// The hub version: stored, and the one every other version converts through.
 pub const STORAGE_VERSION: &str = "v1beta1";
@@ -22,12 +22,36 @@ pub const CONVERSION_PATH: &str = "/convert";
 /// All six CRDs, sorted by kind.
 pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
     let mut crds = vec![
-        multi_version(vec![v1beta1::Experiment::crd()])?,
-        multi_version(vec![v1beta1::Pipeline::crd()])?,
-        multi_version(vec![v1beta1::Provider::crd()])?,
-        multi_version(vec![v1beta1::Run::crd()])?,
-        multi_version(vec![v1beta1::RunConfiguration::crd()])?,
-        multi_version(vec![v1beta1::RunSchedule::crd()])?,
+        multi_version(vec![
+            v1beta1::Experiment::crd(),
+            v1alpha6::Experiment::crd(),
+            v1alpha5::Experiment::crd(),
+        ])?,
+        multi_version(vec![
+            v1beta1::Pipeline::crd(),
+            v1alpha6::Pipeline::crd(),
+            v1alpha5::Pipeline::crd(),
+        ])?,
+        multi_version(vec![
+            v1beta1::Provider::crd(),
+            v1alpha6::Provider::crd(),
+            v1alpha5::Provider::crd(),
+        ])?,
+        multi_version(vec![
+            v1beta1::Run::crd(),
+            v1alpha6::Run::crd(),
+            v1alpha5::Run::crd(),
+        ])?,
+        multi_version(vec![
+            v1beta1::RunConfiguration::crd(),
+            v1alpha6::RunConfiguration::crd(),
+            v1alpha5::RunConfiguration::crd(),
+        ])?,
+        multi_version(vec![
+            v1beta1::RunSchedule::crd(),
+            v1alpha6::RunSchedule::crd(),
+            v1alpha5::RunSchedule::crd(),
+        ])?,
     ];
     for crd in &mut crds {
         if crd.spec.names.kind == "Provider" {

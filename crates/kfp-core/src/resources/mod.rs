@@ -4,6 +4,12 @@
 //! it by [`crate::conversion`]. [`crd`] renders the multi-version CustomResourceDefinitions.
 
 pub mod crd;
+// kube's `printcolumn(...)` lists repeat `type_ = "string"`, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+pub mod v1alpha5;
+#[allow(clippy::duplicated_attributes)]
+pub mod v1alpha6;
+#[allow(clippy::duplicated_attributes)]
 pub mod v1beta1;
 
 /// The API group of every kind.

@@ -3,9 +3,6 @@
 //! Field names, required fields and `omitempty` behaviour follow the Go operator, so objects written by either
 //! operator read the same in both.
 
-// kube's `printcolumn(type_ = "string", ...)` repeats keys across columns by design.
-#![allow(clippy::duplicated_attributes)]
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
