@@ -2,7 +2,6 @@
 //! from `github.com/distribution/reference` v0.6.0 (with `github.com/opencontainers/go-digest` v1.0.0), as the Go
 //! operator's `Pipeline.ComputeVersion` uses it.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -46,7 +45,7 @@ const REPOSITORY_NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// The tag of `image` when Go's `ParseNormalizedNamed` accepts it and `TagNameOnly` makes it a `NamedTagged`:
 /// its tag, or `latest` when it has neither tag nor digest. `None` for a digest-only reference or an image that
 /// is not a valid reference.
-pub(crate) fn tag(image: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn tag(image: &str) -> Option<&str> {
     // anchoredIdentifierRegexp: a bare 64-character hex string is refused as a repository name.
     if image.len() == 64 && image.bytes().all(|b| matches!(b, b'a'..=b'f' | b'0'..=b'9')) {
         return None;
@@ -63,9 +62,14 @@ pub(crate) fn tag(image: &str) -> Option<Cow<'_, str>> {
         validate_digest(digest)?;
     }
     match (tag, digest) {
-        (Some(tag), _) => Some(Cow::Owned(tag.to_string())),
+        // `remainder` is a suffix of both `image` and `reference`, and holds the tag: borrow it from `image`.
+        (Some(tag), _) => {
+            let offset = (tag.as_ptr() as usize).checked_sub(reference.as_ptr() as usize)?;
+            let from_end = reference.len().checked_sub(offset)?;
+            image.get(image.len().checked_sub(from_end)?..)?.get(..tag.len())
+        }
         (None, Some(_)) => None,
-        (None, None) => Some(Cow::Borrowed(DEFAULT_TAG)),
+        (None, None) => Some(DEFAULT_TAG),
     }
 }
 
@@ -91,11 +95,22 @@ fn split_docker_domain(name: &str) -> (&str, &'static str, &str) {
 }
 
 /// `reference.Parse`: the tag and digest of a valid reference.
+///
+/// Where the grammar matches, the parts are unambiguous: the digest follows the only `@`, and the tag follows the
+/// last `:` when no `/` comes after it (a `:` before a `/` is a registry port). So a match test and a split do
+/// what Go's capture groups do, without the cost of captures.
 fn parse(reference: &str) -> Option<(Option<&str>, Option<&str>)> {
-    let caps = REFERENCE.as_ref()?.captures(reference)?;
-    let name = caps.get(1)?.as_str();
-    let tag = caps.get(2).map(|m| m.as_str()).filter(|t| !t.is_empty());
-    let digest = caps.get(3).map(|m| m.as_str()).filter(|d| !d.is_empty());
+    if !REFERENCE.as_ref()?.is_match(reference) {
+        return None;
+    }
+    let (name_and_tag, digest) = match reference.split_once('@') {
+        Some((name_and_tag, digest)) => (name_and_tag, Some(digest)),
+        None => (reference, None),
+    };
+    let (name, tag) = match name_and_tag.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (name_and_tag, None),
+    };
     // The repository path (the name without its domain) is limited to 255 characters.
     if name.len() > REPOSITORY_NAME_TOTAL_LENGTH_MAX {
         let path = match ANCHORED_NAME.as_ref()?.captures(name) {
@@ -106,7 +121,7 @@ fn parse(reference: &str) -> Option<(Option<&str>, Option<&str>)> {
             return None;
         }
     }
-    Some((tag, digest))
+    Some((tag.filter(|t| !t.is_empty()), digest.filter(|d| !d.is_empty())))
 }
 
 /// go-digest's `Digest.Validate`, with sha256, sha384 and sha512 available (the operator binary links them all);
@@ -147,7 +162,7 @@ mod tests {
             ("a_b.c/foo:v", "v"),
             ("localhost:5000", "5000"),
         ] {
-            assert_eq!(tag(image).as_deref(), Some(expected), "{image}");
+            assert_eq!(tag(image), Some(expected), "{image}");
         }
         assert_eq!(
             tag(&format!("gcr.io/p/pipeline:v2@sha256:{SHA}")).as_deref(),

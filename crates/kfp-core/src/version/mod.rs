@@ -30,16 +30,29 @@ pub fn pipeline_version(spec: &PipelineSpec) -> String {
     h.named_values(&spec.env);
     h.string(&spec.framework.name);
     h.json_map(&spec.framework.parameters);
-    let hex6 = h.hex6();
+    let digest = h.0.finalize();
+    let hash = digest.get(..3).unwrap_or_default();
     match image::tag(&spec.image) {
         Some(tag) => {
-            let mut version = String::with_capacity(tag.len() + 1 + hex6.len());
-            version.push_str(&tag);
+            let mut version = String::with_capacity(tag.len() + 7);
+            version.push_str(tag);
             version.push('-');
-            version.push_str(&hex6);
+            push_hex(&mut version, hash);
             version
         }
-        None => hex6,
+        None => {
+            let mut version = String::with_capacity(6);
+            push_hex(&mut version, hash);
+            version
+        }
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
@@ -187,7 +200,9 @@ impl ObjectHasher {
 
     fn hex6(self) -> String {
         let digest = self.0.finalize();
-        hex::encode(digest.get(..3).unwrap_or_default())
+        let mut version = String::with_capacity(6);
+        push_hex(&mut version, digest.get(..3).unwrap_or_default());
+        version
     }
 }
 
