@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite. Gets the test control-plane binaries first (scripts/test-assets.sh: built once, then
+# cached), points the integration tests at them, and runs cargo test for the workspace.
+# Extra arguments go to cargo test, e.g. `scripts/test.sh -p kfp-testenv -- --nocapture`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+assets="$(bash scripts/test-assets.sh | tail -n 1)"
+export KUBEBUILDER_ASSETS="$assets"
+echo "test.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS" >&2
+
+if [[ $# -eq 0 ]]; then
+    set -- --workspace
+fi
+exec cargo test "$@"
