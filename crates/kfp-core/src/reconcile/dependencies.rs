@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::reconcile::{Event, EventType, reasons};
-use crate::resources::v1beta1::{Dependencies, Parameter, RunConfigurationStatus, RunReference};
+use crate::resources::v1beta1::{Dependencies, Parameter, RunReference};
 use crate::values::{NamedValue, NamespacedName, PipelineIdentifier, SynchronizationState};
 
 /// A `valueFrom` parameter that cannot be resolved (and is not optional).
@@ -25,6 +25,11 @@ pub enum ResolutionError {
     #[error("dependency '{dependency}' not found")]
     DependencyNotFound { dependency: String },
 }
+
+/// Every required `valueFrom` parameter that could not be resolved, in spec order (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct Unresolved(pub Vec<ResolutionError>);
 
 /// Parameters with every resolvable value filled in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,14 +51,15 @@ pub fn dependency_key(reference: &NamespacedName, referring_namespace: &str) -> 
 ///
 /// A literal `value` is taken as it is. `valueFrom` reads
 /// `dependencies.runConfigurations[<ns>/<rc>].artifacts[name = outputArtifact].location`. When that is missing, an
-/// optional parameter is left out (and reported in [`ResolvedParameters::skipped_optional`]); otherwise the first
-/// failure is returned.
+/// optional parameter is left out (and reported in [`ResolvedParameters::skipped_optional`]); otherwise it is
+/// unresolved, and every unresolved parameter is returned so a message can name all that is missing.
 pub fn resolve_parameters(
     parameters: &[Parameter],
     namespace: &str,
     dependencies: &Dependencies,
-) -> Result<ResolvedParameters, ResolutionError> {
+) -> Result<ResolvedParameters, Unresolved> {
     let mut resolved = ResolvedParameters::default();
+    let mut unresolved = Vec::new();
     for parameter in parameters {
         let Some(value_from) = &parameter.value_from else {
             resolved
@@ -78,10 +84,19 @@ pub fn resolve_parameters(
         match location {
             Ok(location) => resolved.values.push(NamedValue::new(&parameter.name, location)),
             Err(_) if reference.optional => resolved.skipped_optional.push(parameter.name.clone()),
-            Err(error) => return Err(error),
+            Err(error) => unresolved.push(error),
         }
     }
-    Ok(resolved)
+    if unresolved.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(Unresolved(unresolved))
+    }
+}
+
+/// The message for an optional parameter that was left out (SPEC 3.4 step 5).
+pub fn optional_parameter_message(name: &str) -> String {
+    format!("Unable to resolve parameter '{name}', but skipping as it is marked as optional.")
 }
 
 /// The Normal/`Synced` event for an optional parameter that was left out (SPEC 3.4 step 5).
@@ -89,7 +104,7 @@ pub fn optional_parameter_skipped_event(name: &str) -> Event {
     Event {
         type_: EventType::Normal,
         reason: reasons::SYNCED.to_string(),
-        message: format!("Unable to resolve parameter '{name}', but skipping as it is marked as optional."),
+        message: optional_parameter_message(name),
     }
 }
 
@@ -112,14 +127,14 @@ pub fn referenced_run_configurations(
 ///
 /// One entry per referenced RunConfiguration (parameter and trigger references, namespaces defaulting to
 /// `namespace`): `{providerId, artifacts}` of its `status.latestRuns.succeeded`, keeping only the artifacts some
-/// parameter reads, in the dependency's order. A RunConfiguration missing from `run_configurations` (keyed by
-/// `namespace/name`) gets an empty entry, as does one that never succeeded. `runEndTime` is not copied: dependants
-/// compare provider ids only.
-pub fn snapshot_run_configurations(
+/// parameter reads, in the dependency's order. A RunConfiguration for which `latest_succeeded` (keyed by
+/// `namespace/name`) finds nothing gets an empty entry, as does one that never succeeded. `runEndTime` is not copied:
+/// dependants compare provider ids only.
+pub fn snapshot_run_configurations<'a>(
     parameters: &[Parameter],
     trigger_references: &[NamespacedName],
     namespace: &str,
-    run_configurations: &BTreeMap<String, RunConfigurationStatus>,
+    latest_succeeded: impl Fn(&str) -> Option<&'a RunReference>,
 ) -> BTreeMap<String, RunReference> {
     let mut read_artifacts: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for parameter in parameters {
@@ -134,10 +149,9 @@ pub fn snapshot_run_configurations(
     referenced_run_configurations(parameters, trigger_references, namespace)
         .into_iter()
         .map(|key| {
-            let snapshot = match run_configurations.get(&key) {
+            let snapshot = match latest_succeeded(&key) {
                 None => RunReference::default(),
-                Some(status) => {
-                    let succeeded = &status.latest_runs.succeeded;
+                Some(succeeded) => {
                     let wanted = read_artifacts.get(&key);
                     RunReference {
                         provider_id: succeeded.provider_id.clone(),
@@ -191,7 +205,7 @@ pub fn observed_pipeline_version(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::v1beta1::{LatestRuns, RunConfigurationRef, ValueFrom};
+    use crate::resources::v1beta1::{LatestRuns, RunConfigurationRef, RunConfigurationStatus, ValueFrom};
     use crate::values::Artifact;
 
     fn value_from(name: &str, rc: &str, artifact: &str, optional: bool) -> Parameter {
@@ -314,7 +328,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let snapshot = snapshot_run_configurations(&params, &triggers, "ns", &statuses);
+        let snapshot = snapshot_run_configurations(&params, &triggers, "ns", |key| {
+            statuses
+                .get(key)
+                .map(|s: &RunConfigurationStatus| &s.latest_runs.succeeded)
+        });
         assert_eq!(snapshot.len(), 2);
         assert_eq!(snapshot["base/rc"].provider_id, "run-1");
         assert_eq!(

@@ -6,20 +6,14 @@ use std::time::Duration;
 
 use super::Plan;
 use super::definition;
+use super::dependencies;
 use super::generic::{Built, Machine, Observed, Out, ResourceCommand, current_status};
-use super::{Event, EventType, reasons};
 use crate::executor::{OperationDefinition, ResourceKind};
 use crate::resources::v1beta1::{Conditions, Run, RunReference, RunStatus};
 use crate::values::{NamespacedName, SynchronizationState};
 use crate::version;
 
-/// The referenced Pipeline (`<run ns>/<spec.pipeline.name>`) as observed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipelineObservation {
-    pub state: SynchronizationState,
-    /// Its `status.version`.
-    pub version: String,
-}
+pub use super::dependencies::{PipelineObservation, optional_parameter_message};
 
 /// What a Run depends on, gathered by the controller, and the Run configuration.
 #[derive(Debug, Clone, Default)]
@@ -32,104 +26,10 @@ pub struct RunInputs {
     pub run_completion_ttl: Option<Duration>,
 }
 
-/// The message of the Normal event for a skipped optional parameter (SPEC 3.4 step 5).
-pub fn optional_parameter_message(name: &str) -> String {
-    format!("Unable to resolve parameter '{name}', but skipping as it is marked as optional.")
-}
-
-/// Resolved parameters, skipped optional ones, and the errors of required ones.
-struct Resolution {
-    values: BTreeMap<String, String>,
-    skipped: Vec<String>,
-    errors: Vec<String>,
-}
-
-fn resolve(run: &Run, status: &RunStatus) -> Resolution {
-    let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
-    let mut resolution = Resolution {
-        values: BTreeMap::new(),
-        skipped: Vec::new(),
-        errors: Vec::new(),
-    };
-    for parameter in &run.spec.parameters {
-        let Some(from) = &parameter.value_from else {
-            resolution
-                .values
-                .insert(parameter.name.clone(), parameter.value.clone());
-            continue;
-        };
-        let reference = &from.run_configuration_ref;
-        let key = reference.name.with_default_namespace(namespace).to_string();
-        let found = match status.dependencies.run_configurations.get(&key) {
-            None => Err(format!("dependency '{key}' not found")),
-            Some(dependency) => dependency
-                .artifacts
-                .iter()
-                .find(|a| a.name == reference.output_artifact)
-                .map(|a| a.location.clone())
-                .ok_or_else(|| {
-                    format!(
-                        "artifact '{}' not found in dependency '{key}'",
-                        reference.output_artifact
-                    )
-                }),
-        };
-        match found {
-            Ok(location) => {
-                resolution.values.insert(parameter.name.clone(), location);
-            }
-            Err(_) if reference.optional => resolution.skipped.push(parameter.name.clone()),
-            Err(error) => resolution.errors.push(error),
-        }
-    }
-    resolution
-}
-
-/// SPEC 3.7 step 4 as used by a Run: the referenced RunConfigurations' latest succeeded runs, limited to the
-/// referenced artifacts; a missing RunConfiguration is `{}`.
-fn dependency_snapshot(run: &Run, inputs: &RunInputs) -> BTreeMap<String, RunReference> {
-    let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
-    let mut snapshot: BTreeMap<String, RunReference> = BTreeMap::new();
-    for parameter in &run.spec.parameters {
-        let Some(from) = &parameter.value_from else {
-            continue;
-        };
-        let reference = &from.run_configuration_ref;
-        let key = reference.name.with_default_namespace(namespace).to_string();
-        let entry = snapshot.entry(key.clone()).or_default();
-        let Some(latest) = inputs.run_configurations.get(&key) else {
-            continue;
-        };
-        entry.provider_id = latest.provider_id.clone();
-        for artifact in latest
-            .artifacts
-            .iter()
-            .filter(|a| a.name == reference.output_artifact)
-        {
-            if !entry.artifacts.contains(artifact) {
-                entry.artifacts.push(artifact.clone());
-            }
-        }
-    }
-    snapshot
-}
-
-/// SPEC 3.4 step 4b: fixed `spec.pipeline` version, else the Pipeline's succeeded version.
-fn observed_pipeline_version(run: &Run, inputs: &RunInputs, current: &str) -> String {
-    if !run.spec.pipeline.version.is_empty() {
-        return run.spec.pipeline.version.clone();
-    }
-    match &inputs.pipeline {
-        None => String::new(),
-        Some(p) if p.state == SynchronizationState::Succeeded => p.version.clone(),
-        Some(p) if p.state == SynchronizationState::Deleted => String::new(),
-        Some(_) => current.to_string(),
-    }
-}
-
 /// Plans a Run (SPEC 3.4 with Decisions 1-3).
 pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<ResourceCommand<RunStatus>> {
     let run = observed.resource;
+    let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
     let current = current_status(&run.status);
     let mut status: RunStatus = current.as_ref().clone();
     let deleting = run.metadata.deletion_timestamp.is_some();
@@ -178,13 +78,20 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
         && observed.provider.is_some()
         && (status.dependencies.pipeline.version.is_empty() || unsubmitted)
     {
-        let snapshot = dependency_snapshot(run, inputs);
+        let snapshot =
+            dependencies::snapshot_run_configurations(&run.spec.parameters, &[], namespace, |key| {
+                inputs.run_configurations.get(key)
+            });
         if snapshot != status.dependencies.run_configurations {
             status.dependencies.run_configurations = snapshot;
             machine.set_status_quietly(&mut out, status);
             return out.into_plan();
         }
-        let pipeline_version = observed_pipeline_version(run, inputs, &status.dependencies.pipeline.version);
+        let pipeline_version = dependencies::observed_pipeline_version(
+            &run.spec.pipeline,
+            inputs.pipeline.as_ref(),
+            &status.dependencies.pipeline.version,
+        );
         if pipeline_version != status.dependencies.pipeline.version {
             status.dependencies.pipeline.version = pipeline_version;
             machine.set_status_quietly(&mut out, status);
@@ -218,26 +125,32 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
     }
 
     machine.version = version::run_version(&run.spec, &status.dependencies.pipeline.version);
-    let resolution = resolve(run, &status);
+    let resolution = dependencies::resolve_parameters(&run.spec.parameters, namespace, &status.dependencies);
     let pipeline_version = status.dependencies.pipeline.version.clone();
     let v = machine.version.clone();
     let mut submitted_with_skips = false;
     let mut build = |provider: &crate::resources::v1beta1::Provider| {
         definition::check_allowed_namespace(&run.metadata, provider)?;
-        if !resolution.errors.is_empty() {
-            return Ok(Built::Pending(format!(
-                "Unable to resolve parameters: {}",
-                resolution.errors.join("; ")
-            )));
-        }
-        submitted_with_skips = !resolution.skipped.is_empty();
+        let resolved = match &resolution {
+            Ok(resolved) => resolved,
+            Err(unresolved) => {
+                return Ok(Built::Pending(format!(
+                    "Unable to resolve parameters: {unresolved}"
+                )));
+            }
+        };
+        submitted_with_skips = !resolved.skipped_optional.is_empty();
         Ok(Built::Ready(OperationDefinition::Run(
             definition::run_definition(
                 &run.metadata,
                 &run.spec,
                 &v,
                 &pipeline_version,
-                resolution.values.clone(),
+                resolved
+                    .values
+                    .iter()
+                    .map(|p| (p.name.clone(), p.value.clone()))
+                    .collect(),
             ),
         )))
     };
@@ -246,13 +159,11 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
         .commands
         .iter()
         .any(|c| matches!(c, ResourceCommand::Submit(_)));
-    if submitted && submitted_with_skips {
-        for name in &resolution.skipped {
-            out.push(ResourceCommand::RecordEvent(Event {
-                type_: EventType::Normal,
-                reason: reasons::SYNCED.to_string(),
-                message: optional_parameter_message(name),
-            }));
+    if let (true, true, Ok(resolved)) = (submitted, submitted_with_skips, &resolution) {
+        for name in &resolved.skipped_optional {
+            out.push(ResourceCommand::RecordEvent(
+                dependencies::optional_parameter_skipped_event(name),
+            ));
         }
     }
     machine.finish(out, &status)

@@ -137,7 +137,12 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
         &spec.run.parameters,
         &spec.triggers.run_configurations,
         &namespace,
-        &observed.run_configurations,
+        |key| {
+            observed
+                .run_configurations
+                .get(key)
+                .map(|s| &s.latest_runs.succeeded)
+        },
     );
     if snapshot != status.dependencies.run_configurations {
         let mut new = status;
