@@ -1,5 +1,8 @@
 //! The CRDs checked in under `config/crd/` are exactly what the binary generates.
 
+// Test code: failing loudly with the reason is the point.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 #[test]
