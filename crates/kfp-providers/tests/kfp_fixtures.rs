@@ -182,6 +182,8 @@ async fn requests_match_the_recorded_examples() {
 #[tokio::test]
 async fn the_fake_answers_with_the_documented_shapes() {
     let fake = FakeKfp::start().await.unwrap();
+    // reqwest has no bundled crypto provider: the workspace's is ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
 

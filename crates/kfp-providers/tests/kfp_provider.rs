@@ -238,21 +238,46 @@ async fn delete_pipeline_removes_versions_then_the_pipeline_and_ignores_not_foun
 }
 
 #[tokio::test]
-async fn a_duplicate_pipeline_is_invalid() {
+async fn a_repeated_create_adopts_the_existing_pipeline() {
     let s = setup().await;
-    s.provider
+    let id = s
+        .provider
         .create_pipeline(&pipeline("v1", "kfp-sdk", compiled()))
         .await
         .unwrap();
+    let again = s
+        .provider
+        .create_pipeline(&pipeline("v2", "kfp-sdk", compiled()))
+        .await
+        .unwrap();
+    assert_eq!(again, id);
+    assert_eq!(s.fake.pipelines().len(), 1);
+    let versions = s.fake.pipeline_versions(&id);
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v.display_name.as_str())
+            .collect::<Vec<_>>(),
+        ["v2"]
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_upload_is_invalid() {
+    let s = setup().await;
+    let message = assert_invalid(
+        s.provider
+            .create_pipeline(&pipeline("v1", "kfp-sdk", json!([1])))
+            .await,
+    );
+    assert!(message.contains("JSON object"), "{message}");
+    s.fake.fail_next(1, 409);
     let message = assert_invalid(
         s.provider
             .create_pipeline(&pipeline("v1", "kfp-sdk", compiled()))
             .await,
     );
-    assert!(
-        message.contains("HTTP 409") && message.contains("already exists"),
-        "{message}"
-    );
+    assert!(message.contains("HTTP 409"), "{message}");
 }
 
 #[tokio::test]

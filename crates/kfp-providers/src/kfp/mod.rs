@@ -2,7 +2,7 @@
 //!
 //! | operation | REST calls |
 //! |---|---|
-//! | create pipeline | `POST /apis/v2beta1/pipelines/upload` (multipart `uploadfile`=`resource.yaml`, `name=<ns>-<name>`), then update |
+//! | create pipeline | `POST /apis/v2beta1/pipelines/upload` (multipart `uploadfile`=`resource.yaml`, `name=<ns>-<name>`), then update; an existing pipeline of that name is adopted (idempotent create) |
 //! | update pipeline | list + `DELETE .../pipelines/{id}/versions/{vid}` for every version, `POST /apis/v2beta1/pipelines/upload_version` (`pipelineid`, `name=<version>`); id unchanged |
 //! | delete pipeline | delete every version, `DELETE /apis/v2beta1/pipelines/{id}`; NotFound ignored |
 //! | create run | pipeline, version and experiment ids by `filter` `display_name EQUALS`, `POST /apis/v2beta1/runs` |
@@ -390,15 +390,24 @@ impl Provider for KfpProvider {
         let url = self.client.url(&["pipelines", "upload"])?;
         let name = display_name(&info.name);
         let query = [("name", name.clone()), ("display_name", name)];
-        let created: Pipeline = self.client.upload(url, &query, file.clone()).await?;
-        if created.pipeline_id.is_empty() {
-            return Err(ProviderError::transient(
-                "UploadPipeline answered without a pipeline_id",
-            ));
-        }
-        self.delete_pipeline_versions(&created.pipeline_id).await?;
-        self.upload_version(&created.pipeline_id, &info, file).await?;
-        Ok(created.pipeline_id)
+        let pipeline_id = match self.client.upload::<Pipeline>(url, &query, file.clone()).await {
+            Ok(created) if created.pipeline_id.is_empty() => {
+                return Err(ProviderError::transient(
+                    "UploadPipeline answered without a pipeline_id",
+                ));
+            }
+            Ok(created) => created.pipeline_id,
+            // A create repeated after a failure half-way (e.g. the operator crashed): KFP answers 409 because the
+            // pipeline exists. Adopt it, so create stays idempotent; any other rejection stands.
+            Err(ProviderError::Invalid(message)) => match self.pipeline_id(&info.name).await {
+                Ok(existing) => existing,
+                Err(_) => return Err(ProviderError::Invalid(message)),
+            },
+            Err(e) => return Err(e),
+        };
+        self.delete_pipeline_versions(&pipeline_id).await?;
+        self.upload_version(&pipeline_id, &info, file).await?;
+        Ok(pipeline_id)
     }
 
     async fn update_pipeline(
