@@ -1,1 +1,3 @@
 //! Provider implementations and the provider-service HTTP server (see issue 4).
+
+pub mod kfp;

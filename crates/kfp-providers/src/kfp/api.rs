@@ -1,0 +1,184 @@
+//! Wire types of the Kubeflow Pipelines v2beta1 REST API (grpc-gateway, snake_case JSON), as far as the provider
+//! uses them.
+//!
+//! Field names follow the official API reference: `backend/api/v2beta1/swagger/{pipeline,pipeline.upload,run,
+//! recurring_run,experiment,filter}.swagger.json` and the generated `python_http_client/docs/V2beta1*.md` of
+//! kubeflow/pipelines. Request types omit empty fields; response types accept missing fields (protojson leaves
+//! unpopulated fields out) and ignore fields they do not read.
+
+use serde::{Deserialize, Serialize};
+
+/// `googlerpcStatus`: the body of every non-2xx answer (`{"code", "message", "details"}`). Older gateways also sent
+/// `error`, kept as a fallback for the message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RpcStatus {
+    #[serde(default)]
+    pub code: i32,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub details: Vec<serde_json::Value>,
+}
+
+/// `v2beta1Pipeline` (answer of `UploadPipeline`, items of `ListPipelines`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Pipeline {
+    #[serde(default)]
+    pub pipeline_id: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// `v2beta1PipelineVersion` (answer of `UploadPipelineVersion`, items of `ListPipelineVersions`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PipelineVersion {
+    #[serde(default)]
+    pub pipeline_id: String,
+    #[serde(default)]
+    pub pipeline_version_id: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// `v2beta1ListPipelinesResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListPipelinesResponse {
+    #[serde(default)]
+    pub pipelines: Vec<Pipeline>,
+    #[serde(default)]
+    pub total_size: i32,
+    #[serde(default)]
+    pub next_page_token: String,
+}
+
+/// `v2beta1ListPipelineVersionsResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListPipelineVersionsResponse {
+    #[serde(default)]
+    pub pipeline_versions: Vec<PipelineVersion>,
+    #[serde(default)]
+    pub total_size: i32,
+    #[serde(default)]
+    pub next_page_token: String,
+}
+
+/// `v2beta1Experiment`: the body of `CreateExperiment` and its answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub experiment_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+/// `v2beta1ListExperimentsResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListExperimentsResponse {
+    #[serde(default)]
+    pub experiments: Vec<Experiment>,
+    #[serde(default)]
+    pub total_size: i32,
+    #[serde(default)]
+    pub next_page_token: String,
+}
+
+/// `v2beta1PipelineVersionReference`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineVersionReference {
+    pub pipeline_id: String,
+    pub pipeline_version_id: String,
+}
+
+/// `v2beta1RuntimeConfig`: parameters are `google.protobuf.Value`s (plain JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pipeline_root: String,
+}
+
+/// `v2beta1Run`: the body of `CreateRun` (the fields the provider sets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CreateRun {
+    pub display_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub experiment_id: String,
+    pub pipeline_version_reference: PipelineVersionReference,
+    pub runtime_config: RuntimeConfig,
+}
+
+/// `v2beta1Run` as answered by `CreateRun` and `GetRun`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Run {
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub experiment_id: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub runtime_config: Option<RuntimeConfig>,
+}
+
+/// `v2beta1CronSchedule`: a 6-field cron (leading seconds) and optional RFC 3339 bounds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CronSchedule {
+    pub cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+}
+
+/// `v2beta1Trigger`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub cron_schedule: CronSchedule,
+}
+
+/// `v2beta1RecurringRun`: the body of `CreateRecurringRun` (the fields the provider sets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CreateRecurringRun {
+    pub display_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub experiment_id: String,
+    pub pipeline_version_reference: PipelineVersionReference,
+    pub runtime_config: RuntimeConfig,
+    /// int64, which protojson writes as a string.
+    pub max_concurrency: String,
+    pub no_catchup: bool,
+    /// `RecurringRunMode`: `ENABLE`.
+    pub mode: String,
+    pub trigger: Trigger,
+}
+
+/// `v2beta1RecurringRun` as answered by `CreateRecurringRun`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RecurringRun {
+    #[serde(default)]
+    pub recurring_run_id: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// The `filter` query parameter: a JSON-serialised `Filter` message (filter.proto) with one
+/// `display_name EQUALS <value>` predicate.
+pub fn display_name_filter(display_name: &str) -> String {
+    serde_json::json!({
+        "predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": display_name}]
+    })
+    .to_string()
+}

@@ -1,0 +1,1059 @@
+//! An in-process fake of the Kubeflow Pipelines v2beta1 REST API (axum), for tests (feature `fakes`).
+//!
+//! Written from the official API reference (kubeflow/pipelines `backend/api/v2beta1/swagger/*.swagger.json`,
+//! `filter.proto`, `python_http_client/docs/V2beta1*.md`), not from this crate's client, so it catches field-name
+//! drift:
+//! - JSON bodies must only hold the fields the reference documents for the message (snake_case), else 400 with the
+//!   gateway's `googlerpcStatus` body `{"code": 3, "message": ..., "details": []}`; unknown query parameters too;
+//! - pipelines: multipart `uploadfile` upload and `upload_version`, one default version per uploaded pipeline,
+//!   duplicate names 409 (`ALREADY_EXISTS`, code 6), `DeletePipeline` refuses a pipeline with versions (400,
+//!   `FAILED_PRECONDITION`, code 9), the uploaded file is kept ([`FakePipelineVersion::pipeline_spec`]);
+//! - lists paginate with `page_size` (default 20, capped by [`FakeKfp::set_max_page_size`]) and an opaque
+//!   `next_page_token`, and apply `filter` predicates `display_name EQUALS <string_value>`;
+//! - recurring runs: the cron must have 6 fields (leading seconds) as the backend's parser wants, `max_concurrency`
+//!   in 1..=10, `mode` `ENABLE`/`DISABLE`;
+//! - missing ids answer 404 (`NOT_FOUND`, code 5);
+//! - failure injection: [`FakeKfp::fail_next`] (answer the next requests with a status), [`FakeKfp::hang_next`]
+//!   (never answer, for timeouts), [`FakeKfp::require_token`] (401 without the bearer token).
+//!
+//! Every request is recorded ([`FakeKfp::requests`]) with its `Authorization` header, query and JSON body.
+//! Uploaded files must be JSON (a YAML subset); the real server also takes YAML.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path, e.g. `/apis/v2beta1/runs`.
+    pub path: String,
+    /// Decoded query parameters.
+    pub query: BTreeMap<String, String>,
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// The multipart `uploadfile` part's file name, if any.
+    pub upload_file_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakePipeline {
+    pub pipeline_id: String,
+    pub display_name: String,
+    pub namespace: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakePipelineVersion {
+    pub pipeline_id: String,
+    pub pipeline_version_id: String,
+    pub display_name: String,
+    /// The uploaded file, parsed.
+    pub pipeline_spec: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeExperiment {
+    pub experiment_id: String,
+    pub display_name: String,
+    pub description: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    next_id: u64,
+    pipelines: Vec<FakePipeline>,
+    versions: Vec<FakePipelineVersion>,
+    experiments: Vec<FakeExperiment>,
+    runs: Vec<Value>,
+    recurring_runs: Vec<Value>,
+    requests: Vec<RecordedRequest>,
+    fail_next: VecDeque<u16>,
+    hang_next: usize,
+    max_page_size: usize,
+    required_token: Option<String>,
+}
+
+impl FakeState {
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.next_id)
+    }
+
+    fn timestamp(&self) -> String {
+        let n = self.next_id;
+        format!(
+            "2024-01-01T{:02}:{:02}:{:02}Z",
+            (n / 3600) % 24,
+            (n / 60) % 60,
+            n % 60
+        )
+    }
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, FakeState> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running fake KFP API server on a loopback port; stops when dropped.
+#[derive(Debug)]
+pub struct FakeKfp {
+    url: String,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeKfp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeKfp {
+    /// Starts the server on `127.0.0.1:<free port>` in the current tokio runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(FakeState {
+            max_page_size: 200,
+            ..FakeState::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, state, task })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (the `restKfpApiUrl`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Answers the next `count` requests with `status` (and a `googlerpcStatus` body) without handling them.
+    pub fn fail_next(&self, count: usize, status: u16) {
+        lock(&self.state)
+            .fail_next
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Never answers the next `count` requests.
+    pub fn hang_next(&self, count: usize) {
+        lock(&self.state).hang_next += count;
+    }
+
+    /// Caps the page size of list answers.
+    pub fn set_max_page_size(&self, size: usize) {
+        lock(&self.state).max_page_size = size.max(1);
+    }
+
+    /// Requires `Authorization: Bearer <token>` (401 otherwise); `None` accepts anything.
+    pub fn require_token(&self, token: Option<&str>) {
+        lock(&self.state).required_token = token.map(str::to_string);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.state).requests.clear();
+    }
+
+    pub fn pipelines(&self) -> Vec<FakePipeline> {
+        lock(&self.state).pipelines.clone()
+    }
+
+    /// The versions of `pipeline_id`, oldest first.
+    pub fn pipeline_versions(&self, pipeline_id: &str) -> Vec<FakePipelineVersion> {
+        lock(&self.state)
+            .versions
+            .iter()
+            .filter(|v| v.pipeline_id == pipeline_id)
+            .cloned()
+            .collect()
+    }
+
+    pub fn experiments(&self) -> Vec<FakeExperiment> {
+        lock(&self.state).experiments.clone()
+    }
+
+    /// Runs as stored (the created body plus `run_id`, `state`, `created_at`, ...).
+    pub fn runs(&self) -> Vec<Value> {
+        lock(&self.state).runs.clone()
+    }
+
+    /// Recurring runs as stored.
+    pub fn recurring_runs(&self) -> Vec<Value> {
+        lock(&self.state).recurring_runs.clone()
+    }
+
+    /// Creates an experiment directly (e.g. KFP's `Default`); returns its id.
+    pub fn add_experiment(&self, display_name: &str, namespace: &str) -> String {
+        let mut state = lock(&self.state);
+        let experiment_id = state.id();
+        state.experiments.push(FakeExperiment {
+            experiment_id: experiment_id.clone(),
+            display_name: display_name.to_string(),
+            description: String::new(),
+            namespace: namespace.to_string(),
+        });
+        experiment_id
+    }
+
+    /// Adds a version to a pipeline directly (e.g. to have more versions than a page); returns its id.
+    pub fn add_pipeline_version(&self, pipeline_id: &str, display_name: &str) -> String {
+        let mut state = lock(&self.state);
+        let pipeline_version_id = state.id();
+        state.versions.push(FakePipelineVersion {
+            pipeline_id: pipeline_id.to_string(),
+            pipeline_version_id: pipeline_version_id.clone(),
+            display_name: display_name.to_string(),
+            pipeline_spec: json!({}),
+        });
+        pipeline_version_id
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A gRPC status as the gateway writes it.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: i32,
+    message: String,
+}
+
+impl ApiError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 3,
+            message: message.into(),
+        }
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: 5,
+            message: message.into(),
+        }
+    }
+    fn already_exists(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            code: 6,
+            message: message.into(),
+        }
+    }
+    fn failed_precondition(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: 9,
+            message: message.into(),
+        }
+    }
+    fn from_status(status: u16) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let code = match status.as_u16() {
+            400 => 3,
+            401 => 16,
+            403 => 7,
+            404 => 5,
+            409 => 6,
+            429 => 8,
+            501 => 12,
+            503 => 14,
+            504 => 4,
+            _ => 13,
+        };
+        Self {
+            status,
+            code,
+            message: format!("injected failure (HTTP {})", status.as_u16()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"code": self.code, "message": self.message, "details": []});
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Value, ApiError>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request handling
+// ---------------------------------------------------------------------------------------------------------------
+
+struct Upload {
+    file_name: String,
+    bytes: Vec<u8>,
+}
+
+async fn handle(State(state): State<Shared>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query: BTreeMap<String, String> = request
+        .uri()
+        .query()
+        .and_then(|q| reqwest::Url::parse(&format!("http://fake/?{q}")).ok())
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+
+    let (body, upload) = if multipart {
+        match read_upload(request).await {
+            Ok(upload) => (None, upload),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        match to_bytes(request.into_body(), 64 << 20).await {
+            Ok(bytes) if bytes.is_empty() => (None, None),
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(value) => (Some(value), None),
+                Err(e) => return ApiError::invalid(format!("invalid JSON body: {e}")).into_response(),
+            },
+            Err(e) => return ApiError::invalid(format!("unreadable body: {e}")).into_response(),
+        }
+    };
+
+    let (hang, fail, required_token) = {
+        let mut s = lock(&state);
+        s.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            authorization: authorization.clone(),
+            body: body.clone(),
+            upload_file_name: upload.as_ref().map(|u| u.file_name.clone()),
+        });
+        let hang = s.hang_next > 0;
+        if hang {
+            s.hang_next -= 1;
+        }
+        let fail = if hang { None } else { s.fail_next.pop_front() };
+        (hang, fail, s.required_token.clone())
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(status) = fail {
+        return ApiError::from_status(status).into_response();
+    }
+    if let Some(token) = required_token
+        && authorization.as_deref() != Some(format!("Bearer {token}").as_str())
+    {
+        return ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: 16,
+            message: "Request header error: there is no user identity header.".into(),
+        }
+        .into_response();
+    }
+
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match segments.as_slice() {
+        ["apis", "v2beta1", rest @ ..] => {
+            let mut s = lock(&state);
+            dispatch(&mut s, &method, rest, &query, body.as_ref(), upload)
+        }
+        _ => Err(ApiError::not_found("Not Found")),
+    };
+    match result {
+        Ok(value) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            value.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_upload(request: Request) -> Result<Option<Upload>, ApiError> {
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::invalid(format!("invalid multipart body: {e}")))?;
+    let mut upload = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::invalid(format!("invalid multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name != "uploadfile" {
+            return Err(ApiError::invalid(format!("unexpected form field {name:?}")));
+        }
+        let file_name = field.file_name().unwrap_or_default().to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::invalid(format!("invalid multipart body: {e}")))?;
+        upload = Some(Upload {
+            file_name,
+            bytes: bytes.to_vec(),
+        });
+    }
+    Ok(upload)
+}
+
+fn dispatch(
+    s: &mut FakeState,
+    method: &Method,
+    path: &[&str],
+    query: &BTreeMap<String, String>,
+    body: Option<&Value>,
+    upload: Option<Upload>,
+) -> ApiResult {
+    const LIST: &[&str] = &["page_token", "page_size", "sort_by", "filter"];
+    let m = method.as_str();
+    match (m, path) {
+        ("POST", ["pipelines", "upload"]) => {
+            allow_query(
+                query,
+                &[
+                    "name",
+                    "display_name",
+                    "description",
+                    "namespace",
+                    "tags",
+                    "code_source_url",
+                ],
+            )?;
+            upload_pipeline(s, query, upload)
+        }
+        ("POST", ["pipelines", "upload_version"]) => {
+            allow_query(
+                query,
+                &[
+                    "name",
+                    "display_name",
+                    "pipelineid",
+                    "description",
+                    "tags",
+                    "code_source_url",
+                ],
+            )?;
+            upload_pipeline_version(s, query, upload)
+        }
+        ("GET", ["pipelines"]) => {
+            allow_query(query, &[LIST, &["namespace"]].concat())?;
+            let items: Vec<Value> = s.pipelines.iter().map(pipeline_json).collect();
+            list(s, query, items, "pipelines")
+        }
+        ("GET", ["pipelines", id]) => {
+            allow_query(query, &[])?;
+            find_pipeline(s, id).map(pipeline_json)
+        }
+        ("DELETE", ["pipelines", id]) => {
+            allow_query(query, &[])?;
+            find_pipeline(s, id)?;
+            if s.versions.iter().any(|v| v.pipeline_id == *id) {
+                return Err(ApiError::failed_precondition(format!(
+                    "Failed to delete pipeline {id}: it has pipeline versions"
+                )));
+            }
+            s.pipelines.retain(|p| p.pipeline_id != *id);
+            Ok(json!({}))
+        }
+        ("GET", ["pipelines", id, "versions"]) => {
+            allow_query(query, LIST)?;
+            find_pipeline(s, id)?;
+            let items: Vec<Value> = s
+                .versions
+                .iter()
+                .filter(|v| v.pipeline_id == *id)
+                .map(version_json)
+                .collect();
+            list(s, query, items, "pipeline_versions")
+        }
+        ("GET", ["pipelines", id, "versions", version]) => {
+            allow_query(query, &[])?;
+            find_version(s, id, version).map(version_json)
+        }
+        ("DELETE", ["pipelines", id, "versions", version]) => {
+            allow_query(query, &[])?;
+            find_version(s, id, version)?;
+            s.versions.retain(|v| v.pipeline_version_id != *version);
+            Ok(json!({}))
+        }
+        ("POST", ["runs"]) => {
+            allow_query(query, &[])?;
+            create_run(s, body)
+        }
+        ("GET", ["runs"]) => {
+            allow_query(query, &[LIST, &["namespace", "experiment_id"]].concat())?;
+            let items = s.runs.clone();
+            list(s, query, items, "runs")
+        }
+        ("GET", ["runs", id]) => {
+            allow_query(query, &[])?;
+            find_json(&s.runs, "run_id", id, "run")
+        }
+        ("DELETE", ["runs", id]) => {
+            allow_query(query, &[])?;
+            find_json(&s.runs, "run_id", id, "run")?;
+            s.runs.retain(|r| r["run_id"] != *id);
+            Ok(json!({}))
+        }
+        ("POST", ["recurringruns"]) => {
+            allow_query(query, &[])?;
+            create_recurring_run(s, body)
+        }
+        ("GET", ["recurringruns", id]) => {
+            allow_query(query, &[])?;
+            find_json(&s.recurring_runs, "recurring_run_id", id, "recurring run")
+        }
+        ("DELETE", ["recurringruns", id]) => {
+            allow_query(query, &[])?;
+            find_json(&s.recurring_runs, "recurring_run_id", id, "recurring run")?;
+            s.recurring_runs.retain(|r| r["recurring_run_id"] != *id);
+            Ok(json!({}))
+        }
+        ("POST", ["experiments"]) => {
+            allow_query(query, &[])?;
+            create_experiment(s, body)
+        }
+        ("GET", ["experiments"]) => {
+            allow_query(query, &[LIST, &["namespace"]].concat())?;
+            let namespace = query.get("namespace").cloned().unwrap_or_default();
+            let items: Vec<Value> = s
+                .experiments
+                .iter()
+                .filter(|e| namespace.is_empty() || e.namespace == namespace)
+                .map(experiment_json)
+                .collect();
+            list(s, query, items, "experiments")
+        }
+        ("GET", ["experiments", id]) => {
+            allow_query(query, &[])?;
+            find_experiment(s, id).map(experiment_json)
+        }
+        ("DELETE", ["experiments", id]) => {
+            allow_query(query, &[])?;
+            find_experiment(s, id)?;
+            s.experiments.retain(|e| e.experiment_id != *id);
+            Ok(json!({}))
+        }
+        _ => Err(ApiError::not_found("Not Found")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+fn allow_query(query: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(ApiError::invalid(format!("unknown query parameter {key:?}"))),
+        None => Ok(()),
+    }
+}
+
+/// The body as an object holding only `allowed` fields (protojson rejects unknown fields).
+fn object<'a>(
+    value: Option<&'a Value>,
+    message: &str,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, ApiError> {
+    let map = value
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::invalid(format!("{message}: expected a JSON object")))?;
+    if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "proto: (line 1:2): unknown field {key:?} in {message}"
+        )));
+    }
+    Ok(map)
+}
+
+fn string_field(map: &Map<String, Value>, key: &str, message: &str) -> Result<String, ApiError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(ApiError::invalid(format!(
+            "{message}.{key}: expected a string, got {other}"
+        ))),
+    }
+}
+
+const RUN_FIELDS: &[&str] = &[
+    "experiment_id",
+    "run_id",
+    "display_name",
+    "storage_state",
+    "description",
+    "pipeline_version_id",
+    "pipeline_spec",
+    "pipeline_version_reference",
+    "runtime_config",
+    "service_account",
+    "created_at",
+    "scheduled_at",
+    "finished_at",
+    "state",
+    "error",
+    "run_details",
+    "recurring_run_id",
+    "state_history",
+];
+const RECURRING_RUN_FIELDS: &[&str] = &[
+    "recurring_run_id",
+    "display_name",
+    "description",
+    "pipeline_version_id",
+    "pipeline_spec",
+    "pipeline_version_reference",
+    "runtime_config",
+    "service_account",
+    "max_concurrency",
+    "trigger",
+    "mode",
+    "created_at",
+    "updated_at",
+    "status",
+    "error",
+    "no_catchup",
+    "namespace",
+    "experiment_id",
+];
+const EXPERIMENT_FIELDS: &[&str] = &[
+    "experiment_id",
+    "display_name",
+    "description",
+    "created_at",
+    "namespace",
+    "storage_state",
+    "last_run_created_at",
+];
+
+/// Checks `pipeline_version_reference` and `runtime_config` of a run or recurring run.
+fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) -> Result<(), ApiError> {
+    let reference = object(
+        map.get("pipeline_version_reference"),
+        &format!("{message}.pipeline_version_reference"),
+        &["pipeline_id", "pipeline_version_id"],
+    )?;
+    let pipeline_id = string_field(reference, "pipeline_id", "pipeline_version_reference")?;
+    let version_id = string_field(reference, "pipeline_version_id", "pipeline_version_reference")?;
+    find_version(s, &pipeline_id, &version_id)?;
+    if let Some(config) = map.get("runtime_config") {
+        let config = object(
+            Some(config),
+            &format!("{message}.runtime_config"),
+            &["parameters", "pipeline_root"],
+        )?;
+        if let Some(parameters) = config.get("parameters")
+            && !parameters.is_object()
+        {
+            return Err(ApiError::invalid(
+                "runtime_config.parameters: expected a JSON object",
+            ));
+        }
+        string_field(config, "pipeline_root", "runtime_config")?;
+    }
+    let experiment_id = string_field(map, "experiment_id", message)?;
+    if !experiment_id.is_empty() {
+        find_experiment(s, &experiment_id)?;
+    }
+    if string_field(map, "display_name", message)?.is_empty() {
+        return Err(ApiError::invalid(format!("{message}.display_name is required")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------------------------
+
+fn parse_upload(upload: Option<Upload>) -> Result<Value, ApiError> {
+    let upload =
+        upload.ok_or_else(|| ApiError::invalid("Failed to read pipeline from file: missing uploadfile"))?;
+    let spec: Value = serde_json::from_slice(&upload.bytes)
+        .map_err(|e| ApiError::invalid(format!("Failed to parse the pipeline spec: {e}")))?;
+    if !spec.is_object() {
+        return Err(ApiError::invalid(
+            "Failed to parse the pipeline spec: not an object",
+        ));
+    }
+    Ok(spec)
+}
+
+fn upload_pipeline(s: &mut FakeState, query: &BTreeMap<String, String>, upload: Option<Upload>) -> ApiResult {
+    let spec = parse_upload(upload)?;
+    let name = query
+        .get("display_name")
+        .or_else(|| query.get("name"))
+        .cloned()
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Err(ApiError::invalid("pipeline name is required"));
+    }
+    let namespace = query.get("namespace").cloned().unwrap_or_default();
+    if s.pipelines
+        .iter()
+        .any(|p| p.display_name == name && p.namespace == namespace)
+    {
+        return Err(ApiError::already_exists(format!(
+            "Failed to create a pipeline: a pipeline named {name:?} already exists"
+        )));
+    }
+    let pipeline_id = s.id();
+    let pipeline = FakePipeline {
+        pipeline_id: pipeline_id.clone(),
+        display_name: name.clone(),
+        namespace,
+        description: query.get("description").cloned().unwrap_or_default(),
+    };
+    s.pipelines.push(pipeline.clone());
+    // Like the backend, the upload also creates the first version, named after the pipeline.
+    let pipeline_version_id = s.id();
+    s.versions.push(FakePipelineVersion {
+        pipeline_id,
+        pipeline_version_id,
+        display_name: name,
+        pipeline_spec: spec,
+    });
+    Ok(pipeline_json(&pipeline))
+}
+
+fn upload_pipeline_version(
+    s: &mut FakeState,
+    query: &BTreeMap<String, String>,
+    upload: Option<Upload>,
+) -> ApiResult {
+    let spec = parse_upload(upload)?;
+    let pipeline_id = query.get("pipelineid").cloned().unwrap_or_default();
+    if pipeline_id.is_empty() {
+        return Err(ApiError::invalid("pipelineid is required"));
+    }
+    find_pipeline(s, &pipeline_id)?;
+    let name = query
+        .get("display_name")
+        .or_else(|| query.get("name"))
+        .cloned()
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Err(ApiError::invalid("pipeline version name is required"));
+    }
+    if s.versions
+        .iter()
+        .any(|v| v.pipeline_id == pipeline_id && v.display_name == name)
+    {
+        return Err(ApiError::already_exists(format!(
+            "Failed to create a pipeline version: version {name:?} already exists"
+        )));
+    }
+    let version = FakePipelineVersion {
+        pipeline_id,
+        pipeline_version_id: s.id(),
+        display_name: name,
+        pipeline_spec: spec,
+    };
+    s.versions.push(version.clone());
+    Ok(version_json(&version))
+}
+
+fn create_run(s: &mut FakeState, body: Option<&Value>) -> ApiResult {
+    let map = object(body, "v2beta1.Run", RUN_FIELDS)?;
+    check_run_references(s, map, "run")?;
+    let mut run = map.clone();
+    run.insert("run_id".into(), Value::String(s.id()));
+    run.insert("state".into(), json!("PENDING"));
+    run.insert("storage_state".into(), json!("AVAILABLE"));
+    run.insert("created_at".into(), Value::String(s.timestamp()));
+    let run = Value::Object(run);
+    s.runs.push(run.clone());
+    Ok(run)
+}
+
+fn create_recurring_run(s: &mut FakeState, body: Option<&Value>) -> ApiResult {
+    let map = object(body, "v2beta1.RecurringRun", RECURRING_RUN_FIELDS)?;
+    check_run_references(s, map, "recurring_run")?;
+    let trigger = object(
+        map.get("trigger"),
+        "recurring_run.trigger",
+        &["cron_schedule", "periodic_schedule"],
+    )?;
+    let cron = object(
+        trigger.get("cron_schedule"),
+        "recurring_run.trigger.cron_schedule",
+        &["start_time", "end_time", "cron"],
+    )?;
+    let expression = string_field(cron, "cron", "cron_schedule")?;
+    if expression.split_whitespace().count() != 6 {
+        return Err(ApiError::invalid(format!(
+            "Invalid input error: invalid cron schedule {expression:?}: expected exactly 6 fields (with seconds)"
+        )));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(&expression)
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "Invalid input error: invalid cron schedule {expression:?}: {e}"
+            ))
+        })?;
+    for key in ["start_time", "end_time"] {
+        string_field(cron, key, "cron_schedule")?;
+    }
+    let max_concurrency = match map.get("max_concurrency") {
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    if !max_concurrency.is_some_and(|n| (1..=10).contains(&n)) {
+        return Err(ApiError::invalid("max_concurrency must be in [1, 10]"));
+    }
+    let mode = string_field(map, "mode", "recurring_run")?;
+    if !["", "ENABLE", "DISABLE", "MODE_UNSPECIFIED"].contains(&mode.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "invalid value for enum RecurringRunMode: {mode:?}"
+        )));
+    }
+    if let Some(no_catchup) = map.get("no_catchup")
+        && !no_catchup.is_boolean()
+    {
+        return Err(ApiError::invalid("no_catchup: expected a boolean"));
+    }
+    let mut recurring = map.clone();
+    recurring.insert("recurring_run_id".into(), Value::String(s.id()));
+    recurring.insert(
+        "status".into(),
+        json!(if mode == "DISABLE" { "DISABLED" } else { "ENABLED" }),
+    );
+    recurring.insert("created_at".into(), Value::String(s.timestamp()));
+    let recurring = Value::Object(recurring);
+    s.recurring_runs.push(recurring.clone());
+    Ok(recurring)
+}
+
+fn create_experiment(s: &mut FakeState, body: Option<&Value>) -> ApiResult {
+    let map = object(body, "v2beta1.Experiment", EXPERIMENT_FIELDS)?;
+    let display_name = string_field(map, "display_name", "experiment")?;
+    if display_name.is_empty() {
+        return Err(ApiError::invalid("experiment.display_name is required"));
+    }
+    let namespace = string_field(map, "namespace", "experiment")?;
+    if s.experiments
+        .iter()
+        .any(|e| e.display_name == display_name && e.namespace == namespace)
+    {
+        return Err(ApiError::already_exists(format!(
+            "Failed to create a new experiment: an experiment named {display_name:?} already exists"
+        )));
+    }
+    let experiment = FakeExperiment {
+        experiment_id: s.id(),
+        display_name,
+        description: string_field(map, "description", "experiment")?,
+        namespace,
+    };
+    s.experiments.push(experiment.clone());
+    Ok(experiment_json(&experiment))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lookups, lists, JSON
+// ---------------------------------------------------------------------------------------------------------------
+
+fn find_pipeline<'a>(s: &'a FakeState, id: &str) -> Result<&'a FakePipeline, ApiError> {
+    s.pipelines
+        .iter()
+        .find(|p| p.pipeline_id == id)
+        .ok_or_else(|| ApiError::not_found(format!("Pipeline {id} not found")))
+}
+
+fn find_version<'a>(
+    s: &'a FakeState,
+    pipeline_id: &str,
+    id: &str,
+) -> Result<&'a FakePipelineVersion, ApiError> {
+    s.versions
+        .iter()
+        .find(|v| v.pipeline_id == pipeline_id && v.pipeline_version_id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Pipeline version {id} of pipeline {pipeline_id:?} not found"
+            ))
+        })
+}
+
+fn find_experiment<'a>(s: &'a FakeState, id: &str) -> Result<&'a FakeExperiment, ApiError> {
+    s.experiments
+        .iter()
+        .find(|e| e.experiment_id == id)
+        .ok_or_else(|| ApiError::not_found(format!("Experiment {id} not found")))
+}
+
+fn find_json(items: &[Value], key: &str, id: &str, what: &str) -> ApiResult {
+    items
+        .iter()
+        .find(|item| item[key] == *id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("{what} {id} not found")))
+}
+
+fn pipeline_json(p: &FakePipeline) -> Value {
+    let mut value = json!({"pipeline_id": p.pipeline_id, "name": p.display_name, "display_name": p.display_name, "created_at": "2024-01-01T00:00:00Z"});
+    if !p.namespace.is_empty() {
+        value["namespace"] = json!(p.namespace);
+    }
+    if !p.description.is_empty() {
+        value["description"] = json!(p.description);
+    }
+    value
+}
+
+fn version_json(v: &FakePipelineVersion) -> Value {
+    json!({
+        "pipeline_id": v.pipeline_id,
+        "pipeline_version_id": v.pipeline_version_id,
+        "name": v.display_name,
+        "display_name": v.display_name,
+        "created_at": "2024-01-01T00:00:00Z",
+        "pipeline_spec": v.pipeline_spec,
+    })
+}
+
+fn experiment_json(e: &FakeExperiment) -> Value {
+    let mut value = json!({
+        "experiment_id": e.experiment_id,
+        "display_name": e.display_name,
+        "created_at": "2024-01-01T00:00:00Z",
+        "storage_state": "AVAILABLE",
+    });
+    if !e.description.is_empty() {
+        value["description"] = json!(e.description);
+    }
+    if !e.namespace.is_empty() {
+        value["namespace"] = json!(e.namespace);
+    }
+    value
+}
+
+/// Applies `filter`, `sort_by` and pagination; answers `{<items_key>, total_size, next_page_token}` with empty
+/// fields left out, as protojson does.
+fn list(s: &FakeState, query: &BTreeMap<String, String>, items: Vec<Value>, items_key: &str) -> ApiResult {
+    let mut items = match query.get("filter") {
+        Some(filter) => {
+            let wanted = parse_filter(filter)?;
+            items
+                .into_iter()
+                .filter(|item| wanted.iter().all(|(key, value)| item[key.as_str()] == *value))
+                .collect()
+        }
+        None => items,
+    };
+    match query.get("sort_by").map(String::as_str) {
+        None | Some("") | Some("created_at") | Some("created_at asc") => {}
+        Some("created_at desc") => items.reverse(),
+        Some(other) => return Err(ApiError::invalid(format!("Invalid sorting field: {other:?}"))),
+    }
+    let page_size = match query.get("page_size") {
+        None => 20,
+        Some(size) => match size.parse::<usize>() {
+            Ok(0) => 20,
+            Ok(n) => n,
+            Err(_) => return Err(ApiError::invalid(format!("page_size: invalid value {size:?}"))),
+        },
+    }
+    .min(s.max_page_size);
+    let offset = match query.get("page_token").map(String::as_str) {
+        None | Some("") => 0,
+        Some(token) => token
+            .strip_prefix("offset-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| ApiError::invalid(format!("Invalid page token {token:?}")))?,
+    };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(page_size).collect();
+    let mut answer = Map::new();
+    if !page.is_empty() {
+        answer.insert(items_key.to_string(), Value::Array(page));
+    }
+    answer.insert("total_size".into(), json!(total));
+    if offset + page_size < total {
+        answer.insert(
+            "next_page_token".into(),
+            json!(format!("offset-{}", offset + page_size)),
+        );
+    }
+    Ok(Value::Object(answer))
+}
+
+/// A JSON `Filter` (filter.proto): `{"predicates": [{"key", "operation", "string_value"}]}`. Supports `EQUALS` on
+/// `display_name` with a `string_value`; anything else is rejected as the backend rejects unsupported filters.
+fn parse_filter(filter: &str) -> Result<Vec<(String, Value)>, ApiError> {
+    let value: Value = serde_json::from_str(filter)
+        .map_err(|e| ApiError::invalid(format!("Invalid filter: not JSON: {e}")))?;
+    let map = object(Some(&value), "Filter", &["predicates"])?;
+    let predicates = map
+        .get("predicates")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("Invalid filter: predicates must be a list"))?;
+    let allowed = [
+        "operation",
+        "key",
+        "int_value",
+        "long_value",
+        "string_value",
+        "timestamp_value",
+        "int_values",
+        "long_values",
+        "string_values",
+    ];
+    let mut wanted = Vec::new();
+    let mut seen = BTreeSet::new();
+    for predicate in predicates {
+        let p = object(Some(predicate), "Predicate", &allowed)?;
+        let key = string_field(p, "key", "Predicate")?;
+        let operation = string_field(p, "operation", "Predicate")?;
+        if operation != "EQUALS" || key != "display_name" || !seen.insert(key.clone()) {
+            return Err(ApiError::invalid(format!(
+                "Invalid filter: the fake supports display_name EQUALS only, got {key:?} {operation:?}"
+            )));
+        }
+        let value = p.get("string_value").filter(|v| v.is_string()).ok_or_else(|| {
+            ApiError::invalid("Invalid filter: EQUALS on display_name needs a string_value")
+        })?;
+        wanted.push((key, value.clone()));
+    }
+    Ok(wanted)
+}
