@@ -5,3 +5,4 @@
 //! the same pieces in their own binaries.
 
 pub mod crds;
+pub mod local;

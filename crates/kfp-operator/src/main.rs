@@ -24,17 +24,35 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Start a local control plane (real etcd + kube-apiserver, no cluster needed), install the CRDs, apply
+    /// manifests and show every resource's state.
+    Local {
+        /// YAML files or folders to apply.
+        #[arg(long, default_value = "examples/local")]
+        manifests: Vec<PathBuf>,
+        /// Print the resource table and exit instead of staying up until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Crds { out_dir: Some(dir) } => kfp_operator::crds::write_all(&dir),
-        Command::Crds { out_dir: None } => kfp_operator::crds::render().map(|files| {
-            for (_, yaml) in files {
-                print!("{yaml}");
-            }
-        }),
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Crds { out_dir: Some(dir) } => kfp_operator::crds::write_all(&dir).map_err(Into::into),
+        Command::Crds { out_dir: None } => kfp_operator::crds::render()
+            .map(|files| {
+                for (_, yaml) in files {
+                    print!("{yaml}");
+                }
+            })
+            .map_err(Into::into),
+        Command::Local { manifests, once } => {
+            kfp_operator::local::run(&kfp_operator::local::LocalOptions { manifests, once })
+                .await
+                .map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,279 @@
+//! `kfp-operator local`: the operator's world on a laptop, with no cluster.
+//!
+//! Starts a real etcd + kube-apiserver on loopback (`kfp-testenv`), installs the CRDs this binary generates, applies
+//! a set of manifests (by default `examples/local/`, copies of the acceptance fixtures) and prints every resource
+//! with its synchronization state. With `--once` it then exits and tears the control plane down; otherwise it stays
+//! up and says how to point `kubectl` at it.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kfp_core::resources::v1beta1::{
+    Conditions, Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule,
+};
+use kfp_testenv::{ManifestObject, TestEnv};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::{Client, ResourceExt};
+
+/// The field manager of everything `local` applies.
+const FIELD_MANAGER: &str = "kfp-operator-local";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("the local control plane could not start: {0}")]
+    ControlPlane(#[from] kfp_testenv::Error),
+    #[error(transparent)]
+    Crds(#[from] crate::crds::CrdError),
+    #[error("no manifests found at {0}: pass --manifests with YAML files or folders")]
+    NoManifests(String),
+    #[error("{what}: {source}")]
+    Apply { what: String, source: kube::Error },
+    #[error("{what} has no usable apiVersion/kind: {reason}")]
+    Manifest { what: String, reason: String },
+    #[error("listing {kind} failed: {source}")]
+    List { kind: &'static str, source: kube::Error },
+}
+
+/// What `kfp-operator local` does.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// YAML files or folders of them, applied in order.
+    pub manifests: Vec<PathBuf>,
+    /// Print the table and exit instead of staying up.
+    pub once: bool,
+}
+
+/// Runs `local`, writing progress and the resource table to standard output.
+pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
+    for path in &options.manifests {
+        if !path.exists() {
+            return Err(LocalError::NoManifests(path.display().to_string()));
+        }
+    }
+    let env = TestEnv::start().await?;
+    println!(
+        "control plane: kube-apiserver {} at {} (ready in {:.1?})",
+        kfp_testenv::KUBERNETES_VERSION,
+        env.server_url(),
+        env.startup_time()
+    );
+
+    let crd_dir = env.dir().join("crds");
+    crate::crds::write_all(&crd_dir)?;
+    let installed = env.install_crds(&[&crd_dir]).await?;
+    println!("installed {} CRDs", installed.len());
+
+    let client = env.client().await?;
+    let objects = kfp_testenv::read_manifests(&options.manifests)?;
+    if objects.is_empty() {
+        let paths: Vec<String> = options
+            .manifests
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(LocalError::NoManifests(paths.join(", ")));
+    }
+    create_namespaces(&client, &objects).await?;
+    for object in &objects {
+        let name = apply(&client, object).await?;
+        println!(
+            "applied {} {name}",
+            object.value["kind"].as_str().unwrap_or("object")
+        );
+    }
+
+    print!("\n{}", table(&client).await?);
+
+    if options.once {
+        return Ok(());
+    }
+    println!(
+        "\nThe control plane stays up until Ctrl-C. From another shell:\n  export KUBECONFIG={}\n  kubectl get kfp -A",
+        env.kubeconfig_path().display()
+    );
+    // Waiting for Ctrl-C cannot fail in a way worth reporting: either way the control plane is torn down on return.
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+/// Creates every namespace the manifests name (server-side apply: existing ones are left as they are).
+async fn create_namespaces(client: &Client, objects: &[ManifestObject]) -> Result<(), LocalError> {
+    let namespaces: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.value["metadata"]["namespace"].as_str())
+        .collect();
+    let api: Api<Namespace> = Api::all(client.clone());
+    for name in namespaces {
+        let namespace =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&namespace),
+        )
+        .await
+        .map_err(|source| LocalError::Apply {
+            what: format!("creating namespace {name}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Server-side applies one object, or creates it when it only has a `generateName`; returns its `ns/name`.
+async fn apply(client: &Client, object: &ManifestObject) -> Result<String, LocalError> {
+    let what = format!("{} from {}", object.describe(), object.location());
+    let manifest_error = |reason: String| LocalError::Manifest {
+        what: what.clone(),
+        reason,
+    };
+    let api_version = object.value["apiVersion"]
+        .as_str()
+        .ok_or_else(|| manifest_error("no apiVersion".into()))?;
+    let kind = object.value["kind"]
+        .as_str()
+        .ok_or_else(|| manifest_error("no kind".into()))?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|source| LocalError::Apply {
+            what: what.clone(),
+            source,
+        })?;
+    let dynamic: DynamicObject =
+        serde_json::from_value(object.value.clone()).map_err(|e| manifest_error(e.to_string()))?;
+    let namespace = dynamic.namespace().unwrap_or_else(|| "default".to_string());
+    let api: Api<DynamicObject> = match capabilities.scope {
+        Scope::Namespaced => Api::namespaced_with(client.clone(), &namespace, &resource),
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    let stored = match dynamic.metadata.name.clone() {
+        Some(name) => {
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&dynamic),
+            )
+            .await
+        }
+        None => api.create(&PostParams::default(), &dynamic).await,
+    }
+    .map_err(|source| LocalError::Apply {
+        what: what.clone(),
+        source,
+    })?;
+    Ok(format!("{namespace}/{}", stored.name_any()))
+}
+
+/// One row of the table: kind, `ns/name`, state, version, provider.
+type Row = [String; 5];
+
+async fn rows<K>(
+    client: &Client,
+    kind: &'static str,
+    columns: impl Fn(&K) -> (String, String, String),
+) -> Result<Vec<Row>, LocalError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let list = Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| LocalError::List { kind, source })?;
+    Ok(list
+        .items
+        .iter()
+        .map(|item| {
+            let (state, version, provider) = columns(item);
+            let name = format!("{}/{}", item.namespace().unwrap_or_default(), item.name_any());
+            [kind.to_string(), name, state, version, provider]
+        })
+        .collect())
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() { "-".to_string() } else { s }
+}
+
+/// Every resource of the six kinds with its state, as `kubectl get kfp -A` would show it.
+pub async fn table(client: &Client) -> Result<String, LocalError> {
+    let mut all: Vec<Row> = Vec::new();
+    all.extend(
+        rows::<Provider>(client, "Provider", |p| {
+            let state = p
+                .status
+                .as_ref()
+                .map(|s| s.synchronization_state().to_string())
+                .unwrap_or_default();
+            (state, String::new(), String::new())
+        })
+        .await?,
+    );
+    macro_rules! generic_rows {
+        ($kind:ty, $name:literal) => {
+            all.extend(
+                rows::<$kind>(client, $name, |r| match &r.status {
+                    Some(s) => (
+                        s.synchronization_state().to_string(),
+                        s.version.clone(),
+                        s.provider.name.to_string(),
+                    ),
+                    None => Default::default(),
+                })
+                .await?,
+            )
+        };
+    }
+    generic_rows!(Pipeline, "Pipeline");
+    generic_rows!(Experiment, "Experiment");
+    generic_rows!(RunSchedule, "RunSchedule");
+    all.extend(
+        rows::<Run>(client, "Run", |r| match &r.status {
+            Some(s) => (
+                s.synchronization_state().to_string(),
+                s.status.version.clone(),
+                s.status.provider.name.to_string(),
+            ),
+            None => Default::default(),
+        })
+        .await?,
+    );
+    all.extend(
+        rows::<RunConfiguration>(client, "RunConfiguration", |r| match &r.status {
+            Some(s) => (
+                s.synchronization_state().to_string(),
+                String::new(),
+                s.provider.to_string(),
+            ),
+            None => Default::default(),
+        })
+        .await?,
+    );
+
+    let header: Row = ["KIND", "NAMESPACE/NAME", "STATE", "VERSION", "PROVIDER"].map(String::from);
+    let rows: Vec<Row> = all.into_iter().map(|row| row.map(or_dash)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    Ok(out)
+}
