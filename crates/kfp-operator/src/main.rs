@@ -24,17 +24,34 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Serve a provider over the provider-service HTTP contract, configured from the environment
+    /// (PROVIDERNAME, PARAMETERS_*, SERVER_PORT, METRICS_PORT, OPERATORWEBHOOK, ...; see docs/provider-service.md).
+    ProviderService {
+        /// The provider type: `stub` or `http`.
+        #[arg(long, env = "PROVIDER_TYPE")]
+        provider: String,
+    },
+}
+
+fn provider_service(provider_type: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let registry = kfp_providers::default_registry();
+    runtime.block_on(kfp_providers::service::run_from_env(&registry, provider_type))?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Crds { out_dir: Some(dir) } => kfp_operator::crds::write_all(&dir),
-        Command::Crds { out_dir: None } => kfp_operator::crds::render().map(|files| {
-            for (_, yaml) in files {
-                print!("{yaml}");
-            }
-        }),
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Crds { out_dir: Some(dir) } => kfp_operator::crds::write_all(&dir).map_err(Into::into),
+        Command::Crds { out_dir: None } => kfp_operator::crds::render()
+            .map(|files| {
+                for (_, yaml) in files {
+                    print!("{yaml}");
+                }
+            })
+            .map_err(Into::into),
+        Command::ProviderService { provider } => provider_service(&provider),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

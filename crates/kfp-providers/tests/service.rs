@@ -76,6 +76,7 @@ async fn start(
     provider: Arc<dyn Provider>,
     events: Option<Box<dyn kfp_core::provider::EventSource>>,
 ) -> Running {
+    kfp_providers::http::install_crypto_provider();
     let server = ProviderServer::bind(config, provider, events).await.unwrap();
     let base = format!("http://{}", server.local_addr().unwrap());
     let metrics = server.metrics_addr().unwrap();
