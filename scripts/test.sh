@@ -9,7 +9,9 @@ assets="$(bash scripts/test-assets.sh | tail -n 1)"
 export KUBEBUILDER_ASSETS="$assets"
 echo "test.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS" >&2
 
-if [[ $# -eq 0 ]]; then
-    set -- --workspace
+if [[ $# -gt 0 ]]; then
+    exec cargo test "$@"
 fi
-exec cargo test "$@"
+# Doctests first: cargo closes merged doctests with a timing line, and the run should end with `test result:`.
+cargo test --workspace --doc
+exec cargo test --workspace --lib --bins --tests --examples

@@ -34,6 +34,13 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Serve a provider over the provider-service HTTP contract, configured from the environment
+    /// (PROVIDERNAME, PARAMETERS_*, SERVER_PORT, METRICS_PORT, OPERATORWEBHOOK, ...; see docs/provider-service.md).
+    ProviderService {
+        /// The provider type: `stub` or `http`.
+        #[arg(long, env = "PROVIDER_TYPE")]
+        provider: String,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +57,12 @@ async fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Local { manifests, once } => {
             kfp_operator::local::run(&kfp_operator::local::LocalOptions { manifests, once })
+                .await
+                .map_err(Into::into)
+        }
+        Command::ProviderService { provider } => {
+            let registry = kfp_providers::default_registry();
+            kfp_providers::service::run_from_env(&registry, &provider)
                 .await
                 .map_err(Into::into)
         }

@@ -1,0 +1,536 @@
+//! The provider service: serves ANY [`Provider`] over the provider-service HTTP contract (SPEC 5.1) and forwards
+//! its [`EventSource`] to the operator ([`crate::events`]). The contract is documented in
+//! `docs/provider-service.openapi.yaml`.
+//!
+//! | request | success | errors (`{"providerError": "...", "id"?}`) |
+//! |---|---|---|
+//! | `POST /resource/{type}` | 201 `{"id"}` | 400, 404, 413, 415, 500, 501 |
+//! | `PUT /resource/{type}/{id}` | 200 `{"id"}` | the same, with the decoded `id`; `PUT /resource/run/{id}` is always 501 |
+//! | `DELETE /resource/{type}/{id}` | 200 `{}` | 400, 404, 500, 501, with the decoded `id` |
+//! | `GET /livez`, `GET /readyz` | 200 `ok` | |
+//!
+//! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode, or the provider
+//! answered [`ProviderError::Invalid`]; 404 unknown `{type}` or route, or [`ProviderError::NotFound`] (this
+//! project's addition: the Go services never answer 404 from a provider); 413 the body is larger than
+//! `SERVER_MAXBODYBYTES`; 415 the `Content-Type` is not `application/json`; 501 [`ProviderError::Unimplemented`];
+//! 500 [`ProviderError::Transient`]. `{id}` is percent-decoded (`a%2Fb` is the id `a/b`).
+//!
+//! Metrics ([`crate::metrics`]) are served on their own port at `GET /metrics`.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use kfp_core::definitions::{
+    ExperimentDefinition, PipelineDefinitionWrapper, ProviderOutput, RunDefinition, RunScheduleDefinition,
+};
+use kfp_core::provider::{EventSource, Provider, ProviderError};
+use kfp_core::registry::{ProviderRegistry, RegistryError};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ResourceKind;
+use crate::config::{ServiceConfig, ServiceConfigError};
+use crate::events::{WebhookSink, forward_events};
+use crate::metrics::{self, ServiceMetrics};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ServiceConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the webhook client: {0}")]
+    Client(String),
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+#[derive(Clone)]
+struct AppState {
+    provider: Arc<dyn Provider>,
+}
+
+/// An error answer.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    id: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            id: None,
+        }
+    }
+
+    fn with_id(mut self, id: Option<&str>) -> Self {
+        self.id = id.map(str::to_string);
+        self
+    }
+
+    fn from_provider(error: ProviderError, id: Option<&str>) -> Self {
+        let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, error.message()).with_id(id)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ProviderOutput {
+            id: self.id.unwrap_or_default(),
+            provider_error: self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The API router (resources and probes) over `provider`, recording into `metrics`; bodies above
+/// `max_body_bytes` are refused with 413.
+pub fn router(provider: Arc<dyn Provider>, metrics: Arc<ServiceMetrics>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/resource/{type}", post(create))
+        .route("/resource/{type}/{id}", put(update).delete(delete))
+        .route("/livez", get(probe))
+        .route("/readyz", get(probe))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .with_state(AppState { provider })
+}
+
+/// The metrics router: `GET /metrics`.
+pub fn metrics_router(metrics: Arc<ServiceMetrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(metrics)
+}
+
+async fn serve_metrics(State(metrics): State<Arc<ServiceMetrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn probe() -> &'static str {
+    "ok"
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// The metrics `route` label of a path.
+fn route_label(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["resource", kind] | ["resource", kind, _] if kind.parse::<ResourceKind>().is_ok() => {
+            format!("resource/{kind}")
+        }
+        ["livez"] => "livez".into(),
+        ["readyz"] => "readyz".into(),
+        _ => "unmatched".into(),
+    }
+}
+
+async fn track(State(metrics): State<Arc<ServiceMetrics>>, request: Request, next: Next) -> Response {
+    let route = route_label(request.uri().path());
+    let method = request.method().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_request(&route, &method, response.status().as_u16(), start.elapsed());
+    response
+}
+
+fn kind(raw: &str) -> Result<ResourceKind, ApiError> {
+    raw.parse()
+        .map_err(|e: kfp_core::executor::ExecutorError| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("the request path cannot be decoded: {}", rejection.body_text()),
+    )
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Decodes the body as `T` (`what` names it in messages).
+fn decode<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    if !is_json(headers) {
+        let found = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_else(|| "none".into());
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the request body must be application/json; Content-Type was {found}"),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "the request body is larger than the service accepts (SERVER_MAXBODYBYTES)".to_string()
+        } else {
+            format!("cannot read the request body: {}", rejection.body_text())
+        };
+        ApiError::new(status, message)
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is empty; expected a {what}"),
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not a valid {what}: {e}"),
+        )
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw_kind) = path.map_err(path_error)?;
+    let provider = &state.provider;
+    let result = match kind(&raw_kind)? {
+        ResourceKind::Pipeline => {
+            let pipeline: PipelineDefinitionWrapper = decode(&headers, body, "PipelineDefinitionWrapper")?;
+            provider.create_pipeline(&pipeline).await
+        }
+        ResourceKind::Run => {
+            let run: RunDefinition = decode(&headers, body, "RunDefinition")?;
+            provider.create_run(&run).await
+        }
+        ResourceKind::RunSchedule => {
+            let schedule: RunScheduleDefinition = decode(&headers, body, "RunScheduleDefinition")?;
+            provider.create_run_schedule(&schedule).await
+        }
+        ResourceKind::Experiment => {
+            let experiment: ExperimentDefinition = decode(&headers, body, "ExperimentDefinition")?;
+            provider.create_experiment(&experiment).await
+        }
+    };
+    let id = result.map_err(|e| ApiError::from_provider(e, None))?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ProviderOutput {
+            id,
+            ..ProviderOutput::default()
+        }),
+    )
+        .into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path((raw_kind, id)) = path.map_err(path_error)?;
+    let provider = &state.provider;
+    let with_id = |e: ApiError| e.with_id(Some(&id));
+    let result = match kind(&raw_kind)? {
+        ResourceKind::Pipeline => {
+            let pipeline: PipelineDefinitionWrapper =
+                decode(&headers, body, "PipelineDefinitionWrapper").map_err(with_id)?;
+            provider.update_pipeline(&pipeline, &id).await
+        }
+        ResourceKind::Run => Err(ProviderError::unimplemented(
+            "runs cannot be updated: PUT /resource/run is not implemented",
+        )),
+        ResourceKind::RunSchedule => {
+            let schedule: RunScheduleDefinition =
+                decode(&headers, body, "RunScheduleDefinition").map_err(with_id)?;
+            provider.update_run_schedule(&schedule, &id).await
+        }
+        ResourceKind::Experiment => {
+            let experiment: ExperimentDefinition =
+                decode(&headers, body, "ExperimentDefinition").map_err(with_id)?;
+            provider.update_experiment(&experiment, &id).await
+        }
+    };
+    let new_id = result.map_err(|e| ApiError::from_provider(e, Some(&id)))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(ProviderOutput {
+            id: new_id,
+            ..ProviderOutput::default()
+        }),
+    )
+        .into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((raw_kind, id)) = path.map_err(path_error)?;
+    let provider = &state.provider;
+    let result = match kind(&raw_kind)? {
+        ResourceKind::Pipeline => provider.delete_pipeline(&id).await,
+        ResourceKind::Run => provider.delete_run(&id).await,
+        ResourceKind::RunSchedule => provider.delete_run_schedule(&id).await,
+        ResourceKind::Experiment => provider.delete_experiment(&id).await,
+    };
+    result.map_err(|e| ApiError::from_provider(e, Some(&id)))?;
+    Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
+}
+
+/// A provider service bound to its ports, not yet serving.
+pub struct ProviderServer {
+    api: TcpListener,
+    metrics_listener: TcpListener,
+    app: Router,
+    metrics_app: Router,
+    metrics: Arc<ServiceMetrics>,
+    forwarder: Option<(Box<dyn EventSource>, WebhookSink)>,
+}
+
+impl ProviderServer {
+    /// Binds the API and metrics ports of `config` (port 0 picks a free one) for `provider`. If `events` is given
+    /// and `config.operator_webhook` is set, the events are forwarded there while the server runs.
+    pub async fn bind(
+        config: &ServiceConfig,
+        provider: Arc<dyn Provider>,
+        events: Option<Box<dyn EventSource>>,
+    ) -> Result<Self, ServiceError> {
+        let metrics = ServiceMetrics::new();
+        let listen = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServiceError::Bind { addr, source })
+        };
+        let api = listen(config.server_addr()).await?;
+        let metrics_listener = listen(config.metrics_addr()).await?;
+        let forwarder = match (events, &config.operator_webhook) {
+            (Some(source), Some(url)) => {
+                let sink = WebhookSink::new(
+                    url,
+                    &config.webhook_token_file,
+                    config.webhook_retry,
+                    metrics.clone(),
+                )
+                .map_err(|e| ServiceError::Client(crate::http::error_chain(&e)))?;
+                Some((source, sink))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            api,
+            metrics_listener,
+            app: router(provider, metrics.clone(), config.max_body_bytes),
+            metrics_app: metrics_router(metrics.clone()),
+            metrics,
+            forwarder,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.api.local_addr()
+    }
+
+    /// Where `/metrics` listens.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> Arc<ServiceMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Whether events are forwarded.
+    pub fn forwards_events(&self) -> bool {
+        self.forwarder.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, finishes the requests in flight and stops the
+    /// event forwarding (an event being retried is settled as failed, so its source keeps it).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServiceError> {
+        let (tx, rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        let signal_tx = tx.clone();
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal_tx.send(true);
+        });
+        let forwarder = self
+            .forwarder
+            .map(|(source, sink)| tokio::spawn(forward_events(source, sink, rx.clone())));
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let api = axum::serve(self.api, self.app).with_graceful_shutdown(stopped(rx.clone()));
+        let metrics =
+            axum::serve(self.metrics_listener, self.metrics_app).with_graceful_shutdown(stopped(rx.clone()));
+        let api_tx = tx.clone();
+        let api = async move {
+            let result = api.into_future().await;
+            let _ = api_tx.send(true);
+            result
+        };
+        let metrics_tx = tx.clone();
+        let metrics = async move {
+            let result = metrics.into_future().await;
+            let _ = metrics_tx.send(true);
+            result
+        };
+        let (api, metrics) = tokio::join!(api, metrics);
+        let _ = tx.send(true);
+        signal.abort();
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        api.map_err(ServiceError::Serve)?;
+        metrics.map_err(ServiceError::Serve)
+    }
+}
+
+/// Builds the provider `provider_type` from `registry` with `config` (and its event source, when
+/// `OPERATORWEBHOOK` is set and the type has one) and serves it until `shutdown`.
+pub async fn run(
+    registry: &ProviderRegistry,
+    provider_type: &str,
+    config: &ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let provider = registry.build(provider_type, &config.provider)?;
+    let events = match &config.operator_webhook {
+        None => {
+            tracing::info!("OPERATORWEBHOOK is not set: run-completion events are not forwarded");
+            None
+        }
+        Some(_) => match registry.build_event_source(provider_type, &config.provider) {
+            Ok(source) => Some(source),
+            Err(RegistryError::NoEventSource { .. }) => {
+                tracing::info!(provider_type, "this provider type has no event source");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let server = ProviderServer::bind(config, provider, events).await?;
+    tracing::info!(
+        provider = %config.provider.name,
+        provider_type,
+        api = ?server.local_addr().ok(),
+        metrics = ?server.metrics_addr().ok(),
+        forwards_events = server.forwards_events(),
+        "provider service started"
+    );
+    server.run(shutdown).await
+}
+
+/// Reads [`ServiceConfig`] from the process environment and serves `provider_type` until SIGTERM or ctrl-c.
+pub async fn run_from_env(registry: &ProviderRegistry, provider_type: &str) -> Result<(), ServiceError> {
+    let config = ServiceConfig::from_process_env()?;
+    run(registry, provider_type, &config, shutdown_signal()).await
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels() {
+        assert_eq!(route_label("/resource/run"), "resource/run");
+        assert_eq!(route_label("/resource/runschedule/a%2Fb"), "resource/runschedule");
+        assert_eq!(route_label("/resource/model/x"), "unmatched");
+        assert_eq!(route_label("/livez"), "livez");
+        assert_eq!(route_label("/"), "unmatched");
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_json(&headers), ok, "{value}");
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The stub provider (SPEC 5.5): no backend, predictable answers, and a run-completion event for every run.
+//!
+//! Answers:
+//! - success: the id `<op>-<kind>-succeeded` (`create-run-succeeded`, `update-pipeline-succeeded`, ...);
+//! - [`ProviderError::Invalid`] (permanent, HTTP 400) with the message `<op> <kind> failed` when the resource
+//!   *name* (the `name` of the definition's `namespace/name`) is `create-<kind>-fail` on create, or
+//!   `update-runschedule-fail` / `update-experiment-fail` on update, or when the *id* is `update-pipeline-fail`
+//!   on update or `delete-<kind>-fail` on delete. (The Go stub answered these with 500; they fail the same way
+//!   every time, so this project classes them as permanent.)
+//! - [`ProviderError::Transient`] (HTTP 500) with the message `<op> <kind> failed transiently` when the name or
+//!   the id is `transient-fail`, to exercise retries.
+//!
+//! Events: every created run yields a `succeeded` [`RunCompletionEventData`] after a delay (parameter
+//! `eventDelaySeconds`, default 5, fractions allowed), with `runId` `stub-run-<n>` (n counts from 1 per
+//! provider), the pipeline, run and run configuration names of the run definition, and the provider's name. The
+//! provider and its [`StubEventSource`] share a bounded in-memory queue ([`EVENT_QUEUE_CAPACITY`]); when it is
+//! full a run is still created but its event is dropped (logged). An event settled as failed is delivered again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kfp_core::definitions::{
+    ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
+};
+use kfp_core::event::{RunCompletionEventData, RunCompletionStatus};
+use kfp_core::provider::{
+    DeliveryOutcome, DeliveryReceipt, EventDelivery, EventSource, Provider, ProviderConfig, ProviderError,
+};
+use kfp_core::values::NamespacedName;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::ResourceKind;
+
+/// The registry type name.
+pub const TYPE_NAME: &str = "stub";
+/// The name that makes any operation fail with [`ProviderError::Transient`].
+pub const TRANSIENT_FAIL: &str = "transient-fail";
+/// How many created runs may wait for their event.
+pub const EVENT_QUEUE_CAPACITY: usize = 1024;
+/// Default delay between creating a run and its event.
+pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_secs(5);
+
+struct CreatedRun {
+    run: RunDefinition,
+    created: chrono::DateTime<chrono::Utc>,
+    due: Instant,
+}
+
+/// The stub provider. Build it with [`StubProvider::new`] (no events) or [`StubProvider::with_events`].
+pub struct StubProvider {
+    events: Option<mpsc::Sender<CreatedRun>>,
+    delay: Duration,
+}
+
+impl StubProvider {
+    /// A stub without events.
+    pub fn new() -> Self {
+        Self {
+            events: None,
+            delay: DEFAULT_EVENT_DELAY,
+        }
+    }
+
+    /// A stub and its event source; events are named after `config.name` and come `event_delay(config)` after
+    /// each run is created.
+    pub fn with_events(config: &ProviderConfig) -> Result<(Self, StubEventSource), ProviderError> {
+        let delay = event_delay(config)?;
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+        let provider = Self {
+            events: Some(tx),
+            delay,
+        };
+        Ok((provider, StubEventSource::new(config.name.clone(), rx)))
+    }
+}
+
+impl Default for StubProvider {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The `eventDelaySeconds` parameter (a non-negative number, default 5).
+pub fn event_delay(config: &ProviderConfig) -> Result<Duration, ProviderError> {
+    let Some(value) = config.parameter_string("eventDelaySeconds") else {
+        return Ok(DEFAULT_EVENT_DELAY);
+    };
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| {
+            ProviderError::invalid(format!(
+                "parameter eventDelaySeconds {value:?} is not a non-negative number of seconds"
+            ))
+        })
+}
+
+fn check(
+    op: &str,
+    kind: ResourceKind,
+    name: Option<&str>,
+    id: Option<&str>,
+) -> Result<String, ProviderError> {
+    if name == Some(TRANSIENT_FAIL) || id == Some(TRANSIENT_FAIL) {
+        return Err(ProviderError::transient(format!(
+            "{op} {kind} failed transiently"
+        )));
+    }
+    let fail = format!("{op}-{kind}-fail");
+    let by_name = matches!(
+        (op, kind),
+        ("create", _) | ("update", ResourceKind::RunSchedule | ResourceKind::Experiment)
+    );
+    let by_id = matches!((op, kind), ("delete", _) | ("update", ResourceKind::Pipeline));
+    if (by_name && name == Some(fail.as_str())) || (by_id && id == Some(fail.as_str())) {
+        return Err(ProviderError::invalid(format!("{op} {kind} failed")));
+    }
+    Ok(format!("{op}-{kind}-succeeded"))
+}
+
+/// The `name` part of a pipeline definition's `name` (`ns/name`).
+fn pipeline_name(pipeline: &PipelineDefinitionWrapper) -> Option<String> {
+    let full = pipeline.pipeline_definition.get("name")?.as_str()?;
+    Some(full.rsplit('/').next().unwrap_or(full).to_string())
+}
+
+#[async_trait::async_trait]
+impl Provider for StubProvider {
+    async fn create_pipeline(&self, pipeline: &PipelineDefinitionWrapper) -> Result<String, ProviderError> {
+        check(
+            "create",
+            ResourceKind::Pipeline,
+            pipeline_name(pipeline).as_deref(),
+            None,
+        )
+    }
+
+    async fn update_pipeline(
+        &self,
+        pipeline: &PipelineDefinitionWrapper,
+        id: &str,
+    ) -> Result<String, ProviderError> {
+        check(
+            "update",
+            ResourceKind::Pipeline,
+            pipeline_name(pipeline).as_deref(),
+            Some(id),
+        )
+    }
+
+    async fn delete_pipeline(&self, id: &str) -> Result<(), ProviderError> {
+        check("delete", ResourceKind::Pipeline, None, Some(id)).map(drop)
+    }
+
+    async fn create_run(&self, run: &RunDefinition) -> Result<String, ProviderError> {
+        let id = check("create", ResourceKind::Run, Some(&run.name.name), None)?;
+        if let Some(events) = &self.events {
+            let created = CreatedRun {
+                run: run.clone(),
+                created: chrono::Utc::now(),
+                due: Instant::now() + self.delay,
+            };
+            if events.try_send(created).is_err() {
+                tracing::warn!(run = %run.name, "the stub's event queue is full or closed: no event for this run");
+            }
+        }
+        Ok(id)
+    }
+
+    async fn delete_run(&self, id: &str) -> Result<(), ProviderError> {
+        check("delete", ResourceKind::Run, None, Some(id)).map(drop)
+    }
+
+    async fn create_run_schedule(&self, schedule: &RunScheduleDefinition) -> Result<String, ProviderError> {
+        check(
+            "create",
+            ResourceKind::RunSchedule,
+            Some(&schedule.name.name),
+            None,
+        )
+    }
+
+    async fn update_run_schedule(
+        &self,
+        schedule: &RunScheduleDefinition,
+        id: &str,
+    ) -> Result<String, ProviderError> {
+        check(
+            "update",
+            ResourceKind::RunSchedule,
+            Some(&schedule.name.name),
+            Some(id),
+        )
+    }
+
+    async fn delete_run_schedule(&self, id: &str) -> Result<(), ProviderError> {
+        check("delete", ResourceKind::RunSchedule, None, Some(id)).map(drop)
+    }
+
+    async fn create_experiment(&self, experiment: &ExperimentDefinition) -> Result<String, ProviderError> {
+        check(
+            "create",
+            ResourceKind::Experiment,
+            Some(&experiment.name.name),
+            None,
+        )
+    }
+
+    async fn update_experiment(
+        &self,
+        experiment: &ExperimentDefinition,
+        id: &str,
+    ) -> Result<String, ProviderError> {
+        check(
+            "update",
+            ResourceKind::Experiment,
+            Some(&experiment.name.name),
+            Some(id),
+        )
+    }
+
+    async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
+        check("delete", ResourceKind::Experiment, None, Some(id)).map(drop)
+    }
+}
+
+/// The events of a [`StubProvider`]: one `succeeded` event per created run, after the configured delay.
+pub struct StubEventSource {
+    provider: NamespacedName,
+    created: mpsc::Receiver<CreatedRun>,
+    redeliver: VecDeque<EventDelivery>,
+    in_flight: HashMap<DeliveryReceipt, EventDelivery>,
+    counter: AtomicU64,
+}
+
+impl StubEventSource {
+    fn new(provider: NamespacedName, created: mpsc::Receiver<CreatedRun>) -> Self {
+        Self {
+            provider,
+            created,
+            redeliver: VecDeque::new(),
+            in_flight: HashMap::new(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn event(&self, created: CreatedRun) -> RunCompletionEventData {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let time = |t: chrono::DateTime<chrono::Utc>| {
+            serde_json::from_value(serde_json::Value::String(
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ))
+            .ok()
+        };
+        let run = created.run;
+        RunCompletionEventData {
+            status: RunCompletionStatus::Succeeded,
+            pipeline_name: run.pipeline_name,
+            run_configuration_name: Some(run.run_configuration_name).filter(|n| !n.name.is_empty()),
+            run_name: Some(run.name).filter(|n| !n.name.is_empty()),
+            run_id: format!("stub-run-{n}"),
+            run_start_time: time(created.created),
+            run_end_time: time(chrono::Utc::now()),
+            pipeline_components: Vec::new(),
+            provider: self.provider.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSource for StubEventSource {
+    async fn next_event(&mut self) -> Result<Option<EventDelivery>, ProviderError> {
+        let delivery = if let Some(delivery) = self.redeliver.pop_front() {
+            delivery
+        } else {
+            let Some(created) = self.created.recv().await else {
+                return Ok(None);
+            };
+            tokio::time::sleep_until(created.due).await;
+            let event = self.event(created);
+            EventDelivery {
+                receipt: DeliveryReceipt(event.run_id.clone()),
+                event,
+            }
+        };
+        self.in_flight.insert(delivery.receipt.clone(), delivery.clone());
+        Ok(Some(delivery))
+    }
+
+    async fn settle(
+        &mut self,
+        receipt: DeliveryReceipt,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), ProviderError> {
+        match self.in_flight.remove(&receipt) {
+            Some(delivery) if !outcome.is_settled() => self.redeliver.push_back(delivery),
+            Some(_) => {}
+            None => {
+                return Err(ProviderError::not_found(format!(
+                    "the stub has no event in flight with receipt {:?}",
+                    receipt.0
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pairs stub providers with their event sources when a registry builds them separately: both factories of the
+/// `stub` registry entry share one hub, and the provider and the event source built for the same provider name
+/// share one queue. The event source of a name can be built once.
+#[derive(Clone, Default)]
+pub struct StubHub {
+    entries: Arc<Mutex<HashMap<NamespacedName, HubEntry>>>,
+}
+
+struct HubEntry {
+    sender: mpsc::Sender<CreatedRun>,
+    delay: Duration,
+    source: Option<StubEventSource>,
+}
+
+impl StubHub {
+    fn with_entry<T>(
+        &self,
+        config: &ProviderConfig,
+        f: impl FnOnce(&mut HubEntry) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| ProviderError::transient("the stub hub is poisoned"))?;
+        let entry = match entries.entry(config.name.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let (provider, source) = StubProvider::with_events(config)?;
+                let sender = provider
+                    .events
+                    .ok_or_else(|| ProviderError::transient("stub without events"))?;
+                v.insert(HubEntry {
+                    sender,
+                    delay: provider.delay,
+                    source: Some(source),
+                })
+            }
+        };
+        f(entry)
+    }
+
+    /// The stub provider for `config.name`.
+    pub fn provider(&self, config: &ProviderConfig) -> Result<Arc<StubProvider>, ProviderError> {
+        self.with_entry(config, |entry| {
+            Ok(Arc::new(StubProvider {
+                events: Some(entry.sender.clone()),
+                delay: entry.delay,
+            }))
+        })
+    }
+
+    /// The event source for `config.name`; fails if it was built before.
+    pub fn event_source(&self, config: &ProviderConfig) -> Result<StubEventSource, ProviderError> {
+        self.with_entry(config, |entry| {
+            entry.source.take().ok_or_else(|| {
+                ProviderError::invalid(format!(
+                    "the event source of stub provider {} was already built",
+                    config.name
+                ))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(name: &str) -> RunDefinition {
+        RunDefinition {
+            name: NamespacedName::new("ns", name),
+            version: "v1".into(),
+            pipeline_name: NamespacedName::new("ns", "p"),
+            run_configuration_name: NamespacedName::new("ns", "rc"),
+            ..RunDefinition::default()
+        }
+    }
+
+    fn experiment(name: &str) -> ExperimentDefinition {
+        ExperimentDefinition {
+            name: NamespacedName::new("ns", name),
+            version: "v".into(),
+            description: String::new(),
+        }
+    }
+
+    fn pipeline(name: &str) -> PipelineDefinitionWrapper {
+        PipelineDefinitionWrapper {
+            pipeline_definition: json!({"name": format!("ns/{name}")}),
+            compiled_pipeline: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_follow_the_names_and_ids() {
+        let stub = StubProvider::new();
+        assert_eq!(
+            stub.create_pipeline(&pipeline("p")).await.unwrap(),
+            "create-pipeline-succeeded"
+        );
+        assert_eq!(
+            stub.create_pipeline(&pipeline("create-pipeline-fail")).await,
+            Err(ProviderError::invalid("create pipeline failed"))
+        );
+        assert_eq!(
+            stub.update_pipeline(&pipeline("p"), "update-pipeline-fail").await,
+            Err(ProviderError::invalid("update pipeline failed"))
+        );
+        assert_eq!(
+            stub.update_pipeline(&pipeline("update-pipeline-fail"), "id")
+                .await
+                .unwrap(),
+            "update-pipeline-succeeded"
+        );
+        assert_eq!(stub.create_run(&run("r")).await.unwrap(), "create-run-succeeded");
+        assert_eq!(
+            stub.create_run(&run("create-run-fail")).await,
+            Err(ProviderError::invalid("create run failed"))
+        );
+        assert_eq!(
+            stub.delete_run("delete-run-fail").await,
+            Err(ProviderError::invalid("delete run failed"))
+        );
+        assert_eq!(stub.delete_run("x").await, Ok(()));
+        assert_eq!(
+            stub.update_experiment(&experiment("update-experiment-fail"), "x")
+                .await,
+            Err(ProviderError::invalid("update experiment failed"))
+        );
+        assert_eq!(
+            stub.update_experiment(&experiment("e"), "x").await.unwrap(),
+            "update-experiment-succeeded"
+        );
+        assert_eq!(
+            stub.delete_experiment("delete-experiment-fail").await,
+            Err(ProviderError::invalid("delete experiment failed"))
+        );
+        assert_eq!(
+            stub.create_experiment(&experiment(TRANSIENT_FAIL)).await,
+            Err(ProviderError::transient("create experiment failed transiently"))
+        );
+        assert_eq!(
+            stub.delete_run_schedule(TRANSIENT_FAIL).await,
+            Err(ProviderError::transient("delete runschedule failed transiently"))
+        );
+    }
+
+    #[tokio::test]
+    async fn created_runs_complete_after_the_delay() {
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        config.parameters.insert("eventdelayseconds".into(), json!(0.2));
+        let (stub, mut source) = StubProvider::with_events(&config).unwrap();
+        let start = Instant::now();
+        stub.create_run(&run("r1")).await.unwrap();
+        stub.create_run(&run("create-run-fail")).await.unwrap_err();
+        let delivery = source.next_event().await.unwrap().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        let event = serde_json::to_value(&delivery.event).unwrap();
+        assert_eq!(event["status"], "succeeded");
+        assert_eq!(event["runId"], "stub-run-1");
+        assert_eq!(event["runName"], "ns/r1");
+        assert_eq!(event["runConfigurationName"], "ns/rc");
+        assert_eq!(event["pipelineName"], "ns/p");
+        assert_eq!(event["provider"], "ops/stub");
+        assert!(event["runStartTime"].is_string() && event["runEndTime"].is_string());
+        // A failed delivery comes back; a delivered one does not.
+        source
+            .settle(delivery.receipt.clone(), DeliveryOutcome::Failed)
+            .await
+            .unwrap();
+        let again = source.next_event().await.unwrap().unwrap();
+        assert_eq!(again.event.run_id, "stub-run-1");
+        source
+            .settle(again.receipt.clone(), DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        assert!(
+            source
+                .settle(again.receipt, DeliveryOutcome::Delivered)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+        drop(stub);
+        assert_eq!(source.next_event().await.unwrap(), None);
+    }
+
+    #[test]
+    fn event_delay_parameter() {
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        assert_eq!(event_delay(&config).unwrap(), DEFAULT_EVENT_DELAY);
+        config
+            .parameters
+            .insert("eventdelayseconds".into(), json!("0.25"));
+        assert_eq!(event_delay(&config).unwrap(), Duration::from_millis(250));
+        config.parameters.insert("eventdelayseconds".into(), json!(-1));
+        assert!(
+            event_delay(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("eventDelaySeconds")
+        );
+    }
+
+    #[test]
+    fn the_hub_pairs_provider_and_event_source() {
+        let hub = StubHub::default();
+        let config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        let _source = hub.event_source(&config).unwrap();
+        let _provider = hub.provider(&config).unwrap();
+        assert!(hub.event_source(&config).is_err());
+    }
+}

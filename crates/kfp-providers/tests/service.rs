@@ -1,0 +1,671 @@
+//! The provider service over real HTTP on loopback: the contract (SPEC 5.1) checked against
+//! docs/provider-service.openapi.yaml, the HttpProvider through the conformance kit, and event forwarding.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kfp_core::definitions::{
+    ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
+};
+use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::values::NamespacedName;
+use kfp_providers::config::{RetryPolicy, ServiceConfig};
+use kfp_providers::conformance::{self, ConformanceFixtures};
+use kfp_providers::http::HttpProvider;
+use kfp_providers::metrics::WebhookResult;
+use kfp_providers::service::ProviderServer;
+use kfp_providers::stub::StubProvider;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+struct Running {
+    base: String,
+    metrics: SocketAddr,
+    server_metrics: Arc<kfp_providers::metrics::ServiceMetrics>,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), kfp_providers::service::ServiceError>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("graceful shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn eventually(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn loopback_config(name: &str) -> ServiceConfig {
+    let mut config = ServiceConfig::from_env_vars([
+        ("PROVIDERNAME", format!("ops/{name}")),
+        ("SERVER_HOST", "127.0.0.1".into()),
+        ("SERVER_PORT", "0".into()),
+        ("METRICS_PORT", "0".into()),
+        ("SERVER_MAXBODYBYTES", "4096".into()),
+    ])
+    .unwrap();
+    config.webhook_retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        max_attempts: 5,
+        request_timeout: Duration::from_secs(5),
+    };
+    config
+}
+
+async fn start(
+    config: &ServiceConfig,
+    provider: Arc<dyn Provider>,
+    events: Option<Box<dyn kfp_core::provider::EventSource>>,
+) -> Running {
+    kfp_providers::http::install_crypto_provider();
+    let server = ProviderServer::bind(config, provider, events).await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let metrics = server.metrics_addr().unwrap();
+    let server_metrics = server.metrics();
+    let (tx, rx) = oneshot::channel();
+    let done = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Running {
+        base,
+        metrics,
+        server_metrics,
+        stop: Some(tx),
+        done,
+    }
+}
+
+/// Answers with the id it is given, or errors chosen by id: `missing` NotFound, `nope` Unimplemented,
+/// `boom` Transient, `bad` Invalid.
+struct Echo;
+
+fn by_id(id: &str) -> Result<String, ProviderError> {
+    match id {
+        "missing" => Err(ProviderError::not_found(format!("{id} does not exist"))),
+        "nope" => Err(ProviderError::unimplemented("not supported")),
+        "boom" => Err(ProviderError::transient("backend down")),
+        "bad" => Err(ProviderError::invalid("bad request")),
+        _ => Ok(id.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Echo {
+    async fn create_pipeline(&self, p: &PipelineDefinitionWrapper) -> Result<String, ProviderError> {
+        Ok(p.pipeline_definition["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+    async fn update_pipeline(
+        &self,
+        _: &PipelineDefinitionWrapper,
+        id: &str,
+    ) -> Result<String, ProviderError> {
+        by_id(id)
+    }
+    async fn delete_pipeline(&self, id: &str) -> Result<(), ProviderError> {
+        by_id(id).map(drop)
+    }
+    async fn create_run(&self, r: &RunDefinition) -> Result<String, ProviderError> {
+        by_id(&r.name.name)
+    }
+    async fn delete_run(&self, id: &str) -> Result<(), ProviderError> {
+        by_id(id).map(drop)
+    }
+    async fn create_run_schedule(&self, s: &RunScheduleDefinition) -> Result<String, ProviderError> {
+        Ok(s.name.to_string())
+    }
+    async fn update_run_schedule(
+        &self,
+        _: &RunScheduleDefinition,
+        id: &str,
+    ) -> Result<String, ProviderError> {
+        by_id(id)
+    }
+    async fn delete_run_schedule(&self, id: &str) -> Result<(), ProviderError> {
+        by_id(id).map(drop)
+    }
+    async fn create_experiment(&self, e: &ExperimentDefinition) -> Result<String, ProviderError> {
+        by_id(&e.name.name)
+    }
+    async fn update_experiment(&self, _: &ExperimentDefinition, id: &str) -> Result<String, ProviderError> {
+        by_id(id)
+    }
+    async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
+        by_id(id).map(drop)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The OpenAPI document
+// ------------------------------------------------------------------------------------------------------------
+
+fn openapi() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/provider-service.openapi.yaml"
+    ))
+    .unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// Validates `instance` against the JSON pointer `reference` (`#/components/...`) of the document.
+fn validate(doc: &Value, reference: &str, instance: &Value) {
+    let mut root = doc.clone();
+    root["$ref"] = json!(reference);
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let errors: Vec<String> = validator.iter_errors(instance).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{instance} does not match {reference}: {errors:?}"
+    );
+}
+
+/// One exchange of the contract test.
+struct Exchange {
+    method: &'static str,
+    path: String,
+    status: u16,
+    content_type: String,
+    body: Value,
+}
+
+fn template(path: &str) -> &'static str {
+    let segments = path.trim_start_matches('/').split('/').count();
+    match (path.starts_with("/resource/"), segments) {
+        (true, 2) => "/resource/{type}",
+        (true, 3) => "/resource/{type}/{id}",
+        _ if path == "/livez" => "/livez",
+        _ if path == "/readyz" => "/readyz",
+        _ => panic!("no template for {path}"),
+    }
+}
+
+/// Every exchange's route, method and status is declared, and its JSON body matches the declared schema.
+fn check_against_document(exchanges: &[Exchange]) {
+    let doc = openapi();
+    for x in exchanges {
+        let operation = &doc["paths"][template(&x.path)][x.method.to_ascii_lowercase()];
+        assert!(operation.is_object(), "{} {} is not declared", x.method, x.path);
+        let mut response = operation["responses"][x.status.to_string()].clone();
+        assert!(
+            response.is_object(),
+            "{} {} -> {} is not declared",
+            x.method,
+            x.path,
+            x.status
+        );
+        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+            let name = reference.trim_start_matches("#/components/responses/");
+            response = doc["components"]["responses"][name].clone();
+        }
+        let media = x.content_type.split(';').next().unwrap().trim().to_string();
+        let declared = &response["content"][&media];
+        assert!(
+            declared.is_object(),
+            "{} {} -> {} answers {media}, not declared",
+            x.method,
+            x.path,
+            x.status
+        );
+        if media == "application/json" {
+            let reference = declared["schema"]["$ref"].as_str().unwrap();
+            validate(&doc, reference, &x.body);
+        }
+    }
+}
+
+struct Client {
+    base: String,
+    http: reqwest::Client,
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            http: reqwest::Client::new(),
+            exchanges: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let body = if content_type.starts_with("application/json") {
+            serde_json::from_str(&text).unwrap()
+        } else {
+            Value::String(text)
+        };
+        self.exchanges.lock().unwrap().push(Exchange {
+            method,
+            path: path.to_string(),
+            status,
+            content_type,
+            body: body.clone(),
+        });
+        (status, body)
+    }
+
+    async fn json(&self, method: &'static str, path: &str, body: &Value) -> (u16, Value) {
+        self.send(
+            method,
+            path,
+            Some("application/json"),
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn the_contract_matches_the_openapi_document() {
+    let server = start(&loopback_config("echo"), Arc::new(Echo), None).await;
+    let client = Client::new(&server.base);
+    let doc = openapi();
+    let fixtures = ConformanceFixtures::default();
+    let bodies = [
+        (
+            "pipeline",
+            serde_json::to_value(&fixtures.pipeline).unwrap(),
+            "PipelineDefinitionWrapper",
+        ),
+        (
+            "run",
+            serde_json::to_value(&fixtures.run).unwrap(),
+            "RunDefinition",
+        ),
+        (
+            "runschedule",
+            serde_json::to_value(&fixtures.run_schedule).unwrap(),
+            "RunScheduleDefinition",
+        ),
+        (
+            "experiment",
+            serde_json::to_value(&fixtures.experiment).unwrap(),
+            "ExperimentDefinition",
+        ),
+    ];
+    // SPEC 4.3 shapes, which the document must accept (the Go document's drifts are fixed).
+    let mut schedule = bodies[2].1.clone();
+    schedule["schedule"]["startTime"] = json!("2026-01-01T00:00:00Z");
+    validate(&doc, "#/components/schemas/RunScheduleDefinition", &schedule);
+    for (kind, body, schema) in &bodies {
+        validate(&doc, &format!("#/components/schemas/{schema}"), body);
+        let (status, answer) = client.json("POST", &format!("/resource/{kind}"), body).await;
+        assert_eq!(status, 201, "{kind}: {answer}");
+        assert!(!answer["id"].as_str().unwrap().is_empty());
+        let (status, answer) = client.json("PUT", &format!("/resource/{kind}/a%2Fb"), body).await;
+        if *kind == "run" {
+            assert_eq!((status, answer["id"].as_str()), (501, Some("a/b")), "{answer}");
+        } else {
+            assert_eq!((status, answer), (200, json!({"id": "a/b"})), "{kind}");
+        }
+        let (status, answer) = client
+            .send("DELETE", &format!("/resource/{kind}/x%20y"), None, None)
+            .await;
+        assert_eq!((status, answer), (200, json!({})));
+    }
+    // Provider errors and their classes, with the decoded id.
+    for (id, status) in [("missing", 404), ("nope", 501), ("boom", 500), ("bad", 400)] {
+        let (got, answer) = client
+            .send("DELETE", &format!("/resource/experiment/{id}"), None, None)
+            .await;
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(answer["id"], id);
+        assert!(!answer["providerError"].as_str().unwrap().is_empty());
+    }
+    let mut experiment = bodies[3].1.clone();
+    experiment["name"] = json!("ns/bad");
+    let (status, answer) = client.json("POST", "/resource/experiment", &experiment).await;
+    assert_eq!((status, answer), (400, json!({"providerError": "bad request"})));
+    // Request problems.
+    let (status, answer) = client.json("POST", "/resource/model", &json!({})).await;
+    assert_eq!(status, 404);
+    assert!(
+        answer["providerError"]
+            .as_str()
+            .unwrap()
+            .contains("unknown resource kind \"model\"")
+    );
+    let (status, answer) = client.send("DELETE", "/resource/model/x", None, None).await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = client
+        .send(
+            "POST",
+            "/resource/experiment",
+            Some("text/plain"),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(status, 415);
+    assert!(
+        answer["providerError"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"),
+        "{answer}"
+    );
+    let (status, _) = client
+        .send("POST", "/resource/experiment", None, Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(status, 415);
+    let (status, answer) = client
+        .send(
+            "POST",
+            "/resource/run",
+            Some("application/json"),
+            Some(b"{\"name\": ".to_vec()),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["providerError"]
+            .as_str()
+            .unwrap()
+            .starts_with("the request body is not a valid RunDefinition: EOF"),
+        "{answer}"
+    );
+    let (status, answer) = client
+        .json("POST", "/resource/run", &json!({"name": "ns/r"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["providerError"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `version`"),
+        "{answer}"
+    );
+    let (status, answer) = client
+        .json(
+            "PUT",
+            "/resource/experiment/x",
+            &json!({"name": "a/b/c", "version": "v"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["id"], "x");
+    let (status, answer) = client
+        .send(
+            "POST",
+            "/resource/run",
+            Some("application/json"),
+            Some(Vec::new()),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["providerError"].as_str().unwrap().contains("empty"),
+        "{answer}"
+    );
+    let big = json!({"name": "ns/e", "version": "v", "description": "x".repeat(5000)});
+    let (status, answer) = client.json("POST", "/resource/experiment", &big).await;
+    assert_eq!(status, 413, "{answer}");
+    let (status, answer) = client.send("DELETE", "/resource/run/%FF", None, None).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["providerError"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be decoded"),
+        "{answer}"
+    );
+    // Probes.
+    for probe in ["/livez", "/readyz"] {
+        let (status, body) = client.send("GET", probe, None, None).await;
+        assert_eq!((status, body), (200, json!("ok")));
+    }
+    check_against_document(&client.exchanges.lock().unwrap());
+
+    // Unknown routes are 404 with a message (not part of the contract).
+    let response = reqwest::get(format!("{}/nope", server.base)).await.unwrap();
+    assert_eq!(response.status(), 404);
+
+    // Metrics on their own port.
+    let text = reqwest::get(format!("http://{}/metrics", server.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"http_server_requests_total{route="resource/run",method="POST",code="201"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_server_request_duration_seconds_bucket{le="#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="resource/experiment",method="DELETE",code="404""#),
+        "{text}"
+    );
+    let on_api = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
+    assert_eq!(on_api.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn http_provider_against_the_served_stub_conforms_and_events_are_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "first-token\n").unwrap();
+    // The operator's feed fails once, then accepts.
+    let (webhook, mut events) = support::webhook(&[500]).await;
+    let mut config = loopback_config("stub");
+    config.operator_webhook = Some(webhook.url.clone());
+    config.webhook_token_file = token_file.clone();
+    config
+        .provider
+        .parameters
+        .insert("eventdelayseconds".into(), json!(0.05));
+    let (stub, source) = StubProvider::with_events(&config.provider).unwrap();
+    let server = start(&config, Arc::new(stub), Some(Box::new(source))).await;
+
+    let provider: Arc<dyn Provider> =
+        Arc::new(HttpProvider::with_timeout(&server.base, Duration::from_secs(10)).unwrap());
+    let fixtures = ConformanceFixtures::stub();
+    let report = conformance::run_all_with_events(provider.clone(), &mut events, &fixtures).await;
+    assert!(report.passed(), "{report}");
+
+    // Transient failures travel as 500 and come back Transient.
+    let mut experiment = fixtures.experiment.clone();
+    experiment.name = NamespacedName::new("ns", kfp_providers::stub::TRANSIENT_FAIL);
+    assert_eq!(
+        provider.create_experiment(&experiment).await,
+        Err(ProviderError::transient("create experiment failed transiently"))
+    );
+    assert_eq!(
+        provider
+            .update_pipeline(&fixtures.pipeline, "update-pipeline-fail")
+            .await,
+        Err(ProviderError::invalid("update pipeline failed"))
+    );
+
+    // The conformance kit created two runs (lifecycle and events check): wait for the second event too.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        kfp_core::provider::EventSource::next_event(&mut events),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    {
+        let received = webhook.received.lock().unwrap();
+        let statuses: Vec<u16> = received.iter().map(|r| r.answered).collect();
+        assert_eq!(
+            statuses,
+            [500, 200, 200],
+            "the first attempt failed and was retried"
+        );
+        for r in received.iter() {
+            assert_eq!(r.authorization.as_deref(), Some("Bearer first-token"));
+            assert_eq!(r.content_type.as_deref(), Some("application/json"));
+            validate(&openapi(), "#/components/schemas/RunCompletionEventData", &r.body);
+        }
+        assert_eq!(received[1].body["provider"], "ops/stub");
+        assert_eq!(received[1].body["runName"], "conformance/run");
+    }
+    // The feed passes the event on before the sink has its answer: wait for the metric.
+    eventually(|| server.server_metrics.webhook_count(WebhookResult::Success) == 2).await;
+    assert_eq!(
+        server
+            .server_metrics
+            .webhook_count(WebhookResult::RecoverableFailure),
+        1
+    );
+
+    // The token is read again for every send (rotation), and a missing file sends no header.
+    std::fs::write(&token_file, "second-token").unwrap();
+    provider.create_run(&fixtures.run).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        kfp_core::provider::EventSource::next_event(&mut events),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    std::fs::remove_file(&token_file).unwrap();
+    provider.create_run(&fixtures.run).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        kfp_core::provider::EventSource::next_event(&mut events),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    {
+        let received = webhook.received.lock().unwrap();
+        assert_eq!(received[3].authorization.as_deref(), Some("Bearer second-token"));
+        assert_eq!(received[4].authorization, None);
+    }
+    eventually(|| server.server_metrics.webhook_count(WebhookResult::Success) == 4).await;
+    let text = reqwest::get(format!("http://{}/metrics", server.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"provider_webhook_send_events_count_total{result="Success"} 4"#),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gone_events_are_dropped_and_failing_feeds_are_retried_with_backoff() {
+    let (webhook, _events) = support::webhook(&[410, 503, 503, 503, 503, 503]).await;
+    let mut config = loopback_config("stub");
+    config.operator_webhook = Some(webhook.url.clone());
+    config.webhook_token_file = "/nonexistent/token".into();
+    config
+        .provider
+        .parameters
+        .insert("eventdelayseconds".into(), json!(0));
+    let (stub, source) = StubProvider::with_events(&config.provider).unwrap();
+    let server = start(&config, Arc::new(stub), Some(Box::new(source))).await;
+    let provider = HttpProvider::new(&server.base).unwrap();
+    let run = ConformanceFixtures::default().run;
+    provider.create_run(&run).await.unwrap();
+    provider.create_run(&run).await.unwrap();
+    // 410 for stub-run-1 (dropped); stub-run-2: five 503s use up the attempts, the source redelivers it, then 200.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while webhook.received.lock().unwrap().len() < 7 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            webhook.received.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = webhook.received.lock().unwrap().clone();
+    let runs: Vec<&str> = received
+        .iter()
+        .map(|r| r.body["runId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "stub-run-1",
+            "stub-run-2",
+            "stub-run-2",
+            "stub-run-2",
+            "stub-run-2",
+            "stub-run-2",
+            "stub-run-2"
+        ]
+    );
+    assert_eq!(received[6].answered, 200);
+    assert!(received.iter().all(|r| r.authorization.is_none()));
+    let metrics = &server.server_metrics;
+    eventually(|| metrics.webhook_count(WebhookResult::Success) == 1).await;
+    assert_eq!(metrics.webhook_count(WebhookResult::UnrecoverableFailure), 1);
+    assert_eq!(metrics.webhook_count(WebhookResult::RecoverableFailure), 5);
+    assert_eq!(metrics.webhook_count(WebhookResult::Success), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_default_registry_serves_the_stub() {
+    let registry = kfp_providers::default_registry();
+    let config = loopback_config("stub");
+    let provider = registry.build("stub", &config.provider).unwrap();
+    let server = start(&config, provider, None).await;
+    let remote = ProviderConfig {
+        parameters: [("url".to_string(), json!(server.base.clone()))]
+            .into_iter()
+            .collect(),
+        ..ProviderConfig::new(NamespacedName::new("ops", "remote"))
+    };
+    let http = registry.build("http", &remote).unwrap();
+    let report = conformance::run_all(http, &ConformanceFixtures::stub()).await;
+    assert!(report.passed(), "{report}");
+    server.stop().await;
+}
