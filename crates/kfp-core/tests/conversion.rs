@@ -182,7 +182,7 @@ fn v1alpha5_runconfiguration_schedules_are_cron_strings() {
 }
 
 #[test]
-fn optional_run_configuration_ref_survives_v1alpha6() {
+fn decision_14_optional_run_configuration_ref_survives_v1alpha6() {
     let hub = json!({"apiVersion": HUB, "kind": "Run", "metadata": {"name": "r"},
         "spec": {"provider": "kfp-operator-system/kfp", "parameters": [{"name": "x", "valueFrom": {"runConfigurationRef": {"name": "ns/base", "outputArtifact": "a", "optional": true}}}]}});
     assert_eq!(round_trip(&hub, A6), hub);

@@ -336,7 +336,12 @@ async fn schema_rejects_malformed_objects_naming_the_field() {
         msg.contains("\"pipeline\"") && msg.contains("\"runSpec\""),
         "lists the allowed values: {msg}"
     );
+}
 
+/// SPEC 12.17: the Go operator's docs wrote `patch:`; the real field is `payload`, and the refusal names it.
+#[tokio::test]
+async fn decision_17_provider_patch_field_is_refused_naming_payload() {
+    let (client, ns) = client_and_namespace().await;
     let msg = refusal::<Provider>(
         &client,
         &ns,
