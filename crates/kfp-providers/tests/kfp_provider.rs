@@ -626,10 +626,10 @@ async fn timeouts_are_transient() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_transient() {
-    let fake = FakeKfp::start().await.unwrap();
-    let url = fake.url().to_string();
-    drop(fake);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A loopback port that was just free and is closed now: dropping a std listener closes it synchronously.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
     let mut config = KfpConfig::new(NamespacedName::new("ops", "kfp"));
     config.rest_url = url;
     config.token_path = Path::new("/nonexistent/token").to_path_buf();
