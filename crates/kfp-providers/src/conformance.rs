@@ -106,6 +106,10 @@ pub struct ConformanceFixtures {
     pub invalid: Vec<Operation>,
     /// How long [`check_events`] waits for the event of the created run.
     pub event_timeout: Duration,
+    /// Backends that resolve a run's pipeline (version) and experiment when the run is created (Kubeflow
+    /// Pipelines) need them to exist first: when true, the run and run schedule lifecycle checks create
+    /// [`Self::pipeline`] and [`Self::experiment`] through the provider before, and delete them after. Default false.
+    pub prepare_dependencies: bool,
 }
 
 impl Default for ConformanceFixtures {
@@ -166,6 +170,7 @@ impl Default for ConformanceFixtures {
             missing_id: "conformance-missing-id".into(),
             invalid: Vec::new(),
             event_timeout: Duration::from_secs(10),
+            prepare_dependencies: false,
         }
     }
 }
@@ -295,7 +300,61 @@ pub async fn check_lifecycle(
     fixtures: &ConformanceFixtures,
     kind: ResourceKind,
 ) -> CheckResult {
-    let result: Result<(), String> = async {
+    let needs_dependencies =
+        fixtures.prepare_dependencies && matches!(kind, ResourceKind::Run | ResourceKind::RunSchedule);
+    let dependencies = if needs_dependencies {
+        match create_dependencies(provider, fixtures).await {
+            Ok(ids) => Some(ids),
+            Err(message) => return CheckResult::new(format!("{kind} lifecycle"), Err(message)),
+        }
+    } else {
+        None
+    };
+    let result = lifecycle(provider, fixtures, kind).await;
+    let cleanup = match dependencies {
+        Some(ids) => delete_dependencies(provider, ids).await,
+        None => Ok(()),
+    };
+    CheckResult::new(format!("{kind} lifecycle"), result.and(cleanup))
+}
+
+/// The pipeline and experiment ids created by [`create_dependencies`].
+struct DependencyIds {
+    pipeline: String,
+    experiment: String,
+}
+
+async fn create_dependencies(
+    provider: &dyn Provider,
+    fixtures: &ConformanceFixtures,
+) -> Result<DependencyIds, String> {
+    let pipeline = provider
+        .create_pipeline(&fixtures.pipeline)
+        .await
+        .map_err(|e| failed("preparing: create pipeline", e))?;
+    let experiment = match provider.create_experiment(&fixtures.experiment).await {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = provider.delete_pipeline(&pipeline).await;
+            return Err(failed("preparing: create experiment", e));
+        }
+    };
+    Ok(DependencyIds { pipeline, experiment })
+}
+
+async fn delete_dependencies(provider: &dyn Provider, ids: DependencyIds) -> Result<(), String> {
+    let experiment = provider.delete_experiment(&ids.experiment).await;
+    let pipeline = provider.delete_pipeline(&ids.pipeline).await;
+    experiment.map_err(|e| failed("cleaning up: delete experiment", e))?;
+    pipeline.map_err(|e| failed("cleaning up: delete pipeline", e))
+}
+
+async fn lifecycle(
+    provider: &dyn Provider,
+    fixtures: &ConformanceFixtures,
+    kind: ResourceKind,
+) -> Result<(), String> {
+    {
         match kind {
             ResourceKind::Pipeline => {
                 let p = &fixtures.pipeline;
@@ -372,8 +431,6 @@ pub async fn check_lifecycle(
             }
         }
     }
-    .await;
-    CheckResult::new(format!("{kind} lifecycle"), result)
 }
 
 /// Deleting `fixtures.missing_id` of `kind` returns `Ok` or `NotFound`.
