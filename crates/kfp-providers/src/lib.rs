@@ -48,7 +48,11 @@ pub fn register_defaults(registry: &mut ProviderRegistry) {
     let _ = registry.register(http::TYPE_NAME, |config| {
         http::HttpProvider::from_config(config).map(|p| std::sync::Arc::new(p) as _)
     });
-    let _ = registry.register(kfp::PROVIDER_TYPE, kfp::KfpProvider::factory);
+    let _ = registry.register_with_events(
+        kfp::PROVIDER_TYPE,
+        kfp::KfpProvider::factory,
+        kfp::events::KfpEventSource::factory,
+    );
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 pub mod api;
 mod client;
+pub mod events;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod pipeline;
