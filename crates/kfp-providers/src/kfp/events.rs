@@ -372,3 +372,89 @@ impl KfpProvider {
         KfpEventSource::lazy(self.config.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kfp::api::RuntimeConfig;
+
+    fn run(parameters: Value, finished_at: Option<&str>) -> Run {
+        Run {
+            run_id: "r1".into(),
+            created_at: Some("2026-01-01T10:00:00Z".into()),
+            finished_at: finished_at.map(str::to_string),
+            runtime_config: Some(RuntimeConfig {
+                parameters: parameters.as_object().cloned().unwrap_or_default(),
+                pipeline_root: String::new(),
+            }),
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn phases_map_to_statuses() {
+        assert_eq!(
+            completion_status("Succeeded"),
+            Some(RunCompletionStatus::Succeeded)
+        );
+        assert_eq!(completion_status("Failed"), Some(RunCompletionStatus::Failed));
+        assert_eq!(completion_status("Error"), Some(RunCompletionStatus::Failed));
+        for phase in ["Running", "Pending", "", "succeeded"] {
+            assert_eq!(completion_status(phase), None, "{phase}");
+        }
+    }
+
+    #[test]
+    fn names_come_from_runtime_parameters() {
+        let provider = NamespacedName::new("ops", "kfp");
+        let parameters = json!({
+            "pipeline-name": "p", "pipeline-namespace": "ns", "runconfiguration-name": "rc",
+            "runconfiguration-namespace": "ns", "run-name": "", "run-namespace": "", "learning_rate": 0.1
+        });
+        let event = event_data(
+            &run(parameters, Some("2026-01-01T11:00:00Z")),
+            "r1",
+            RunCompletionStatus::Succeeded,
+            &provider,
+        )
+        .unwrap();
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            json!({"status": "succeeded", "pipelineName": "ns/p", "runConfigurationName": "ns/rc", "runId": "r1",
+                   "runStartTime": "2026-01-01T10:00:00Z", "runEndTime": "2026-01-01T11:00:00Z",
+                   "provider": "ops/kfp"})
+        );
+    }
+
+    #[test]
+    fn runs_without_a_pipeline_name_are_not_the_operators() {
+        let provider = NamespacedName::new("ops", "kfp");
+        let event = event_data(
+            &run(json!({"x": "y"}), None),
+            "r1",
+            RunCompletionStatus::Failed,
+            &provider,
+        );
+        assert!(event.is_none());
+    }
+
+    #[test]
+    fn a_missing_or_zero_finish_time_is_now() {
+        let provider = NamespacedName::new("ops", "kfp");
+        for finished in [None, Some("1970-01-01T00:00:00Z")] {
+            let event = event_data(
+                &run(
+                    json!({"pipeline-name": "p", "pipeline-namespace": "ns"}),
+                    finished,
+                ),
+                "r1",
+                RunCompletionStatus::Failed,
+                &provider,
+            )
+            .unwrap();
+            let end = serde_json::to_value(&event.run_end_time).unwrap();
+            assert!(end.as_str().unwrap().starts_with("20"), "{end}");
+        }
+    }
+}
