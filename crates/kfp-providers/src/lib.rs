@@ -76,4 +76,12 @@ mod tests {
         let registry = default_registry();
         assert_eq!(registry.type_names().collect::<Vec<_>>(), ["http", "kfp", "stub"]);
     }
+
+    #[test]
+    fn kfp_has_an_event_source_that_connects_lazily() {
+        let registry = default_registry();
+        let config =
+            kfp_core::provider::ProviderConfig::new(kfp_core::values::NamespacedName::new("ops", "kfp"));
+        assert!(registry.build_event_source("kfp", &config).is_ok());
+    }
 }

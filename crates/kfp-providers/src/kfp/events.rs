@@ -82,6 +82,8 @@ pub struct KfpEventSource {
     retry: VecDeque<String>,
     /// Workflow names yielded and not yet settled.
     in_flight: HashSet<String>,
+    /// The workflow being read when `next_event` was last left (cancelled mid-read): read it again first.
+    reading: Option<String>,
 }
 
 impl std::fmt::Debug for KfpEventSource {
@@ -117,6 +119,7 @@ impl KfpEventSource {
             kube: Kube::Pending,
             retry: VecDeque::new(),
             in_flight: HashSet::new(),
+            reading: None,
         })
     }
 
@@ -270,6 +273,12 @@ fn parse_time(text: &str) -> Option<Time> {
 impl EventSource for KfpEventSource {
     async fn next_event(&mut self) -> Result<Option<EventDelivery>, ProviderError> {
         self.ensure_connected().await?;
+        // A read cut short by a cancelled call (e.g. `tokio::time::timeout`): that workflow is not lost.
+        if let Some(name) = self.reading.take()
+            && !self.retry.contains(&name)
+        {
+            self.retry.push_front(name);
+        }
         loop {
             if let Some(name) = self.retry.pop_front() {
                 let Kube::Connected { workflows, .. } = &self.kube else {
@@ -285,7 +294,10 @@ impl EventSource for KfpEventSource {
                         )));
                     }
                 };
-                match event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await {
+                self.reading = Some(name.clone());
+                let event = event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await;
+                self.reading = None;
+                match event {
                     Ok(Some(event)) => return Ok(Some(self.deliver(name, event))),
                     Ok(None) => continue,
                     Err(e) => {
@@ -309,7 +321,10 @@ impl EventSource for KfpEventSource {
                 Some(Ok(_)) => continue,
             };
             let name = workflow.metadata.name.clone().unwrap_or_default();
-            match event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await {
+            self.reading = Some(name.clone()).filter(|n| !n.is_empty());
+            let event = event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await;
+            self.reading = None;
+            match event {
                 Ok(Some(event)) => return Ok(Some(self.deliver(name, event))),
                 Ok(None) => continue,
                 Err(e) => {
