@@ -20,7 +20,7 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_secs(2);
 
 struct Setup {
-    _fake: FakeKfp,
+    fake: FakeKfp,
     _namespace: TestNamespace,
     provider: KfpProvider,
     fixtures: ConformanceFixtures,
@@ -46,7 +46,7 @@ impl Setup {
         provider.create_experiment(&fixtures.experiment).await.unwrap();
         let workflows = Api::namespaced_with(client.clone(), namespace.name(), &workflow_resource());
         Self {
-            _fake: fake,
+            fake,
             _namespace: namespace,
             provider,
             fixtures,
@@ -223,4 +223,45 @@ async fn running_and_published_workflows_yield_nothing_until_finished() {
         .await
         .unwrap();
     assert_quiet(&mut source).await;
+}
+
+#[tokio::test]
+async fn kfp_errors_and_a_cancelled_read_do_not_lose_the_workflow() {
+    let setup = Setup::new().await;
+    let run_id = setup.run().await;
+    setup.workflow("wf-retry", &run_id, "Succeeded", false).await;
+    let mut source = setup.source();
+
+    // GetRun fails: the error is reported, and the next call reads the workflow again.
+    setup.fake.fail_next(1, 503);
+    let err = tokio::time::timeout(EVENT_TIMEOUT, source.next_event())
+        .await
+        .expect("no answer in time")
+        .expect_err("a 503 from KFP is an error");
+    assert!(!err.is_permanent(), "{err:?}");
+    let delivery = next(&mut source).await;
+    assert_eq!(delivery.receipt.0, "wf-retry");
+    source
+        .settle(delivery.receipt, DeliveryOutcome::Failed)
+        .await
+        .unwrap();
+
+    // GetRun hangs and the caller gives up (drops the call) while the run is being read.
+    setup.fake.clear_requests();
+    setup.fake.hang_next(1);
+    let run_path = format!("/apis/v2beta1/runs/{run_id}");
+    {
+        let pending = source.next_event();
+        tokio::pin!(pending);
+        tokio::select! {
+            result = &mut pending => panic!("expected the read to hang, got {result:?}"),
+            waited = wait_for("the source to ask KFP for the run", EVENT_TIMEOUT, || async {
+                let asked = setup.fake.requests().iter().any(|r| r.method == "GET" && r.path == run_path);
+                Ok::<_, String>(asked.then_some(()))
+            }) => waited.unwrap(),
+        }
+    }
+    let delivery = next(&mut source).await;
+    assert_eq!(delivery.receipt.0, "wf-retry");
+    assert_eq!(delivery.event.run_id, run_id);
 }
