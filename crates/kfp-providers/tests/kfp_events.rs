@@ -265,3 +265,26 @@ async fn kfp_errors_and_a_cancelled_read_do_not_lose_the_workflow() {
     assert_eq!(delivery.receipt.0, "wf-retry");
     assert_eq!(delivery.event.run_id, run_id);
 }
+
+#[tokio::test]
+async fn an_update_seen_before_the_label_does_not_redeliver() {
+    let setup = Setup::new().await;
+    let run_id = setup.run().await;
+    setup.workflow("wf-busy", &run_id, "Succeeded", false).await;
+    let mut source = setup.source();
+    let delivery = next(&mut source).await;
+
+    // Argo keeps writing the workflow while the event is delivered: the watch queues that update unlabelled.
+    let patch = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
+    setup
+        .workflows
+        .patch("wf-busy", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    source
+        .settle(delivery.receipt, DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(setup.published_label("wf-busy").await.as_deref(), Some("true"));
+    assert_quiet(&mut source).await;
+}

@@ -82,6 +82,9 @@ pub struct KfpEventSource {
     retry: VecDeque<String>,
     /// Workflow names yielded and not yet settled.
     in_flight: HashSet<String>,
+    /// Workflow names labelled published whose removal from the watch (a `Delete` event, as they leave the selector)
+    /// has not been seen yet: an update queued before the label must not yield them again.
+    published: HashSet<String>,
     /// The workflow being read when `next_event` was last left (cancelled mid-read): read it again first.
     reading: Option<String>,
 }
@@ -119,6 +122,7 @@ impl KfpEventSource {
             kube: Kube::Pending,
             retry: VecDeque::new(),
             in_flight: HashSet::new(),
+            published: HashSet::new(),
             reading: None,
         })
     }
@@ -166,6 +170,7 @@ async fn event_of(
     kfp: &KfpClient,
     provider: &NamespacedName,
     in_flight: &HashSet<String>,
+    published: &HashSet<String>,
     workflow: &DynamicObject,
 ) -> Result<Option<RunCompletionEventData>, ProviderError> {
     {
@@ -173,6 +178,7 @@ async fn event_of(
         let name = workflow.metadata.name.clone().unwrap_or_default();
         if name.is_empty()
             || in_flight.contains(&name)
+            || published.contains(&name)
             || labels.get(EVENTS_PUBLISHED_LABEL).map(String::as_str) == Some("true")
         {
             return Ok(None);
@@ -295,7 +301,14 @@ impl EventSource for KfpEventSource {
                     }
                 };
                 self.reading = Some(name.clone());
-                let event = event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await;
+                let event = event_of(
+                    &self.kfp,
+                    &self.config.provider,
+                    &self.in_flight,
+                    &self.published,
+                    &workflow,
+                )
+                .await;
                 self.reading = None;
                 match event {
                     Ok(Some(event)) => return Ok(Some(self.deliver(name, event))),
@@ -318,11 +331,29 @@ impl EventSource for KfpEventSource {
                     )));
                 }
                 Some(Ok(watcher::Event::Apply(w) | watcher::Event::InitApply(w))) => w,
+                Some(Ok(watcher::Event::Delete(w))) => {
+                    if let Some(name) = &w.metadata.name {
+                        self.published.remove(name);
+                    }
+                    continue;
+                }
+                // A fresh list follows, without the published workflows: nothing stale can come after it.
+                Some(Ok(watcher::Event::Init)) => {
+                    self.published.clear();
+                    continue;
+                }
                 Some(Ok(_)) => continue,
             };
             let name = workflow.metadata.name.clone().unwrap_or_default();
             self.reading = Some(name.clone()).filter(|n| !n.is_empty());
-            let event = event_of(&self.kfp, &self.config.provider, &self.in_flight, &workflow).await;
+            let event = event_of(
+                &self.kfp,
+                &self.config.provider,
+                &self.in_flight,
+                &self.published,
+                &workflow,
+            )
+            .await;
             self.reading = None;
             match event {
                 Ok(Some(event)) => return Ok(Some(self.deliver(name, event))),
@@ -361,6 +392,7 @@ impl EventSource for KfpEventSource {
         {
             Ok(_) => {
                 self.in_flight.remove(&name);
+                self.published.insert(name);
                 Ok(())
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {
