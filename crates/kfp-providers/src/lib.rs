@@ -6,7 +6,8 @@
 //! - [`http::HttpProvider`]: a [`Provider`] that calls a remote provider service over the same contract.
 //! - [`stub::StubProvider`]: the backend-less stub provider of SPEC 5.5, with its event source.
 //! - [`conformance`]: a reusable test kit that checks any [`Provider`] (and its events) against the contract.
-//! - [`kfp::KfpProvider`]: Kubeflow Pipelines (v2beta1 REST), with an in-process API fake behind feature `fakes`.
+//! - [`kfp::KfpProvider`]: Kubeflow Pipelines (v2beta1 REST), with an in-process API fake behind feature `fakes`, and
+//!   its event source [`kfp::events::KfpEventSource`] (Argo workflows via kube).
 //! - [`default_registry`]: a registry with the provider types of this crate (`stub`, `http`, `kfp`).
 //!
 //! [`Provider`]: kfp_core::provider::Provider

@@ -19,8 +19,9 @@
 //! `pipelines.kubeflow.org/events-published: "true"` with a JSON **merge** patch (Decision 8; the Go provider's
 //! JSON-patch `replace` fails when the label is absent), which takes the workflow out of the selector for good.
 //! [`DeliveryOutcome::Failed`] leaves it unlabelled and queues it again: the next `next_event` reads it afresh and
-//! yields it once more (and a restarted provider finds it in its first list). A workflow is never yielded twice
-//! while its delivery is unsettled.
+//! yields it once more (and a restarted provider finds it in its first list); so does a workflow whose read failed or
+//! was cut short by a cancelled `next_event`. A workflow is never yielded twice while its delivery is unsettled, nor
+//! again after it was labelled (an update the watch queued before the label is skipped until the watch drops it).
 //!
 //! The receipt is the workflow's name.
 

@@ -14,6 +14,8 @@
 //! transport errors [`ProviderError::Transient`]. In multi-user mode every request carries the bearer token read
 //! from `tokenPath` at that moment (so a rotated projected token is used at once).
 //!
+//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events").
+//!
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
 pub mod api;
