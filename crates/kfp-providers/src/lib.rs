@@ -22,6 +22,7 @@ pub mod kfp;
 pub mod metrics;
 pub mod service;
 pub mod stub;
+pub mod vai;
 
 /// The kinds of resource the provider-service contract knows: the `{type}` of `/resource/{type}`.
 pub use kfp_core::executor::ResourceKind;
@@ -49,6 +50,7 @@ pub fn register_defaults(registry: &mut ProviderRegistry) {
         http::HttpProvider::from_config(config).map(|p| std::sync::Arc::new(p) as _)
     });
     let _ = registry.register(kfp::PROVIDER_TYPE, kfp::KfpProvider::factory);
+    let _ = registry.register(vai::PROVIDER_TYPE, vai::VaiProvider::factory);
 }
 
 #[cfg(test)]
@@ -68,8 +70,11 @@ mod tests {
     }
 
     #[test]
-    fn default_registry_knows_stub_http_and_kfp() {
+    fn default_registry_knows_stub_http_kfp_and_vai() {
         let registry = default_registry();
-        assert_eq!(registry.type_names().collect::<Vec<_>>(), ["http", "kfp", "stub"]);
+        assert_eq!(
+            registry.type_names().collect::<Vec<_>>(),
+            ["http", "kfp", "stub", "vai"]
+        );
     }
 }
