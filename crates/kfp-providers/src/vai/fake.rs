@@ -53,6 +53,7 @@ struct FakeState {
     tokens: BTreeSet<String>,
     token_lifetime: i64,
     tokens_issued: usize,
+    hold_operations: bool,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -123,6 +124,11 @@ impl FakeVai {
     /// Never answers the next `count` requests (not the metadata server's).
     pub fn hang_next(&self, count: usize) {
         lock(&self.state).hang_next += count;
+    }
+
+    /// While `true`, long-running operations never finish (`done: false` on every `GET`).
+    pub fn hold_operations(&self, hold: bool) {
+        lock(&self.state).hold_operations = hold;
     }
 
     /// Stores an object as if uploaded.
@@ -568,7 +574,9 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         }
         (Method::GET, ["v1", "projects", _, "locations", _, "operations", _]) => {
             let name = segs[1..].join("/");
+            let hold = s.hold_operations;
             match s.operations.get_mut(&name) {
+                Some(op) if hold => ok(op.clone()),
                 Some(op) => {
                     op["done"] = json!(true);
                     op["response"] = json!({"@type": "type.googleapis.com/google.protobuf.Empty"});

@@ -1,0 +1,655 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+//! The Vertex AI provider against the in-process fake of Cloud Storage, aiplatform v1 and the metadata server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use kfp_core::definitions::{PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition};
+use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::values::NamespacedName;
+use kfp_providers::ResourceKind;
+use kfp_providers::conformance::{self, ConformanceFixtures, Operation};
+use kfp_providers::vai::fake::FakeVai;
+use kfp_providers::vai::{Clock, VaiConfig, VaiProvider, job_labels, sanitise_label, uses_parameter_values};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "pipelines";
+const PARENT: &str = "projects/proj/locations/europe-west2";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+}
+
+struct Setup {
+    fake: FakeVai,
+    provider: VaiProvider,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+}
+
+async fn setup_with(configure: impl FnOnce(&mut VaiConfig)) -> Setup {
+    let fake = FakeVai::start().await.unwrap();
+    let mut config = VaiConfig::new(
+        NamespacedName::new("kfp-operator-system", "vai"),
+        "proj",
+        "europe-west2",
+        BUCKET,
+    );
+    config.gcs_endpoint = fake.url().to_string();
+    config.aiplatform_endpoint = fake.url().to_string();
+    config.metadata_endpoint = fake.url().to_string();
+    config.pipeline_root_storage = "gs://root".into();
+    config.job_service_account = "runner@proj.iam.gserviceaccount.com".into();
+    config.request_timeout = Duration::from_secs(2);
+    config.operation_poll_interval = Duration::from_millis(10);
+    configure(&mut config);
+    let clock = Arc::new(Mutex::new(now()));
+    let shared = clock.clone();
+    let clock_fn: Clock = Arc::new(move || *shared.lock().unwrap());
+    let provider = VaiProvider::with_clock(config, clock_fn).unwrap();
+    Setup {
+        fake,
+        provider,
+        clock,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+fn spec(schema: &str) -> Value {
+    json!({
+        "pipelineInfo": {"name": "ns-p"},
+        "root": {"dag": {"tasks": {}}},
+        "schemaVersion": schema,
+        "sdkVersion": "kfp-2.7.0"
+    })
+}
+
+fn pipeline(version: &str, compiled: Value) -> PipelineDefinitionWrapper {
+    PipelineDefinitionWrapper {
+        pipeline_definition: json!({
+            "name": "ns/p", "version": version, "image": "img:1",
+            "framework": {"name": "tfx", "parameters": {}}
+        }),
+        compiled_pipeline: compiled,
+    }
+}
+
+fn run() -> RunDefinition {
+    serde_json::from_value(json!({
+        "name": "ns/r", "version": "rv1", "pipelineName": "ns/p", "pipelineVersion": "v1",
+        "runConfigurationName": "ns/rc",
+        "parameters": {"a": "1"},
+        "triggerIndicator": {"type": "onChangePipeline", "source": "p", "sourceNamespace": "ns"}
+    }))
+    .unwrap()
+}
+
+fn schedule(cron: &str) -> RunScheduleDefinition {
+    serde_json::from_value(json!({
+        "name": "ns/rs", "version": "sv", "pipelineName": "ns/p", "pipelineVersion": "v1",
+        "runConfigurationName": "ns/rc",
+        "parameters": {"a": "1"},
+        "triggerIndicator": {"type": "schedule", "source": "rc", "sourceNamespace": "ns"},
+        "schedule": {"cronExpression": cron}
+    }))
+    .unwrap()
+}
+
+fn only_job(fake: &FakeVai) -> Value {
+    let jobs = fake.pipeline_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    jobs.into_values().next().unwrap()
+}
+
+#[tokio::test]
+async fn pipelines_are_uploaded_to_gcs_and_deleted_by_prefix() {
+    let s = setup().await;
+    let id = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(id, "ns/p");
+    assert_eq!(s.fake.object(BUCKET, "ns/p/v1"), Some(spec("2.1.0")));
+    let id = s
+        .provider
+        .update_pipeline(&pipeline("v2", spec("2.0.0")), &id)
+        .await
+        .unwrap();
+    assert_eq!(id, "ns/p");
+    s.fake.put_object(BUCKET, "ns/other/v1", b"{}".to_vec());
+    s.fake.put_object(BUCKET, "ns/p-2/v1", b"{}".to_vec());
+    assert_eq!(
+        s.fake.object_names(BUCKET),
+        ["ns/other/v1", "ns/p-2/v1", "ns/p/v1", "ns/p/v2"]
+    );
+    s.provider.delete_pipeline(&id).await.unwrap();
+    assert_eq!(s.fake.object_names(BUCKET), ["ns/other/v1", "ns/p-2/v1"]);
+    // Gone already: still fine.
+    s.provider.delete_pipeline(&id).await.unwrap();
+    let upload = s
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.starts_with("/upload/"))
+        .unwrap();
+    assert_eq!(upload.path, "/upload/storage/v1/b/pipelines/o");
+    assert_eq!(upload.query["uploadType"], "media");
+    assert_eq!(upload.query["name"], "ns/p/v1");
+    assert!(upload.authorization.unwrap().starts_with("Bearer fake-token-"));
+}
+
+#[tokio::test]
+async fn a_pipeline_without_a_version_is_invalid() {
+    let s = setup().await;
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn runs_submit_a_pipeline_job_read_back_from_gcs() {
+    let s = setup_with(|c| c.psc_network_attachment = "projects/proj/regions/r/networkAttachments/a".into())
+        .await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s.provider.create_run(&run()).await.unwrap();
+    assert_eq!(id, "ns-r");
+    let jobs = s.fake.pipeline_jobs();
+    let (name, job) = jobs.iter().next().unwrap();
+    assert_eq!(name, &format!("{PARENT}/pipelineJobs/ns-r-rv1"));
+    assert_eq!(job["templateUri"], "gs://pipelines/ns/p/v1");
+    assert_eq!(job["serviceAccount"], "runner@proj.iam.gserviceaccount.com");
+    assert_eq!(job["pipelineSpec"], spec("2.1.0"));
+    assert_eq!(job["runtimeConfig"]["gcsOutputDirectory"], "gs://root/ns/p");
+    assert_eq!(job["runtimeConfig"]["parameterValues"], json!({"a": "1"}));
+    assert!(job["runtimeConfig"].get("parameters").is_none());
+    assert_eq!(
+        job["pscInterfaceConfig"],
+        json!({"networkAttachment": "projects/proj/regions/r/networkAttachments/a"})
+    );
+    assert_eq!(
+        job["labels"],
+        json!({
+            "provider-name": "vai", "provider-namespace": "kfp-operator-system",
+            "pipeline-name": "p", "pipeline-namespace": "ns", "pipeline-version": "v1",
+            "runconfiguration-name": "rc", "runconfiguration-namespace": "ns",
+            "run-name": "r", "run-namespace": "ns",
+            "trigger-type": "onchangepipeline", "trigger-source": "p", "trigger-source-namespace": "ns",
+            "schema_version": "2_1_0", "sdk_version": "kfp-2_7_0"
+        })
+    );
+    // A repeat of the same run version finds the job there: same id, no second job.
+    assert_eq!(s.provider.create_run(&run()).await.unwrap(), "ns-r");
+    assert_eq!(s.fake.pipeline_jobs().len(), 1);
+    s.provider.delete_run(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn schema_2_0_puts_parameters_in_the_deprecated_string_values() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.0.0")))
+        .await
+        .unwrap();
+    s.provider.create_run(&run()).await.unwrap();
+    let job = only_job(&s.fake);
+    assert_eq!(
+        job["runtimeConfig"]["parameters"],
+        json!({"a": {"stringValue": "1"}})
+    );
+    assert!(job["runtimeConfig"].get("parameterValues").is_none());
+    assert!(!uses_parameter_values("2.0.9"));
+    assert!(uses_parameter_values("2.1.0"));
+    assert!(uses_parameter_values("2.10"));
+    assert!(uses_parameter_values("3"));
+    assert!(!uses_parameter_values(""));
+}
+
+#[tokio::test]
+async fn tfx_wrappers_are_unwrapped_and_their_labels_kept() {
+    let s = setup().await;
+    let wrapper = json!({"displayName": "x", "labels": {"tfx_version": "1.14.0", "Team": "ML Ops"}, "pipelineSpec": spec("2.0.0")});
+    s.provider
+        .create_pipeline(&pipeline("v1", wrapper))
+        .await
+        .unwrap();
+    s.provider.create_run(&run()).await.unwrap();
+    let job = only_job(&s.fake);
+    assert_eq!(job["pipelineSpec"], spec("2.0.0"));
+    assert_eq!(job["labels"]["tfx_version"], "1140");
+    assert_eq!(job["labels"]["team"], "mlops");
+}
+
+#[test]
+fn labels_are_sanitised() {
+    assert_eq!(sanitise_label("My.Run/Name_1-x", false), "myrunname_1-x");
+    assert_eq!(sanitise_label("V1.2.3+build", true), "v1_2_3_build");
+    assert_eq!(sanitise_label(&"a".repeat(100), false).len(), 63);
+    assert_eq!(sanitise_label(&"Ä.".repeat(100), true).len(), 63);
+    let generated = [
+        ("run-name".to_string(), "Run.One".to_string()),
+        ("pipeline-version".to_string(), "1.2.3".to_string()),
+    ]
+    .into();
+    let labels = job_labels(
+        &generated,
+        &json!({}),
+        &json!({"schemaVersion": "2.1.0", "sdkVersion": "KFP 2.7"}),
+    );
+    assert_eq!(
+        Value::Object(labels),
+        json!({"run-name": "runone", "pipeline-version": "1_2_3", "schema_version": "2_1_0", "sdk_version": "kfp_2_7"})
+    );
+}
+
+#[tokio::test]
+async fn a_run_of_a_pipeline_version_never_uploaded_is_not_found() {
+    let s = setup().await;
+    let err = s.provider.create_run(&run()).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(s.fake.pipeline_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn run_schedules_are_created_with_five_field_cron() {
+    let s = setup_with(|c| c.max_concurrent_run_count = 3).await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let mut definition = schedule("0 30 2 * * *");
+    definition.schedule.start_time = Some(serde_json::from_value(json!("2025-01-01T00:00:00Z")).unwrap());
+    definition.schedule.end_time = Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+    let id = s.provider.create_run_schedule(&definition).await.unwrap();
+    assert!(id.starts_with(&format!("{PARENT}/schedules/")), "{id}");
+    let stored = &s.fake.schedules()[&id];
+    assert_eq!(stored["cron"], "30 2 * * *");
+    assert_eq!(stored["displayName"], "rc-ns-rs");
+    assert_eq!(stored["maxConcurrentRunCount"], "3");
+    assert_eq!(stored["allowQueueing"], true);
+    // The start is in the past of the injected clock: left out. The end is kept.
+    assert!(stored.get("startTime").is_none(), "{stored}");
+    assert_eq!(stored["endTime"], "2026-01-01T00:00:00Z");
+    let request = &stored["createPipelineJobRequest"];
+    assert_eq!(request["parent"], PARENT);
+    assert!(request.get("pipelineJobId").is_none());
+    assert_eq!(request["pipelineJob"]["templateUri"], "gs://pipelines/ns/p/v1");
+    assert_eq!(request["pipelineJob"]["labels"]["trigger-type"], "schedule");
+    assert!(request["pipelineJob"]["labels"].get("run-name").is_none());
+
+    // A start in the future of the clock is sent.
+    *s.clock.lock().unwrap() = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+    let id = s.provider.create_run_schedule(&definition).await.unwrap();
+    assert_eq!(s.fake.schedules()[&id]["startTime"], "2025-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn an_invalid_cron_is_invalid() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let err = s
+        .provider
+        .create_run_schedule(&schedule("not a cron"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn decision_9_schedule_update_patches_the_given_id() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let first = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    let second = s
+        .provider
+        .create_run_schedule(&schedule("0 2 * * *"))
+        .await
+        .unwrap();
+    let updated = s
+        .provider
+        .update_run_schedule(&schedule("0 5 * * *"), &first)
+        .await
+        .unwrap();
+    assert_eq!(updated, first);
+    let schedules = s.fake.schedules();
+    assert_eq!(schedules[&first]["cron"], "0 5 * * *");
+    assert_eq!(schedules[&second]["cron"], "0 2 * * *");
+    let patch = s
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(patch.path, format!("/v1/{first}"));
+    let mask: Vec<&str> = patch.query["updateMask"].split(',').collect();
+    assert!(
+        mask.contains(&"cron") && mask.contains(&"createPipelineJobRequest"),
+        "{mask:?}"
+    );
+    // Updating a schedule that is gone is NotFound (the operator then recreates it).
+    s.provider.delete_run_schedule(&first).await.unwrap();
+    let err = s
+        .provider
+        .update_run_schedule(&schedule("0 5 * * *"), &first)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+}
+
+#[tokio::test]
+async fn schedule_deletes_wait_for_the_operation_and_ignore_not_found() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    s.provider.delete_run_schedule(&id).await.unwrap();
+    assert!(s.fake.schedules().is_empty());
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/operations/"))
+    );
+    s.provider.delete_run_schedule(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operation_that_never_finishes_is_transient() {
+    let s = setup_with(|c| c.operation_timeout = Duration::from_millis(200)).await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    s.fake.hold_operations(true);
+    let err = s.provider.delete_run_schedule(&id).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient(m) if m.contains("did not finish")),
+        "{err:?}"
+    );
+    let polls = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/operations/"))
+        .count();
+    assert!(polls >= 2, "polled {polls} times");
+}
+
+#[tokio::test]
+async fn experiments_are_unimplemented() {
+    let s = setup().await;
+    let experiment = serde_json::from_value(json!({"name": "ns/e", "version": "v"})).unwrap();
+    assert!(matches!(
+        s.provider.create_experiment(&experiment).await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+    assert!(matches!(
+        s.provider.update_experiment(&experiment, "x").await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+    assert!(matches!(
+        s.provider.delete_experiment("x").await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_bad_requests_invalid() {
+    let s = setup().await;
+    for (status, transient) in [(500, true), (503, true), (429, true), (400, false)] {
+        s.fake.fail_next(status);
+        let err = s
+            .provider
+            .create_pipeline(&pipeline("v1", spec("2.1.0")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            matches!(err, ProviderError::Transient(_)),
+            transient,
+            "{status}: {err:?}"
+        );
+        assert_eq!(err.is_permanent(), !transient, "{status}: {err:?}");
+        assert!(err.message().contains("injected failure"), "{err:?}");
+    }
+    // The fake's own validation: an unknown field is a 400 with Google's error body.
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let err = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * * * *"))
+        .await
+        .unwrap_err();
+    assert!(err.is_permanent(), "{err:?}");
+}
+
+#[tokio::test]
+async fn timeouts_and_unreachable_servers_are_transient() {
+    let s = setup_with(|c| c.request_timeout = Duration::from_millis(300)).await;
+    s.fake.hang_next(1);
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient(m) if m.contains("timed out")),
+        "{err:?}"
+    );
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let s = setup_with(|c| c.gcs_endpoint = closed).await;
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_metadata_server_token_is_cached_and_refreshed_on_expiry() {
+    let s = setup().await;
+    s.fake.set_token_lifetime(3600);
+    for version in ["v1", "v2", "v3"] {
+        s.provider
+            .create_pipeline(&pipeline(version, spec("2.1.0")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.fake.tokens_issued(), 1);
+    // Shortly before expiry (one minute early) a new token is fetched.
+    *s.clock.lock().unwrap() = now() + chrono::Duration::seconds(3600 - 59);
+    s.provider
+        .create_pipeline(&pipeline("v4", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 2);
+    let auth: Vec<String> = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            "Bearer fake-token-1",
+            "Bearer fake-token-1",
+            "Bearer fake-token-1",
+            "Bearer fake-token-2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_static_token_skips_the_metadata_server() {
+    let s = setup_with(|c| {
+        c.access_token = Some("static".into());
+        c.metadata_endpoint = "http://127.0.0.1:9".into();
+    })
+    .await;
+    s.fake.accept_token("static");
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 0);
+    // A rejected token is not something to retry blindly... but it may be rotated: transient.
+    s.fake.revoke_tokens();
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    assert!(
+        !err.message().contains("static"),
+        "tokens are never shown: {err:?}"
+    );
+}
+
+#[test]
+fn config_from_provider_parameters() {
+    let mut config = ProviderConfig::new(NamespacedName::new("ops", "vai"));
+    config.pipeline_root_storage = "gs://root".into();
+    for (k, v) in [
+        ("vaiproject", json!("proj")),
+        ("vailocation", json!("europe-west2")),
+        ("pipelinebucket", json!("bucket")),
+        ("vaijobserviceaccount", json!("sa@proj")),
+        ("maxconcurrentruncount", json!(0)),
+        ("gcsendpoint", json!("http://gcs:4443")),
+    ] {
+        config.parameters.insert(k.into(), v);
+    }
+    let vai = VaiConfig::from_provider_config(&config).unwrap();
+    assert_eq!(vai.project, "proj");
+    assert_eq!(
+        vai.aiplatform_endpoint,
+        "https://europe-west2-aiplatform.googleapis.com"
+    );
+    assert_eq!(vai.gcs_endpoint, "http://gcs:4443");
+    assert_eq!(vai.max_concurrent_run_count, 10);
+    assert_eq!(vai.job_service_account, "sa@proj");
+    config.parameters.insert("maxconcurrentruncount".into(), json!(4));
+    assert_eq!(
+        VaiConfig::from_provider_config(&config)
+            .unwrap()
+            .max_concurrent_run_count,
+        4
+    );
+    config.parameters.remove("vaiproject");
+    let err = VaiConfig::from_provider_config(&config).unwrap_err();
+    assert_eq!(err, ProviderError::invalid("parameter vaiProject is required"));
+    assert!(kfp_providers::default_registry().type_names().any(|t| t == "vai"));
+}
+
+/// The kit's fixtures with a pipeline version the Run and RunSchedule checks can read from GCS, and the requests
+/// Vertex AI refuses permanently.
+fn conformance_fixtures(fake: &FakeVai) -> ConformanceFixtures {
+    let mut fixtures = ConformanceFixtures::default();
+    let pipeline = &fixtures.run.pipeline_name;
+    fake.put_object(
+        BUCKET,
+        &format!(
+            "{}/{}/{}",
+            pipeline.namespace, pipeline.name, fixtures.run.pipeline_version
+        ),
+        serde_json::to_vec(&spec("2.1.0")).unwrap(),
+    );
+    let mut bad = fixtures.run_schedule.clone();
+    bad.schedule.cron_expression = "every minute".into();
+    fixtures.invalid = vec![
+        Operation::CreateRunSchedule(bad),
+        Operation::CreateExperiment(fixtures.experiment.clone()),
+    ];
+    fixtures
+}
+
+#[tokio::test]
+async fn conformance_kit_passes_except_experiments() {
+    let s = setup().await;
+    let fixtures = conformance_fixtures(&s.fake);
+    // `run_all` checks the pipeline lifecycle first, and its delete removes `conformance/pipeline/*` from GCS, so
+    // the Run lifecycle that follows finds no pipeline to read (Vertex AI reads the spec back from GCS). The kit's
+    // checks are therefore run one by one here, runs and schedules before pipelines.
+    let provider: &dyn Provider = &s.provider;
+    let mut report = conformance::ConformanceReport::default();
+    for kind in [
+        ResourceKind::Run,
+        ResourceKind::RunSchedule,
+        ResourceKind::Pipeline,
+        ResourceKind::Experiment,
+    ] {
+        report
+            .checks
+            .push(conformance::check_lifecycle(provider, &fixtures, kind).await);
+        report
+            .checks
+            .push(conformance::check_delete_missing(provider, &fixtures, kind).await);
+    }
+    report
+        .checks
+        .extend(conformance::check_invalid_requests(provider, &fixtures).await);
+    // Experiments are unimplemented by design (SPEC 5.4): their lifecycle and delete checks fail with Unimplemented.
+    let failures: Vec<_> = report.failures().map(|c| c.name.clone()).collect();
+    assert_eq!(
+        failures,
+        ["experiment lifecycle", "experiment delete of a missing id"],
+        "{report}"
+    );
+    assert_eq!(report.checks.len(), 10, "{report}");
+}
+
+#[tokio::test]
+async fn conformance_run_all_needs_the_pipeline_to_outlive_its_own_lifecycle_check() {
+    let s = setup().await;
+    let fixtures = conformance_fixtures(&s.fake);
+    let report = conformance::run_all(Arc::new(s.provider), &fixtures).await;
+    let failures: Vec<_> = report.failures().map(|c| c.name.clone()).collect();
+    // Documents the kit's limitation for providers that read the pipeline back (see the test above).
+    assert_eq!(
+        failures,
+        [
+            "run lifecycle",
+            "runschedule lifecycle",
+            "experiment lifecycle",
+            "experiment delete of a missing id"
+        ],
+        "{report}"
+    );
+}
