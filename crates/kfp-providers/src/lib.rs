@@ -7,7 +7,8 @@
 //! - [`stub::StubProvider`]: the backend-less stub provider of SPEC 5.5, with its event source.
 //! - [`conformance`]: a reusable test kit that checks any [`Provider`] (and its events) against the contract.
 //! - [`kfp::KfpProvider`]: Kubeflow Pipelines (v2beta1 REST), with an in-process API fake behind feature `fakes`.
-//! - [`default_registry`]: a registry with the provider types of this crate (`stub`, `http`, `kfp`).
+//! - [`vai::VaiProvider`]: Vertex AI (Cloud Storage + aiplatform v1 REST, Pub/Sub events), with a fake behind `fakes`.
+//! - [`default_registry`]: a registry with the provider types of this crate (`stub`, `http`, `kfp`, `vai`).
 //!
 //! [`Provider`]: kfp_core::provider::Provider
 //! [`EventSource`]: kfp_core::provider::EventSource
@@ -50,7 +51,11 @@ pub fn register_defaults(registry: &mut ProviderRegistry) {
         http::HttpProvider::from_config(config).map(|p| std::sync::Arc::new(p) as _)
     });
     let _ = registry.register(kfp::PROVIDER_TYPE, kfp::KfpProvider::factory);
-    let _ = registry.register(vai::PROVIDER_TYPE, vai::VaiProvider::factory);
+    let _ = registry.register_with_events(
+        vai::PROVIDER_TYPE,
+        vai::VaiProvider::factory,
+        vai::events::VaiEventSource::factory,
+    );
 }
 
 #[cfg(test)]

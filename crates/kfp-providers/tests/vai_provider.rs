@@ -653,3 +653,181 @@ async fn conformance_run_all_needs_the_pipeline_to_outlive_its_own_lifecycle_che
         "{report}"
     );
 }
+
+// --- events ----------------------------------------------------------------------------------------------------
+
+mod events {
+    use super::*;
+    use kfp_core::event::RunCompletionStatus;
+    use kfp_core::provider::{DeliveryOutcome, EventSource};
+    use kfp_providers::vai::events::VaiEventSource;
+
+    async fn source(fake: &FakeVai) -> VaiEventSource {
+        let mut config = VaiConfig::new(
+            NamespacedName::new("kfp-operator-system", "vai"),
+            "proj",
+            "europe-west2",
+            BUCKET,
+        );
+        config.aiplatform_endpoint = fake.url().to_string();
+        config.pubsub_endpoint = fake.url().to_string();
+        config.metadata_endpoint = fake.url().to_string();
+        config.events_subscription = "pipeline-events".into();
+        let mut source = VaiEventSource::new(config).unwrap();
+        source.pull_interval = Duration::from_millis(10);
+        // A pull cancelled by the tests' timeouts leaves its messages outstanding until the deadline, as in Pub/Sub.
+        fake.set_ack_deadline(Duration::from_millis(100));
+        source
+    }
+
+    async fn next(source: &mut VaiEventSource) -> Option<kfp_core::provider::EventDelivery> {
+        tokio::time::timeout(Duration::from_millis(300), source.next_event())
+            .await
+            .ok()
+            .map(|r| r.unwrap().unwrap())
+    }
+
+    /// A submitted run whose job the backend has moved to `state`.
+    async fn finished_run(s: &Setup, state: &str) -> String {
+        s.provider
+            .create_pipeline(&pipeline("v1", spec("2.1.0")))
+            .await
+            .unwrap();
+        s.provider.create_run(&run()).await.unwrap();
+        let name = format!("{PARENT}/pipelineJobs/ns-r-rv1");
+        s.fake.update_pipeline_job(
+            &name,
+            json!({
+                "state": state,
+                "startTime": "2025-06-01T12:00:00Z",
+                "endTime": "2025-06-01T12:30:00Z",
+                "jobDetail": {"taskDetails": [{
+                    "taskName": "trainer",
+                    "outputs": {"model": {"artifacts": [{"uri": "gs://root/model", "metadata": {"accuracy": 0.9}}]}}
+                }]}
+            }),
+        );
+        "ns-r-rv1".to_string()
+    }
+
+    #[tokio::test]
+    async fn a_succeeded_job_is_yielded_and_acked_when_delivered() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        let delivery = next(&mut source).await.expect("an event");
+        let event = &delivery.event;
+        assert_eq!(event.status, RunCompletionStatus::Succeeded);
+        assert_eq!(event.run_id, "ns-r-rv1");
+        assert_eq!(event.pipeline_name, NamespacedName::new("ns", "p"));
+        assert_eq!(event.run_name, Some(NamespacedName::new("ns", "r")));
+        assert_eq!(
+            event.run_configuration_name,
+            Some(NamespacedName::new("ns", "rc"))
+        );
+        assert_eq!(event.provider, NamespacedName::new("kfp-operator-system", "vai"));
+        assert!(event.run_end_time.is_some());
+        assert_eq!(
+            serde_json::to_value(&event.pipeline_components).unwrap(),
+            json!([{"name": "trainer", "componentArtifacts": [{"name": "model", "artifacts": [{"uri": "gs://root/model", "metadata": {"accuracy": 0.9}}]}]}])
+        );
+        assert_eq!(delivery.receipt.0, ack);
+        source
+            .settle(delivery.receipt, DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(s.fake.acked(), [ack]);
+        assert!(next(&mut source).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_and_cancelled_jobs_are_failed_runs_and_410_is_acked() {
+        for state in ["PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"] {
+            let s = setup().await;
+            let job = finished_run(&s, state).await;
+            let ack = s.fake.publish_log_entry(Some(&job));
+            let mut source = source(&s.fake).await;
+            let delivery = next(&mut source).await.expect("an event");
+            assert_eq!(delivery.event.status, RunCompletionStatus::Failed, "{state}");
+            source
+                .settle(delivery.receipt, DeliveryOutcome::from_http_status(410))
+                .await
+                .unwrap();
+            assert_eq!(s.fake.acked(), [ack]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_event_is_nacked_and_comes_back() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        let delivery = next(&mut source).await.expect("an event");
+        source
+            .settle(delivery.receipt, DeliveryOutcome::from_http_status(500))
+            .await
+            .unwrap();
+        assert!(s.fake.acked().is_empty());
+        assert_eq!(s.fake.available_messages(), std::slice::from_ref(&ack));
+        let again = next(&mut source).await.expect("redelivered");
+        assert_eq!(again.receipt.0, ack);
+    }
+
+    #[tokio::test]
+    async fn messages_without_a_job_id_are_nacked_and_missing_jobs_acked() {
+        let s = setup().await;
+        let no_id = s.fake.publish_log_entry(None);
+        let missing = s.fake.publish_log_entry(Some("no-such-job"));
+        let mut source = source(&s.fake).await;
+        // Neither yields an event; the first keeps coming back (nacked), the second is dropped (acked).
+        assert!(next(&mut source).await.is_none());
+        assert_eq!(s.fake.acked(), [missing]);
+        assert!(
+            s.fake
+                .requests()
+                .iter()
+                .filter(|r| r.path.ends_with(":modifyAckDeadline"))
+                .all(|r| r.body.as_ref().unwrap()["ackIds"] == json!([no_id.clone()]))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_job_is_nacked() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_RUNNING").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        assert!(next(&mut source).await.is_none());
+        assert!(s.fake.acked().is_empty());
+        // Once it finishes, the redelivered message yields it.
+        s.fake.update_pipeline_job(
+            &format!("{PARENT}/pipelineJobs/{job}"),
+            json!({"state": "PIPELINE_STATE_SUCCEEDED"}),
+        );
+        let delivery = next(&mut source).await.expect("an event");
+        assert_eq!(delivery.receipt.0, ack);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_read_is_an_error_and_the_message_is_nacked() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        s.fake.fail_next_matching("/pipelineJobs/", 503);
+        let err = source.next_event().await.unwrap_err();
+        assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+        assert_eq!(s.fake.available_messages(), std::slice::from_ref(&ack));
+        let delivery = next(&mut source).await.expect("an event after the error");
+        assert_eq!(delivery.receipt.0, ack);
+    }
+
+    #[test]
+    fn the_event_source_needs_a_subscription() {
+        let config = VaiConfig::new(NamespacedName::new("ops", "vai"), "p", "l", "b");
+        let err = VaiEventSource::new(config).err().unwrap();
+        assert!(err.is_permanent(), "{err:?}");
+    }
+}

@@ -12,6 +12,8 @@
 //! - schedule deletes answer a long-running operation `{name, done: false}` that is done on the next `GET`;
 //! - every request needs `Authorization: Bearer <token>` with a token the fake's metadata server issued (or one set
 //!   with [`FakeVai::accept_token`]), else 401;
+//! - Pub/Sub `subscriptions.pull`, `acknowledge`, `modifyAckDeadline` (deadline 0 = nack: redelivered) over
+//!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`;
 //! - failure injection: [`FakeVai::fail_next`] (answer the next requests with a status), [`FakeVai::hang_next`]
 //!   (never answer, for timeouts).
 //!
@@ -54,6 +56,11 @@ struct FakeState {
     token_lifetime: i64,
     tokens_issued: usize,
     hold_operations: bool,
+    /// Pub/Sub messages: (ack id, message, delivered at; `None` when available).
+    messages: Vec<(String, Value, Option<std::time::Instant>)>,
+    acked: Vec<String>,
+    ack_deadline: Duration,
+    fail_matching: Vec<(String, u16)>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -80,6 +87,7 @@ impl FakeVai {
     pub async fn start() -> std::io::Result<Self> {
         let state: Shared = Arc::new(Mutex::new(FakeState {
             token_lifetime: 3600,
+            ack_deadline: Duration::from_secs(10),
             ..FakeState::default()
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -129,6 +137,66 @@ impl FakeVai {
     /// While `true`, long-running operations never finish (`done: false` on every `GET`).
     pub fn hold_operations(&self, hold: bool) {
         lock(&self.state).hold_operations = hold;
+    }
+
+    /// Publishes a Cloud Logging `LogEntry` of the pipeline job `job_id` to every subscription (`None`: an entry
+    /// without `resource.labels.pipeline_job_id`). Returns the message's ack id.
+    pub fn publish_log_entry(&self, job_id: Option<&str>) -> String {
+        use base64::Engine;
+        let mut labels = json!({"location": "europe-west2"});
+        if let Some(id) = job_id {
+            labels["pipeline_job_id"] = json!(id);
+        }
+        let entry = json!({
+            "logName": "projects/proj/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
+            "resource": {"type": "aiplatform.googleapis.com/PipelineJob", "labels": labels},
+            "jsonPayload": {"state": "PIPELINE_STATE_SUCCEEDED"}
+        });
+        let mut s = lock(&self.state);
+        s.next_id += 1;
+        let ack_id = format!("ack-{}", s.next_id);
+        let data = base64::engine::general_purpose::STANDARD.encode(entry.to_string());
+        let message =
+            json!({"data": data, "messageId": s.next_id.to_string(), "publishTime": "2025-06-01T12:00:00Z"});
+        s.messages.push((ack_id.clone(), message, None));
+        ack_id
+    }
+
+    /// How long a pulled message stays outstanding before it is delivered again (default 10 s).
+    pub fn set_ack_deadline(&self, deadline: Duration) {
+        lock(&self.state).ack_deadline = deadline;
+    }
+
+    /// Answers the next request whose path contains `path_part` with `status`.
+    pub fn fail_next_matching(&self, path_part: &str, status: u16) {
+        lock(&self.state)
+            .fail_matching
+            .push((path_part.to_string(), status));
+    }
+
+    /// Ack ids acknowledged so far.
+    pub fn acked(&self) -> Vec<String> {
+        lock(&self.state).acked.clone()
+    }
+
+    /// Ack ids neither acknowledged nor outstanding (available to the next pull).
+    pub fn available_messages(&self) -> Vec<String> {
+        lock(&self.state)
+            .messages
+            .iter()
+            .filter(|(_, _, out)| out.is_none())
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    }
+
+    /// Sets fields of the pipeline job `name` (`state`, `jobDetail`, `startTime`, ...), as the backend would.
+    pub fn update_pipeline_job(&self, name: &str, fields: Value) {
+        let mut s = lock(&self.state);
+        if let (Some(job), Some(fields)) = (s.pipeline_jobs.get_mut(name), fields.as_object()) {
+            for (k, v) in fields {
+                job[k] = v.clone();
+            }
+        }
     }
 
     /// Stores an object as if uploaded.
@@ -427,7 +495,16 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         } else {
             false
         };
-        (if hang { None } else { s.fail_next.pop_front() }, hang)
+        let matching = s
+            .fail_matching
+            .iter()
+            .position(|(part, _)| path.contains(part.as_str()));
+        let fail = match matching {
+            _ if hang => None,
+            Some(i) => Some(s.fail_matching.remove(i).1),
+            None => s.fail_next.pop_front(),
+        };
+        (fail, hang)
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -571,6 +648,67 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             let operation = json!({"name": op, "done": false});
             s.operations.insert(op, operation.clone());
             ok(operation)
+        }
+        (Method::GET, ["v1", "projects", _, "locations", _, "pipelineJobs", _]) => {
+            let name = segs[1..].join("/");
+            match s.pipeline_jobs.get(&name) {
+                Some(job) => ok(job.clone()),
+                None => google_error(404, format!("PipelineJob {name} not found")),
+            }
+        }
+        (Method::POST, ["v1", "projects", _, "subscriptions", call]) => {
+            let Some((_, verb)) = call.split_once(':') else {
+                return google_error(404, format!("no route {method} {path} in the fake"));
+            };
+            let body = body.unwrap_or(Value::Null);
+            let allowed: &[&str] = match verb {
+                "pull" => &["maxMessages", "returnImmediately"],
+                "acknowledge" => &["ackIds"],
+                "modifyAckDeadline" => &["ackIds", "ackDeadlineSeconds"],
+                _ => return google_error(404, format!("no route {method} {path} in the fake")),
+            };
+            if let Err(e) = unknown_fields(&body, allowed, verb) {
+                return google_error(400, e);
+            }
+            let ids: Vec<String> = body["ackIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            match verb {
+                "pull" => {
+                    let Some(max) = body["maxMessages"].as_u64().filter(|n| *n > 0) else {
+                        return google_error(400, "max_messages must be positive");
+                    };
+                    let mut received = Vec::new();
+                    let deadline = s.ack_deadline;
+                    let now = std::time::Instant::now();
+                    for (ack_id, message, outstanding) in s.messages.iter_mut() {
+                        let available = outstanding.is_none_or(|at| now.duration_since(at) >= deadline);
+                        if available && (received.len() as u64) < max {
+                            *outstanding = Some(now);
+                            received.push(json!({"ackId": ack_id, "message": message, "deliveryAttempt": 1}));
+                        }
+                    }
+                    ok(json!({"receivedMessages": received}))
+                }
+                "acknowledge" => {
+                    s.messages.retain(|(id, _, _)| !ids.contains(id));
+                    s.acked.extend(ids);
+                    ok(json!({}))
+                }
+                _ => {
+                    if body["ackDeadlineSeconds"].as_i64() == Some(0) {
+                        for (id, _, outstanding) in s.messages.iter_mut() {
+                            if ids.contains(id) {
+                                *outstanding = None;
+                            }
+                        }
+                    }
+                    ok(json!({}))
+                }
+            }
         }
         (Method::GET, ["v1", "projects", _, "locations", _, "operations", _]) => {
             let name = segs[1..].join("/");

@@ -21,6 +21,7 @@
 //!
 //! See `docs/providers/vertex-ai.md` for the parameters.
 
+pub mod events;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 
@@ -47,6 +48,8 @@ pub const PROVIDER_TYPE: &str = "vai";
 pub const DEFAULT_GCS_ENDPOINT: &str = "https://storage.googleapis.com";
 /// Default of `metadataEndpoint`.
 pub const DEFAULT_METADATA_ENDPOINT: &str = "http://metadata.google.internal";
+/// Default of `pubsubEndpoint`.
+pub const DEFAULT_PUBSUB_ENDPOINT: &str = "https://pubsub.googleapis.com";
 /// Default (and replacement of values <= 0) of `maxConcurrentRunCount`.
 pub const DEFAULT_MAX_CONCURRENT_RUN_COUNT: i64 = 10;
 /// Labels are cut to this length (Google's limit for label keys and values).
@@ -88,6 +91,11 @@ pub struct VaiConfig {
     pub access_token_file: Option<PathBuf>,
     /// `metadataEndpoint`: the GCE metadata server, default [`DEFAULT_METADATA_ENDPOINT`].
     pub metadata_endpoint: String,
+    /// `eventsourcePipelineEventsSubscription`: the Pub/Sub subscription of the event source (a name in
+    /// `vaiProject`, or `projects/<p>/subscriptions/<s>`).
+    pub events_subscription: String,
+    /// `pubsubEndpoint`, default [`DEFAULT_PUBSUB_ENDPOINT`].
+    pub pubsub_endpoint: String,
     /// `requestTimeoutSeconds` (default 30).
     pub request_timeout: Duration,
     /// `operationTimeoutSeconds` (default 60): how long a delete waits for its long-running operation.
@@ -112,6 +120,8 @@ impl VaiConfig {
             access_token: None,
             access_token_file: None,
             metadata_endpoint: DEFAULT_METADATA_ENDPOINT.to_string(),
+            events_subscription: String::new(),
+            pubsub_endpoint: DEFAULT_PUBSUB_ENDPOINT.to_string(),
             request_timeout: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(60),
             operation_poll_interval: Duration::from_secs(1),
@@ -161,6 +171,12 @@ impl VaiConfig {
         if let Some(v) = text("metadataEndpoint") {
             vai.metadata_endpoint = v;
         }
+        if let Some(v) = text("eventsourcePipelineEventsSubscription") {
+            vai.events_subscription = v;
+        }
+        if let Some(v) = text("pubsubEndpoint") {
+            vai.pubsub_endpoint = v;
+        }
         let seconds = |key: &str| -> Result<Option<Duration>, ProviderError> {
             text(key)
                 .map(|v| {
@@ -200,7 +216,7 @@ struct CachedToken {
     expires: DateTime<Utc>,
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     config: VaiConfig,
     clock: Clock,
@@ -208,9 +224,9 @@ struct Client {
 }
 
 /// A failed request: the status (0 for transport errors) and the error.
-struct Failure {
-    status: u16,
-    error: ProviderError,
+pub(crate) struct Failure {
+    pub status: u16,
+    pub error: ProviderError,
 }
 
 impl From<Failure> for ProviderError {
@@ -220,6 +236,20 @@ impl From<Failure> for ProviderError {
 }
 
 impl Client {
+    pub(crate) fn new(config: VaiConfig, clock: Clock) -> Result<Self, ProviderError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| ProviderError::invalid(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            config,
+            clock,
+            token: Mutex::new(None),
+        })
+    }
+
     async fn bearer(&self) -> Result<String, ProviderError> {
         if let Some(token) = &self.config.access_token {
             return Ok(token.clone());
@@ -315,7 +345,12 @@ impl Client {
         Err(Failure { status, error })
     }
 
-    async fn json(&self, method: Method, url: String, body: Option<&Value>) -> Result<Value, Failure> {
+    pub(crate) async fn json(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let what = format!("{method} {}", url.split('?').next().unwrap_or_default());
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
@@ -342,7 +377,7 @@ impl Client {
         self.config.gcs_endpoint.trim_end_matches('/')
     }
 
-    fn aiplatform(&self, path: &str) -> String {
+    pub(crate) fn aiplatform(&self, path: &str) -> String {
         format!(
             "{}/v1/{path}",
             self.config.aiplatform_endpoint.trim_end_matches('/')
@@ -574,18 +609,8 @@ impl VaiProvider {
 
     /// With `clock` as "now" (tests).
     pub fn with_clock(config: VaiConfig, clock: Clock) -> Result<Self, ProviderError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| ProviderError::invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            client: Client {
-                http,
-                config,
-                clock,
-                token: Mutex::new(None),
-            },
+            client: Client::new(config, clock)?,
         })
     }
 
