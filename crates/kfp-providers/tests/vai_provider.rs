@@ -516,6 +516,31 @@ async fn the_metadata_server_token_is_cached_and_refreshed_on_expiry() {
 }
 
 #[tokio::test]
+async fn a_rejected_metadata_token_is_fetched_again() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    s.fake.revoke_tokens();
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    assert!(
+        !err.message().contains("fake-token"),
+        "tokens are never shown: {err:?}"
+    );
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 2);
+}
+
+#[tokio::test]
 async fn a_static_token_skips_the_metadata_server() {
     let s = setup_with(|c| {
         c.access_token = Some("static".into());

@@ -330,6 +330,12 @@ impl Client {
         if response.status().is_success() {
             return Ok(response);
         }
+        if status == 401
+            && let Ok(mut cached) = self.token.lock()
+        {
+            // A revoked or expired token: the next attempt fetches a fresh one.
+            *cached = None;
+        }
         let body = response.text().await.unwrap_or_default();
         let detail = serde_json::from_str::<Value>(&body)
             .ok()
