@@ -540,6 +540,71 @@ async fn a_rejected_metadata_token_is_fetched_again() {
     assert_eq!(s.fake.tokens_issued(), 2);
 }
 
+/// A throwaway RSA key made by `openssl` for this test (no key is committed); `None` without `openssl`.
+fn throwaway_rsa_key(dir: &std::path::Path) -> Option<String> {
+    let path = dir.join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| std::fs::read_to_string(&path).unwrap())
+}
+
+#[tokio::test]
+async fn a_service_account_key_file_signs_a_jwt_for_a_token() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pem) = throwaway_rsa_key(dir.path()) else {
+        eprintln!("openssl is not installed: the key-file test has nothing to sign with");
+        return;
+    };
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(der).unwrap();
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let key_path = dir.path().join("sa.json");
+    let s = setup_with(|c| {
+        c.credentials_file = Some(key_path.clone());
+        c.metadata_endpoint = "http://127.0.0.1:9".into();
+    })
+    .await;
+    std::fs::write(
+        &key_path,
+        json!({
+            "type": "service_account", "client_email": "op@proj.iam.gserviceaccount.com",
+            "private_key": pem, "token_uri": format!("{}/token", s.fake.url())
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Not trusted yet: the grant is refused, a transient failure (keys may be rotated in).
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    s.fake
+        .trust_service_account_key(ring::signature::KeyPair::public_key(&pair).as_ref().to_vec());
+    for version in ["v1", "v2"] {
+        s.provider
+            .create_pipeline(&pipeline(version, spec("2.1.0")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.fake.tokens_issued(), 1, "the token is cached");
+    let auth = s.fake.requests().last().unwrap().authorization.clone();
+    assert_eq!(auth.as_deref(), Some("Bearer sa-token-1"));
+}
+
 #[tokio::test]
 async fn a_static_token_skips_the_metadata_server() {
     let s = setup_with(|c| {

@@ -61,6 +61,7 @@ struct FakeState {
     acked: Vec<String>,
     ack_deadline: Duration,
     fail_matching: Vec<(String, u16)>,
+    trusted_key: Option<Vec<u8>>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -160,6 +161,12 @@ impl FakeVai {
             json!({"data": data, "messageId": s.next_id.to_string(), "publishTime": "2025-06-01T12:00:00Z"});
         s.messages.push((ack_id.clone(), message, None));
         ack_id
+    }
+
+    /// Trusts the RSA public key `der` (PKCS#1 `RSAPublicKey`) for JWT bearer grants at `POST /token`; without it
+    /// every grant is refused.
+    pub fn trust_service_account_key(&self, der: Vec<u8>) {
+        lock(&self.state).trusted_key = Some(der);
     }
 
     /// How long a pulled message stays outstanding before it is delivered again (default 10 s).
@@ -442,6 +449,67 @@ fn validate_schedule(schedule: &Value, partial: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The OAuth 2.0 JWT bearer grant (RFC 7523) as Google's token endpoint takes it.
+fn token_grant(state: &Shared, body: &[u8]) -> Response {
+    use base64::Engine;
+    let refuse = |reason: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": "invalid_grant", "error_description": reason}).to_string(),
+        )
+            .into_response()
+    };
+    let form = query_map(Some(&String::from_utf8_lossy(body)));
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return refuse("unsupported grant_type");
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return refuse("no assertion");
+    };
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decode_json = |part: &str| {
+        engine
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let (Some(header_json), Some(claims), Some(signature)) = (
+        parts.first().and_then(|p| decode_json(p)),
+        parts.get(1).and_then(|p| decode_json(p)),
+        parts.get(2).and_then(|p| engine.decode(p).ok()),
+    ) else {
+        return refuse("malformed JWT");
+    };
+    if parts.len() != 3 || header_json["alg"] != "RS256" {
+        return refuse("the JWT must be RS256");
+    }
+    let iat = claims["iat"].as_i64().unwrap_or(0);
+    if claims["scope"]
+        .as_str()
+        .is_none_or(|s| !s.contains("cloud-platform"))
+        || claims["iss"].as_str().is_none_or(str::is_empty)
+        || !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token"))
+        || claims["exp"].as_i64() != Some(iat + 3600)
+    {
+        return refuse("bad claims");
+    }
+    let mut s = lock(state);
+    let Some(key) = s.trusted_key.clone() else {
+        return refuse("no trusted key");
+    };
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key);
+    if public.verify(signed.as_bytes(), &signature).is_err() {
+        return refuse("Invalid JWT Signature.");
+    }
+    s.tokens_issued += 1;
+    let token = format!("sa-token-{}", s.tokens_issued);
+    s.tokens.insert(token.clone());
+    ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}))
+}
+
 fn job_id_ok(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -478,6 +546,10 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         let token = format!("fake-token-{}", s.tokens_issued);
         s.tokens.insert(token.clone());
         return ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}));
+    }
+
+    if path == "/token" && method == Method::POST {
+        return token_grant(&state, &bytes);
     }
 
     let (fail, hang) = {

@@ -89,6 +89,9 @@ pub struct VaiConfig {
     pub access_token: Option<String>,
     /// `accessTokenFile`: a file holding the bearer token, read on every request.
     pub access_token_file: Option<PathBuf>,
+    /// `credentialsFile`: a service-account key file (JSON with `client_email`, `private_key`, `token_uri`); its
+    /// tokens are obtained with a signed JWT (RS256) and cached like the metadata server's.
+    pub credentials_file: Option<PathBuf>,
     /// `metadataEndpoint`: the GCE metadata server, default [`DEFAULT_METADATA_ENDPOINT`].
     pub metadata_endpoint: String,
     /// `eventsourcePipelineEventsSubscription`: the Pub/Sub subscription of the event source (a name in
@@ -119,6 +122,7 @@ impl VaiConfig {
             psc_network_attachment: String::new(),
             access_token: None,
             access_token_file: None,
+            credentials_file: None,
             metadata_endpoint: DEFAULT_METADATA_ENDPOINT.to_string(),
             events_subscription: String::new(),
             pubsub_endpoint: DEFAULT_PUBSUB_ENDPOINT.to_string(),
@@ -168,6 +172,7 @@ impl VaiConfig {
         }
         vai.access_token = text("accessToken");
         vai.access_token_file = text("accessTokenFile").map(PathBuf::from);
+        vai.credentials_file = text("credentialsFile").map(PathBuf::from);
         if let Some(v) = text("metadataEndpoint") {
             vai.metadata_endpoint = v;
         }
@@ -274,6 +279,28 @@ impl Client {
         {
             return Ok(cached.token.clone());
         }
+        let body = match &self.config.credentials_file {
+            Some(path) => self.key_file_token(path, now).await?,
+            None => self.metadata_token().await?,
+        };
+        let token = body["access_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ProviderError::transient("the token answer has no access_token"))?
+            .to_string();
+        let expires_in = body["expires_in"].as_i64().unwrap_or(0);
+        // Refresh a minute early, so a token never expires in flight.
+        let expires = now + chrono::Duration::seconds(expires_in - 60);
+        if let Ok(mut cached) = self.token.lock() {
+            *cached = Some(CachedToken {
+                token: token.clone(),
+                expires,
+            });
+        }
+        Ok(token)
+    }
+
+    async fn metadata_token(&self) -> Result<Value, ProviderError> {
         let url = format!(
             "{}/computeMetadata/v1/instance/service-accounts/default/token",
             self.config.metadata_endpoint.trim_end_matches('/')
@@ -290,30 +317,58 @@ impl Client {
                     error_chain(&e)
                 ))
             })?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            return Err(ProviderError::transient(format!(
-                "the metadata server answered HTTP {status} to the token request"
-            )));
-        }
-        let body: Value = response.json().await.map_err(|e| {
-            ProviderError::transient(format!("the metadata server's token answer is not JSON: {e}"))
+        token_answer(response, "the metadata server").await
+    }
+
+    /// A token for the service-account key in `path`: a JWT signed with the key (RS256) exchanged at its
+    /// `token_uri` (OAuth 2.0 JWT bearer grant, scope `cloud-platform`).
+    async fn key_file_token(
+        &self,
+        path: &std::path::Path,
+        now: DateTime<Utc>,
+    ) -> Result<Value, ProviderError> {
+        let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+            ProviderError::transient(format!(
+                "cannot read the credentials file {}: {e}",
+                path.display()
+            ))
         })?;
-        let token = body["access_token"]
+        let key: Value = serde_json::from_str(&text).map_err(|_| {
+            ProviderError::invalid(format!("the credentials file {} is not JSON", path.display()))
+        })?;
+        let field = |name: &str| {
+            key[name].as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
+                ProviderError::invalid(format!("the credentials file {} has no {name}", path.display()))
+            })
+        };
+        let (email, pem) = (field("client_email")?, field("private_key")?);
+        let token_uri = key["token_uri"]
             .as_str()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ProviderError::transient("the metadata server's answer has no access_token"))?
-            .to_string();
-        let expires_in = body["expires_in"].as_i64().unwrap_or(0);
-        // Refresh a minute early, so a token never expires in flight.
-        let expires = now + chrono::Duration::seconds(expires_in - 60);
-        if let Ok(mut cached) = self.token.lock() {
-            *cached = Some(CachedToken {
-                token: token.clone(),
-                expires,
-            });
-        }
-        Ok(token)
+            .unwrap_or("https://oauth2.googleapis.com/token");
+        let assertion = signed_jwt(email, pem, token_uri, now.timestamp()).map_err(|reason| {
+            ProviderError::invalid(format!(
+                "the private key of {} cannot sign: {reason}",
+                path.display()
+            ))
+        })?;
+        let form = format!(
+            "grant_type={}&assertion={assertion}",
+            encode("urn:ietf:params:oauth:grant-type:jwt-bearer")
+        );
+        let response = self
+            .http
+            .post(token_uri)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::transient(format!(
+                    "the token endpoint did not give a token: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        token_answer(response, "the token endpoint").await
     }
 
     async fn send(&self, request: RequestBuilder, what: &str) -> Result<Response, Failure> {
@@ -504,6 +559,53 @@ impl Client {
             operation = self.json(Method::GET, self.aiplatform(&name), None).await?;
         }
     }
+}
+
+async fn token_answer(response: Response, who: &str) -> Result<Value, ProviderError> {
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Err(ProviderError::transient(format!(
+            "{who} answered HTTP {status} to the token request"
+        )));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| ProviderError::transient(format!("{who}'s token answer is not JSON: {e}")))
+}
+
+/// An RS256 JWT for Google's OAuth 2.0 JWT bearer grant, signed with the PKCS#8 PEM key `pem`.
+fn signed_jwt(email: &str, pem: &str, audience: &str, now: i64) -> Result<String, String> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .map_err(|e| format!("the PEM is not base64: {e}"))?;
+    let key =
+        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("not a PKCS#8 RSA key: {e}"))?;
+    let header = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = json!({
+        "iss": email,
+        "scope": "https://www.googleapis.com/auth/cloud-platform",
+        "aud": audience,
+        "iat": now,
+        "exp": now + 3600,
+    });
+    let message = format!("{header}.{}", engine.encode(claims.to_string()));
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|e| format!("signing failed: {e}"))?;
+    Ok(format!("{message}.{}", engine.encode(signature)))
 }
 
 fn encode(text: &str) -> String {
