@@ -230,6 +230,13 @@ async fn tfx_wrappers_are_unwrapped_and_their_labels_kept() {
 }
 
 #[test]
+fn pipeline_job_ids_fit_vertex_ai() {
+    use kfp_providers::vai::pipeline_job_id;
+    assert_eq!(pipeline_job_id("NS-Run_1-v1.2"), "ns-run-1-v1-2");
+    assert_eq!(pipeline_job_id(&"a".repeat(200)).len(), 128);
+}
+
+#[test]
 fn labels_are_sanitised() {
     assert_eq!(sanitise_label("My.Run/Name_1-x", false), "myrunname_1-x");
     assert_eq!(sanitise_label("V1.2.3+build", true), "v1_2_3_build");

@@ -683,7 +683,8 @@ pub fn uses_parameter_values(schema: &str) -> bool {
     (at(0), at(1), at(2)) >= (2, 1, 0)
 }
 
-fn job_id_part(text: &str) -> String {
+/// A PipelineJob id (`[a-z0-9][a-z0-9-]{0,127}`): lower case, other characters replaced with `-`, cut to 128.
+pub fn pipeline_job_id(text: &str) -> String {
     text.to_lowercase()
         .chars()
         .map(|c| {
@@ -693,6 +694,7 @@ fn job_id_part(text: &str) -> String {
                 '-'
             }
         })
+        .take(128)
         .collect()
 }
 
@@ -945,7 +947,7 @@ impl Provider for VaiProvider {
             )
             .await?;
         let id = format!("{}-{}", run.name.namespace, run.name.name);
-        let job_id = job_id_part(&format!("{id}-{}", run.version));
+        let job_id = pipeline_job_id(&format!("{id}-{}", run.version));
         let url = format!(
             "{}?pipelineJobId={}",
             self.client
