@@ -110,6 +110,9 @@ pub struct ConformanceFixtures {
     /// Pipelines) need them to exist first: when true, the run and run schedule lifecycle checks create
     /// [`Self::pipeline`] and [`Self::experiment`] through the provider before, and delete them after. Default false.
     pub prepare_dependencies: bool,
+    /// Kinds the provider does not implement (Vertex AI has no experiments): for these the kit expects
+    /// `Unimplemented` from create and accepts it from delete, and dependency preparation leaves them out.
+    pub unsupported: Vec<ResourceKind>,
 }
 
 impl Default for ConformanceFixtures {
@@ -171,6 +174,7 @@ impl Default for ConformanceFixtures {
             invalid: Vec::new(),
             event_timeout: Duration::from_secs(10),
             prepare_dependencies: false,
+            unsupported: Vec::new(),
         }
     }
 }
@@ -300,6 +304,12 @@ pub async fn check_lifecycle(
     fixtures: &ConformanceFixtures,
     kind: ResourceKind,
 ) -> CheckResult {
+    if fixtures.unsupported.contains(&kind) {
+        return CheckResult::new(
+            format!("{kind} lifecycle"),
+            unsupported_create(provider, fixtures, kind).await,
+        );
+    }
     let needs_dependencies =
         fixtures.prepare_dependencies && matches!(kind, ResourceKind::Run | ResourceKind::RunSchedule);
     let dependencies = if needs_dependencies {
@@ -318,10 +328,30 @@ pub async fn check_lifecycle(
     CheckResult::new(format!("{kind} lifecycle"), result.and(cleanup))
 }
 
-/// The pipeline and experiment ids created by [`create_dependencies`].
+/// A kind the provider does not implement must say so: `Unimplemented`, not success or another error.
+async fn unsupported_create(
+    provider: &dyn Provider,
+    fixtures: &ConformanceFixtures,
+    kind: ResourceKind,
+) -> Result<(), String> {
+    let result = match kind {
+        ResourceKind::Pipeline => provider.create_pipeline(&fixtures.pipeline).await,
+        ResourceKind::Run => provider.create_run(&fixtures.run).await,
+        ResourceKind::RunSchedule => provider.create_run_schedule(&fixtures.run_schedule).await,
+        ResourceKind::Experiment => provider.create_experiment(&fixtures.experiment).await,
+    };
+    match result {
+        Err(ProviderError::Unimplemented(_)) => Ok(()),
+        other => Err(format!(
+            "{kind} is declared unsupported, so create must answer Unimplemented, got {other:?}"
+        )),
+    }
+}
+
+/// The pipeline and experiment ids created by [`create_dependencies`] (no experiment when unsupported).
 struct DependencyIds {
     pipeline: String,
-    experiment: String,
+    experiment: Option<String>,
 }
 
 async fn create_dependencies(
@@ -332,8 +362,14 @@ async fn create_dependencies(
         .create_pipeline(&fixtures.pipeline)
         .await
         .map_err(|e| failed("preparing: create pipeline", e))?;
+    if fixtures.unsupported.contains(&ResourceKind::Experiment) {
+        return Ok(DependencyIds {
+            pipeline,
+            experiment: None,
+        });
+    }
     let experiment = match provider.create_experiment(&fixtures.experiment).await {
-        Ok(id) => id,
+        Ok(id) => Some(id),
         Err(e) => {
             let _ = provider.delete_pipeline(&pipeline).await;
             return Err(failed("preparing: create experiment", e));
@@ -343,7 +379,10 @@ async fn create_dependencies(
 }
 
 async fn delete_dependencies(provider: &dyn Provider, ids: DependencyIds) -> Result<(), String> {
-    let experiment = provider.delete_experiment(&ids.experiment).await;
+    let experiment = match &ids.experiment {
+        Some(id) => provider.delete_experiment(id).await,
+        None => Ok(()),
+    };
     let pipeline = provider.delete_pipeline(&ids.pipeline).await;
     experiment.map_err(|e| failed("cleaning up: delete experiment", e))?;
     pipeline.map_err(|e| failed("cleaning up: delete pipeline", e))
@@ -448,6 +487,7 @@ pub async fn check_delete_missing(
     };
     let result = match result {
         Ok(()) | Err(ProviderError::NotFound(_)) => Ok(()),
+        Err(ProviderError::Unimplemented(_)) if fixtures.unsupported.contains(&kind) => Ok(()),
         Err(e) => Err(format!(
             "deleting the missing {kind} {id:?} must succeed or answer NotFound, got {e:?}"
         )),

@@ -8,7 +8,8 @@
 //! - [`conformance`]: a reusable test kit that checks any [`Provider`] (and its events) against the contract.
 //! - [`kfp::KfpProvider`]: Kubeflow Pipelines (v2beta1 REST), with an in-process API fake behind feature `fakes`, and
 //!   its event source [`kfp::events::KfpEventSource`] (Argo workflows via kube).
-//! - [`default_registry`]: a registry with the provider types of this crate (`stub`, `http`, `kfp`).
+//! - [`vai::VaiProvider`]: Vertex AI (Cloud Storage + aiplatform v1 REST, Pub/Sub events), with a fake behind `fakes`.
+//! - [`default_registry`]: a registry with the provider types of this crate (`stub`, `http`, `kfp`, `vai`).
 //!
 //! [`Provider`]: kfp_core::provider::Provider
 //! [`EventSource`]: kfp_core::provider::EventSource
@@ -23,6 +24,7 @@ pub mod kfp;
 pub mod metrics;
 pub mod service;
 pub mod stub;
+pub mod vai;
 
 /// The kinds of resource the provider-service contract knows: the `{type}` of `/resource/{type}`.
 pub use kfp_core::executor::ResourceKind;
@@ -54,6 +56,11 @@ pub fn register_defaults(registry: &mut ProviderRegistry) {
         kfp::KfpProvider::factory,
         kfp::events::KfpEventSource::factory,
     );
+    let _ = registry.register_with_events(
+        vai::PROVIDER_TYPE,
+        vai::VaiProvider::factory,
+        vai::events::VaiEventSource::factory,
+    );
 }
 
 #[cfg(test)]
@@ -73,9 +80,12 @@ mod tests {
     }
 
     #[test]
-    fn default_registry_knows_stub_http_and_kfp() {
+    fn default_registry_knows_stub_http_kfp_and_vai() {
         let registry = default_registry();
-        assert_eq!(registry.type_names().collect::<Vec<_>>(), ["http", "kfp", "stub"]);
+        assert_eq!(
+            registry.type_names().collect::<Vec<_>>(),
+            ["http", "kfp", "stub", "vai"]
+        );
     }
 
     #[test]

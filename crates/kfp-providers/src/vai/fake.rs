@@ -1,0 +1,800 @@
+//! An in-process fake of the Google Cloud APIs the Vertex AI provider uses (axum), for tests (feature `fakes`).
+//!
+//! Written from the official references (Cloud Storage JSON API `objects.insert` media upload, `objects.get`
+//! `alt=media`, `objects.list`, `objects.delete`; Vertex AI REST v1 `projects.locations.pipelineJobs.create`,
+//! `projects.locations.schedules.create/patch/delete`, `projects.locations.operations.get`; the GCE metadata
+//! server's `service-accounts/default/token`), not from this crate's client:
+//! - JSON bodies may only hold the documented (camelCase) fields, else 400 with Google's error body
+//!   `{"error": {"code", "message", "status"}}`; `pipelineJobId` must match `[a-z0-9][a-z0-9-]{0,127}`; labels must
+//!   be at most 63 characters of `[a-z0-9_-]`; a schedule's `cron` must be a valid 5-field cron; `updateMask` is
+//!   required on patch and may only name Schedule fields;
+//! - missing objects, jobs, schedules answer 404 (`NOT_FOUND`); a repeated `pipelineJobId` 409 (`ALREADY_EXISTS`);
+//! - schedule deletes answer a long-running operation `{name, done: false}` that is done on the next `GET`;
+//! - every request needs `Authorization: Bearer <token>` with a token the fake's metadata server issued (or one set
+//!   with [`FakeVai::accept_token`]), else 401;
+//! - Pub/Sub `subscriptions.pull`, `acknowledge`, `modifyAckDeadline` (deadline 0 = nack: redelivered) over
+//!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`;
+//! - failure injection: [`FakeVai::fail_next`] (answer the next requests with a status), [`FakeVai::hang_next`]
+//!   (never answer, for timeouts).
+//!
+//! Uploaded objects, jobs and schedules are kept for inspection ([`FakeVai::object`], [`FakeVai::pipeline_jobs`],
+//! [`FakeVai::schedules`]) and every request is recorded ([`FakeVai::requests`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub authorization: Option<String>,
+    /// The body parsed as JSON, if it is JSON.
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    next_id: u64,
+    objects: BTreeMap<(String, String), Vec<u8>>,
+    pipeline_jobs: BTreeMap<String, Value>,
+    schedules: BTreeMap<String, Value>,
+    operations: BTreeMap<String, Value>,
+    requests: Vec<RecordedRequest>,
+    fail_next: VecDeque<u16>,
+    hang_next: usize,
+    tokens: BTreeSet<String>,
+    token_lifetime: i64,
+    tokens_issued: usize,
+    hold_operations: bool,
+    /// Pub/Sub messages: (ack id, message, delivered at; `None` when available).
+    messages: Vec<(String, Value, Option<std::time::Instant>)>,
+    acked: Vec<String>,
+    ack_deadline: Duration,
+    fail_matching: Vec<(String, u16)>,
+    trusted_key: Option<Vec<u8>>,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, FakeState> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running fake on a loopback port (GCS, aiplatform and the metadata server on one URL); stops when dropped.
+#[derive(Debug)]
+pub struct FakeVai {
+    url: String,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeVai {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeVai {
+    pub async fn start() -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(FakeState {
+            token_lifetime: 3600,
+            ack_deadline: Duration::from_secs(10),
+            ..FakeState::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, state, task })
+    }
+
+    /// The base URL, for `gcsEndpoint`, `aiplatformEndpoint` and `metadataEndpoint`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Accepts `token` as a bearer token (as if the metadata server had issued it).
+    pub fn accept_token(&self, token: &str) {
+        lock(&self.state).tokens.insert(token.to_string());
+    }
+
+    /// Forgets every issued token (as if they had expired): requests with them answer 401.
+    pub fn revoke_tokens(&self) {
+        lock(&self.state).tokens.clear();
+    }
+
+    /// The `expires_in` of tokens the metadata server issues (default 3600).
+    pub fn set_token_lifetime(&self, seconds: i64) {
+        lock(&self.state).token_lifetime = seconds;
+    }
+
+    /// How many tokens the metadata server has issued.
+    pub fn tokens_issued(&self) -> usize {
+        lock(&self.state).tokens_issued
+    }
+
+    /// Answers the next request (not the metadata server's) with `status` and a Google error body.
+    pub fn fail_next(&self, status: u16) {
+        lock(&self.state).fail_next.push_back(status);
+    }
+
+    /// Never answers the next `count` requests (not the metadata server's).
+    pub fn hang_next(&self, count: usize) {
+        lock(&self.state).hang_next += count;
+    }
+
+    /// While `true`, long-running operations never finish (`done: false` on every `GET`).
+    pub fn hold_operations(&self, hold: bool) {
+        lock(&self.state).hold_operations = hold;
+    }
+
+    /// Publishes a Cloud Logging `LogEntry` of the pipeline job `job_id` to every subscription (`None`: an entry
+    /// without `resource.labels.pipeline_job_id`). Returns the message's ack id.
+    pub fn publish_log_entry(&self, job_id: Option<&str>) -> String {
+        use base64::Engine;
+        let mut labels = json!({"location": "europe-west2"});
+        if let Some(id) = job_id {
+            labels["pipeline_job_id"] = json!(id);
+        }
+        let entry = json!({
+            "logName": "projects/proj/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
+            "resource": {"type": "aiplatform.googleapis.com/PipelineJob", "labels": labels},
+            "jsonPayload": {"state": "PIPELINE_STATE_SUCCEEDED"}
+        });
+        let mut s = lock(&self.state);
+        s.next_id += 1;
+        let ack_id = format!("ack-{}", s.next_id);
+        let data = base64::engine::general_purpose::STANDARD.encode(entry.to_string());
+        let message =
+            json!({"data": data, "messageId": s.next_id.to_string(), "publishTime": "2025-06-01T12:00:00Z"});
+        s.messages.push((ack_id.clone(), message, None));
+        ack_id
+    }
+
+    /// Trusts the RSA public key `der` (PKCS#1 `RSAPublicKey`) for JWT bearer grants at `POST /token`; without it
+    /// every grant is refused.
+    pub fn trust_service_account_key(&self, der: Vec<u8>) {
+        lock(&self.state).trusted_key = Some(der);
+    }
+
+    /// How long a pulled message stays outstanding before it is delivered again (default 10 s).
+    pub fn set_ack_deadline(&self, deadline: Duration) {
+        lock(&self.state).ack_deadline = deadline;
+    }
+
+    /// Answers the next request whose path contains `path_part` with `status`.
+    pub fn fail_next_matching(&self, path_part: &str, status: u16) {
+        lock(&self.state)
+            .fail_matching
+            .push((path_part.to_string(), status));
+    }
+
+    /// Ack ids acknowledged so far.
+    pub fn acked(&self) -> Vec<String> {
+        lock(&self.state).acked.clone()
+    }
+
+    /// Ack ids neither acknowledged nor outstanding (available to the next pull).
+    pub fn available_messages(&self) -> Vec<String> {
+        lock(&self.state)
+            .messages
+            .iter()
+            .filter(|(_, _, out)| out.is_none())
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    }
+
+    /// Sets fields of the pipeline job `name` (`state`, `jobDetail`, `startTime`, ...), as the backend would.
+    pub fn update_pipeline_job(&self, name: &str, fields: Value) {
+        let mut s = lock(&self.state);
+        if let (Some(job), Some(fields)) = (s.pipeline_jobs.get_mut(name), fields.as_object()) {
+            for (k, v) in fields {
+                job[k] = v.clone();
+            }
+        }
+    }
+
+    /// Stores an object as if uploaded.
+    pub fn put_object(&self, bucket: &str, name: &str, bytes: Vec<u8>) {
+        lock(&self.state)
+            .objects
+            .insert((bucket.to_string(), name.to_string()), bytes);
+    }
+
+    /// An uploaded object, parsed as JSON.
+    pub fn object(&self, bucket: &str, name: &str) -> Option<Value> {
+        lock(&self.state)
+            .objects
+            .get(&(bucket.to_string(), name.to_string()))
+            .and_then(|b| serde_json::from_slice(b).ok())
+    }
+
+    /// The names of the objects in `bucket`.
+    pub fn object_names(&self, bucket: &str) -> Vec<String> {
+        lock(&self.state)
+            .objects
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// The created pipeline jobs by resource name.
+    pub fn pipeline_jobs(&self) -> BTreeMap<String, Value> {
+        lock(&self.state).pipeline_jobs.clone()
+    }
+
+    /// The schedules by resource name.
+    pub fn schedules(&self) -> BTreeMap<String, Value> {
+        lock(&self.state).schedules.clone()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+fn google_error(code: u16, message: impl Into<String>) -> Response {
+    let status = match code {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ALREADY_EXISTS",
+        429 => "RESOURCE_EXHAUSTED",
+        500 => "INTERNAL",
+        503 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    };
+    let body = json!({"error": {"code": code, "message": message.into(), "status": status}});
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .to_string()
+}
+
+fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(&v.replace('+', " ")))
+        })
+        .collect()
+}
+
+/// Fields the v1 reference documents, per message.
+const PIPELINE_JOB_FIELDS: &[&str] = &[
+    "name",
+    "displayName",
+    "createTime",
+    "startTime",
+    "endTime",
+    "updateTime",
+    "pipelineSpec",
+    "state",
+    "jobDetail",
+    "error",
+    "labels",
+    "runtimeConfig",
+    "encryptionSpec",
+    "serviceAccount",
+    "network",
+    "reservedIpRanges",
+    "pscInterfaceConfig",
+    "templateUri",
+    "templateMetadata",
+    "scheduleName",
+    "preflightValidations",
+];
+const RUNTIME_CONFIG_FIELDS: &[&str] = &[
+    "parameters",
+    "gcsOutputDirectory",
+    "parameterValues",
+    "failurePolicy",
+    "inputArtifacts",
+];
+const SCHEDULE_FIELDS: &[&str] = &[
+    "name",
+    "displayName",
+    "startTime",
+    "endTime",
+    "maxRunCount",
+    "startedRunCount",
+    "state",
+    "createTime",
+    "updateTime",
+    "nextRunTime",
+    "lastPauseTime",
+    "lastResumeTime",
+    "maxConcurrentRunCount",
+    "allowQueueing",
+    "catchUp",
+    "lastScheduledRunResponse",
+    "cron",
+    "createPipelineJobRequest",
+];
+const CREATE_PIPELINE_JOB_REQUEST_FIELDS: &[&str] = &["parent", "pipelineJob", "pipelineJobId"];
+
+fn unknown_fields(value: &Value, allowed: &[&str], what: &str) -> Result<(), String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("{what} must be a JSON object"))?;
+    match object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "Invalid JSON payload received. Unknown name \"{k}\" at '{what}': Cannot find field."
+        )),
+        None => Ok(()),
+    }
+}
+
+fn label_ok(text: &str) -> bool {
+    text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn validate_job(job: &Value, what: &str) -> Result<(), String> {
+    unknown_fields(job, PIPELINE_JOB_FIELDS, what)?;
+    if let Some(runtime) = job.get("runtimeConfig") {
+        unknown_fields(runtime, RUNTIME_CONFIG_FIELDS, &format!("{what}.runtime_config"))?;
+        if let Some(parameters) = runtime.get("parameters").and_then(Value::as_object) {
+            for (k, v) in parameters {
+                let known = ["intValue", "doubleValue", "stringValue"];
+                if !v
+                    .as_object()
+                    .is_some_and(|o| o.len() == 1 && o.keys().all(|key| known.contains(&key.as_str())))
+                {
+                    return Err(format!(
+                        "runtime_config.parameters[{k:?}] must be a Value with one of intValue, doubleValue, stringValue"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(labels) = job.get("labels") {
+        let labels = labels
+            .as_object()
+            .ok_or_else(|| "labels must be a map".to_string())?;
+        for (k, v) in labels {
+            let v = v.as_str().unwrap_or("!");
+            if k.is_empty() || !label_ok(k) || !label_ok(v) {
+                return Err(format!("Invalid label {k:?}: {v:?}"));
+            }
+        }
+    }
+    if job.get("pipelineSpec").is_none() && job.get("templateUri").is_none() {
+        return Err("pipeline_spec or template_uri is required".into());
+    }
+    Ok(())
+}
+
+fn validate_schedule(schedule: &Value, partial: bool) -> Result<(), String> {
+    unknown_fields(schedule, SCHEDULE_FIELDS, "schedule")?;
+    if let Some(cron) = schedule.get("cron") {
+        let cron = cron.as_str().unwrap_or_default();
+        let text = cron
+            .strip_prefix("TZ=")
+            .or_else(|| cron.strip_prefix("CRON_TZ="))
+            .map_or(cron, |rest| rest.split_once(' ').map_or("", |(_, c)| c));
+        if text.split_whitespace().count() != 5 {
+            return Err(format!("Invalid cron {cron:?}: expected 5 fields"));
+        }
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("Invalid cron {cron:?}: {e}"))?;
+    } else if !partial {
+        return Err("cron is required".into());
+    }
+    if let Some(request) = schedule.get("createPipelineJobRequest") {
+        unknown_fields(
+            request,
+            CREATE_PIPELINE_JOB_REQUEST_FIELDS,
+            "schedule.create_pipeline_job_request",
+        )?;
+        let job = request
+            .get("pipelineJob")
+            .ok_or_else(|| "create_pipeline_job_request.pipeline_job is required".to_string())?;
+        validate_job(job, "schedule.create_pipeline_job_request.pipeline_job")?;
+    } else if !partial {
+        return Err("create_pipeline_job_request is required".into());
+    }
+    if let Some(count) = schedule.get("maxConcurrentRunCount") {
+        let n = count
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .or_else(|| count.as_i64());
+        if n.is_none_or(|n| n <= 0) {
+            return Err("max_concurrent_run_count must be positive".into());
+        }
+    } else if !partial {
+        return Err("max_concurrent_run_count is required".into());
+    }
+    Ok(())
+}
+
+/// The OAuth 2.0 JWT bearer grant (RFC 7523) as Google's token endpoint takes it.
+fn token_grant(state: &Shared, body: &[u8]) -> Response {
+    use base64::Engine;
+    let refuse = |reason: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": "invalid_grant", "error_description": reason}).to_string(),
+        )
+            .into_response()
+    };
+    let form = query_map(Some(&String::from_utf8_lossy(body)));
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return refuse("unsupported grant_type");
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return refuse("no assertion");
+    };
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decode_json = |part: &str| {
+        engine
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let (Some(header_json), Some(claims), Some(signature)) = (
+        parts.first().and_then(|p| decode_json(p)),
+        parts.get(1).and_then(|p| decode_json(p)),
+        parts.get(2).and_then(|p| engine.decode(p).ok()),
+    ) else {
+        return refuse("malformed JWT");
+    };
+    if parts.len() != 3 || header_json["alg"] != "RS256" {
+        return refuse("the JWT must be RS256");
+    }
+    let iat = claims["iat"].as_i64().unwrap_or(0);
+    if claims["scope"]
+        .as_str()
+        .is_none_or(|s| !s.contains("cloud-platform"))
+        || claims["iss"].as_str().is_none_or(str::is_empty)
+        || !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token"))
+        || claims["exp"].as_i64() != Some(iat + 3600)
+    {
+        return refuse("bad claims");
+    }
+    let mut s = lock(state);
+    let Some(key) = s.trusted_key.clone() else {
+        return refuse("no trusted key");
+    };
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key);
+    if public.verify(signed.as_bytes(), &signature).is_err() {
+        return refuse("Invalid JWT Signature.");
+    }
+    s.tokens_issued += 1;
+    let token = format!("sa-token-{}", s.tokens_issued);
+    s.tokens.insert(token.clone());
+    ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}))
+}
+
+fn job_id_ok(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.len() <= 128
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+async fn handle(State(state): State<Shared>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = query_map(request.uri().query());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let metadata_flavor = request
+        .headers()
+        .get("Metadata-Flavor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = to_bytes(request.into_body(), 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default()
+        .to_vec();
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+
+    if path == "/computeMetadata/v1/instance/service-accounts/default/token" {
+        if metadata_flavor.as_deref() != Some("Google") {
+            return (StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header").into_response();
+        }
+        let mut s = lock(&state);
+        s.tokens_issued += 1;
+        let token = format!("fake-token-{}", s.tokens_issued);
+        s.tokens.insert(token.clone());
+        return ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}));
+    }
+
+    if path == "/token" && method == Method::POST {
+        return token_grant(&state, &bytes);
+    }
+
+    let (fail, hang) = {
+        let mut s = lock(&state);
+        s.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            authorization: authorization.clone(),
+            body: body.clone(),
+        });
+        let hang = if s.hang_next > 0 {
+            s.hang_next -= 1;
+            true
+        } else {
+            false
+        };
+        let matching = s
+            .fail_matching
+            .iter()
+            .position(|(part, _)| path.contains(part.as_str()));
+        let fail = match matching {
+            _ if hang => None,
+            Some(i) => Some(s.fail_matching.remove(i).1),
+            None => s.fail_next.pop_front(),
+        };
+        (fail, hang)
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(status) = fail {
+        return google_error(status, "injected failure");
+    }
+    let token_ok = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|t| lock(&state).tokens.contains(t));
+    if !token_ok {
+        return google_error(401, "Request had invalid authentication credentials.");
+    }
+
+    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut s = lock(&state);
+    match (method.clone(), segs.as_slice()) {
+        // --- Cloud Storage ---
+        (Method::POST, ["upload", "storage", "v1", "b", bucket, "o"]) => {
+            if query.get("uploadType").map(String::as_str) != Some("media") {
+                return google_error(400, "uploadType must be media in this fake");
+            }
+            let Some(name) = query.get("name").filter(|n| !n.is_empty()) else {
+                return google_error(400, "Required parameter: name");
+            };
+            s.objects
+                .insert((bucket.to_string(), name.clone()), bytes.clone());
+            ok(
+                json!({"kind": "storage#object", "bucket": bucket, "name": name, "size": bytes.len().to_string()}),
+            )
+        }
+        (Method::GET, ["storage", "v1", "b", bucket, "o"]) => {
+            let prefix = query.get("prefix").cloned().unwrap_or_default();
+            let items: Vec<Value> = s
+                .objects
+                .keys()
+                .filter(|(b, n)| b == bucket && n.starts_with(&prefix))
+                .map(|(b, n)| json!({"kind": "storage#object", "bucket": b, "name": n}))
+                .collect();
+            ok(json!({"kind": "storage#objects", "items": items}))
+        }
+        (Method::GET, ["storage", "v1", "b", bucket, "o", name]) => {
+            match s.objects.get(&(bucket.to_string(), name.to_string())) {
+                Some(bytes) if query.get("alt").map(String::as_str) == Some("media") => {
+                    (StatusCode::OK, bytes.clone()).into_response()
+                }
+                Some(_) => ok(json!({"kind": "storage#object", "bucket": bucket, "name": name})),
+                None => google_error(404, format!("No such object: {bucket}/{name}")),
+            }
+        }
+        (Method::DELETE, ["storage", "v1", "b", bucket, "o", name]) => {
+            match s.objects.remove(&(bucket.to_string(), name.to_string())) {
+                Some(_) => (StatusCode::NO_CONTENT, "").into_response(),
+                None => google_error(404, format!("No such object: {bucket}/{name}")),
+            }
+        }
+        // --- Vertex AI ---
+        (Method::POST, ["v1", "projects", project, "locations", location, "pipelineJobs"]) => {
+            let Some(job) = body else {
+                return google_error(400, "the body must be a PipelineJob");
+            };
+            if let Err(e) = validate_job(&job, "pipeline_job") {
+                return google_error(400, e);
+            }
+            s.next_id += 1;
+            let id = query
+                .get("pipelineJobId")
+                .cloned()
+                .unwrap_or_else(|| format!("job-{}", s.next_id));
+            if !job_id_ok(&id) {
+                return google_error(400, format!("Invalid pipeline job id {id:?}"));
+            }
+            let name = format!("projects/{project}/locations/{location}/pipelineJobs/{id}");
+            if s.pipeline_jobs.contains_key(&name) {
+                return google_error(409, format!("PipelineJob {name} already exists"));
+            }
+            let mut stored = job;
+            stored["name"] = json!(name);
+            stored["state"] = json!("PIPELINE_STATE_PENDING");
+            s.pipeline_jobs.insert(name, stored.clone());
+            ok(stored)
+        }
+        (Method::POST, ["v1", "projects", project, "locations", location, "schedules"]) => {
+            let Some(schedule) = body else {
+                return google_error(400, "the body must be a Schedule");
+            };
+            if let Err(e) = validate_schedule(&schedule, false) {
+                return google_error(400, e);
+            }
+            s.next_id += 1;
+            let name = format!(
+                "projects/{project}/locations/{location}/schedules/{}",
+                1_000_000 + s.next_id
+            );
+            let mut stored = schedule;
+            stored["name"] = json!(name);
+            stored["state"] = json!("ACTIVE");
+            s.schedules.insert(name, stored.clone());
+            ok(stored)
+        }
+        (Method::PATCH, ["v1", "projects", _, "locations", _, "schedules", _]) => {
+            let name = segs[1..].join("/");
+            let Some(patch) = body else {
+                return google_error(400, "the body must be a Schedule");
+            };
+            let Some(mask) = query.get("updateMask").filter(|m| !m.is_empty()) else {
+                return google_error(400, "update_mask is required");
+            };
+            if let Err(e) = validate_schedule(&patch, true) {
+                return google_error(400, e);
+            }
+            let Some(existing) = s.schedules.get_mut(&name) else {
+                return google_error(404, format!("Schedule {name} not found"));
+            };
+            for field in mask.split(',') {
+                if !SCHEDULE_FIELDS.contains(&field) {
+                    return google_error(400, format!("Invalid update_mask path {field:?}"));
+                }
+            }
+            for field in mask.split(',') {
+                match patch.get(field) {
+                    Some(v) => existing[field] = v.clone(),
+                    None => {
+                        if let Some(o) = existing.as_object_mut() {
+                            o.remove(field);
+                        }
+                    }
+                }
+            }
+            ok(existing.clone())
+        }
+        (Method::DELETE, ["v1", "projects", project, "locations", location, "schedules", _]) => {
+            let name = segs[1..].join("/");
+            if s.schedules.remove(&name).is_none() {
+                return google_error(404, format!("Schedule {name} not found"));
+            }
+            s.next_id += 1;
+            let op = format!("projects/{project}/locations/{location}/operations/{}", s.next_id);
+            let operation = json!({"name": op, "done": false});
+            s.operations.insert(op, operation.clone());
+            ok(operation)
+        }
+        (Method::GET, ["v1", "projects", _, "locations", _, "pipelineJobs", _]) => {
+            let name = segs[1..].join("/");
+            match s.pipeline_jobs.get(&name) {
+                Some(job) => ok(job.clone()),
+                None => google_error(404, format!("PipelineJob {name} not found")),
+            }
+        }
+        (Method::POST, ["v1", "projects", _, "subscriptions", call]) => {
+            let Some((_, verb)) = call.split_once(':') else {
+                return google_error(404, format!("no route {method} {path} in the fake"));
+            };
+            let body = body.unwrap_or(Value::Null);
+            let allowed: &[&str] = match verb {
+                "pull" => &["maxMessages", "returnImmediately"],
+                "acknowledge" => &["ackIds"],
+                "modifyAckDeadline" => &["ackIds", "ackDeadlineSeconds"],
+                _ => return google_error(404, format!("no route {method} {path} in the fake")),
+            };
+            if let Err(e) = unknown_fields(&body, allowed, verb) {
+                return google_error(400, e);
+            }
+            let ids: Vec<String> = body["ackIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            match verb {
+                "pull" => {
+                    let Some(max) = body["maxMessages"].as_u64().filter(|n| *n > 0) else {
+                        return google_error(400, "max_messages must be positive");
+                    };
+                    let mut received = Vec::new();
+                    let deadline = s.ack_deadline;
+                    let now = std::time::Instant::now();
+                    for (ack_id, message, outstanding) in s.messages.iter_mut() {
+                        let available = outstanding.is_none_or(|at| now.duration_since(at) >= deadline);
+                        if available && (received.len() as u64) < max {
+                            *outstanding = Some(now);
+                            received.push(json!({"ackId": ack_id, "message": message, "deliveryAttempt": 1}));
+                        }
+                    }
+                    ok(json!({"receivedMessages": received}))
+                }
+                "acknowledge" => {
+                    s.messages.retain(|(id, _, _)| !ids.contains(id));
+                    s.acked.extend(ids);
+                    ok(json!({}))
+                }
+                _ => {
+                    if body["ackDeadlineSeconds"].as_i64() == Some(0) {
+                        for (id, _, outstanding) in s.messages.iter_mut() {
+                            if ids.contains(id) {
+                                *outstanding = None;
+                            }
+                        }
+                    }
+                    ok(json!({}))
+                }
+            }
+        }
+        (Method::GET, ["v1", "projects", _, "locations", _, "operations", _]) => {
+            let name = segs[1..].join("/");
+            let hold = s.hold_operations;
+            match s.operations.get_mut(&name) {
+                Some(op) if hold => ok(op.clone()),
+                Some(op) => {
+                    op["done"] = json!(true);
+                    op["response"] = json!({"@type": "type.googleapis.com/google.protobuf.Empty"});
+                    ok(op.clone())
+                }
+                None => google_error(404, format!("Operation {name} not found")),
+            }
+        }
+        _ => google_error(404, format!("no route {method} {path} in the fake")),
+    }
+}

@@ -1,0 +1,881 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+//! The Vertex AI provider against the in-process fake of Cloud Storage, aiplatform v1 and the metadata server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use kfp_core::definitions::{PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition};
+use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::values::NamespacedName;
+use kfp_providers::ResourceKind;
+use kfp_providers::conformance::{self, ConformanceFixtures, Operation};
+use kfp_providers::vai::fake::FakeVai;
+use kfp_providers::vai::{Clock, VaiConfig, VaiProvider, job_labels, sanitise_label, uses_parameter_values};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "pipelines";
+const PARENT: &str = "projects/proj/locations/europe-west2";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+}
+
+struct Setup {
+    fake: FakeVai,
+    provider: VaiProvider,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+}
+
+async fn setup_with(configure: impl FnOnce(&mut VaiConfig)) -> Setup {
+    let fake = FakeVai::start().await.unwrap();
+    let mut config = VaiConfig::new(
+        NamespacedName::new("kfp-operator-system", "vai"),
+        "proj",
+        "europe-west2",
+        BUCKET,
+    );
+    config.gcs_endpoint = fake.url().to_string();
+    config.aiplatform_endpoint = fake.url().to_string();
+    config.metadata_endpoint = fake.url().to_string();
+    config.pipeline_root_storage = "gs://root".into();
+    config.job_service_account = "runner@proj.iam.gserviceaccount.com".into();
+    config.request_timeout = Duration::from_secs(2);
+    config.operation_poll_interval = Duration::from_millis(10);
+    configure(&mut config);
+    let clock = Arc::new(Mutex::new(now()));
+    let shared = clock.clone();
+    let clock_fn: Clock = Arc::new(move || *shared.lock().unwrap());
+    let provider = VaiProvider::with_clock(config, clock_fn).unwrap();
+    Setup {
+        fake,
+        provider,
+        clock,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+fn spec(schema: &str) -> Value {
+    json!({
+        "pipelineInfo": {"name": "ns-p"},
+        "root": {"dag": {"tasks": {}}},
+        "schemaVersion": schema,
+        "sdkVersion": "kfp-2.7.0"
+    })
+}
+
+fn pipeline(version: &str, compiled: Value) -> PipelineDefinitionWrapper {
+    PipelineDefinitionWrapper {
+        pipeline_definition: json!({
+            "name": "ns/p", "version": version, "image": "img:1",
+            "framework": {"name": "tfx", "parameters": {}}
+        }),
+        compiled_pipeline: compiled,
+    }
+}
+
+fn run() -> RunDefinition {
+    serde_json::from_value(json!({
+        "name": "ns/r", "version": "rv1", "pipelineName": "ns/p", "pipelineVersion": "v1",
+        "runConfigurationName": "ns/rc",
+        "parameters": {"a": "1"},
+        "triggerIndicator": {"type": "onChangePipeline", "source": "p", "sourceNamespace": "ns"}
+    }))
+    .unwrap()
+}
+
+fn schedule(cron: &str) -> RunScheduleDefinition {
+    serde_json::from_value(json!({
+        "name": "ns/rs", "version": "sv", "pipelineName": "ns/p", "pipelineVersion": "v1",
+        "runConfigurationName": "ns/rc",
+        "parameters": {"a": "1"},
+        "triggerIndicator": {"type": "schedule", "source": "rc", "sourceNamespace": "ns"},
+        "schedule": {"cronExpression": cron}
+    }))
+    .unwrap()
+}
+
+fn only_job(fake: &FakeVai) -> Value {
+    let jobs = fake.pipeline_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    jobs.into_values().next().unwrap()
+}
+
+#[tokio::test]
+async fn pipelines_are_uploaded_to_gcs_and_deleted_by_prefix() {
+    let s = setup().await;
+    let id = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(id, "ns/p");
+    assert_eq!(s.fake.object(BUCKET, "ns/p/v1"), Some(spec("2.1.0")));
+    let id = s
+        .provider
+        .update_pipeline(&pipeline("v2", spec("2.0.0")), &id)
+        .await
+        .unwrap();
+    assert_eq!(id, "ns/p");
+    s.fake.put_object(BUCKET, "ns/other/v1", b"{}".to_vec());
+    s.fake.put_object(BUCKET, "ns/p-2/v1", b"{}".to_vec());
+    assert_eq!(
+        s.fake.object_names(BUCKET),
+        ["ns/other/v1", "ns/p-2/v1", "ns/p/v1", "ns/p/v2"]
+    );
+    s.provider.delete_pipeline(&id).await.unwrap();
+    assert_eq!(s.fake.object_names(BUCKET), ["ns/other/v1", "ns/p-2/v1"]);
+    // Gone already: still fine.
+    s.provider.delete_pipeline(&id).await.unwrap();
+    let upload = s
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.starts_with("/upload/"))
+        .unwrap();
+    assert_eq!(upload.path, "/upload/storage/v1/b/pipelines/o");
+    assert_eq!(upload.query["uploadType"], "media");
+    assert_eq!(upload.query["name"], "ns/p/v1");
+    assert!(upload.authorization.unwrap().starts_with("Bearer fake-token-"));
+}
+
+#[tokio::test]
+async fn a_pipeline_without_a_version_is_invalid() {
+    let s = setup().await;
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn runs_submit_a_pipeline_job_read_back_from_gcs() {
+    let s = setup_with(|c| c.psc_network_attachment = "projects/proj/regions/r/networkAttachments/a".into())
+        .await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s.provider.create_run(&run()).await.unwrap();
+    assert_eq!(id, "ns-r");
+    let jobs = s.fake.pipeline_jobs();
+    let (name, job) = jobs.iter().next().unwrap();
+    assert_eq!(name, &format!("{PARENT}/pipelineJobs/ns-r-rv1"));
+    assert_eq!(job["templateUri"], "gs://pipelines/ns/p/v1");
+    assert_eq!(job["serviceAccount"], "runner@proj.iam.gserviceaccount.com");
+    assert_eq!(job["pipelineSpec"], spec("2.1.0"));
+    assert_eq!(job["runtimeConfig"]["gcsOutputDirectory"], "gs://root/ns/p");
+    assert_eq!(job["runtimeConfig"]["parameterValues"], json!({"a": "1"}));
+    assert!(job["runtimeConfig"].get("parameters").is_none());
+    assert_eq!(
+        job["pscInterfaceConfig"],
+        json!({"networkAttachment": "projects/proj/regions/r/networkAttachments/a"})
+    );
+    assert_eq!(
+        job["labels"],
+        json!({
+            "provider-name": "vai", "provider-namespace": "kfp-operator-system",
+            "pipeline-name": "p", "pipeline-namespace": "ns", "pipeline-version": "v1",
+            "runconfiguration-name": "rc", "runconfiguration-namespace": "ns",
+            "run-name": "r", "run-namespace": "ns",
+            "trigger-type": "onchangepipeline", "trigger-source": "p", "trigger-source-namespace": "ns",
+            "schema_version": "2_1_0", "sdk_version": "kfp-2_7_0"
+        })
+    );
+    // A repeat of the same run version finds the job there: same id, no second job.
+    assert_eq!(s.provider.create_run(&run()).await.unwrap(), "ns-r");
+    assert_eq!(s.fake.pipeline_jobs().len(), 1);
+    s.provider.delete_run(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn schema_2_0_puts_parameters_in_the_deprecated_string_values() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.0.0")))
+        .await
+        .unwrap();
+    s.provider.create_run(&run()).await.unwrap();
+    let job = only_job(&s.fake);
+    assert_eq!(
+        job["runtimeConfig"]["parameters"],
+        json!({"a": {"stringValue": "1"}})
+    );
+    assert!(job["runtimeConfig"].get("parameterValues").is_none());
+    assert!(!uses_parameter_values("2.0.9"));
+    assert!(uses_parameter_values("2.1.0"));
+    assert!(uses_parameter_values("2.10"));
+    assert!(uses_parameter_values("3"));
+    assert!(!uses_parameter_values(""));
+}
+
+#[tokio::test]
+async fn tfx_wrappers_are_unwrapped_and_their_labels_kept() {
+    let s = setup().await;
+    let wrapper = json!({"displayName": "x", "labels": {"tfx_version": "1.14.0", "Team": "ML Ops"}, "pipelineSpec": spec("2.0.0")});
+    s.provider
+        .create_pipeline(&pipeline("v1", wrapper))
+        .await
+        .unwrap();
+    s.provider.create_run(&run()).await.unwrap();
+    let job = only_job(&s.fake);
+    assert_eq!(job["pipelineSpec"], spec("2.0.0"));
+    assert_eq!(job["labels"]["tfx_version"], "1140");
+    assert_eq!(job["labels"]["team"], "mlops");
+}
+
+#[test]
+fn pipeline_job_ids_fit_vertex_ai() {
+    use kfp_providers::vai::pipeline_job_id;
+    assert_eq!(pipeline_job_id("NS-Run_1-v1.2"), "ns-run-1-v1-2");
+    assert_eq!(pipeline_job_id(&"a".repeat(200)).len(), 128);
+}
+
+#[test]
+fn labels_are_sanitised() {
+    assert_eq!(sanitise_label("My.Run/Name_1-x", false), "myrunname_1-x");
+    assert_eq!(sanitise_label("V1.2.3+build", true), "v1_2_3_build");
+    assert_eq!(sanitise_label(&"a".repeat(100), false).len(), 63);
+    assert_eq!(sanitise_label(&"Ä.".repeat(100), true).len(), 63);
+    let generated = [
+        ("run-name".to_string(), "Run.One".to_string()),
+        ("pipeline-version".to_string(), "1.2.3".to_string()),
+    ]
+    .into();
+    let labels = job_labels(
+        &generated,
+        &json!({}),
+        &json!({"schemaVersion": "2.1.0", "sdkVersion": "KFP 2.7"}),
+    );
+    assert_eq!(
+        Value::Object(labels),
+        json!({"run-name": "runone", "pipeline-version": "1_2_3", "schema_version": "2_1_0", "sdk_version": "kfp_2_7"})
+    );
+}
+
+#[tokio::test]
+async fn a_run_of_a_pipeline_version_never_uploaded_is_not_found() {
+    let s = setup().await;
+    let err = s.provider.create_run(&run()).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(s.fake.pipeline_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn run_schedules_are_created_with_five_field_cron() {
+    let s = setup_with(|c| c.max_concurrent_run_count = 3).await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let mut definition = schedule("0 30 2 * * *");
+    definition.schedule.start_time = Some(serde_json::from_value(json!("2025-01-01T00:00:00Z")).unwrap());
+    definition.schedule.end_time = Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+    let id = s.provider.create_run_schedule(&definition).await.unwrap();
+    assert!(id.starts_with(&format!("{PARENT}/schedules/")), "{id}");
+    let stored = &s.fake.schedules()[&id];
+    assert_eq!(stored["cron"], "30 2 * * *");
+    assert_eq!(stored["displayName"], "rc-ns-rs");
+    assert_eq!(stored["maxConcurrentRunCount"], "3");
+    assert_eq!(stored["allowQueueing"], true);
+    // The start is in the past of the injected clock: left out. The end is kept.
+    assert!(stored.get("startTime").is_none(), "{stored}");
+    assert_eq!(stored["endTime"], "2026-01-01T00:00:00Z");
+    let request = &stored["createPipelineJobRequest"];
+    assert_eq!(request["parent"], PARENT);
+    assert!(request.get("pipelineJobId").is_none());
+    assert_eq!(request["pipelineJob"]["templateUri"], "gs://pipelines/ns/p/v1");
+    assert_eq!(request["pipelineJob"]["labels"]["trigger-type"], "schedule");
+    assert!(request["pipelineJob"]["labels"].get("run-name").is_none());
+
+    // A start in the future of the clock is sent.
+    *s.clock.lock().unwrap() = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+    let id = s.provider.create_run_schedule(&definition).await.unwrap();
+    assert_eq!(s.fake.schedules()[&id]["startTime"], "2025-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn an_invalid_cron_is_invalid() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let err = s
+        .provider
+        .create_run_schedule(&schedule("not a cron"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn decision_9_schedule_update_patches_the_given_id() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let first = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    let second = s
+        .provider
+        .create_run_schedule(&schedule("0 2 * * *"))
+        .await
+        .unwrap();
+    let updated = s
+        .provider
+        .update_run_schedule(&schedule("0 5 * * *"), &first)
+        .await
+        .unwrap();
+    assert_eq!(updated, first);
+    let schedules = s.fake.schedules();
+    assert_eq!(schedules[&first]["cron"], "0 5 * * *");
+    assert_eq!(schedules[&second]["cron"], "0 2 * * *");
+    let patch = s
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(patch.path, format!("/v1/{first}"));
+    let mask: Vec<&str> = patch.query["updateMask"].split(',').collect();
+    assert!(
+        mask.contains(&"cron") && mask.contains(&"createPipelineJobRequest"),
+        "{mask:?}"
+    );
+    // Updating a schedule that is gone is NotFound (the operator then recreates it).
+    s.provider.delete_run_schedule(&first).await.unwrap();
+    let err = s
+        .provider
+        .update_run_schedule(&schedule("0 5 * * *"), &first)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+}
+
+#[tokio::test]
+async fn schedule_deletes_wait_for_the_operation_and_ignore_not_found() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    s.provider.delete_run_schedule(&id).await.unwrap();
+    assert!(s.fake.schedules().is_empty());
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/operations/"))
+    );
+    s.provider.delete_run_schedule(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operation_that_never_finishes_is_transient() {
+    let s = setup_with(|c| c.operation_timeout = Duration::from_millis(200)).await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * *"))
+        .await
+        .unwrap();
+    s.fake.hold_operations(true);
+    let err = s.provider.delete_run_schedule(&id).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient(m) if m.contains("did not finish")),
+        "{err:?}"
+    );
+    let polls = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/operations/"))
+        .count();
+    assert!(polls >= 2, "polled {polls} times");
+}
+
+#[tokio::test]
+async fn experiments_are_unimplemented() {
+    let s = setup().await;
+    let experiment = serde_json::from_value(json!({"name": "ns/e", "version": "v"})).unwrap();
+    assert!(matches!(
+        s.provider.create_experiment(&experiment).await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+    assert!(matches!(
+        s.provider.update_experiment(&experiment, "x").await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+    assert!(matches!(
+        s.provider.delete_experiment("x").await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_bad_requests_invalid() {
+    let s = setup().await;
+    for (status, transient) in [(500, true), (503, true), (429, true), (400, false)] {
+        s.fake.fail_next(status);
+        let err = s
+            .provider
+            .create_pipeline(&pipeline("v1", spec("2.1.0")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            matches!(err, ProviderError::Transient(_)),
+            transient,
+            "{status}: {err:?}"
+        );
+        assert_eq!(err.is_permanent(), !transient, "{status}: {err:?}");
+        assert!(err.message().contains("injected failure"), "{err:?}");
+    }
+    // The fake's own validation: an unknown field is a 400 with Google's error body.
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let err = s
+        .provider
+        .create_run_schedule(&schedule("0 1 * * * * *"))
+        .await
+        .unwrap_err();
+    assert!(err.is_permanent(), "{err:?}");
+}
+
+#[tokio::test]
+async fn timeouts_and_unreachable_servers_are_transient() {
+    let s = setup_with(|c| c.request_timeout = Duration::from_millis(300)).await;
+    s.fake.hang_next(1);
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient(m) if m.contains("timed out")),
+        "{err:?}"
+    );
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let s = setup_with(|c| c.gcs_endpoint = closed).await;
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_metadata_server_token_is_cached_and_refreshed_on_expiry() {
+    let s = setup().await;
+    s.fake.set_token_lifetime(3600);
+    for version in ["v1", "v2", "v3"] {
+        s.provider
+            .create_pipeline(&pipeline(version, spec("2.1.0")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.fake.tokens_issued(), 1);
+    // Shortly before expiry (one minute early) a new token is fetched.
+    *s.clock.lock().unwrap() = now() + chrono::Duration::seconds(3600 - 59);
+    s.provider
+        .create_pipeline(&pipeline("v4", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 2);
+    let auth: Vec<String> = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            "Bearer fake-token-1",
+            "Bearer fake-token-1",
+            "Bearer fake-token-1",
+            "Bearer fake-token-2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_metadata_token_is_fetched_again() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    s.fake.revoke_tokens();
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    assert!(
+        !err.message().contains("fake-token"),
+        "tokens are never shown: {err:?}"
+    );
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 2);
+}
+
+/// A throwaway RSA key made by `openssl` for this test (no key is committed). Without `openssl` the test fails:
+/// install it (`apt-get install openssl`).
+fn throwaway_rsa_key(dir: &std::path::Path) -> Option<String> {
+    let path = dir.join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| std::fs::read_to_string(&path).unwrap())
+}
+
+#[tokio::test]
+async fn a_service_account_key_file_signs_a_jwt_for_a_token() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let pem = throwaway_rsa_key(dir.path())
+        .expect("this test needs the `openssl` command to make a throwaway RSA key: apt-get install openssl");
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(der).unwrap();
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let key_path = dir.path().join("sa.json");
+    let s = setup_with(|c| {
+        c.credentials_file = Some(key_path.clone());
+        c.metadata_endpoint = "http://127.0.0.1:9".into();
+    })
+    .await;
+    std::fs::write(
+        &key_path,
+        json!({
+            "type": "service_account", "client_email": "op@proj.iam.gserviceaccount.com",
+            "private_key": pem, "token_uri": format!("{}/token", s.fake.url())
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Not trusted yet: the grant is refused, a transient failure (keys may be rotated in).
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    s.fake
+        .trust_service_account_key(ring::signature::KeyPair::public_key(&pair).as_ref().to_vec());
+    for version in ["v1", "v2"] {
+        s.provider
+            .create_pipeline(&pipeline(version, spec("2.1.0")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.fake.tokens_issued(), 1, "the token is cached");
+    let auth = s.fake.requests().last().unwrap().authorization.clone();
+    assert_eq!(auth.as_deref(), Some("Bearer sa-token-1"));
+}
+
+#[tokio::test]
+async fn a_static_token_skips_the_metadata_server() {
+    let s = setup_with(|c| {
+        c.access_token = Some("static".into());
+        c.metadata_endpoint = "http://127.0.0.1:9".into();
+    })
+    .await;
+    s.fake.accept_token("static");
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.tokens_issued(), 0);
+    // A rejected token is not something to retry blindly... but it may be rotated: transient.
+    s.fake.revoke_tokens();
+    let err = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+    assert!(
+        !err.message().contains("static"),
+        "tokens are never shown: {err:?}"
+    );
+}
+
+#[test]
+fn config_from_provider_parameters() {
+    let mut config = ProviderConfig::new(NamespacedName::new("ops", "vai"));
+    config.pipeline_root_storage = "gs://root".into();
+    for (k, v) in [
+        ("vaiproject", json!("proj")),
+        ("vailocation", json!("europe-west2")),
+        ("pipelinebucket", json!("bucket")),
+        ("vaijobserviceaccount", json!("sa@proj")),
+        ("maxconcurrentruncount", json!(0)),
+        ("gcsendpoint", json!("http://gcs:4443")),
+    ] {
+        config.parameters.insert(k.into(), v);
+    }
+    let vai = VaiConfig::from_provider_config(&config).unwrap();
+    assert_eq!(vai.project, "proj");
+    assert_eq!(
+        vai.aiplatform_endpoint,
+        "https://europe-west2-aiplatform.googleapis.com"
+    );
+    assert_eq!(vai.gcs_endpoint, "http://gcs:4443");
+    assert_eq!(vai.max_concurrent_run_count, 10);
+    assert_eq!(vai.job_service_account, "sa@proj");
+    config.parameters.insert("maxconcurrentruncount".into(), json!(4));
+    assert_eq!(
+        VaiConfig::from_provider_config(&config)
+            .unwrap()
+            .max_concurrent_run_count,
+        4
+    );
+    config.parameters.remove("vaiproject");
+    let err = VaiConfig::from_provider_config(&config).unwrap_err();
+    assert_eq!(err, ProviderError::invalid("parameter vaiProject is required"));
+    assert!(kfp_providers::default_registry().type_names().any(|t| t == "vai"));
+}
+
+/// The kit's fixtures for Vertex AI: runs read their pipeline back from Cloud Storage, so the kit uploads it first
+/// (`prepare_dependencies`); experiments are not implemented (SPEC 5.4).
+fn conformance_fixtures() -> ConformanceFixtures {
+    let mut fixtures = ConformanceFixtures {
+        prepare_dependencies: true,
+        unsupported: vec![ResourceKind::Experiment],
+        ..Default::default()
+    };
+    let mut bad = fixtures.run_schedule.clone();
+    bad.schedule.cron_expression = "every minute".into();
+    fixtures.invalid = vec![
+        Operation::CreateRunSchedule(bad),
+        Operation::CreateExperiment(fixtures.experiment.clone()),
+    ];
+    fixtures
+}
+
+#[tokio::test]
+async fn conformance_kit_passes() {
+    let s = setup().await;
+    let report = conformance::run_all(Arc::new(s.provider), &conformance_fixtures()).await;
+    assert!(report.passed(), "{report}");
+    assert!(
+        s.fake.object_names(BUCKET).is_empty(),
+        "the kit cleans up what it uploaded"
+    );
+}
+
+// --- events ----------------------------------------------------------------------------------------------------
+
+mod events {
+    use super::*;
+    use kfp_core::event::RunCompletionStatus;
+    use kfp_core::provider::{DeliveryOutcome, EventSource};
+    use kfp_providers::vai::events::VaiEventSource;
+
+    async fn source(fake: &FakeVai) -> VaiEventSource {
+        let mut config = VaiConfig::new(
+            NamespacedName::new("kfp-operator-system", "vai"),
+            "proj",
+            "europe-west2",
+            BUCKET,
+        );
+        config.aiplatform_endpoint = fake.url().to_string();
+        config.pubsub_endpoint = fake.url().to_string();
+        config.metadata_endpoint = fake.url().to_string();
+        config.events_subscription = "pipeline-events".into();
+        let mut source = VaiEventSource::new(config).unwrap();
+        source.pull_interval = Duration::from_millis(10);
+        // A pull cancelled by the tests' timeouts leaves its messages outstanding until the deadline, as in Pub/Sub.
+        fake.set_ack_deadline(Duration::from_millis(100));
+        source
+    }
+
+    async fn next(source: &mut VaiEventSource) -> Option<kfp_core::provider::EventDelivery> {
+        tokio::time::timeout(Duration::from_millis(300), source.next_event())
+            .await
+            .ok()
+            .map(|r| r.unwrap().unwrap())
+    }
+
+    /// A submitted run whose job the backend has moved to `state`.
+    async fn finished_run(s: &Setup, state: &str) -> String {
+        s.provider
+            .create_pipeline(&pipeline("v1", spec("2.1.0")))
+            .await
+            .unwrap();
+        s.provider.create_run(&run()).await.unwrap();
+        let name = format!("{PARENT}/pipelineJobs/ns-r-rv1");
+        s.fake.update_pipeline_job(
+            &name,
+            json!({
+                "state": state,
+                "startTime": "2025-06-01T12:00:00Z",
+                "endTime": "2025-06-01T12:30:00Z",
+                "jobDetail": {"taskDetails": [{
+                    "taskName": "trainer",
+                    "outputs": {"model": {"artifacts": [{"uri": "gs://root/model", "metadata": {"accuracy": 0.9}}]}}
+                }]}
+            }),
+        );
+        "ns-r-rv1".to_string()
+    }
+
+    #[tokio::test]
+    async fn a_succeeded_job_is_yielded_and_acked_when_delivered() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        let delivery = next(&mut source).await.expect("an event");
+        let event = &delivery.event;
+        assert_eq!(event.status, RunCompletionStatus::Succeeded);
+        assert_eq!(event.run_id, "ns-r-rv1");
+        assert_eq!(event.pipeline_name, NamespacedName::new("ns", "p"));
+        assert_eq!(event.run_name, Some(NamespacedName::new("ns", "r")));
+        assert_eq!(
+            event.run_configuration_name,
+            Some(NamespacedName::new("ns", "rc"))
+        );
+        assert_eq!(event.provider, NamespacedName::new("kfp-operator-system", "vai"));
+        assert!(event.run_end_time.is_some());
+        assert_eq!(
+            serde_json::to_value(&event.pipeline_components).unwrap(),
+            json!([{"name": "trainer", "componentArtifacts": [{"name": "model", "artifacts": [{"uri": "gs://root/model", "metadata": {"accuracy": 0.9}}]}]}])
+        );
+        assert_eq!(delivery.receipt.0, ack);
+        source
+            .settle(delivery.receipt, DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(s.fake.acked(), [ack]);
+        assert!(next(&mut source).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_and_cancelled_jobs_are_failed_runs_and_410_is_acked() {
+        for state in ["PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"] {
+            let s = setup().await;
+            let job = finished_run(&s, state).await;
+            let ack = s.fake.publish_log_entry(Some(&job));
+            let mut source = source(&s.fake).await;
+            let delivery = next(&mut source).await.expect("an event");
+            assert_eq!(delivery.event.status, RunCompletionStatus::Failed, "{state}");
+            source
+                .settle(delivery.receipt, DeliveryOutcome::from_http_status(410))
+                .await
+                .unwrap();
+            assert_eq!(s.fake.acked(), [ack]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_event_is_nacked_and_comes_back() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        let delivery = next(&mut source).await.expect("an event");
+        source
+            .settle(delivery.receipt, DeliveryOutcome::from_http_status(500))
+            .await
+            .unwrap();
+        assert!(s.fake.acked().is_empty());
+        assert_eq!(s.fake.available_messages(), std::slice::from_ref(&ack));
+        let again = next(&mut source).await.expect("redelivered");
+        assert_eq!(again.receipt.0, ack);
+    }
+
+    #[tokio::test]
+    async fn messages_without_a_job_id_are_nacked_and_missing_jobs_acked() {
+        let s = setup().await;
+        let no_id = s.fake.publish_log_entry(None);
+        let missing = s.fake.publish_log_entry(Some("no-such-job"));
+        let mut source = source(&s.fake).await;
+        // Neither yields an event; the first keeps coming back (nacked), the second is dropped (acked).
+        assert!(next(&mut source).await.is_none());
+        assert_eq!(s.fake.acked(), [missing]);
+        assert!(
+            s.fake
+                .requests()
+                .iter()
+                .filter(|r| r.path.ends_with(":modifyAckDeadline"))
+                .all(|r| r.body.as_ref().unwrap()["ackIds"] == json!([no_id.clone()]))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_job_is_nacked() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_RUNNING").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        assert!(next(&mut source).await.is_none());
+        assert!(s.fake.acked().is_empty());
+        // Once it finishes, the redelivered message yields it.
+        s.fake.update_pipeline_job(
+            &format!("{PARENT}/pipelineJobs/{job}"),
+            json!({"state": "PIPELINE_STATE_SUCCEEDED"}),
+        );
+        let delivery = next(&mut source).await.expect("an event");
+        assert_eq!(delivery.receipt.0, ack);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_read_is_an_error_and_the_message_is_nacked() {
+        let s = setup().await;
+        let job = finished_run(&s, "PIPELINE_STATE_SUCCEEDED").await;
+        let ack = s.fake.publish_log_entry(Some(&job));
+        let mut source = source(&s.fake).await;
+        s.fake.fail_next_matching("/pipelineJobs/", 503);
+        let err = source.next_event().await.unwrap_err();
+        assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
+        assert_eq!(s.fake.available_messages(), std::slice::from_ref(&ack));
+        let delivery = next(&mut source).await.expect("an event after the error");
+        assert_eq!(delivery.receipt.0, ack);
+    }
+
+    #[test]
+    fn the_event_source_needs_a_subscription() {
+        let config = VaiConfig::new(NamespacedName::new("ops", "vai"), "p", "l", "b");
+        let err = VaiEventSource::new(config).err().unwrap();
+        assert!(err.is_permanent(), "{err:?}");
+    }
+}
