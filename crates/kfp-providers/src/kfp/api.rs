@@ -3,7 +3,7 @@
 //!
 //! Field names follow the official API reference: `backend/api/v2beta1/swagger/{pipeline,pipeline.upload,run,
 //! recurring_run,experiment,filter}.swagger.json` and the generated `python_http_client/docs/V2beta1*.md` of
-//! kubeflow/pipelines. Request types omit empty fields; response types accept missing fields (protojson leaves
+//! kubeflow/pipelines; run task details and artifacts follow `backend/api/v2beta1/{run,artifacts,artifact}.proto`. Request types omit empty fields; response types accept missing fields (protojson leaves
 //! unpopulated fields out) and ignore fields they do not read.
 
 use serde::{Deserialize, Serialize};
