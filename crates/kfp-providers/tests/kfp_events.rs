@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use kfp_core::event::RunCompletionStatus;
+use kfp_core::event::{ComponentArtifactInstance, RunCompletionStatus};
 use kfp_core::provider::{DeliveryOutcome, EventDelivery, EventSource, Provider};
-use kfp_core::values::NamespacedName;
+use kfp_core::values::{Artifact, NamespacedName, OutputArtifact};
 use kfp_providers::conformance::ConformanceFixtures;
 use kfp_providers::kfp::events::{EVENTS_PUBLISHED_LABEL, KfpEventSource, workflow_resource};
 use kfp_providers::kfp::fake::FakeKfp;
@@ -287,4 +287,65 @@ async fn an_update_seen_before_the_label_does_not_redeliver() {
         .unwrap();
     assert_eq!(setup.published_label("wf-busy").await.as_deref(), Some("true"));
     assert_quiet(&mut source).await;
+}
+
+#[tokio::test]
+async fn a_succeeded_run_carries_its_output_artifacts_and_a_failed_artifact_read_waits() {
+    let setup = Setup::new().await;
+    let run_id = setup.run().await;
+    let fake = &setup.fake;
+    let model = fake.add_artifact("model", "gs://bucket/trainer/model", json!({"pushed": 1}));
+    let other = fake.add_artifact("model", "gs://bucket/trainer/model-2", json!({"pushed": 0}));
+    fake.add_task_detail(&run_id, "Trainer", &[("model", &[model, other])]);
+    setup.workflow("wf-artifacts", &run_id, "Succeeded", false).await;
+    let mut source = setup.source();
+
+    // GetArtifact fails: no event without its artifacts; the workflow is read again on the next call.
+    fake.fail_artifact_reads(1, 503);
+    let err = tokio::time::timeout(EVENT_TIMEOUT, source.next_event())
+        .await
+        .expect("no answer in time")
+        .expect_err("a failed artifact read is an error");
+    assert!(!err.is_permanent(), "{err:?}");
+
+    let delivery = next(&mut source).await;
+    assert_eq!(delivery.receipt.0, "wf-artifacts");
+    let event = &delivery.event;
+    assert_eq!(event.pipeline_components.len(), 1);
+    let trainer = &event.pipeline_components[0];
+    assert_eq!(trainer.name, "Trainer");
+    assert_eq!(trainer.component_artifacts.len(), 1);
+    assert_eq!(trainer.component_artifacts[0].name, "model");
+    let pushed = json!({"pushed": 1}).as_object().cloned().unwrap();
+    assert_eq!(
+        trainer.component_artifacts[0].artifacts[0],
+        ComponentArtifactInstance::new("gs://bucket/trainer/model", pushed)
+    );
+
+    // The operator's artifact selection (SPEC 6) resolves an OutputArtifact path with a filter.
+    let outputs = [
+        OutputArtifact {
+            name: "model".into(),
+            path: "Trainer:model:0[pushed == 1]".parse().unwrap(),
+        },
+        OutputArtifact {
+            name: "second".into(),
+            path: "Trainer:model:1[pushed == 1]".parse().unwrap(),
+        },
+    ];
+    assert_eq!(
+        event.to_event(&outputs).artifacts,
+        vec![Artifact {
+            name: "model".into(),
+            location: "gs://bucket/trainer/model".into()
+        }]
+    );
+    source
+        .settle(delivery.receipt, DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(
+        setup.published_label("wf-artifacts").await.as_deref(),
+        Some("true")
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! Field names follow the official API reference: `backend/api/v2beta1/swagger/{pipeline,pipeline.upload,run,
 //! recurring_run,experiment,filter}.swagger.json` and the generated `python_http_client/docs/V2beta1*.md` of
-//! kubeflow/pipelines. Request types omit empty fields; response types accept missing fields (protojson leaves
+//! kubeflow/pipelines; run task details and artifacts follow `backend/api/v2beta1/{run,artifacts,artifact}.proto`. Request types omit empty fields; response types accept missing fields (protojson leaves
 //! unpopulated fields out) and ignore fields they do not read.
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,67 @@ pub struct Run {
     pub finished_at: Option<String>,
     #[serde(default)]
     pub runtime_config: Option<RuntimeConfig>,
+    /// `run_details` (`v2beta1RunDetails`): the tasks of the run and their output artifact ids.
+    #[serde(default)]
+    pub run_details: Option<RunDetails>,
+}
+
+/// `v2beta1RunDetails` (run.proto `RunDetails`), as far as the event source reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RunDetails {
+    #[serde(default)]
+    pub task_details: Vec<PipelineTaskDetail>,
+}
+
+/// `v2beta1PipelineTaskDetail` (run.proto `PipelineTaskDetail`): `display_name` is the task's name in the
+/// pipeline spec, `outputs` maps an output name to its artifacts.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PipelineTaskDetail {
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub outputs: std::collections::BTreeMap<String, ArtifactList>,
+}
+
+/// `v2beta1ArtifactList` (run.proto `ArtifactList`): `repeated int64 artifact_ids`, which protojson writes as
+/// strings (numbers are accepted too).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ArtifactList {
+    #[serde(default, deserialize_with = "int64_strings")]
+    pub artifact_ids: Vec<String>,
+}
+
+fn int64_strings<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let values: Option<Vec<serde_json::Value>> = Option::deserialize(deserializer)?;
+    values
+        .unwrap_or_default()
+        .into_iter()
+        .map(|value| match value {
+            serde_json::Value::String(text) => Ok(text),
+            serde_json::Value::Number(number) => Ok(number.to_string()),
+            other => Err(serde::de::Error::custom(format!(
+                "an artifact id must be an int64, not {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// `v2beta1Artifact`, the answer of `GetArtifact` (`GET /apis/v2beta1/artifacts/{artifact_id}`). The KFP 2.x
+/// `artifacts.proto` message has `artifact_id`, `uri` and storage fields but no properties; the MLMD-free
+/// `artifact.proto` message of newer releases adds `name`, `type` and `metadata` (the custom properties,
+/// `map<string, google.protobuf.Value>`). A missing `metadata` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Artifact {
+    #[serde(default)]
+    pub artifact_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `v2beta1CronSchedule`: a 6-field cron (leading seconds) and optional RFC 3339 bounds.

@@ -10,7 +10,11 @@
 //!   `pipeline-namespace/pipeline-name`, `runconfiguration-namespace/runconfiguration-name` and
 //!   `run-namespace/run-name` (each only if the name is not empty);
 //! - `runStartTime` = `created_at`, `runEndTime` = `finished_at` (now when missing);
-//! - `pipelineComponents` empty: artifacts live in ML Metadata (gRPC), which this source does not read yet.
+//! - `pipelineComponents` from the run's task details and their output artifacts, read by an [`ArtifactResolver`]
+//!   (by default [`RestArtifactResolver`]: `run_details.task_details[].outputs` + `GET /apis/v2beta1/artifacts/{id}`,
+//!   see [`super::artifacts`]). If the artifacts cannot be read, nothing is yielded for the workflow now: the error
+//!   is returned (as [`ProviderError::Transient`]) and the workflow is read again on the next call, so an event is
+//!   never delivered with its artifacts silently missing.
 //!
 //! Other phases are ignored (the workflow comes back when its phase changes). A run without a `pipeline-name`
 //! parameter was not started by the operator and is skipped, as is a workflow whose run KFP no longer has.
@@ -27,6 +31,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -41,6 +46,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::api::Run;
+use super::artifacts::{ArtifactResolver, RestArtifactResolver};
 use super::client::{KfpClient, TokenSource};
 use super::{KfpConfig, KfpProvider};
 
@@ -78,6 +84,7 @@ enum Kube {
 pub struct KfpEventSource {
     config: KfpConfig,
     kfp: KfpClient,
+    artifacts: Arc<dyn ArtifactResolver>,
     kube: Kube,
     /// Workflow names to read and yield before taking more from the watch (settled `Failed`, or errored).
     retry: VecDeque<String>,
@@ -117,9 +124,11 @@ impl KfpEventSource {
             required: config.multi_user,
         };
         let kfp = KfpClient::new(&config.rest_url, token, config.request_timeout, config.page_size)?;
+        let artifacts = Arc::new(RestArtifactResolver::with_client(kfp.clone()));
         Ok(Self {
             config,
             kfp,
+            artifacts,
             kube: Kube::Pending,
             retry: VecDeque::new(),
             in_flight: HashSet::new(),
@@ -131,6 +140,12 @@ impl KfpEventSource {
     /// The registry's event-source factory for type `kfp`.
     pub fn factory(config: &ProviderConfig) -> Result<Box<dyn EventSource>, ProviderError> {
         Ok(Box::new(Self::lazy(KfpConfig::from_provider_config(config)?)?))
+    }
+
+    /// Reads output artifacts with `resolver` instead of the KFP REST API (e.g. ML Metadata).
+    pub fn with_artifact_resolver(mut self, resolver: Arc<dyn ArtifactResolver>) -> Self {
+        self.artifacts = resolver;
+        self
     }
 
     fn connect(&mut self, client: kube::Client) {
@@ -169,6 +184,7 @@ impl KfpEventSource {
 /// The event of `workflow`, if it is finished, unpublished, not in flight and describes an operator run.
 async fn event_of(
     kfp: &KfpClient,
+    artifacts: &dyn ArtifactResolver,
     provider: &NamespacedName,
     in_flight: &HashSet<String>,
     published: &HashSet<String>,
@@ -204,11 +220,19 @@ async fn event_of(
             }
             Err(e) => return Err(e),
         };
-        let event = event_data(&run, run_id, status, provider);
-        if event.is_none() {
+        let Some(mut event) = event_data(&run, run_id, status, provider) else {
             tracing::debug!(workflow = %name, run_id = %run_id, "skipping a run the operator did not start");
-        }
-        Ok(event)
+            return Ok(None);
+        };
+        event.pipeline_components = artifacts
+            .pipeline_components(run_id, &run)
+            .await
+            .map_err(|e| {
+                ProviderError::transient(format!(
+                    "the output artifacts of run {run_id} (workflow {name}) could not be read, the event waits: {e}"
+                ))
+            })?;
+        Ok(Some(event))
     }
 }
 
@@ -221,7 +245,8 @@ pub fn completion_status(phase: &str) -> Option<RunCompletionStatus> {
     }
 }
 
-/// The event of the KFP run `run` (`None` without a `pipeline-name` runtime parameter).
+/// The event of the KFP run `run` (`None` without a `pipeline-name` runtime parameter), without its
+/// `pipelineComponents` (the [`ArtifactResolver`] adds them).
 pub fn event_data(
     run: &Run,
     run_id: &str,
@@ -304,6 +329,7 @@ impl EventSource for KfpEventSource {
                 self.reading = Some(name.clone());
                 let event = event_of(
                     &self.kfp,
+                    self.artifacts.as_ref(),
                     &self.config.provider,
                     &self.in_flight,
                     &self.published,
@@ -349,6 +375,7 @@ impl EventSource for KfpEventSource {
             self.reading = Some(name.clone()).filter(|n| !n.is_empty());
             let event = event_of(
                 &self.kfp,
+                self.artifacts.as_ref(),
                 &self.config.provider,
                 &self.in_flight,
                 &self.published,

@@ -13,6 +13,12 @@
 //! - recurring runs: the cron must have 6 fields (leading seconds) as the backend's parser wants, `max_concurrency`
 //!   in 1..=10, `mode` `ENABLE`/`DISABLE`;
 //! - missing ids answer 404 (`NOT_FOUND`, code 5);
+//! - run task details and artifacts (run.proto `RunDetails`/`PipelineTaskDetail`/`ArtifactList`, artifact.proto
+//!   `Artifact` and `ArtifactService.GetArtifact` at `GET /apis/v2beta1/artifacts/{artifact_id}`):
+//!   [`FakeKfp::add_artifact`] stores `{artifact_id, name, type, uri, metadata, created_at, namespace}` (ids are
+//!   int64s, written as strings as protojson does), [`FakeKfp::add_task_detail`] appends
+//!   `{run_id, task_id, display_name, state, outputs: {<key>: {artifact_ids}}}` to the run's
+//!   `run_details.task_details`, and [`FakeKfp::fail_artifact_reads`] fails the next `GetArtifact` calls only;
 //! - failure injection: [`FakeKfp::fail_next`] (answer the next requests with a status), [`FakeKfp::hang_next`]
 //!   (never answer, for timeouts), [`FakeKfp::require_token`] (401 without the bearer token).
 //!
@@ -79,6 +85,9 @@ struct FakeState {
     experiments: Vec<FakeExperiment>,
     runs: Vec<Value>,
     recurring_runs: Vec<Value>,
+    artifacts: Vec<Value>,
+    next_artifact_id: u64,
+    fail_artifact_reads: VecDeque<u16>,
     requests: Vec<RecordedRequest>,
     fail_next: VecDeque<u16>,
     hang_next: usize,
@@ -200,6 +209,53 @@ impl FakeKfp {
     /// Recurring runs as stored.
     pub fn recurring_runs(&self) -> Vec<Value> {
         lock(&self.state).recurring_runs.clone()
+    }
+
+    /// Stores an artifact (artifact.proto `Artifact`, type `Artifact`) with `uri` and `metadata` (its custom
+    /// properties, a JSON object); returns its id (an int64, as a string).
+    pub fn add_artifact(&self, name: &str, uri: &str, metadata: Value) -> String {
+        let mut state = lock(&self.state);
+        state.next_artifact_id += 1;
+        let artifact_id = state.next_artifact_id.to_string();
+        let created_at = state.timestamp();
+        state.artifacts.push(json!({
+            "artifact_id": artifact_id, "name": name, "type": "Artifact", "uri": uri, "metadata": metadata,
+            "created_at": created_at, "namespace": ""
+        }));
+        artifact_id
+    }
+
+    /// Appends a task to the run's `run_details.task_details` with `outputs` (output key -> artifact ids); returns
+    /// the task id. Panics without the run (a test error).
+    #[allow(clippy::panic)]
+    pub fn add_task_detail(&self, run_id: &str, display_name: &str, outputs: &[(&str, &[String])]) -> String {
+        let mut state = lock(&self.state);
+        let task_id = state.id();
+        let outputs: Map<String, Value> = outputs
+            .iter()
+            .map(|(key, ids)| (key.to_string(), json!({"artifact_ids": ids})))
+            .collect();
+        let task = json!({
+            "run_id": run_id, "task_id": task_id, "display_name": display_name, "state": "SUCCEEDED",
+            "outputs": outputs
+        });
+        let Some(run) = state.runs.iter_mut().find(|r| r["run_id"] == run_id) else {
+            panic!("the fake has no run {run_id}");
+        };
+        if run.get("run_details").is_none() {
+            run["run_details"] = json!({"task_details": []});
+        }
+        if let Some(tasks) = run["run_details"]["task_details"].as_array_mut() {
+            tasks.push(task);
+        }
+        task_id
+    }
+
+    /// Answers the next `count` `GetArtifact` requests with `status` (other requests are served).
+    pub fn fail_artifact_reads(&self, count: usize, status: u16) {
+        lock(&self.state)
+            .fail_artifact_reads
+            .extend(std::iter::repeat_n(status, count));
     }
 
     /// Creates an experiment directly (e.g. KFP's `Default`); returns its id.
@@ -519,6 +575,13 @@ fn dispatch(
             allow_query(query, &[LIST, &["namespace", "experiment_id"]].concat())?;
             let items = s.runs.clone();
             list(s, query, items, "runs")
+        }
+        ("GET", ["artifacts", id]) => {
+            allow_query(query, &["view"])?;
+            if let Some(status) = s.fail_artifact_reads.pop_front() {
+                return Err(ApiError::from_status(status));
+            }
+            find_json(&s.artifacts, "artifact_id", id, "artifact")
         }
         ("GET", ["runs", id]) => {
             allow_query(query, &[])?;

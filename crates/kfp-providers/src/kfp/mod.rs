@@ -19,6 +19,7 @@
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
 pub mod api;
+pub mod artifacts;
 mod client;
 pub mod events;
 #[cfg(any(test, feature = "fakes"))]
