@@ -420,6 +420,16 @@ async fn the_fake_answers_with_the_documented_shapes() {
         fixture("operations_get.response.json")["response"]
     );
 
+    // Empty lists are left out (proto3 JSON; the JSON API's object list).
+    let (_, empty) = send(http.get(url(&format!("/storage/v1/b/{BUCKET}/o?prefix=nothing%2F")))).await;
+    assert_eq!(empty, json!({"kind": "storage#objects"}));
+    let (_, nothing) = send(
+        http.post(url("/v1/projects/my-project/subscriptions/pipeline-events:pull"))
+            .json(&fixture("pubsub_pull.request.json")),
+    )
+    .await;
+    assert_eq!(nothing, json!({}));
+
     // Google's error body.
     let (status, error) = send(http.get(url(&format!("/v1/{JOB}-missing")))).await;
     assert_eq!(status, 404);
@@ -465,4 +475,23 @@ async fn the_fake_answers_with_the_documented_shapes() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(fake.acked(), [ack_id]);
+}
+
+#[tokio::test]
+async fn answers_without_their_empty_lists_parse() {
+    let fake = FakeVai::start().await.unwrap();
+    let provider = provider(&fake);
+    // objects.list of an empty prefix: `{"kind": "storage#objects"}`, nothing to delete.
+    provider.delete_pipeline("team-a/nothing").await.unwrap();
+    assert!(!fake.requests().iter().any(|r| r.method == "DELETE"));
+    // subscriptions.pull with no messages: `{}`, pulled again.
+    let mut source = event_source(&fake);
+    let waited = tokio::time::timeout(Duration::from_millis(100), source.next_event()).await;
+    assert!(waited.is_err(), "no event without messages");
+    let pulls = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(":pull"))
+        .count();
+    assert!(pulls >= 2, "pulled {pulls} times");
 }

@@ -644,7 +644,12 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
                 .filter(|(b, n)| b == bucket && n.starts_with(&prefix))
                 .map(|(b, n)| json!({"kind": "storage#object", "bucket": b, "name": n}))
                 .collect();
-            ok(json!({"kind": "storage#objects", "items": items}))
+            // An empty list is left out, as the JSON API does.
+            if items.is_empty() {
+                ok(json!({"kind": "storage#objects"}))
+            } else {
+                ok(json!({"kind": "storage#objects", "items": items}))
+            }
         }
         (Method::GET, ["storage", "v1", "b", bucket, "o", name]) => {
             match s.objects.get(&(bucket.to_string(), name.to_string())) {
@@ -789,7 +794,12 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
                             received.push(json!({"ackId": ack_id, "message": message, "deliveryAttempt": 1}));
                         }
                     }
-                    ok(json!({"receivedMessages": received}))
+                    // Proto3 JSON leaves an empty repeated field out: no messages is `{}`.
+                    if received.is_empty() {
+                        ok(json!({}))
+                    } else {
+                        ok(json!({"receivedMessages": received}))
+                    }
                 }
                 "acknowledge" => {
                     s.messages.retain(|(id, _, _)| !ids.contains(id));
