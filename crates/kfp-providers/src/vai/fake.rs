@@ -62,6 +62,8 @@ struct FakeState {
     ack_deadline: Duration,
     fail_matching: Vec<(String, u16)>,
     trusted_key: Option<Vec<u8>>,
+    /// Scripted answers: (method, path part, status, body), each used once.
+    scripted: Vec<(String, String, u16, Value)>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -179,6 +181,14 @@ impl FakeVai {
         lock(&self.state)
             .fail_matching
             .push((path_part.to_string(), status));
+    }
+
+    /// Answers the next `method` request whose (percent-decoded) path contains `path_part` with `status` and the JSON `body` (after
+    /// the bearer token is checked), instead of the fake's own answer: lets tests hand the client recorded answers.
+    pub fn answer_next_matching(&self, method: &str, path_part: &str, status: u16, body: Value) {
+        lock(&self.state)
+            .scripted
+            .push((method.to_string(), path_part.to_string(), status, body));
     }
 
     /// Ack ids acknowledged so far.
@@ -591,6 +601,22 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
     if !token_ok {
         return google_error(401, "Request had invalid authentication credentials.");
     }
+    let scripted = {
+        let mut s = lock(&state);
+        let position = s
+            .scripted
+            .iter()
+            .position(|(m, part, _, _)| *m == method.as_str() && decode(&path).contains(part.as_str()));
+        position.map(|i| s.scripted.remove(i))
+    };
+    if let Some((_, _, status, body)) = scripted {
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
 
     let segments: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -618,7 +644,12 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
                 .filter(|(b, n)| b == bucket && n.starts_with(&prefix))
                 .map(|(b, n)| json!({"kind": "storage#object", "bucket": b, "name": n}))
                 .collect();
-            ok(json!({"kind": "storage#objects", "items": items}))
+            // An empty list is left out, as the JSON API does.
+            if items.is_empty() {
+                ok(json!({"kind": "storage#objects"}))
+            } else {
+                ok(json!({"kind": "storage#objects", "items": items}))
+            }
         }
         (Method::GET, ["storage", "v1", "b", bucket, "o", name]) => {
             match s.objects.get(&(bucket.to_string(), name.to_string())) {
@@ -763,7 +794,12 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
                             received.push(json!({"ackId": ack_id, "message": message, "deliveryAttempt": 1}));
                         }
                     }
-                    ok(json!({"receivedMessages": received}))
+                    // Proto3 JSON leaves an empty repeated field out: no messages is `{}`.
+                    if received.is_empty() {
+                        ok(json!({}))
+                    } else {
+                        ok(json!({"receivedMessages": received}))
+                    }
                 }
                 "acknowledge" => {
                     s.messages.retain(|(id, _, _)| !ids.contains(id));
