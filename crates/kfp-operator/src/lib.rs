@@ -4,5 +4,8 @@
 //! the HTTP endpoints. The `kfp-operator` binary is a thin CLI over this library, so in-house platforms can embed
 //! the same pieces in their own binaries.
 
+pub mod config;
 pub mod crds;
+pub mod executor;
 pub mod local;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The Argo executor (SPEC 4): one Workflow per provider operation.

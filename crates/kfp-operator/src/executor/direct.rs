@@ -1,0 +1,1 @@
+//! The direct executor: in-process provider calls.
