@@ -5,7 +5,9 @@
 //! the same pieces in their own binaries.
 
 pub mod config;
+pub mod controllers;
 pub mod crds;
 pub mod executor;
 pub mod local;
+pub mod operator;
 pub mod telemetry;

@@ -1,0 +1,391 @@
+//! The controllers of Pipeline, Run, RunSchedule and Experiment: the generic state machine of SPEC 3.2 (planned
+//! by `kfp_core::reconcile::generic` and `::run`), carried out through the [`Executor`](kfp_core::executor::Executor).
+//!
+//! Watches (SPEC 3.1, 3.4): the kind itself; Workflows mapped back to their owner by label (Argo executor) or
+//! executor completions (direct executor); for Runs also Pipelines (by `spec.pipeline`, same namespace) and the
+//! RunConfigurations their parameters read.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use kfp_core::executor::{ResourceKind, ResourceRef};
+use kfp_core::reconcile::Plan;
+use kfp_core::reconcile::dependencies::{PipelineObservation, referenced_run_configurations};
+use kfp_core::reconcile::generic::{
+    Observed, ResourceCommand, StatusLike, plan_experiment, plan_pipeline, plan_run_schedule,
+};
+use kfp_core::reconcile::run::{RunInputs, plan_run};
+use kfp_core::resources::FINALIZER;
+use kfp_core::resources::v1beta1::{
+    Conditions, Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule, RunStatus, Status,
+};
+use kfp_core::values::NamespacedName;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{
+    Context, ControllerError, action, completion_triggers, error_policy, get_opt, instrumented, now,
+    replace_status,
+};
+use crate::executor::argo;
+
+/// A kind driven by the generic state machine.
+pub trait SynchronizedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: StatusLike + Conditions + Serialize + Debug + Send + Sync;
+    /// What the planner needs beyond the object, its Provider and its outcomes.
+    type Inputs: Send + Sync;
+    const KIND: ResourceKind;
+
+    fn status(&self) -> Option<&Self::Status>;
+    fn status_mut(&mut self) -> &mut Option<Self::Status>;
+    fn provider(&self) -> &NamespacedName;
+    fn gather(
+        ctx: &Context,
+        object: &Self,
+    ) -> impl Future<Output = Result<Self::Inputs, ControllerError>> + Send;
+    fn plan(observed: &Observed<'_, Self>, inputs: &Self::Inputs) -> Plan<ResourceCommand<Self::Status>>;
+}
+
+macro_rules! simple_kind {
+    ($kind:ty, $resource_kind:expr, $planner:path) => {
+        impl SynchronizedKind for $kind {
+            type Status = Status;
+            type Inputs = ();
+            const KIND: ResourceKind = $resource_kind;
+
+            fn status(&self) -> Option<&Status> {
+                self.status.as_ref()
+            }
+            fn status_mut(&mut self) -> &mut Option<Status> {
+                &mut self.status
+            }
+            fn provider(&self) -> &NamespacedName {
+                &self.spec.provider
+            }
+            async fn gather(_: &Context, _: &Self) -> Result<(), ControllerError> {
+                Ok(())
+            }
+            fn plan(observed: &Observed<'_, Self>, _: &()) -> Plan<ResourceCommand<Status>> {
+                $planner(observed)
+            }
+        }
+    };
+}
+
+simple_kind!(Pipeline, ResourceKind::Pipeline, plan_pipeline);
+simple_kind!(RunSchedule, ResourceKind::RunSchedule, plan_run_schedule);
+simple_kind!(Experiment, ResourceKind::Experiment, plan_experiment);
+
+impl SynchronizedKind for Run {
+    type Status = RunStatus;
+    type Inputs = RunInputs;
+    const KIND: ResourceKind = ResourceKind::Run;
+
+    fn status(&self) -> Option<&RunStatus> {
+        self.status.as_ref()
+    }
+    fn status_mut(&mut self) -> &mut Option<RunStatus> {
+        &mut self.status
+    }
+    fn provider(&self) -> &NamespacedName {
+        &self.spec.provider
+    }
+
+    async fn gather(ctx: &Context, run: &Run) -> Result<RunInputs, ControllerError> {
+        let namespace = run.namespace().unwrap_or_default();
+        let pipeline = if run.spec.pipeline.version.is_empty() {
+            let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+            get_opt(&api, &run.spec.pipeline.name, "Pipeline")
+                .await?
+                .map(|p| pipeline_observation(&p))
+        } else {
+            None
+        };
+        let mut run_configurations = std::collections::BTreeMap::new();
+        for key in referenced_run_configurations(&run.spec.parameters, &[], &namespace) {
+            if let Some(rc) = get_run_configuration(ctx, &key).await? {
+                let succeeded = rc.status.map(|s| s.latest_runs.succeeded).unwrap_or_default();
+                run_configurations.insert(key, succeeded);
+            }
+        }
+        Ok(RunInputs {
+            pipeline,
+            run_configurations,
+            run_completion_ttl: ctx.config.spec.run_completion_ttl,
+        })
+    }
+
+    fn plan(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<ResourceCommand<RunStatus>> {
+        plan_run(observed, inputs)
+    }
+}
+
+/// What the Run and RunConfiguration planners need to know of a Pipeline.
+pub fn pipeline_observation(pipeline: &Pipeline) -> PipelineObservation {
+    let status = pipeline.status.clone().unwrap_or_default();
+    PipelineObservation {
+        state: status.synchronization_state(),
+        version: status.version,
+    }
+}
+
+/// Reads the RunConfiguration of a dependency key (`ns/name`).
+pub async fn get_run_configuration(
+    ctx: &Context,
+    key: &str,
+) -> Result<Option<RunConfiguration>, ControllerError> {
+    let Some((namespace, name)) = key.split_once('/') else {
+        return Ok(None);
+    };
+    let api: Api<RunConfiguration> = Api::namespaced(ctx.client.clone(), namespace);
+    get_opt(&api, name, "RunConfiguration").await
+}
+
+fn resource_ref<K: SynchronizedKind>(object: &K) -> ResourceRef {
+    ResourceRef::new(K::KIND, object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// One reconcile of a Pipeline, Run, RunSchedule or Experiment.
+pub async fn reconcile<K: SynchronizedKind>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    instrumented(&ctx, K::KIND.as_str(), &namespace, &name, async {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+        let Some(object) = get_opt(&api, &name, K::KIND.as_str()).await? else {
+            ctx.metrics
+                .resource_state(K::KIND.as_str(), &format!("{namespace}/{name}"), None);
+            return Ok(Action::await_change());
+        };
+        let provider_name = object.provider().clone();
+        let providers: Api<Provider> = Api::namespaced(ctx.client.clone(), &provider_name.namespace);
+        let provider = if provider_name.name.is_empty() {
+            None
+        } else {
+            get_opt(&providers, &provider_name.name, "Provider").await?
+        };
+        let reference = resource_ref(&object);
+        let outcomes = ctx.executor.outcomes(&reference).await?;
+        let inputs = K::gather(&ctx, &object).await?;
+        let observed = Observed {
+            resource: &object,
+            provider: provider.as_ref(),
+            outcomes: &outcomes,
+            now: now(),
+        };
+        let plan = K::plan(&observed, &inputs);
+        apply(&ctx, &api, object.clone(), &reference, plan).await
+    })
+    .await
+}
+
+/// Applies a plan's commands in order; the first error stops the rest (SPEC 3.1).
+async fn apply<K: SynchronizedKind>(
+    ctx: &Context,
+    api: &Api<K>,
+    mut object: K,
+    reference: &ResourceRef,
+    plan: Plan<ResourceCommand<K::Status>>,
+) -> Result<Action, ControllerError> {
+    let name = object.name_any();
+    let key = format!("{}/{}", reference.namespace, reference.name);
+    for command in plan.commands {
+        match command {
+            ResourceCommand::AddFinalizer => {
+                let mut finalizers = object.finalizers().to_vec();
+                if !finalizers.iter().any(|f| f == FINALIZER) {
+                    finalizers.push(FINALIZER.to_string());
+                }
+                object = patch_metadata(
+                    api,
+                    &object,
+                    json!({ "finalizers": finalizers }),
+                    "adding the finalizer",
+                )
+                .await?;
+                tracing::debug!("finalizer added");
+            }
+            ResourceCommand::RemoveFinalizer => {
+                let finalizers: Vec<&String> =
+                    object.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+                patch_metadata(
+                    api,
+                    &object,
+                    json!({ "finalizers": finalizers }),
+                    "releasing the finalizer",
+                )
+                .await?;
+                ctx.metrics.resource_state(K::KIND.as_str(), &key, None);
+                tracing::info!("finalizer released");
+                return Ok(Action::await_change());
+            }
+            ResourceCommand::SetRetry(retry) => {
+                let value = retry.map(|r| r.to_annotation());
+                let annotations = json!({ kfp_core::reconcile::generic::RETRY_ANNOTATION: value });
+                object = patch_metadata(
+                    api,
+                    &object,
+                    json!({ "annotations": annotations }),
+                    "recording the retry",
+                )
+                .await?;
+            }
+            ResourceCommand::SetStatus { status, event } => {
+                let state = status.synchronization_state();
+                *object.status_mut() = Some(status);
+                object = replace_status(api, &object).await?;
+                ctx.metrics
+                    .resource_state(K::KIND.as_str(), &key, Some(state.as_str()));
+                if let Some(event) = event {
+                    tracing::info!(state = state.as_str(), message = %event.message, "state changed");
+                    ctx.record(&object, &event).await;
+                }
+            }
+            ResourceCommand::Submit(operation) => {
+                let action = operation.action.name();
+                ctx.executor.submit(operation).await?;
+                tracing::info!(action, "operation submitted");
+            }
+            ResourceCommand::MarkConsumed { keys } => {
+                ctx.executor.mark_consumed(reference, &keys).await?;
+            }
+            ResourceCommand::RecordEvent(event) => ctx.record(&object, &event).await,
+            ResourceCommand::DeleteResource => {
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map_err(|e| ControllerError::kube(format!("deleting {key}"), e))?;
+                tracing::info!("deleted after its completion TTL");
+                return Ok(Action::await_change());
+            }
+        }
+    }
+    Ok(action(plan.requeue_after))
+}
+
+/// A JSON merge patch of `metadata` that only applies to the version we planned on.
+async fn patch_metadata<K: SynchronizedKind>(
+    api: &Api<K>,
+    object: &K,
+    mut metadata: serde_json::Value,
+    what: &str,
+) -> Result<K, ControllerError> {
+    metadata["resourceVersion"] = json!(object.resource_version());
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": metadata })),
+    )
+    .await
+    .map_err(|e| ControllerError::kube(format!("{what} of {}", object.name_any()), e))
+}
+
+/// The watcher configuration of Workflows owned by objects of `kind`.
+fn workflow_watch(kind: ResourceKind) -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "{}={}",
+        kfp_core::resources::labels::OWNER_KIND,
+        kind.as_str()
+    ))
+}
+
+/// Builds the controller of `K` with its watches (without the Run-specific ones).
+fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16) -> Controller<K> {
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    if ctx.completions.is_some() {
+        controller = controller.reconcile_on(completion_triggers::<K>(ctx, K::KIND));
+    } else {
+        let workflows = Api::all_with(ctx.client.clone(), &argo::workflow_api_resource());
+        controller = controller.watches_with(
+            workflows,
+            argo::workflow_api_resource(),
+            workflow_watch(K::KIND),
+            |workflow| {
+                argo::owner_of(&workflow)
+                    .filter(|owner| owner.kind == K::KIND)
+                    .map(|owner| ObjectRef::new(&owner.name).within(&owner.namespace))
+            },
+        );
+    }
+    controller
+}
+
+/// Runs the controller of a simple kind (Pipeline, RunSchedule, Experiment) until `shutdown`.
+pub async fn run_simple<K: SynchronizedKind>(
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    controller::<K>(&ctx, concurrency)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+/// Runs the Run controller until `shutdown`: also watches Pipelines and the RunConfigurations Runs read.
+pub async fn run_runs(
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = controller::<Run>(&ctx, concurrency);
+    let runs = controller.store();
+    let runs_of_pipeline = runs.clone();
+    let pipelines: Api<Pipeline> = Api::all(ctx.client.clone());
+    let rcs: Api<RunConfiguration> = Api::all(ctx.client.clone());
+    controller
+        .watches(
+            pipelines,
+            watcher::Config::default(),
+            move |pipeline: Pipeline| {
+                let namespace = pipeline.namespace().unwrap_or_default();
+                let name = pipeline.name_any();
+                runs_of_pipeline
+                    .state()
+                    .into_iter()
+                    .filter(|run| {
+                        run.namespace().as_deref() == Some(namespace.as_str())
+                            && run.spec.pipeline.name == name
+                    })
+                    .map(|run| ObjectRef::from_obj(run.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(rcs, watcher::Config::default(), move |rc: RunConfiguration| {
+            let key = format!("{}/{}", rc.namespace().unwrap_or_default(), rc.name_any());
+            runs.state()
+                .into_iter()
+                .filter(|run| {
+                    let namespace = run.namespace().unwrap_or_default();
+                    referenced_run_configurations(&run.spec.parameters, &[], &namespace).contains(&key)
+                })
+                .map(|run| ObjectRef::from_obj(run.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<Run>, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}

@@ -1,0 +1,258 @@
+//! The six controllers (SPEC 3): each gathers what its planner needs, calls the pure `kfp_core::reconcile`
+//! planner, and applies the planned commands in order, stopping at the first error (ARCHITECTURE "The shape of a
+//! reconcile"). No state logic lives here.
+//!
+//! Reads go to the API server, not to the watch cache (SPEC 3.1): a reconcile acts on the object as it is now, so a
+//! status written a moment ago is never planned on twice. Writes use the observed `resourceVersion`, so a write
+//! based on a stale read fails with a conflict and the object is reconciled again.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kfp_core::executor::{Executor, ExecutorError, ResourceKind, ResourceRef};
+use kfp_core::reconcile::{Event, EventType};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::config::OperatorConfig;
+use crate::executor::Completions;
+use crate::telemetry::Metrics;
+
+pub mod generic;
+pub mod provider;
+pub mod run_configuration;
+
+/// The reporting controller of every Event the operator records (SPEC 3.1).
+pub const REPORTER: &str = "kfp-operator";
+
+/// How long a resource with nothing pending waits before it is looked at again anyway. A safety net: every change
+/// that matters arrives through a watch or an executor completion.
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// How soon a reconcile that failed (API error, executor unreachable) is tried again.
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+
+/// What every controller shares.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub executor: Arc<dyn Executor>,
+    /// Wake-ups from an executor that finishes operations itself (the direct executor). `None`: the executor
+    /// reports through watched objects (Argo Workflows).
+    pub completions: Option<Completions>,
+    pub config: Arc<OperatorConfig>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        executor: Arc<dyn Executor>,
+        completions: Option<Completions>,
+        config: Arc<OperatorConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: REPORTER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Arc::new(Self {
+            client,
+            executor,
+            completions,
+            config,
+            metrics,
+            recorder,
+        })
+    }
+
+    /// Records a Kubernetes Event on `object`. A failure to record is logged, never fatal: events are for humans.
+    pub async fn record<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
+        let published = kube::runtime::events::Event {
+            type_: match event.type_ {
+                EventType::Normal => kube::runtime::events::EventType::Normal,
+                EventType::Warning => kube::runtime::events::EventType::Warning,
+            },
+            reason: event.reason.clone(),
+            note: Some(truncate(&event.message, 1000)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&published, &object.object_ref(&())).await {
+            tracing::warn!(%error, reason = %event.reason, "could not record an event");
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Why a reconcile failed. The controller retries after [`ERROR_REQUEUE`].
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("{action} failed: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ControllerError {
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Self::Kube {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// A short label for the `reconcile_errors_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 409 => "conflict",
+                kube::Error::Api(status) if status.code == 404 => "not_found",
+                kube::Error::Api(_) => "api",
+                _ => "transport",
+            },
+            Self::Executor(_) => "executor",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+
+    /// A conflict means the object changed under us: the next reconcile (its watch event) sees the new version,
+    /// so it is not worth a warning.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
+}
+
+/// The current time as a Kubernetes `Time` (planners take `now` as an input).
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Turns a plan's `requeue_after` into a controller action.
+pub fn action(requeue_after: Option<Duration>) -> Action {
+    Action::requeue(requeue_after.map_or(RESYNC, |d| d.min(RESYNC)))
+}
+
+/// The error policy of every controller: log and retry soon.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &ControllerError,
+    _ctx: Arc<Context>,
+) -> Action {
+    if error.is_conflict() {
+        tracing::debug!(name = %object.name_any(), %error, "conflict; reconciling again");
+    } else {
+        tracing::warn!(name = %object.name_any(), namespace = ?object.namespace(), %error, "reconcile failed");
+    }
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Runs `reconcile` inside a span carrying the object's identity, and records its duration and result.
+pub async fn instrumented<F>(
+    ctx: &Context,
+    controller: &'static str,
+    namespace: &str,
+    name: &str,
+    reconcile: F,
+) -> Result<Action, ControllerError>
+where
+    F: std::future::Future<Output = Result<Action, ControllerError>>,
+{
+    let span = tracing::info_span!("reconcile", kind = controller, namespace, name);
+    let started = Instant::now();
+    let result = reconcile.instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    ctx.metrics.reconciled(
+        controller,
+        elapsed,
+        result.as_ref().err().map(ControllerError::reason),
+    );
+    span.in_scope(|| {
+        tracing::debug!(
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            ok = result.is_ok(),
+            "reconciled"
+        )
+    });
+    result
+}
+
+/// Maps executor completions of `kind` to object references, for `Controller::reconcile_on`.
+pub fn completion_triggers<K>(
+    ctx: &Context,
+    kind: ResourceKind,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + 'static,
+{
+    let receiver = ctx.completions.as_ref().map(Completions::subscribe);
+    let stream = match receiver {
+        Some(receiver) => tokio_stream_from(receiver).boxed(),
+        None => futures::stream::empty().boxed(),
+    };
+    stream.filter_map(move |r: ResourceRef| async move {
+        (r.kind == kind).then(|| ObjectRef::<K>::new(&r.name).within(&r.namespace))
+    })
+}
+
+/// A broadcast receiver as a stream that skips lag notices (a lagging controller resyncs anyway).
+fn tokio_stream_from(
+    receiver: tokio::sync::broadcast::Receiver<ResourceRef>,
+) -> impl futures::Stream<Item = ResourceRef> + Send {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(item) => return Some((item, receiver)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// Replaces the status subresource of `object` with its current `status`, using its `resourceVersion`.
+pub async fn replace_status<K>(api: &kube::Api<K>, object: &K) -> Result<K, ControllerError>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    api.replace_status(&object.name_any(), &Default::default(), object)
+        .await
+        .map_err(|e| ControllerError::kube(format!("writing the status of {}", object.name_any()), e))
+}
+
+/// Reads an object; `None` when it does not exist.
+pub async fn get_opt<K>(api: &kube::Api<K>, name: &str, what: &str) -> Result<Option<K>, ControllerError>
+where
+    K: Resource + Clone + Debug + DeserializeOwned,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| ControllerError::kube(format!("reading {what} {name}"), e))
+}
