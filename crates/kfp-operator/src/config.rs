@@ -33,6 +33,8 @@ pub struct SystemConfig {
     /// How many objects of one kind are reconciled at once (per controller); one object is never reconciled twice
     /// at once whatever this is.
     pub concurrency: ControllerConcurrency,
+    /// Watch and reconcile only this namespace (a namespace-scoped install); empty: all namespaces.
+    pub watch_namespace: String,
 }
 
 impl Default for SystemConfig {
@@ -42,6 +44,7 @@ impl Default for SystemConfig {
             health_address: "0.0.0.0:8081".to_string(),
             metrics_address: "0.0.0.0:8080".to_string(),
             concurrency: ControllerConcurrency::default(),
+            watch_namespace: String::new(),
         }
     }
 }

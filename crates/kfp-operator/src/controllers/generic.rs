@@ -310,13 +310,13 @@ fn workflow_watch(kind: ResourceKind) -> watcher::Config {
 
 /// Builds the controller of `K` with its watches (without the Run-specific ones).
 fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16) -> Controller<K> {
-    let api: Api<K> = Api::all(ctx.client.clone());
+    let api: Api<K> = ctx.watched();
     let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     if ctx.completions.is_some() {
         controller = controller.reconcile_on(completion_triggers::<K>(ctx, K::KIND));
     } else {
-        let workflows = Api::all_with(ctx.client.clone(), &argo::workflow_api_resource());
+        let workflows = ctx.watched_dynamic(&argo::workflow_api_resource());
         controller = controller.watches_with(
             workflows,
             argo::workflow_api_resource(),
@@ -353,8 +353,8 @@ pub async fn run_runs(
     let controller = controller::<Run>(&ctx, concurrency);
     let runs = controller.store();
     let runs_of_pipeline = runs.clone();
-    let pipelines: Api<Pipeline> = Api::all(ctx.client.clone());
-    let rcs: Api<RunConfiguration> = Api::all(ctx.client.clone());
+    let pipelines: Api<Pipeline> = ctx.watched();
+    let rcs: Api<RunConfiguration> = ctx.watched();
     controller
         .watches(
             pipelines,

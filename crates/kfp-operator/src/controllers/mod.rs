@@ -77,6 +77,25 @@ impl Context {
         })
     }
 
+    /// An API over the watched namespaces: one namespace with `system.watchNamespace`, else all.
+    pub fn watched<K>(&self) -> kube::Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self.config.system.watch_namespace.as_str() {
+            "" => kube::Api::all(self.client.clone()),
+            namespace => kube::Api::namespaced(self.client.clone(), namespace),
+        }
+    }
+
+    /// [`Self::watched`] for dynamic objects (Argo Workflows).
+    pub fn watched_dynamic(&self, resource: &kube::api::ApiResource) -> kube::Api<kube::api::DynamicObject> {
+        match self.config.system.watch_namespace.as_str() {
+            "" => kube::Api::all_with(self.client.clone(), resource),
+            namespace => kube::Api::namespaced_with(self.client.clone(), namespace, resource),
+        }
+    }
+
     /// Records a Kubernetes Event on `object`. A failure to record is logged, never fatal: events are for humans.
     pub async fn record<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
         let published = kube::runtime::events::Event {

@@ -163,16 +163,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     Controller::new(
-        Api::<Provider>::all(ctx.client.clone()),
+        ctx.watched::<Provider>(),
         watcher::Config::default(),
     )
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
     .owns(
-        Api::<Deployment>::all(ctx.client.clone()),
+        ctx.watched::<Deployment>(),
         watcher::Config::default(),
     )
     .owns(
-        Api::<Service>::all(ctx.client.clone()),
+        ctx.watched::<Service>(),
         watcher::Config::default(),
     )
     .graceful_shutdown_on(shutdown)

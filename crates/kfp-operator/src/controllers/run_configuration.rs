@@ -156,19 +156,19 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<RunConfiguration> = Api::all(ctx.client.clone());
+    let api: Api<RunConfiguration> = ctx.watched();
     let controller = Controller::new(api.clone(), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let by_pipeline = controller.store();
     let by_dependency = controller.store();
     controller
         .owns(
-            Api::<RunSchedule>::all(ctx.client.clone()),
+            ctx.watched::<RunSchedule>(),
             watcher::Config::default(),
         )
-        .owns(Api::<Run>::all(ctx.client.clone()), watcher::Config::default())
+        .owns(ctx.watched::<Run>(), watcher::Config::default())
         .watches(
-            Api::<Pipeline>::all(ctx.client.clone()),
+            ctx.watched::<Pipeline>(),
             watcher::Config::default(),
             move |pipeline| {
                 let namespace = pipeline.namespace().unwrap_or_default();
