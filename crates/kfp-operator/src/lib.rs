@@ -7,5 +7,6 @@
 pub mod config;
 pub mod crds;
 pub mod executor;
+pub mod health;
 pub mod local;
 pub mod telemetry;
