@@ -8,5 +8,6 @@ pub mod config;
 pub mod crds;
 pub mod executor;
 pub mod health;
+pub mod leader;
 pub mod local;
 pub mod telemetry;
