@@ -8,8 +8,9 @@
 //! ## Semantics
 //! - **Acquire** ([`LeaderElector::acquire`]): a candidate polls every `renew_period` (plus up to 20% jitter). It
 //!   takes the Lease when it does not exist, when `spec.holderIdentity` is empty (released), or when
-//!   `spec.renewTime + spec.leaseDurationSeconds` has passed (the holder stopped renewing). Taking over from
-//!   another holder increments `spec.leaseTransitions` and sets `spec.acquireTime`.
+//!   `spec.renewTime + spec.leaseDurationSeconds` has passed (the holder stopped renewing). Taking an existing
+//!   Lease that another identity held, or that was released, increments `spec.leaseTransitions` and sets
+//!   `spec.acquireTime`; creating it starts them at 0.
 //! - **Renew** ([`LeaderElector::run`] / [`LeaderGuard`]): the leader writes `spec.renewTime` every
 //!   `renew_period`; a failed renewal is retried every quarter period.
 //! - **Losing**: the guard's [`watch`] channel turns `false`, for good, when another identity holds the Lease, or
