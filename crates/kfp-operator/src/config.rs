@@ -5,6 +5,8 @@
 //! keeps working; this project's additions sit beside them.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
@@ -12,6 +14,9 @@ use kfp_core::config::DefaultProviderValues;
 use kfp_core::conversion::ConversionConfig;
 use kfp_core::values::NamespacedName;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::telemetry::{LogFormat, log_filter};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +40,27 @@ pub struct SystemConfig {
     pub concurrency: ControllerConcurrency,
     /// Watch and reconcile only this namespace (a namespace-scoped install); empty: all namespaces.
     pub watch_namespace: String,
+    pub logging: LoggingConfig,
+}
+
+/// `system.logging.*`: log lines on stderr (see [`crate::telemetry::init_logging`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoggingConfig {
+    /// `json` (one flat object per line) or `text`.
+    pub format: LogFormat,
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`), a Go verbosity (`0` info, `1`-`2` debug, `3` trace),
+    /// or `EnvFilter` directives (`info,kfp_operator=debug`); `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".to_string(),
+        }
+    }
 }
 
 impl Default for SystemConfig {
@@ -45,6 +71,7 @@ impl Default for SystemConfig {
             metrics_address: "0.0.0.0:8080".to_string(),
             concurrency: ControllerConcurrency::default(),
             watch_namespace: String::new(),
+            logging: LoggingConfig::default(),
         }
     }
 }
@@ -129,11 +156,7 @@ pub struct SpecConfig {
     pub default_framework: String,
     pub multiversion: bool,
     /// Finished Runs are deleted this long after completion; unset keeps them.
-    #[serde(
-        rename = "runCompletionTTL",
-        with = "optional_duration_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "runCompletionTTL", with = "optional_duration_text")]
     pub run_completion_ttl: Option<Duration>,
     pub run_completion_feed: RunCompletionFeedConfig,
     pub executor: ExecutorKind,
@@ -215,6 +238,414 @@ pub struct DirectConfig {
     /// Registry name (`stub`, `kfp`, `vai`, `http`, ...) of Providers without the
     /// `pipelines.kubeflow.org/provider-type` annotation; empty: such Providers cannot be used in direct mode.
     pub default_provider_type: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading: file, then environment overrides, then validation
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Environment variables that start with this prefix and continue with a top-level key (`SYSTEM_`, `SPEC_`)
+/// override configuration keys: `KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL=30s` sets `spec.runCompletionTTL`.
+pub const ENV_PREFIX: &str = "KFP_OPERATOR_";
+
+/// Why the configuration could not be loaded; every message names the file, variable or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the configuration file {} is invalid: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "the configuration file {} has the unknown key {key:?}; the keys are listed in docs/configuration.md",
+        path.display()
+    )]
+    UnknownKey { path: PathBuf, key: String },
+    #[error(
+        "the environment variable {variable} names no configuration key; overrides are KFP_OPERATOR_ followed by \
+         the key path in upper case with '_' between its parts, e.g. KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL for \
+         spec.runCompletionTTL (see docs/configuration.md)"
+    )]
+    UnknownOverride { variable: String },
+    #[error("the environment variable {variable}={value:?} is not a valid value of {key}: {message}")]
+    InvalidOverride {
+        variable: String,
+        key: String,
+        value: String,
+        message: String,
+    },
+    #[error("invalid configuration: {key} is {value}, but {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot represent the configuration as JSON: {0}")]
+    Json(String),
+}
+
+impl OperatorConfig {
+    /// Loads the configuration: the YAML file at `path` (none: all defaults), then the `KFP_OPERATOR_*` overrides
+    /// found in `env` (pass `std::env::vars()`), then [`validate`](Self::validate)s the result.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<OperatorConfig, ConfigError> {
+        let config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        let config = config.with_env_overrides(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a YAML configuration file (not validated).
+    pub fn from_file(path: &Path) -> Result<OperatorConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses YAML configuration text; `origin` names it in errors. The text is laid over the defaults key by
+    /// key (a key set to null keeps its default; lists are replaced whole), so a file names only what it
+    /// changes. Keys the configuration does not have are refused (a misspelt key would otherwise be silently
+    /// ignored).
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<OperatorConfig, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let raw: Value = serde_saphyr::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let mut merged =
+            serde_json::to_value(Self::default()).map_err(|e| ConfigError::Json(e.to_string()))?;
+        lay_over(&mut merged, &raw);
+        let config: OperatorConfig = match serde_json::from_value(merged) {
+            Ok(config) => config,
+            Err(json_error) => {
+                // The YAML parser says where the error is; but it does not know the defaults, so its complaints
+                // about missing keys are not the problem.
+                let message = match serde_saphyr::from_str::<OperatorConfig>(text) {
+                    Err(e) if !e.to_string().contains("missing field") => e.to_string(),
+                    _ => json_error.to_string(),
+                };
+                return Err(parse_error(message));
+            }
+        };
+        let known = serde_json::to_value(&config).map_err(|e| ConfigError::Json(e.to_string()))?;
+        if let Some(key) = first_unknown_key(&raw, &known, "") {
+            return Err(ConfigError::UnknownKey {
+                path: origin.to_path_buf(),
+                key,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Applies the `KFP_OPERATOR_<PATH>` variables of `env` (see [`ENV_PREFIX`]). A variable's path is matched
+    /// case-insensitively against the camelCase keys, one `_`-separated part per key (a number indexes a list).
+    /// The value is read as a YAML scalar or flow collection (`true`, `8080`, `[a, b]`, `{team: ml}`), except that
+    /// keys holding text (and unset optional keys) take it verbatim. Variables whose first part is not a
+    /// top-level key (`SYSTEM`, `SPEC`) are ignored: Kubernetes service links such as
+    /// `KFP_OPERATOR_SERVICE_HOST` share the prefix.
+    pub fn with_env_overrides(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<OperatorConfig, ConfigError> {
+        let mut value = serde_json::to_value(&self).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let top_level: Vec<String> = value
+            .as_object()
+            .map(|object| object.keys().map(|k| k.to_ascii_uppercase()).collect())
+            .unwrap_or_default();
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(variable, _)| {
+                variable
+                    .strip_prefix(ENV_PREFIX)
+                    .and_then(|path| path.split('_').next())
+                    .is_some_and(|first| top_level.contains(&first.to_ascii_uppercase()))
+            })
+            .collect();
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        overrides.sort();
+        for (variable, text) in overrides {
+            let path = variable.get(ENV_PREFIX.len()..).unwrap_or_default();
+            let segments: Vec<&str> = path.split('_').collect();
+            let (key, slot) = locate(&mut value, &segments).ok_or_else(|| ConfigError::UnknownOverride {
+                variable: variable.clone(),
+            })?;
+            *slot = override_value(slot, &text);
+            // Checked one variable at a time, so that an error names the variable at fault.
+            serde_json::from_value::<OperatorConfig>(value.clone()).map_err(|e| {
+                ConfigError::InvalidOverride {
+                    variable: variable.clone(),
+                    key,
+                    value: text.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))
+    }
+
+    /// Checks what the types alone do not: ports in range, leader-election timing, addresses, names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let system = &self.system;
+        for (key, address) in [
+            ("system.healthAddress", &system.health_address),
+            ("system.metricsAddress", &system.metrics_address),
+        ] {
+            if address.parse::<SocketAddr>().is_err() {
+                return invalid(
+                    key,
+                    format!("{address:?}"),
+                    "it must be IP:PORT, e.g. 0.0.0.0:8080",
+                );
+            }
+        }
+        if let Err(e) = log_filter(&system.logging.level, None) {
+            return invalid(
+                "system.logging.level",
+                format!("{:?}", system.logging.level),
+                &e.to_string(),
+            );
+        }
+        let election = &system.leader_election;
+        if election.id.is_empty() {
+            return invalid("system.leaderElection.id", "empty", "the Lease needs a name");
+        }
+        if election.lease_duration < Duration::from_secs(1) {
+            return invalid(
+                "system.leaderElection.leaseDuration",
+                format_duration(election.lease_duration),
+                "a Lease lasts at least 1s (it is stored in whole seconds)",
+            );
+        }
+        if election.renew_period.is_zero() || election.renew_period >= election.lease_duration {
+            return invalid(
+                "system.leaderElection.renewPeriod",
+                format_duration(election.renew_period),
+                &format!(
+                    "it must be above zero and below system.leaderElection.leaseDuration ({}), so that the leader \
+                     renews before its Lease can expire",
+                    format_duration(election.lease_duration)
+                ),
+            );
+        }
+        let concurrency = &system.concurrency;
+        for (controller, value) in [
+            ("pipeline", concurrency.pipeline),
+            ("run", concurrency.run),
+            ("runSchedule", concurrency.run_schedule),
+            ("experiment", concurrency.experiment),
+            ("runConfiguration", concurrency.run_configuration),
+            ("provider", concurrency.provider),
+        ] {
+            if value == 0 {
+                return invalid(
+                    &format!("system.concurrency.{controller}"),
+                    "0",
+                    "at least one reconcile must be allowed",
+                );
+            }
+        }
+
+        let spec = &self.spec;
+        let values = &spec.default_provider_values;
+        for (key, port) in [
+            ("spec.defaultProviderValues.servicePort", values.service_port),
+            ("spec.defaultProviderValues.metricsPort", values.metrics_port),
+        ] {
+            if !(1..=65535).contains(&port) {
+                return invalid(key, port.to_string(), "a port is between 1 and 65535");
+            }
+        }
+        if values.service_port == values.metrics_port {
+            return invalid(
+                "spec.defaultProviderValues.metricsPort",
+                values.metrics_port.to_string(),
+                "it must differ from spec.defaultProviderValues.servicePort",
+            );
+        }
+        if values.replicas < 0 {
+            return invalid(
+                "spec.defaultProviderValues.replicas",
+                values.replicas.to_string(),
+                "replicas cannot be negative",
+            );
+        }
+        if values.service_container_name.is_empty() {
+            return invalid(
+                "spec.defaultProviderValues.serviceContainerName",
+                "empty",
+                "it names the container that runs the provider service",
+            );
+        }
+        let has_service_container = values.pod_template_spec.spec.as_ref().is_some_and(|pod| {
+            pod.containers
+                .iter()
+                .any(|c| c.name == values.service_container_name)
+        });
+        if !has_service_container {
+            return invalid(
+                "spec.defaultProviderValues.podTemplateSpec.spec.containers",
+                "without that container",
+                &format!(
+                    "it must contain the container {:?} (spec.defaultProviderValues.serviceContainerName)",
+                    values.service_container_name
+                ),
+            );
+        }
+        if !spec.default_provider.is_empty() {
+            match spec.default_provider.parse::<NamespacedName>() {
+                Ok(name) if !name.namespace.is_empty() => {}
+                Ok(_) => {
+                    return invalid(
+                        "spec.defaultProvider",
+                        format!("{:?}", spec.default_provider),
+                        "it must be NAMESPACE/NAME",
+                    );
+                }
+                Err(e) => {
+                    return invalid(
+                        "spec.defaultProvider",
+                        format!("{:?}", spec.default_provider),
+                        &e.to_string(),
+                    );
+                }
+            }
+        }
+        let feed = &spec.run_completion_feed;
+        if feed.port == 0 {
+            return invalid(
+                "spec.runCompletionFeed.port",
+                "0",
+                "a port is between 1 and 65535",
+            );
+        }
+        for (index, endpoint) in feed.endpoints.iter().enumerate() {
+            if endpoint.host.is_empty() {
+                return invalid(
+                    &format!("spec.runCompletionFeed.endpoints[{index}].host"),
+                    "empty",
+                    "an endpoint needs a host",
+                );
+            }
+            if endpoint.port == 0 {
+                return invalid(
+                    &format!("spec.runCompletionFeed.endpoints[{index}].port"),
+                    "0",
+                    "a port is between 1 and 65535",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LeaderElectionConfig {
+    /// The namespace of the Lease: `namespace`, else the operator's own (`POD_NAMESPACE`, passed in), else
+    /// `kfp-operator-system`.
+    pub fn lease_namespace(&self, pod_namespace: Option<&str>) -> String {
+        if !self.namespace.is_empty() {
+            return self.namespace.clone();
+        }
+        match pod_namespace {
+            Some(ns) if !ns.is_empty() => ns.to_string(),
+            _ => "kfp-operator-system".to_string(),
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.into(),
+        reason: reason.to_string(),
+    })
+}
+
+/// Lays `layer` over `base`: objects merge key by key, null keeps the base, anything else replaces it.
+fn lay_over(base: &mut Value, layer: &Value) {
+    match (base, layer) {
+        (_, Value::Null) => {}
+        (Value::Object(base), Value::Object(layer)) => {
+            for (key, value) in layer {
+                match base.get_mut(key) {
+                    Some(slot) => lay_over(slot, value),
+                    None if value.is_null() => {}
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, layer) => *base = layer.clone(),
+    }
+}
+
+/// The dotted path of the first key of `raw` (the file as written) that the parsed configuration `known` does
+/// not have; keys set to null are ignored.
+fn first_unknown_key(raw: &Value, known: &Value, prefix: &str) -> Option<String> {
+    let (Value::Object(raw), Value::Object(known)) = (raw, known) else {
+        return None;
+    };
+    raw.iter().find_map(|(key, raw_value)| {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known.get(key) {
+            None if raw_value.is_null() => None,
+            None => Some(path),
+            Some(known_value) => first_unknown_key(raw_value, known_value, &path),
+        }
+    })
+}
+
+/// Finds the value at `segments` (case-insensitive keys, numeric list indexes); returns its dotted key path.
+fn locate<'v>(value: &'v mut Value, segments: &[&str]) -> Option<(String, &'v mut Value)> {
+    let mut current = value;
+    let mut path = String::new();
+    for segment in segments {
+        current = match current {
+            Value::Object(object) => {
+                let key = object.keys().find(|k| k.eq_ignore_ascii_case(segment))?.clone();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key);
+                object.get_mut(&key)?
+            }
+            Value::Array(items) => {
+                let index: usize = segment.parse().ok()?;
+                path.push_str(&format!("[{index}]"));
+                items.get_mut(index)?
+            }
+            _ => return None,
+        };
+    }
+    if path.is_empty() {
+        None
+    } else {
+        Some((path, current))
+    }
+}
+
+/// The JSON value an override's text stands for, given the value it replaces.
+fn override_value(existing: &Value, text: &str) -> Value {
+    let parsed = serde_saphyr::from_str::<Value>(text).ok();
+    match (existing, parsed) {
+        (Value::String(_), _) => Value::String(text.to_string()),
+        (Value::Null, Some(parsed @ (Value::Array(_) | Value::Object(_)))) => parsed,
+        (Value::Null, _) => Value::String(text.to_string()),
+        (_, Some(parsed)) => parsed,
+        _ => Value::String(text.to_string()),
+    }
 }
 
 /// The chart's provider defaults (SPEC 7): container `provider-service`, ports 8080 and 8081, one replica.
@@ -325,6 +756,36 @@ mod optional_duration_text {
 mod tests {
     use super::*;
 
+    /// Every dotted key path of a serialized configuration, objects descended except below `opaque` paths (maps and
+    /// Kubernetes types, documented as a whole).
+    fn key_paths(value: &Value, opaque: &[&str]) -> Vec<String> {
+        fn walk(
+            value: &serde_json::Map<String, Value>,
+            prefix: &str,
+            opaque: &[&str],
+            out: &mut Vec<String>,
+        ) {
+            for (key, child) in value {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.push(path.clone());
+                if let Value::Object(child) = child
+                    && !opaque.contains(&path.as_str())
+                {
+                    walk(child, &path, opaque, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Value::Object(object) = value {
+            walk(object, "", opaque, &mut out);
+        }
+        out
+    }
+
     #[test]
     fn go_durations_parse() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
@@ -365,5 +826,387 @@ spec:
         assert_eq!(config.spec.run_completion_ttl, Some(Duration::from_secs(30)));
         assert_eq!(config.spec.default_provider_values.replicas, 2);
         assert_eq!(config.spec.run_completion_feed.endpoints[0].host, "trigger");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_yaml(yaml: &str, vars: &[(&str, &str)]) -> Result<OperatorConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        OperatorConfig::load(Some(&path), env(vars))
+    }
+
+    #[test]
+    fn loading_nothing_gives_the_defaults() {
+        assert_eq!(
+            OperatorConfig::load(None, env(&[])).unwrap(),
+            OperatorConfig::default()
+        );
+        assert_eq!(load_yaml("", &[]).unwrap(), OperatorConfig::default());
+        assert_eq!(
+            load_yaml("# only a comment\n", &[]).unwrap(),
+            OperatorConfig::default()
+        );
+    }
+
+    #[test]
+    fn a_file_names_only_what_it_changes() {
+        let config = load_yaml("spec:\n  defaultProviderValues:\n    replicas: 2\n", &[]).unwrap();
+        assert_eq!(config.spec.default_provider_values.replicas, 2);
+        assert_eq!(config.spec.default_provider_values.service_port, 8080);
+        assert_eq!(
+            config.spec.default_provider_values.service_container_name,
+            "provider-service"
+        );
+        let config = load_yaml("system:\n  leaderElection: null\n", &[]).unwrap();
+        assert_eq!(config, OperatorConfig::default(), "null keeps the default");
+    }
+
+    #[test]
+    fn a_type_error_after_a_partial_section_is_still_named() {
+        let yaml = "spec:\n  defaultProviderValues: {replicas: 2}\n  runCompletionFeed: {port: lots}\n";
+        let message = load_yaml(yaml, &[]).unwrap_err().to_string();
+        assert!(message.contains("lots") || message.contains("u16"), "{message}");
+        assert!(!message.contains("missing field"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let error = OperatorConfig::load(Some(Path::new("/nonexistent/kfp.yaml")), env(&[])).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(error.to_string().contains("/nonexistent/kfp.yaml"), "{error}");
+    }
+
+    #[test]
+    fn a_type_error_names_the_file_and_the_line() {
+        let error = load_yaml(
+            "spec:\n  multiversion: true\n  runCompletionFeed:\n    port: lots\n",
+            &[],
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ConfigError::Parse { .. }), "{message}");
+        assert!(message.contains("config.yaml"), "{message}");
+        assert!(message.contains('4'), "the line: {message}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let error = load_yaml("spec:\n  runCompletionTtl: 30s\n", &[]).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::UnknownKey { key, .. } if key == "spec.runCompletionTtl"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("config.yaml"), "{error}");
+        let error = load_yaml(
+            "spec:\n  defaultProviderValues:\n    podTemplateSpec:\n      spec:\n        containerz: []\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("spec.defaultProviderValues.podTemplateSpec.spec.containerz"),
+            "{error}"
+        );
+        // Null values and map entries are fine.
+        let config = load_yaml(
+            "spec:\n  runCompletionTTL: null\n  defaultProviderValues:\n    labels: {team: ml}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.spec.default_provider_values.labels["team"], "ml");
+    }
+
+    #[test]
+    fn environment_overrides_set_keys_case_insensitively() {
+        let config = load_yaml(
+            "spec:\n  runCompletionTTL: 1h\n",
+            &[
+                ("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL", "30s"),
+                ("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true"),
+                ("KFP_OPERATOR_SPEC_EXECUTOR", "direct"),
+                ("KFP_OPERATOR_system_concurrency_RUN", "3"),
+                ("KFP_OPERATOR_SPEC_DEFAULTTFXIMAGE", "123"),
+                ("KFP_OPERATOR_SPEC_DEFAULTPROVIDERVALUES_LABELS", "{team: ml}"),
+                (
+                    "KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ENDPOINTS",
+                    r#"[{"host": "trigger", "port": 50051}]"#,
+                ),
+                ("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.spec.run_completion_ttl,
+            Some(Duration::from_secs(30)),
+            "env wins over the file"
+        );
+        assert!(config.system.leader_election.enabled);
+        assert_eq!(config.spec.executor, ExecutorKind::Direct);
+        assert_eq!(config.system.concurrency.run, 3);
+        assert_eq!(
+            config.spec.default_tfx_image, "123",
+            "text keys take the value verbatim"
+        );
+        assert_eq!(config.spec.default_provider_values.labels["team"], "ml");
+        assert_eq!(config.spec.run_completion_feed.endpoints[0].port, 50051);
+        assert_eq!(config.spec.direct.default_provider_type, "stub");
+    }
+
+    #[test]
+    fn overrides_index_lists_and_set_unset_optional_keys() {
+        let config = load_yaml(
+            "spec:\n  runCompletionFeed: {endpoints: [{host: a, port: 1}, {host: b, port: 2}]}\n",
+            &[
+                ("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ENDPOINTS_1_PORT", "50052"),
+                ("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL", "45"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.spec.run_completion_feed.endpoints[1].port, 50052);
+        assert_eq!(config.spec.run_completion_ttl, Some(Duration::from_secs(45)));
+        let config = load_yaml(
+            "spec: {runCompletionTTL: 1h}\n",
+            &[("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL", "")],
+        )
+        .unwrap();
+        assert_eq!(config.spec.run_completion_ttl, None, "an empty value unsets it");
+    }
+
+    #[test]
+    fn an_unknown_override_names_the_variable() {
+        let error =
+            OperatorConfig::load(None, env(&[("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTLL", "30s")])).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::UnknownOverride { variable } if variable == "KFP_OPERATOR_SPEC_RUNCOMPLETIONTTLL"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTLL"),
+            "{error}"
+        );
+        for variable in [
+            "KFP_OPERATOR_SPEC_",
+            "KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ENDPOINTS_0_HOST",
+        ] {
+            let error = OperatorConfig::load(None, env(&[(variable, "x")])).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::UnknownOverride { .. }),
+                "{variable}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_overrides() {
+        let config = OperatorConfig::load(
+            None,
+            env(&[
+                ("KFP_OPERATOR_SERVICE_HOST", "10.0.0.1"),
+                ("KFP_OPERATOR_PORT", "tcp://10.0.0.1:8080"),
+                ("KFP_OPERATOR_WEBHOOK_SERVICE_PORT_443_TCP", "tcp://10.0.0.2:443"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config, OperatorConfig::default());
+    }
+
+    #[test]
+    fn an_invalid_override_names_the_variable_key_and_value() {
+        let error = OperatorConfig::load(
+            None,
+            env(&[
+                ("KFP_OPERATOR_SYSTEM_CONCURRENCY_RUN", "many"),
+                ("KFP_OPERATOR_SPEC_MULTIVERSION", "false"),
+            ]),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(&error, ConfigError::InvalidOverride { key, .. } if key == "system.concurrency.run"),
+            "{message}"
+        );
+        assert!(
+            message.contains("KFP_OPERATOR_SYSTEM_CONCURRENCY_RUN=\"many\""),
+            "{message}"
+        );
+        let error =
+            OperatorConfig::load(None, env(&[("KFP_OPERATOR_SPEC_EXECUTOR", "kubernetes")])).unwrap_err();
+        assert!(error.to_string().contains("spec.executor"), "{error}");
+        let error =
+            OperatorConfig::load(None, env(&[("KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL", "3 days")])).unwrap_err();
+        assert!(error.to_string().contains("unknown unit"), "{error}");
+    }
+
+    fn invalid_key(yaml: &str) -> (String, String) {
+        match load_yaml(yaml, &[]) {
+            Err(ConfigError::Invalid { key, .. }) => (key, load_yaml(yaml, &[]).unwrap_err().to_string()),
+            other => panic!("expected a validation error for {yaml:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ports_must_be_in_range() {
+        for yaml in [
+            "spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 0, metricsPort: 8081}}",
+            "spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 70000, metricsPort: 8081}}",
+        ] {
+            let (key, message) = invalid_key(yaml);
+            assert_eq!(key, "spec.defaultProviderValues.servicePort", "{message}");
+            assert!(message.contains("between 1 and 65535"), "{message}");
+        }
+        let (key, _) = invalid_key(
+            "spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8080}}",
+        );
+        assert_eq!(key, "spec.defaultProviderValues.metricsPort");
+        assert_eq!(
+            invalid_key("spec: {runCompletionFeed: {port: 0}}").0,
+            "spec.runCompletionFeed.port"
+        );
+        assert_eq!(
+            invalid_key("spec: {runCompletionFeed: {endpoints: [{host: a, port: 0}]}}").0,
+            "spec.runCompletionFeed.endpoints[0].port"
+        );
+        assert_eq!(
+            invalid_key("system: {metricsAddress: ':8080'}").0,
+            "system.metricsAddress"
+        );
+    }
+
+    #[test]
+    fn the_leader_renews_within_the_lease_duration() {
+        let (key, message) = invalid_key("system: {leaderElection: {leaseDuration: 10s, renewPeriod: 10s}}");
+        assert_eq!(key, "system.leaderElection.renewPeriod");
+        assert!(
+            message.contains("below system.leaderElection.leaseDuration (10s)"),
+            "{message}"
+        );
+        assert_eq!(
+            invalid_key("system: {leaderElection: {leaseDuration: 500ms, renewPeriod: 100ms}}").0,
+            "system.leaderElection.leaseDuration"
+        );
+        assert_eq!(
+            invalid_key("system: {leaderElection: {id: ''}}").0,
+            "system.leaderElection.id"
+        );
+        assert!(
+            load_yaml(
+                "system: {leaderElection: {leaseDuration: 2s, renewPeriod: 500ms}}",
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_default_provider_is_namespace_slash_name() {
+        let config = load_yaml("spec: {defaultProvider: kfp/vai}", &[]).unwrap();
+        assert_eq!(
+            config.spec.conversion().default_provider,
+            NamespacedName::new("kfp", "vai")
+        );
+        for value in ["vai", "a/b/c", "/vai"] {
+            let (key, message) = invalid_key(&format!("spec: {{defaultProvider: '{value}'}}"));
+            assert_eq!(key, "spec.defaultProvider", "{message}");
+            assert!(message.contains(value), "{message}");
+        }
+    }
+
+    #[test]
+    fn other_rules_name_their_keys() {
+        assert_eq!(
+            invalid_key("system: {concurrency: {run: 0}}").0,
+            "system.concurrency.run"
+        );
+        assert_eq!(
+            invalid_key("system: {logging: {level: loud}}").0,
+            "system.logging.level"
+        );
+        assert_eq!(invalid_key("spec: {defaultProviderValues: {serviceContainerName: svc, servicePort: 8080, metricsPort: 8081}}").0,
+            "spec.defaultProviderValues.podTemplateSpec.spec.containers");
+        assert_eq!(
+            invalid_key("spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8081, replicas: -1}}").0,
+            "spec.defaultProviderValues.replicas"
+        );
+    }
+
+    #[test]
+    fn the_lease_namespace_falls_back_to_the_pod_namespace() {
+        let mut election = LeaderElectionConfig::default();
+        assert_eq!(election.lease_namespace(None), "kfp-operator-system");
+        assert_eq!(election.lease_namespace(Some("ops")), "ops");
+        election.namespace = "locks".into();
+        assert_eq!(election.lease_namespace(Some("ops")), "locks");
+    }
+
+    /// Keys documented as a whole (maps and Kubernetes types), not key by key.
+    const OPAQUE_KEYS: &[&str] = &[
+        "spec.defaultProviderValues.labels",
+        "spec.defaultProviderValues.podTemplateSpec",
+    ];
+
+    #[test]
+    fn every_key_is_documented_in_docs_configuration_md() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/configuration.md"
+        ))
+        .unwrap();
+        let defaults = serde_json::to_value(OperatorConfig::default()).unwrap();
+        let paths = key_paths(&defaults, OPAQUE_KEYS);
+        assert!(paths.contains(&"spec.runCompletionTTL".to_string()), "{paths:?}");
+        let mut missing: Vec<String> = paths
+            .into_iter()
+            .filter(|path| {
+                // Leaves, and opaque keys; objects of our own structs are documented through their keys.
+                OPAQUE_KEYS.contains(&path.as_str())
+                    || defaults
+                        .pointer(&format!("/{}", path.replace('.', "/")))
+                        .is_some_and(|v| !v.is_object())
+            })
+            .filter(|path| !doc.contains(&format!("`{path}`")))
+            .collect();
+        // The fields of list items are documented as `list[].field`.
+        for field in ["host", "port", "path"] {
+            let path = format!("spec.runCompletionFeed.endpoints[].{field}");
+            if !doc.contains(&format!("`{path}`")) {
+                missing.push(path);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not document these keys (add a row with type, default and meaning): {missing:?}"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/configuration.md"
+        ))
+        .unwrap();
+        let example = doc
+            .split("```yaml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let config = load_yaml(example, &[]).unwrap();
+        assert_eq!(config.spec.run_completion_ttl, Some(Duration::from_secs(86400)));
+        assert_eq!(config.system.concurrency.run, 32);
+        assert_eq!(
+            config.system.concurrency.pipeline, 8,
+            "unset keys keep their defaults"
+        );
     }
 }

@@ -8,6 +8,8 @@ pub mod config;
 pub mod controllers;
 pub mod crds;
 pub mod executor;
+pub mod health;
+pub mod leader;
 pub mod local;
 pub mod operator;
 pub mod telemetry;

@@ -1,5 +1,22 @@
 //! Prometheus metrics of the operator (served at `/metrics`), and JSON logging.
 //!
+//! ## Logging
+//! [`init_logging`] installs a `tracing` subscriber writing one line per event to stderr, JSON by default (the
+//! Go operator's zap JSON), or human-readable text. `RUST_LOG` (an `EnvFilter` directive such as
+//! `info,kfp_operator=debug`) wins over the configured level. A JSON line is flat: `timestamp`, `level`,
+//! `target`, `message`, the fields of every enclosing span (outermost first), `span` (the innermost span's name)
+//! and the event's own fields, e.g.
+//!
+//! ```text
+//! {"timestamp":"2025-01-01T10:00:00.123456Z","level":"info","target":"kfp_operator::controllers","kind":"Pipeline",
+//!  "namespace":"ml","name":"training","reconcile_id":"3f2a1c-17","span":"reconcile","message":"reconciled",
+//!  "duration_ms":12}
+//! ```
+//!
+//! Controllers wrap each reconcile in [`reconcile_span`] and record `duration_ms` on it (or on their last event).
+//! Levels follow the Go operator's verbosity: `info` state transitions and errors, `debug` provider operations and
+//! retrievals, `trace` object dumps.
+//!
 //! Metric names (all prefixed `kfp_operator_`):
 //! - `reconciliations_total{controller,result}`: reconciles by result (`success`, `error`);
 //! - `reconcile_errors_total{controller,reason}`: failed reconciles by error reason;
@@ -9,8 +26,11 @@
 //! - `provider_call_duration_seconds{kind,action,result}`: in-process provider call latency (direct executor).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +38,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -223,9 +252,363 @@ impl Metrics {
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------------------------------------------
+
+/// How log lines are written (`system.logging.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One flat JSON object per line (the default; what log collectors parse).
+    #[default]
+    Json,
+    /// Human-readable text, for a terminal.
+    Text,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        })
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = LoggingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            _ => Err(LoggingError::Format(s.to_string())),
+        }
+    }
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("unknown log format {0:?}: use json or text")]
+    Format(String),
+    #[error(
+        "invalid log level {level:?}: {message} (use error, warn, info, debug, trace, a verbosity 0-3, or directives such as info,kfp_operator=debug)"
+    )]
+    Level { level: String, message: String },
+    #[error("invalid RUST_LOG {value:?}: {message}")]
+    RustLog { value: String, message: String },
+}
+
+/// The filter of `level` (a level name, a Go verbosity `0`-`3`, or `EnvFilter` directives), unless `rust_log`
+/// (the value of `RUST_LOG`) is set and not empty, which wins.
+pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LoggingError> {
+    if let Some(value) = rust_log.filter(|v| !v.trim().is_empty()) {
+        return EnvFilter::try_new(value).map_err(|e| LoggingError::RustLog {
+            value: value.to_string(),
+            message: e.to_string(),
+        });
+    }
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let directives = match level.trim() {
+        "" | "0" => "info",
+        "1" | "2" => "debug",
+        verbosity if verbosity.parse::<u8>().is_ok() => "trace",
+        // A bare word would be read as a target name and let everything of that target through.
+        word if !word.contains(['=', ',']) && !LEVELS.contains(&word.to_ascii_lowercase().as_str()) => {
+            return Err(LoggingError::Level {
+                level: level.to_string(),
+                message: "not a level name".to_string(),
+            });
+        }
+        directives => directives,
+    };
+    EnvFilter::try_new(directives).map_err(|e| LoggingError::Level {
+        level: level.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A subscriber writing `format` lines of what `filter` lets through to `writer`; [`init_logging`] installs one
+/// writing to stderr. Public so that embedding binaries and tests can direct it elsewhere.
+pub fn log_subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .fmt_fields(JsonFields::new())
+                .event_format(FlatJson)
+                .finish(),
+        ),
+        LogFormat::Text => Box::new(builder.with_ansi(false).finish()),
+    }
+}
+
+/// Installs the process-wide subscriber: `format` lines on stderr at `level`, `RUST_LOG` winning when set.
+/// Idempotent: when a subscriber is already installed (a second call, a test harness), it is kept and this
+/// returns `Ok`.
+pub fn init_logging(format: LogFormat, level: &str) -> Result<(), LoggingError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = log_filter(level, rust_log.as_deref())?;
+    // Err only when a global subscriber exists already, which is what idempotence asks for.
+    let _ = tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stderr));
+    Ok(())
+}
+
+/// The span of one reconcile: `info_span!("reconcile", kind, namespace, name, reconcile_id, duration_ms)`, with
+/// a process-unique `reconcile_id` and `duration_ms` empty for the caller to
+/// `span.record("duration_ms", ms)`.
+pub fn reconcile_span(kind: &str, namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!(
+        "reconcile",
+        kind = kind,
+        namespace = namespace,
+        name = name,
+        reconcile_id = %next_reconcile_id(),
+        duration_ms = tracing::field::Empty,
+    )
+}
+
+/// `<process start, hex>-<counter, hex>`: unique within the process, and across restarts unless two processes
+/// start in the same millisecond (modulo 2^24 ms, about 4.7 hours).
+fn next_reconcile_id() -> String {
+    static START: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{:06x}-{n:x}", start & 0xff_ffff)
+}
+
+/// The flat JSON line format (see the module documentation). Span fields are read from the JSON that
+/// [`JsonFields`] stores on each span, so it is used with `fmt_fields(JsonFields::new())`.
+struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = Map::new();
+        let mut timestamp = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        line.insert("timestamp".into(), Value::String(timestamp));
+        let metadata = event.metadata();
+        line.insert(
+            "level".into(),
+            Value::String(metadata.level().to_string().to_ascii_lowercase()),
+        );
+        line.insert("target".into(), Value::String(metadata.target().to_string()));
+        if let Some(scope) = ctx.event_scope() {
+            let mut innermost = None;
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
+                    && let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields.as_str())
+                {
+                    line.extend(fields);
+                }
+                innermost = Some(span.name());
+            }
+            if let Some(name) = innermost {
+                line.insert("span".into(), Value::String(name.to_string()));
+            }
+        }
+        event.record(&mut JsonVisitor(&mut line));
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// Records event fields into a JSON object.
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let value = serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number);
+        self.0.insert(field.name().into(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().into(), Value::String(value.to_string()));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().into(), Value::String(value.to_string()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `MakeWriter` into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    impl Buffer {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_reconcile_span_fields() {
+        let buffer = Buffer::default();
+        let subscriber = log_subscriber(LogFormat::Json, log_filter("info", None).unwrap(), buffer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = reconcile_span("Pipeline", "ml", "training");
+            let _entered = span.enter();
+            tracing::debug!("filtered out at info");
+            span.record("duration_ms", 12_u64);
+            tracing::info!(state = "Succeeded", "reconciled");
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["level"], "info", "{line}");
+        assert_eq!(line["message"], "reconciled", "{line}");
+        assert_eq!(line["span"], "reconcile", "{line}");
+        assert_eq!(line["kind"], "Pipeline", "{line}");
+        assert_eq!(line["namespace"], "ml", "{line}");
+        assert_eq!(
+            line["name"], "training",
+            "the span field, not the span name: {line}"
+        );
+        assert_eq!(line["duration_ms"], 12, "{line}");
+        assert_eq!(line["state"], "Succeeded", "{line}");
+        assert!(
+            line["reconcile_id"].as_str().is_some_and(|id| id.contains('-')),
+            "{line}"
+        );
+        assert!(
+            line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+        assert_eq!(line["target"], module_path!(), "{line}");
+    }
+
+    #[test]
+    fn reconcile_ids_are_unique() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| next_reconcile_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn text_lines_are_readable() {
+        let buffer = Buffer::default();
+        let subscriber = log_subscriber(
+            LogFormat::Text,
+            log_filter("debug", None).unwrap(),
+            buffer.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = reconcile_span("Run", "ml", "r1");
+            let _entered = span.enter();
+            tracing::debug!(action = "create", "submitted");
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("DEBUG"), "{}", lines[0]);
+        assert!(
+            lines[0].contains(r#"reconcile{kind="Run" namespace="ml" name="r1""#),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("submitted action=\"create\""), "{}", lines[0]);
+    }
+
+    #[test]
+    fn levels_verbosities_and_rust_log() {
+        assert_eq!(log_filter("0", None).unwrap().to_string(), "info");
+        assert_eq!(log_filter("2", None).unwrap().to_string(), "debug");
+        assert_eq!(log_filter("3", None).unwrap().to_string(), "trace");
+        assert_eq!(log_filter("warn", Some("")).unwrap().to_string(), "warn");
+        assert_eq!(
+            log_filter("warn", Some("kfp_operator=trace"))
+                .unwrap()
+                .to_string(),
+            "kfp_operator=trace"
+        );
+        let error = log_filter("loud", None).unwrap_err().to_string();
+        assert!(error.contains("\"loud\""), "{error}");
+        let error = log_filter("info", Some("kfp_operator=shouty"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("RUST_LOG"), "{error}");
+        assert_eq!("JSON".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert!(
+            "xml"
+                .parse::<LogFormat>()
+                .unwrap_err()
+                .to_string()
+                .contains("xml")
+        );
+    }
+
+    #[test]
+    fn init_logging_is_idempotent() {
+        init_logging(LogFormat::Json, "error").unwrap();
+        init_logging(LogFormat::Text, "error").unwrap();
+        assert!(init_logging(LogFormat::Json, "loud").is_err() || std::env::var("RUST_LOG").is_ok());
+    }
 
     #[test]
     fn resource_gauge_moves_objects_between_states() {
