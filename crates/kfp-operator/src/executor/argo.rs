@@ -1,27 +1,452 @@
-//! The Argo executor (SPEC 4): one Workflow per provider operation.
+//! The Argo executor (SPEC 4): one Argo `Workflow` per provider operation, in the provider's namespace.
+//!
+//! How the [`Executor`] calls map onto Argo (SPEC 3.1, 4.1):
+//! - [`Executor::submit`] creates a `Workflow` named `<kind>-<name>-<random>`, labelled with its owner
+//!   (`pipelines.kubeflow.org/owner.{kind,name,namespace}`) and the action ([`OPERATION_LABEL`]), that references
+//!   one of the `WorkflowTemplate`s of `config/argo/workflow-templates.yaml` (`create-compiled`/`update-compiled` for
+//!   pipelines, `create-simple`/`update-simple` for the other kinds, `delete` for all) and passes the SPEC 4.1
+//!   arguments: `resource-kind`, `resource-definition` (JSON, SPEC 4.3), `resource-id`, `provider-name`,
+//!   `provider-service-url`, `pipeline-framework-image`. The arguments are exactly the Go operator's, so the
+//!   executor also drives the Go chart's templates during a migration.
+//! - [`Executor::outcomes`] lists the owner's workflows without the `processed` label across all namespaces (a
+//!   consistent list, no cache: a workflow that was just marked must not come back). Phase `Succeeded` carries the
+//!   provider's answer (`provider-output` of the root node); `Failed` is permanent (the templates fail only on HTTP
+//!   501, or a compile that fails), except a step deadline, which is a timeout and so transient (SPEC 12.1);
+//!   `Error` is transient; anything else is in progress.
+//! - [`Executor::mark_consumed`] adds `pipelines.kubeflow.org/processed: "true"` with a JSON merge patch
+//!   (SPEC 12.8), so the label may be absent before; a workflow that is already gone is fine.
+//!
+//! Beyond the Go operator, this project's templates also output the provider's HTTP status (`provider-status`), so
+//! a provider that refused the request (4xx other than 404, 408, 429) makes the outcome a permanent failure that
+//! waits for a spec change instead of a retry loop (SPEC 12.1), and a delete answered 404 (the provider has no
+//! such object) counts as done, as `kfp_core::provider::ProviderError::NotFound` promises. Without the parameter
+//! (the Go chart's templates) every `providerError` stays a `Succeeded` outcome, which the planner retries.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
-use kfp_core::executor::{ResourceKind, ResourceRef};
+use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kfp_core::definitions::ProviderOutput;
+use kfp_core::executor::{
+    Action, Executor, ExecutorError, FailureClass, Operation, OperationDefinition, OperationOutcome,
+    OutcomeState, ResourceKind, ResourceRef,
+};
 use kfp_core::resources::labels;
-use kube::api::{ApiResource, DynamicObject};
-use kube::core::GroupVersionKind;
+use kfp_core::values::NamespacedName;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{GroupVersionKind, TypeMeta};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
 
-/// The Argo `Workflow` resource (`argoproj.io/v1alpha1`), for APIs and watches.
+use crate::config::SpecConfig;
+use crate::telemetry::Metrics;
+
+/// The Argo Workflows API group and version of `Workflow` and `WorkflowTemplate`.
+pub const ARGO_GROUP: &str = "argoproj.io";
+pub const ARGO_VERSION: &str = "v1alpha1";
+
+/// Label with the action of a workflow (`create`, `update`, `delete`), so a finished operation is counted under
+/// its action without parsing the template name. Workflows of the Go operator lack it: the template name is used.
+pub const OPERATION_LABEL: &str = "pipelines.kubeflow.org/operation";
+
+/// The output parameter with the provider's answer, `{"id"?, "providerError"?}` (SPEC 3.1).
+pub const PROVIDER_OUTPUT_PARAMETER: &str = "provider-output";
+/// The output parameter with the provider's HTTP status code (this project's templates only).
+pub const PROVIDER_STATUS_PARAMETER: &str = "provider-status";
+
+/// Why a succeeded workflow's answer cannot be used (SPEC 3.2); the planner shows its own text for it.
+pub const UNREADABLE_OUTPUT: &str = "could not retrieve workflow output";
+
+/// The longest label value Kubernetes accepts; owner names and namespaces must fit in one.
+const MAX_LABEL_VALUE: usize = 63;
+
+/// The names of the `WorkflowTemplate`s a workflow can reference, without the configured prefix.
+pub const TEMPLATE_NAMES: [&str; 5] = [
+    "create-compiled",
+    "update-compiled",
+    "create-simple",
+    "update-simple",
+    "delete",
+];
+
+/// The `Workflow` resource, for a controller watch on workflows and for the executor's own calls.
 pub fn workflow_api_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+        &GroupVersionKind::gvk(ARGO_GROUP, ARGO_VERSION, "Workflow"),
         "workflows",
     )
 }
 
-/// The object a Workflow was created for, from its three owner labels.
+/// The resource a workflow was started for, from its three owner labels; `None` for workflows that are not ours
+/// (a label is missing or the kind is unknown), so a controller watch can ignore them.
 pub fn owner_of(workflow: &DynamicObject) -> Option<ResourceRef> {
     let labels = workflow.metadata.labels.as_ref()?;
     let kind = ResourceKind::from_str(labels.get(labels::OWNER_KIND)?).ok()?;
-    Some(ResourceRef::new(
-        kind,
-        labels.get(labels::OWNER_NAMESPACE)?.clone(),
-        labels.get(labels::OWNER_NAME)?.clone(),
-    ))
+    let name = labels.get(labels::OWNER_NAME)?;
+    let namespace = labels.get(labels::OWNER_NAMESPACE)?;
+    Some(ResourceRef::new(kind, namespace.as_str(), name.as_str()))
+}
+
+/// The name of the template (without prefix) that carries out `action` for `kind` (SPEC 4.1).
+pub fn template_name(kind: ResourceKind, action: &Action) -> &'static str {
+    let compiled = kind == ResourceKind::Pipeline;
+    match (action, compiled) {
+        (Action::Create { .. }, true) => "create-compiled",
+        (Action::Update { .. }, true) => "update-compiled",
+        (Action::Create { .. }, false) => "create-simple",
+        (Action::Update { .. }, false) => "update-simple",
+        (Action::Delete { .. }, _) => "delete",
+    }
+}
+
+/// What the executor needs from the operator configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgoExecutorConfig {
+    /// Prepended to the template names (`spec.argo.workflowTemplatePrefix`).
+    pub template_prefix: String,
+    /// The port of every provider Service (`spec.defaultProviderValues.servicePort`).
+    pub service_port: i32,
+}
+
+impl Default for ArgoExecutorConfig {
+    fn default() -> Self {
+        Self {
+            template_prefix: String::new(),
+            service_port: 8080,
+        }
+    }
+}
+
+impl ArgoExecutorConfig {
+    pub fn from_spec(spec: &SpecConfig) -> Self {
+        Self {
+            template_prefix: spec.argo.workflow_template_prefix.clone(),
+            service_port: spec.default_provider_values.service_port,
+        }
+    }
+}
+
+/// The URL the templates call: the Service our Provider controller creates, `provider-<name>` in the
+/// provider's namespace (`kfp_core::reconcile::provider::resource_name`).
+pub fn provider_service_url(config: &ArgoExecutorConfig, provider: &NamespacedName) -> String {
+    format!(
+        "http://provider-{}.{}:{}",
+        provider.name, provider.namespace, config.service_port
+    )
+}
+
+/// The `Workflow` that carries out `operation` (SPEC 4.1), not yet created; `Err` says why none can be built.
+pub fn workflow_for(config: &ArgoExecutorConfig, operation: &Operation) -> Result<DynamicObject, String> {
+    let resource = &operation.resource;
+    let kind = resource.kind;
+    let action = &operation.action;
+    if operation.provider.namespace.is_empty() || operation.provider.name.is_empty() {
+        return Err(format!(
+            "the provider reference {:?} must name a namespace and a name",
+            operation.provider.to_string()
+        ));
+    }
+    if let Some(definition) = action.definition()
+        && definition.kind() != kind
+    {
+        return Err(format!(
+            "the definition is of kind {}, but the resource is of kind {kind}",
+            definition.kind()
+        ));
+    }
+    // Label values hold at most 63 characters; say so instead of relaying the API server's rejection.
+    for (what, value) in [("name", &resource.name), ("namespace", &resource.namespace)] {
+        if value.len() > MAX_LABEL_VALUE {
+            return Err(format!(
+                "the {what} {value:?} is longer than 63 characters, so it cannot be a workflow label value"
+            ));
+        }
+    }
+
+    let mut parameters = vec![json!({"name": "resource-kind", "value": kind.as_str()})];
+    if let Some(definition) = action.definition() {
+        let body = definition
+            .to_json()
+            .and_then(|json| serde_json::to_string(&json))
+            .map_err(|e| format!("the resource definition cannot be written as JSON: {e}"))?;
+        parameters.push(json!({"name": "resource-definition", "value": body}));
+    }
+    if let Some(id) = action.id() {
+        parameters.push(json!({"name": "resource-id", "value": id}));
+    }
+    parameters.push(json!({"name": "provider-name", "value": operation.provider.to_string()}));
+    parameters.push(
+        json!({"name": "provider-service-url", "value": provider_service_url(config, &operation.provider)}),
+    );
+    if let Some(OperationDefinition::Pipeline { framework_image, .. }) = action.definition() {
+        parameters.push(json!({"name": "pipeline-framework-image", "value": framework_image}));
+    }
+
+    let template = format!("{}{}", config.template_prefix, template_name(kind, action));
+    let labels = [
+        (labels::OWNER_KIND, kind.as_str()),
+        (labels::OWNER_NAME, resource.name.as_str()),
+        (labels::OWNER_NAMESPACE, resource.namespace.as_str()),
+        (OPERATION_LABEL, action.name()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Ok(DynamicObject {
+        types: Some(TypeMeta {
+            api_version: format!("{ARGO_GROUP}/{ARGO_VERSION}"),
+            kind: "Workflow".to_string(),
+        }),
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{kind}-{}-", resource.name)),
+            namespace: Some(operation.provider.namespace.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        data: json!({
+            "spec": {
+                "workflowTemplateRef": {"name": template},
+                "arguments": {"parameters": parameters},
+            }
+        }),
+    })
+}
+
+/// Carries out provider operations as Argo workflows; see the module documentation.
+#[derive(Clone)]
+pub struct ArgoExecutor {
+    client: Client,
+    config: ArgoExecutorConfig,
+    metrics: Arc<Metrics>,
+    workflows: ApiResource,
+}
+
+impl std::fmt::Debug for ArgoExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgoExecutor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArgoExecutor {
+    pub fn new(client: Client, config: ArgoExecutorConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            config,
+            metrics,
+            workflows: workflow_api_resource(),
+        }
+    }
+
+    fn owner_selector(resource: &ResourceRef) -> String {
+        format!(
+            "{}={},{}={},{}={},!{}",
+            labels::OWNER_KIND,
+            resource.kind,
+            labels::OWNER_NAME,
+            resource.name,
+            labels::OWNER_NAMESPACE,
+            resource.namespace,
+            labels::PROCESSED
+        )
+    }
+
+    /// Marks one workflow processed; returns it as it was before, or `None` when there was nothing to do.
+    async fn mark_one(&self, namespace: &str, name: &str) -> Result<Option<DynamicObject>, kube::Error> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &self.workflows);
+        // Read first so a repeated call (e.g. after a failed status write) neither patches nor counts again.
+        let Some(workflow) = api.get_opt(name).await? else {
+            return Ok(None);
+        };
+        if workflow.labels().contains_key(labels::PROCESSED) {
+            return Ok(None);
+        }
+        let patch = json!({"metadata": {"labels": {labels::PROCESSED: "true"}}});
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(Some(workflow)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for ArgoExecutor {
+    async fn submit(&self, operation: Operation) -> Result<(), ExecutorError> {
+        let submit_error = |message: String| ExecutorError::Submit {
+            resource: operation.resource.clone(),
+            action: operation.action.name(),
+            message,
+        };
+        let workflow = workflow_for(&self.config, &operation).map_err(submit_error)?;
+        let namespace = operation.provider.namespace.as_str();
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &self.workflows);
+        let created = api.create(&PostParams::default(), &workflow).await.map_err(|e| {
+            submit_error(format!(
+                "the Workflow could not be created in namespace {namespace}: {e}"
+            ))
+        })?;
+        tracing::info!(
+            resource = %operation.resource,
+            action = operation.action.name(),
+            workflow = %format!("{namespace}/{}", created.name_any()),
+            "submitted workflow"
+        );
+        self.metrics.operation(
+            operation.resource.kind.as_str(),
+            operation.action.name(),
+            "submitted",
+        );
+        Ok(())
+    }
+
+    async fn outcomes(&self, resource: &ResourceRef) -> Result<Vec<OperationOutcome>, ExecutorError> {
+        if resource.name.len() > MAX_LABEL_VALUE || resource.namespace.len() > MAX_LABEL_VALUE {
+            // No workflow can carry such a label value (submit refuses it), and the selector would be rejected.
+            return Ok(Vec::new());
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.workflows);
+        // No resourceVersion: a consistent read from storage, never an older cached list.
+        let params = ListParams::default().labels(&Self::owner_selector(resource));
+        let list = api.list(&params).await.map_err(|e| ExecutorError::Outcomes {
+            resource: resource.clone(),
+            message: format!("the Workflows could not be listed: {e}"),
+        })?;
+        Ok(list.items.iter().map(outcome_of).collect())
+    }
+
+    async fn mark_consumed(&self, resource: &ResourceRef, keys: &[String]) -> Result<(), ExecutorError> {
+        let error = |message: String| ExecutorError::MarkConsumed {
+            resource: resource.clone(),
+            keys: keys.to_vec(),
+            message,
+        };
+        for key in keys {
+            let Some((namespace, name)) = key.split_once('/') else {
+                return Err(error(format!("{key:?} is not a workflow key (namespace/name)")));
+            };
+            let before = self
+                .mark_one(namespace, name)
+                .await
+                .map_err(|e| error(format!("the Workflow {key} could not be patched: {e}")))?;
+            if let Some(workflow) = before {
+                let result = match outcome_of(&workflow).state {
+                    OutcomeState::InProgress => None,
+                    OutcomeState::Succeeded {
+                        output: Ok(ProviderOutput { provider_error, .. }),
+                    } if provider_error.is_empty() => Some("succeeded"),
+                    _ => Some("failed"),
+                };
+                if let Some(result) = result {
+                    self.metrics
+                        .operation(resource.kind.as_str(), &action_of(&workflow), result);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The action of a workflow: its [`OPERATION_LABEL`], else the template it references (`create-…`, `update-…`,
+/// `delete`, after any prefix), else `unknown`.
+pub fn action_of(workflow: &DynamicObject) -> String {
+    if let Some(action) = workflow.labels().get(OPERATION_LABEL) {
+        return action.clone();
+    }
+    let template = workflow.data["spec"]["workflowTemplateRef"]["name"]
+        .as_str()
+        .unwrap_or_default();
+    ["create", "update", "delete"]
+        .into_iter()
+        .find(|action| {
+            template.ends_with(&format!("{action}-compiled"))
+                || template.ends_with(&format!("{action}-simple"))
+                || (*action == "delete" && template.ends_with("delete"))
+        })
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Reads how a workflow's operation stands (see the module documentation). `key` is `<namespace>/<name>`.
+pub fn outcome_of(workflow: &DynamicObject) -> OperationOutcome {
+    let name = workflow.name_any();
+    let key = format!("{}/{name}", workflow.namespace().unwrap_or_default());
+    let created = workflow
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    let status = &workflow.data["status"];
+    let message = status["message"].as_str().unwrap_or_default().to_string();
+    let state = match status["phase"].as_str().unwrap_or_default() {
+        "Succeeded" => succeeded(status, &name, &action_of(workflow)),
+        "Failed" => OutcomeState::Failed {
+            class: if deadline_exceeded(status, &message) {
+                FailureClass::Transient
+            } else {
+                FailureClass::Permanent
+            },
+            message,
+        },
+        "Error" => OutcomeState::Failed {
+            class: FailureClass::Transient,
+            message,
+        },
+        _ => OutcomeState::InProgress,
+    };
+    OperationOutcome { key, created, state }
+}
+
+/// A `Succeeded` workflow: the provider's answer, judged by its HTTP status when the templates report it.
+fn succeeded(status: &Value, name: &str, action: &str) -> OutcomeState {
+    let parameter = |wanted: &str| -> Option<&str> {
+        status["nodes"][name]["outputs"]["parameters"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"].as_str() == Some(wanted))?["value"]
+            .as_str()
+    };
+    let output = match parameter(PROVIDER_OUTPUT_PARAMETER) {
+        None => Err(format!(
+            "{UNREADABLE_OUTPUT}: the root node has no {PROVIDER_OUTPUT_PARAMETER} output parameter"
+        )),
+        Some(text) => serde_json::from_str::<ProviderOutput>(text).map_err(|e| {
+            format!("{UNREADABLE_OUTPUT}: {PROVIDER_OUTPUT_PARAMETER} is not the provider's JSON answer: {e}")
+        }),
+    };
+    let http_status = parameter(PROVIDER_STATUS_PARAMETER).and_then(|s| s.trim().parse::<u16>().ok());
+    match (output, http_status) {
+        (Ok(answer), Some(code)) if !answer.provider_error.is_empty() => match code {
+            // The provider has no such object: a delete has nothing left to do (ProviderError::NotFound).
+            404 if action == "delete" => OutcomeState::Succeeded {
+                output: Ok(ProviderOutput::default()),
+            },
+            // Not found, request timeout, too many requests: worth retrying.
+            404 | 408 | 429 => OutcomeState::Succeeded { output: Ok(answer) },
+            // The provider refused the request as written: retrying cannot help until the spec changes.
+            400..=499 => OutcomeState::Failed {
+                class: FailureClass::Permanent,
+                message: answer.provider_error,
+            },
+            _ => OutcomeState::Succeeded { output: Ok(answer) },
+        },
+        (output, _) => OutcomeState::Succeeded { output },
+    }
+}
+
+/// Whether a failed workflow ran out of time (a template's `activeDeadlineSeconds`): a timeout, so transient.
+fn deadline_exceeded(status: &Value, message: &str) -> bool {
+    let mentions_deadline = |text: &str| text.to_ascii_lowercase().contains("deadline");
+    mentions_deadline(message)
+        || status["nodes"].as_object().is_some_and(|nodes| {
+            nodes.values().any(|node| {
+                node["phase"].as_str() == Some("Failed")
+                    && node["message"].as_str().is_some_and(mentions_deadline)
+            })
+        })
 }
