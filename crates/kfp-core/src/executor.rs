@@ -4,8 +4,8 @@
 //! provider and emits an [`Operation`]. An [`Executor`] carries it out and later reports [`OperationOutcome`]s, which
 //! the planner reads on the next reconcile (SPEC 3.1, 3.2). Two executors fit this trait (both in `kfp-operator`):
 //! - `ArgoExecutor`: one Argo `Workflow` per operation (SPEC 4); `outcomes` lists the unprocessed workflows found by the
-//!   three owner labels, `key` is the workflow name, `created` its `creationTimestamp`; `mark_consumed` sets the
-//!   `processed` label.
+//!   three owner labels, `key` is `<workflow namespace>/<workflow name>`, `created` its `creationTimestamp`;
+//!   `mark_consumed` sets the `processed` label.
 //! - `DirectExecutor`: calls an in-process `Provider`; outcomes live in memory until consumed.
 
 use std::fmt;

@@ -10,6 +10,7 @@ use kfp_core::resources::v1beta1::{Experiment, Pipeline, RunSchedule};
 use tokio::sync::watch;
 
 use crate::controllers::{self, Context, generic};
+use crate::health::Readiness;
 
 /// A shutdown signal every controller can wait on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,17 +51,44 @@ impl Shutdown {
     }
 }
 
-/// Runs all six controllers until `shutdown`, then returns once each finished its in-flight reconciles.
-pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown) {
+/// Runs all six controllers until `shutdown`, then returns once each finished its in-flight reconciles. Each
+/// controller registers a readiness check in `readiness` that passes once its cache is filled.
+pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown, readiness: &Readiness) {
     let concurrency = ctx.config.system.concurrency.clone();
     tracing::info!(executor = ?ctx.config.spec.executor, "starting controllers");
+    let ready = |name: &str| readiness.register(&format!("{name} controller cache"));
     tokio::join!(
-        generic::run_simple::<Pipeline>(ctx.clone(), concurrency.pipeline, shutdown.signalled()),
-        generic::run_runs(ctx.clone(), concurrency.run, shutdown.signalled()),
-        generic::run_simple::<RunSchedule>(ctx.clone(), concurrency.run_schedule, shutdown.signalled()),
-        generic::run_simple::<Experiment>(ctx.clone(), concurrency.experiment, shutdown.signalled()),
-        controllers::run_configuration::run(ctx.clone(), concurrency.run_configuration, shutdown.signalled()),
-        controllers::provider::run(ctx.clone(), concurrency.provider, shutdown.signalled()),
+        generic::run_simple::<Pipeline>(
+            ctx.clone(),
+            concurrency.pipeline,
+            shutdown.signalled(),
+            ready("pipeline")
+        ),
+        generic::run_runs(ctx.clone(), concurrency.run, shutdown.signalled(), ready("run")),
+        generic::run_simple::<RunSchedule>(
+            ctx.clone(),
+            concurrency.run_schedule,
+            shutdown.signalled(),
+            ready("runschedule")
+        ),
+        generic::run_simple::<Experiment>(
+            ctx.clone(),
+            concurrency.experiment,
+            shutdown.signalled(),
+            ready("experiment")
+        ),
+        controllers::run_configuration::run(
+            ctx.clone(),
+            concurrency.run_configuration,
+            shutdown.signalled(),
+            ready("runconfiguration")
+        ),
+        controllers::provider::run(
+            ctx.clone(),
+            concurrency.provider,
+            shutdown.signalled(),
+            ready("provider")
+        ),
     );
     tracing::info!("controllers stopped");
 }

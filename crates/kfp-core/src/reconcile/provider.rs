@@ -30,6 +30,9 @@ use crate::values::SynchronizationState;
 pub const FIELD_MANAGER: &str = "kfp-operator";
 /// The label that ties the provider's Deployment, pods and Service together (`app=provider-<name>`).
 pub const APP_LABEL: &str = "app";
+/// Marks the Deployments and Services the operator manages (`app.kubernetes.io/managed-by: kfp-operator`), so
+/// the controller watches only those instead of every Deployment and Service in the cluster.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Environment variable names the operator sets on the provider service container.
 pub const PROVIDER_NAME_ENV: &str = "PROVIDERNAME";
 pub const PIPELINE_ROOT_STORAGE_ENV: &str = "PIPELINEROOTSTORAGE";
@@ -111,6 +114,7 @@ fn app_labels(provider: &Provider) -> BTreeMap<String, String> {
 fn object_labels(provider: &Provider, config: &DefaultProviderValues) -> BTreeMap<String, String> {
     let mut labels = config.labels.clone();
     labels.extend(app_labels(provider));
+    labels.insert(MANAGED_BY_LABEL.to_string(), FIELD_MANAGER.to_string());
     labels
 }
 

@@ -33,10 +33,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{
-    Context, ControllerError, action, completion_triggers, error_policy, get_opt, instrumented, now,
-    replace_status,
+    Context, ControllerError, action, completion_triggers, error_policy, get_opt, instrumented,
+    mark_ready_when_synced, now, replace_status,
 };
 use crate::executor::argo;
+use crate::health::ReadinessFlag;
 
 /// A kind driven by the generic state machine.
 pub trait SynchronizedKind:
@@ -336,8 +337,11 @@ pub async fn run_simple<K: SynchronizedKind>(
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: ReadinessFlag,
 ) {
-    controller::<K>(&ctx, concurrency)
+    let controller = controller::<K>(&ctx, concurrency);
+    mark_ready_when_synced(controller.store(), ready);
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy, ctx)
         .for_each(|_| async {})
@@ -349,9 +353,11 @@ pub async fn run_runs(
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: ReadinessFlag,
 ) {
     let controller = controller::<Run>(&ctx, concurrency);
     let runs = controller.store();
+    mark_ready_when_synced(runs.clone(), ready);
     let runs_of_pipeline = runs.clone();
     let pipelines: Api<Pipeline> = ctx.watched();
     let rcs: Api<RunConfiguration> = ctx.watched();

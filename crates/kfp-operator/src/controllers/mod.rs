@@ -256,6 +256,20 @@ fn tokio_stream_from(
     })
 }
 
+/// Sets `ready` once the controller's cache of its own kind has been filled (`/readyz`).
+pub fn mark_ready_when_synced<K>(
+    store: kube::runtime::reflector::Store<K>,
+    ready: crate::health::ReadinessFlag,
+) where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready.set(true);
+        }
+    });
+}
+
 /// Replaces the status subresource of `object` with its current `status`, using its `resourceVersion`.
 pub async fn replace_status<K>(api: &kube::Api<K>, object: &K) -> Result<K, ControllerError>
 where

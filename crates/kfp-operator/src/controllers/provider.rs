@@ -10,7 +10,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kfp_core::reconcile::provider::{
-    APP_LABEL, Command, FIELD_MANAGER, Observed, Subresource, plan, plan_apply_failure, resource_name,
+    APP_LABEL, Command, FIELD_MANAGER, MANAGED_BY_LABEL, Observed, Subresource, plan, plan_apply_failure,
+    resource_name,
 };
 use kfp_core::resources::v1beta1::{Conditions, Provider};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -19,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, ControllerError, error_policy, get_opt, instrumented, now, replace_status};
+use crate::health::ReadinessFlag;
 
 const CONTROLLER: &str = "provider";
 
@@ -161,22 +163,17 @@ pub async fn run(
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: ReadinessFlag,
 ) {
-    Controller::new(
-        ctx.watched::<Provider>(),
-        watcher::Config::default(),
-    )
-    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-    .owns(
-        ctx.watched::<Deployment>(),
-        watcher::Config::default(),
-    )
-    .owns(
-        ctx.watched::<Service>(),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+    let controller = Controller::new(ctx.watched::<Provider>(), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    super::mark_ready_when_synced(controller.store(), ready);
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
+    controller
+        .owns(ctx.watched::<Deployment>(), managed.clone())
+        .owns(ctx.watched::<Service>(), managed)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
 }

@@ -22,6 +22,7 @@ use kube::{Resource, ResourceExt};
 
 use super::generic::{get_run_configuration, pipeline_observation};
 use super::{Context, ControllerError, error_policy, get_opt, instrumented, now, replace_status};
+use crate::health::ReadinessFlag;
 
 const CONTROLLER: &str = "runconfiguration";
 
@@ -155,17 +156,16 @@ pub async fn run(
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: ReadinessFlag,
 ) {
     let api: Api<RunConfiguration> = ctx.watched();
     let controller = Controller::new(api.clone(), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let by_pipeline = controller.store();
     let by_dependency = controller.store();
+    super::mark_ready_when_synced(controller.store(), ready);
     controller
-        .owns(
-            ctx.watched::<RunSchedule>(),
-            watcher::Config::default(),
-        )
+        .owns(ctx.watched::<RunSchedule>(), watcher::Config::default())
         .owns(ctx.watched::<Run>(), watcher::Config::default())
         .watches(
             ctx.watched::<Pipeline>(),
