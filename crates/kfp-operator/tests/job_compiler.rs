@@ -1,8 +1,8 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 //! The Job compiler on a real kube-apiserver (`kfp-testenv`). There is no Job controller and no kubelet: the tests
-//! play both, creating the Job's pod and setting its status and the Job's conditions as they would. What they
-//! cannot cover is reading the compiled pipeline from the pod log on success: the API server proxies `pods/log`
-//! to the pod's kubelet.
+//! play both, creating the Job's pod and setting its status and the Job's conditions as they would. For the success
+//! path a fake kubelet (a Node pointing at a local HTTPS server) serves the pod log that the API server proxies.
+//! Not covered: real images, the Job controller's own timing, and log rotation on a real node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,4 +325,147 @@ async fn a_job_that_never_finishes_times_out_as_transient_and_is_cleaned_up() {
             .iter()
             .all(|cm| !cm.name_any().starts_with("kfp-compile-"))
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The success path: a fake kubelet serves the pod log
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A kubelet that answers every request with `log` over HTTPS (self-signed: the test API server has no
+/// `--kubelet-certificate-authority`, so it does not verify kubelets), recording the request lines.
+struct FakeKubelet {
+    port: u16,
+    requests: std::sync::mpsc::Receiver<String>,
+}
+
+impl FakeKubelet {
+    fn start(log: String) -> Self {
+        use std::io::{Read, Write};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert = certified.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap();
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, requests) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let Ok(connection) = rustls::ServerConnection::new(config.clone()) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let line = text.lines().next().unwrap_or_default().to_string();
+                let _ = tx.send(line);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{log}",
+                    log.len()
+                );
+                let _ = tls.write_all(response.as_bytes());
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        Self { port, requests }
+    }
+}
+
+#[tokio::test]
+async fn a_completed_job_yields_the_compiled_pipeline_from_the_pod_log() {
+    use k8s_openapi::api::core::v1::Node;
+    let (client, ns) = api_server().await;
+    let ns = ns.name().to_string();
+    let compiled = json!({"displayName": "team-penguin", "pipelineSpec": {"root": {}}});
+    let kubelet = FakeKubelet::start(format!(
+        "INFO compiling team/penguin\n{{\"not\": \"the result\"}}\n\n{}\n{compiled}\n",
+        kfp_operator::compiler::job::COMPILED_MARKER
+    ));
+
+    // A Node whose kubelet is the fake one (nodes are cluster-wide: one per test namespace).
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node_name = format!("fake-kubelet-{ns}");
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": node_name}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    nodes
+        .patch_status(
+            &node_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port}}
+            }})),
+        )
+        .await
+        .unwrap();
+
+    let compiler = JobCompiler::new(client.clone(), &ns);
+    let (compile, job) = start(compiler, &client, &ns).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("{}-pod", job.name_any()),
+            "labels": {"batch.kubernetes.io/controller-uid": job.uid().unwrap()},
+        },
+        "spec": job.spec.as_ref().unwrap().template.spec,
+    }))
+    .unwrap();
+    pod.spec.as_mut().unwrap().node_name = Some(node_name.clone());
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    pods.patch_status(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    jobs.patch_status(
+        &job.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "startTime": now, "completionTime": now, "succeeded": 1,
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                 "lastTransitionTime": now, "lastProbeTime": now},
+                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+                 "lastTransitionTime": now, "lastProbeTime": now},
+            ]
+        }})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot complete the Job: {e}"));
+
+    let result = tokio::time::timeout(Duration::from_secs(20), compile)
+        .await
+        .unwrap()
+        .unwrap();
+    nodes.delete(&node_name, &Default::default()).await.unwrap();
+    assert_eq!(result.unwrap(), compiled);
+    let request = kubelet.requests.try_recv().unwrap();
+    assert!(
+        request.starts_with(&format!(
+            "GET /containerLogs/{ns}/{}-pod/{COMPILE_CONTAINER}",
+            job.name_any()
+        )),
+        "{request}"
+    );
+    assert_cleaned_up(&client, &ns, &job.name_any()).await;
 }
