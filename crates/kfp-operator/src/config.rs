@@ -231,13 +231,63 @@ pub struct ArgoConfig {
     pub workflow_template_prefix: String,
 }
 
-/// `spec.direct.*`: the direct executor.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `spec.direct.*`: the direct executor (`docs/direct-executor.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DirectConfig {
     /// Registry name (`stub`, `kfp`, `vai`, `http`, ...) of Providers without the
     /// `pipelines.kubeflow.org/provider-type` annotation; empty: such Providers cannot be used in direct mode.
     pub default_provider_type: String,
+    /// How long one provider call may take before it counts as a transient failure (default `5m`, the Argo
+    /// templates' step deadline).
+    #[serde(with = "duration_text")]
+    pub provider_timeout: Duration,
+    /// Where pipelines are compiled: `local` (a subprocess per framework, for development) or `job` (a Kubernetes
+    /// Job running the framework and pipeline images, as the Argo `compile` step does). Default `local`.
+    pub compiler: CompilerKind,
+    /// `local` compiler: framework name (compared ignoring case) to the command that compiles it, a path to a
+    /// `compile.sh` that takes `--pipeline_config <file> --output_file <path>` (SPEC 8). The framework `stub` is
+    /// built in (`compilers/stub/compile.sh`) unless listed here.
+    pub compilers: BTreeMap<String, String>,
+    /// How long one compilation may take: the local subprocess is killed, the Job gets it as
+    /// `activeDeadlineSeconds` (default `30m`, the Argo compile step deadline).
+    #[serde(with = "duration_text")]
+    pub compile_timeout: Duration,
+    /// `job` compiler: the namespace of the compile Jobs; empty: the operator's namespace (`POD_NAMESPACE`), else
+    /// `kfp-operator-system`.
+    pub compile_namespace: String,
+    /// `job` compiler: the ServiceAccount of the compile pods; empty: the namespace's default.
+    pub compile_service_account: String,
+    /// `job` compiler: finished Jobs that the operator could not delete itself are removed this long after they
+    /// finish (`ttlSecondsAfterFinished`, default `1h`).
+    #[serde(with = "duration_text")]
+    pub compile_job_ttl: Duration,
+}
+
+impl Default for DirectConfig {
+    fn default() -> Self {
+        Self {
+            default_provider_type: String::new(),
+            provider_timeout: Duration::from_secs(5 * 60),
+            compiler: CompilerKind::Local,
+            compilers: BTreeMap::new(),
+            compile_timeout: Duration::from_secs(30 * 60),
+            compile_namespace: String::new(),
+            compile_service_account: String::new(),
+            compile_job_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Which [`Compiler`](kfp_core::compiler::Compiler) the direct executor uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CompilerKind {
+    /// A local subprocess per framework (`crate::compiler::LocalCompiler`).
+    #[default]
+    Local,
+    /// A Kubernetes Job per compilation (`crate::compiler::JobCompiler`).
+    Job,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -803,6 +853,35 @@ mod tests {
         assert_eq!(config.spec.default_provider_values.service_port, 8080);
         assert_eq!(config.spec.run_completion_feed.port, 8082);
         assert_eq!(config.spec.executor, ExecutorKind::Argo);
+        assert_eq!(config.spec.direct.provider_timeout, Duration::from_secs(300));
+        assert_eq!(config.spec.direct.compiler, CompilerKind::Local);
+    }
+
+    #[test]
+    fn direct_executor_keys_load() {
+        let yaml = "
+spec:
+  executor: direct
+  direct:
+    defaultProviderType: stub
+    providerTimeout: 90s
+    compiler: job
+    compilers: {tfx: /opt/tfx/compile.sh}
+    compileTimeout: 10m
+    compileNamespace: builds
+    compileServiceAccount: compiler
+    compileJobTtl: 5m
+";
+        let config: OperatorConfig = serde_saphyr::from_str(yaml).unwrap();
+        let direct = config.spec.direct;
+        assert_eq!(direct.default_provider_type, "stub");
+        assert_eq!(direct.provider_timeout, Duration::from_secs(90));
+        assert_eq!(direct.compiler, CompilerKind::Job);
+        assert_eq!(direct.compilers["tfx"], "/opt/tfx/compile.sh");
+        assert_eq!(direct.compile_timeout, Duration::from_secs(600));
+        assert_eq!(direct.compile_namespace, "builds");
+        assert_eq!(direct.compile_service_account, "compiler");
+        assert_eq!(direct.compile_job_ttl, Duration::from_secs(300));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the HTTP endpoints. The `kfp-operator` binary is a thin CLI over this library, so in-house platforms can embed
 //! the same pieces in their own binaries.
 
+pub mod compiler;
 pub mod config;
 pub mod controllers;
 pub mod crds;
