@@ -349,7 +349,8 @@ pub mod proto {
 
 /// The RPC paths, `/ml_metadata.MetadataStoreService/<Method>`.
 pub mod methods {
-    pub const GET_CONTEXT_BY_TYPE_AND_NAME: &str = "/ml_metadata.MetadataStoreService/GetContextByTypeAndName";
+    pub const GET_CONTEXT_BY_TYPE_AND_NAME: &str =
+        "/ml_metadata.MetadataStoreService/GetContextByTypeAndName";
     pub const GET_EXECUTIONS_BY_CONTEXT: &str = "/ml_metadata.MetadataStoreService/GetExecutionsByContext";
     pub const GET_EVENTS_BY_EXECUTION_IDS: &str = "/ml_metadata.MetadataStoreService/GetEventsByExecutionIDs";
     pub const GET_ARTIFACTS_BY_ID: &str = "/ml_metadata.MetadataStoreService/GetArtifactsByID";
@@ -460,9 +461,8 @@ impl MlmdClient {
             type_name: Some(type_name.to_string()),
             context_name: Some(context_name.to_string()),
         };
-        let response: GetContextByTypeAndNameResponse = self
-            .unary(methods::GET_CONTEXT_BY_TYPE_AND_NAME, request)
-            .await?;
+        let response: GetContextByTypeAndNameResponse =
+            self.unary(methods::GET_CONTEXT_BY_TYPE_AND_NAME, request).await?;
         Ok(response.context)
     }
 
@@ -499,9 +499,8 @@ impl MlmdClient {
             let request = GetEventsByExecutionIdsRequest {
                 execution_ids: chunk.to_vec(),
             };
-            let mut response: GetEventsByExecutionIdsResponse = self
-                .unary(methods::GET_EVENTS_BY_EXECUTION_IDS, request)
-                .await?;
+            let mut response: GetEventsByExecutionIdsResponse =
+                self.unary(methods::GET_EVENTS_BY_EXECUTION_IDS, request).await?;
             events.append(&mut response.events);
         }
         Ok(events)
@@ -596,10 +595,8 @@ pub fn pipeline_components(
     events: &[Event],
     artifacts: &[Artifact],
 ) -> Result<Vec<PipelineComponent>, ProviderError> {
-    let artifacts: HashMap<i64, &Artifact> = artifacts
-        .iter()
-        .filter_map(|a| a.id.map(|id| (id, a)))
-        .collect();
+    let artifacts: HashMap<i64, &Artifact> =
+        artifacts.iter().filter_map(|a| a.id.map(|id| (id, a))).collect();
     let mut outputs: HashMap<i64, Vec<&Event>> = HashMap::new();
     for event in events.iter().filter(|e| is_output(e)) {
         if let (Some(execution), Some(_)) = (event.execution_id, event.artifact_id) {
@@ -618,7 +615,10 @@ pub fn pipeline_components(
             .and_then(proto::Value::as_str)
             .filter(|n| !n.is_empty());
         let Some(name) = name else {
-            tracing::debug!(execution = id, "skipping an ML Metadata execution without a display_name");
+            tracing::debug!(
+                execution = id,
+                "skipping an ML Metadata execution without a display_name"
+            );
             continue;
         };
         events.sort_by_key(|e| (e.path_index().unwrap_or(0), e.artifact_id));
@@ -648,7 +648,11 @@ pub fn pipeline_components(
                 continue;
             };
             let instance = instance(artifact);
-            match component.component_artifacts.iter_mut().find(|a| a.name == output) {
+            match component
+                .component_artifacts
+                .iter_mut()
+                .find(|a| a.name == output)
+            {
                 Some(existing) => existing.artifacts.push(instance),
                 None => component.component_artifacts.push(ComponentArtifact {
                     name: output.to_string(),
@@ -847,7 +851,11 @@ mod tests {
         let artifacts = [
             artifact(10, "gs://in", &[]),
             artifact(11, "gs://stats", &[]),
-            artifact(12, "gs://model/1", &[(DISPLAY_NAME, Value::string("model")), ("pushed", Value::int(1))]),
+            artifact(
+                12,
+                "gs://model/1",
+                &[(DISPLAY_NAME, Value::string("model")), ("pushed", Value::int(1))],
+            ),
             artifact(13, "gs://x", &[]),
             artifact(14, "gs://model/2", &[]),
             artifact(15, "gs://model/3", &[(DISPLAY_NAME, Value::string("model"))]),
@@ -954,19 +962,31 @@ mod tests {
                 .unwrap_err()
                 .is_permanent()
         );
-        assert!(MlmdClient::new("not an address", token, timeout).unwrap_err().is_permanent());
+        assert!(
+            MlmdClient::new("not an address", token, timeout)
+                .unwrap_err()
+                .is_permanent()
+        );
     }
 
     #[test]
     fn statuses_map_to_error_classes() {
         let m = methods::GET_ARTIFACTS_BY_ID;
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Internal, Code::Unauthenticated] {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Internal,
+            Code::Unauthenticated,
+        ] {
             let err = status_error(m, &tonic::Status::new(code, "x"));
             assert!(matches!(err, ProviderError::Transient(_)), "{code:?}: {err:?}");
         }
         assert!(status_error(m, &tonic::Status::not_found("x")).is_not_found());
         assert!(status_error(m, &tonic::Status::invalid_argument("x")).is_permanent());
         let message = status_error(m, &tonic::Status::unavailable("down")).to_string();
-        assert!(message.contains("GetArtifactsByID") && message.contains("down"), "{message}");
+        assert!(
+            message.contains("GetArtifactsByID") && message.contains("down"),
+            "{message}"
+        );
     }
 }
