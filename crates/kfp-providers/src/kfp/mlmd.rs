@@ -370,12 +370,13 @@ impl MlmdClient {
     /// A client of the store at `address` (`host:port`, or `http://host:port`); nothing is connected yet.
     pub(crate) fn new(address: &str, token: TokenSource, timeout: Duration) -> Result<Self, ProviderError> {
         let address = address.trim();
-        let uri = if address.starts_with("https://") {
+        if address.starts_with("https://") {
             return Err(ProviderError::invalid(format!(
                 "grpcMetadataStoreAddress {address:?}: TLS is not supported (ML Metadata serves plaintext gRPC); \
                  give host:port"
             )));
-        } else if address.starts_with("http://") {
+        }
+        let uri = if address.starts_with("http://") {
             address.to_string()
         } else {
             format!("http://{address}")

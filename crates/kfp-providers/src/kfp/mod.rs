@@ -14,7 +14,9 @@
 //! transport errors [`ProviderError::Transient`]. In multi-user mode every request carries the bearer token read
 //! from `tokenPath` at that moment (so a rotated projected token is used at once).
 //!
-//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events").
+//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events"),
+//! with their output artifacts read over REST ([`artifacts`]) or from ML Metadata over gRPC ([`mlmd`]), as
+//! [`KfpConfig::artifact_source`] says.
 //!
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
