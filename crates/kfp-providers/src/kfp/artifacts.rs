@@ -15,9 +15,9 @@
 //! without outputs are left out; tasks sharing a display name (loop iterations) are merged into one component,
 //! their instances appended in task order.
 //!
-//! An MLMD gRPC implementation (`GetContextByTypeAndName(system.PipelineRun, <run id>)` ->
-//! `GetExecutionsByContext` -> `GetEventsByExecutionIDs` (OUTPUT) -> `GetArtifactsByID`) can replace it behind the
-//! same trait.
+//! [`super::mlmd::MlmdArtifactResolver`] is the ML Metadata gRPC implementation of the same trait
+//! (`GetContextByTypeAndName(system.PipelineRun, <run id>)` -> `GetExecutionsByContext` -> `GetEventsByExecutionIDs`
+//! (OUTPUT) -> `GetArtifactsByID`), chosen by the `grpcMetadataStoreAddress` / `artifactSource` parameters.
 
 use std::collections::BTreeMap;
 

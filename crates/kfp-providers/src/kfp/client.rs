@@ -21,7 +21,7 @@ pub(crate) struct TokenSource {
 impl TokenSource {
     /// Reads the token now, so a rotated file is picked up by the next request. The token is never logged nor put
     /// in an error message.
-    async fn read(&self) -> Result<Option<String>, ProviderError> {
+    pub(crate) async fn read(&self) -> Result<Option<String>, ProviderError> {
         match tokio::fs::read_to_string(&self.path).await {
             Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
             Ok(_) | Err(_) if !self.required => Ok(None),

@@ -11,8 +11,9 @@
 //!   `run-namespace/run-name` (each only if the name is not empty);
 //! - `runStartTime` = `created_at`, `runEndTime` = `finished_at` (now when missing);
 //! - `pipelineComponents` from the run's task details and their output artifacts, read by an [`ArtifactResolver`]
-//!   (by default [`RestArtifactResolver`]: `run_details.task_details[].outputs` + `GET /apis/v2beta1/artifacts/{id}`,
-//!   see [`super::artifacts`]). If the artifacts cannot be read, nothing is yielded for the workflow now: the error
+//!   chosen by `config.artifact_source`: [`RestArtifactResolver`] (`run_details.task_details[].outputs` +
+//!   `GET /apis/v2beta1/artifacts/{id}`, see [`super::artifacts`]) or [`MlmdArtifactResolver`] (ML Metadata gRPC,
+//!   see [`super::mlmd`]). If the artifacts cannot be read, nothing is yielded for the workflow now: the error
 //!   is returned (as [`ProviderError::Transient`]) and the workflow is read again on the next call, so an event is
 //!   never delivered with its artifacts silently missing.
 //!
@@ -48,7 +49,8 @@ use serde_json::{Value, json};
 use super::api::Run;
 use super::artifacts::{ArtifactResolver, RestArtifactResolver};
 use super::client::{KfpClient, TokenSource};
-use super::{KfpConfig, KfpProvider};
+use super::mlmd::MlmdArtifactResolver;
+use super::{ArtifactSource, KfpConfig, KfpProvider};
 
 /// The label every KFP workflow carries: the run id.
 pub const RUN_ID_LABEL: &str = "pipeline/runid";
@@ -124,7 +126,10 @@ impl KfpEventSource {
             required: config.multi_user,
         };
         let kfp = KfpClient::new(&config.rest_url, token, config.request_timeout, config.page_size)?;
-        let artifacts = Arc::new(RestArtifactResolver::with_client(kfp.clone()));
+        let artifacts: Arc<dyn ArtifactResolver> = match &config.artifact_source {
+            ArtifactSource::Rest => Arc::new(RestArtifactResolver::with_client(kfp.clone())),
+            ArtifactSource::Mlmd { address } => Arc::new(MlmdArtifactResolver::new(address, &config)?),
+        };
         Ok(Self {
             config,
             kfp,

@@ -14,7 +14,9 @@
 //! transport errors [`ProviderError::Transient`]. In multi-user mode every request carries the bearer token read
 //! from `tokenPath` at that moment (so a rotated projected token is used at once).
 //!
-//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events").
+//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events"),
+//! with their output artifacts read over REST ([`artifacts`]) or from ML Metadata over gRPC ([`mlmd`]), as
+//! [`KfpConfig::artifact_source`] says.
 //!
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
@@ -24,6 +26,7 @@ mod client;
 pub mod events;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+pub mod mlmd;
 pub mod pipeline;
 
 use std::path::PathBuf;
@@ -52,6 +55,18 @@ pub const DEFAULT_REST_URL: &str = "http://ml-pipeline.kubeflow:8888";
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kfp/token";
 /// Default of `defaultExperiment`: the experiment KFP creates itself.
 pub const DEFAULT_EXPERIMENT: &str = "Default";
+/// Default of `grpcMetadataStoreAddress` when `artifactSource` is `mlmd` and no address is given (SPEC 5.3).
+pub const DEFAULT_METADATA_STORE_ADDRESS: &str = "metadata-grpc-service.kubeflow:8080";
+
+/// Where the event source reads the output artifacts of finished runs from (`artifactSource`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ArtifactSource {
+    /// The KFP v2beta1 REST API: task details of the run + `GetArtifact` ([`artifacts::RestArtifactResolver`]).
+    #[default]
+    Rest,
+    /// ML Metadata over gRPC at this address (`host:port` or `http://host:port`) ([`mlmd::MlmdArtifactResolver`]).
+    Mlmd { address: String },
+}
 
 /// The provider's settings, read from the Provider resource's parameters by [`KfpConfig::from_provider_config`].
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +89,9 @@ pub struct KfpConfig {
     pub request_timeout: Duration,
     /// `pageSize` (default 100): the page size of list requests.
     pub page_size: u32,
+    /// `artifactSource` / `grpcMetadataStoreAddress`: where output artifacts are read from (default REST; ML
+    /// Metadata when `grpcMetadataStoreAddress` is set).
+    pub artifact_source: ArtifactSource,
 }
 
 impl KfpConfig {
@@ -89,11 +107,17 @@ impl KfpConfig {
             token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
             request_timeout: Duration::from_secs(30),
             page_size: 100,
+            artifact_source: ArtifactSource::Rest,
         }
     }
 
     /// Reads the parameters (case-insensitive keys): `restKfpApiUrl`, `kfpNamespace`, `kfpMultiUserMode`,
-    /// `defaultExperiment`, `tokenPath`, `requestTimeoutSeconds`, `pageSize`.
+    /// `defaultExperiment`, `tokenPath`, `requestTimeoutSeconds`, `pageSize`, `grpcMetadataStoreAddress`,
+    /// `artifactSource`.
+    ///
+    /// Artifacts come from ML Metadata when `grpcMetadataStoreAddress` is set (as in the Go provider's Provider
+    /// resources) or `artifactSource` is `mlmd` (address [`DEFAULT_METADATA_STORE_ADDRESS`] unless given), and from
+    /// the REST API otherwise or when `artifactSource` is `rest`.
     pub fn from_provider_config(config: &ProviderConfig) -> Result<Self, ProviderError> {
         let mut kfp = Self::new(config.name.clone());
         kfp.pipeline_root_storage = config.pipeline_root_storage.clone();
@@ -138,6 +162,19 @@ impl KfpConfig {
         if let Some(size) = number("pageSize")? {
             kfp.page_size = u32::try_from(size).unwrap_or(u32::MAX);
         }
+        let address = text("grpcMetadataStoreAddress");
+        kfp.artifact_source = match text("artifactSource").map(|s| s.to_ascii_lowercase()).as_deref() {
+            None if address.is_none() => ArtifactSource::Rest,
+            None | Some("mlmd") => ArtifactSource::Mlmd {
+                address: address.unwrap_or_else(|| DEFAULT_METADATA_STORE_ADDRESS.to_string()),
+            },
+            Some("rest") => ArtifactSource::Rest,
+            Some(other) => {
+                return Err(ProviderError::invalid(format!(
+                    "parameter artifactSource is {other:?}; expected mlmd or rest"
+                )));
+            }
+        };
         Ok(kfp)
     }
 }
