@@ -286,15 +286,27 @@ fn spec_3_7_step_5_unresolvable_parameters_record_an_event_and_create_nothing() 
         "base-namespace/penguin-pipeline-examples-rc".into(),
         RunReference::default(),
     );
-    dependant.status = Some(status);
+    dependant.status = Some(status.clone());
+    // Decision 5: the dependency is still seen (its baseline recorded), so its first success triggers.
+    let mut seen = status;
+    seen.triggers.run_configurations.insert(
+        "base-namespace/penguin-pipeline-examples-rc".into(),
+        TriggeredRunReference::default(),
+    );
     assert_eq!(
         run_configuration::plan(&observed(dependant)),
-        Plan::new(vec![Command::RecordEvent(event(
-            EventType::Normal,
-            "Synced",
-            "Unable to resolve parameters: artifact 'examples' not found in dependency \
-             'base-namespace/penguin-pipeline-examples-rc'",
-        ))])
+        Plan::new(vec![
+            Command::SetStatus {
+                status: seen,
+                event: None
+            },
+            Command::RecordEvent(event(
+                EventType::Normal,
+                "Synced",
+                "Unable to resolve parameters: artifact 'examples' not found in dependency \
+                 'base-namespace/penguin-pipeline-examples-rc'",
+            ))
+        ])
     );
 }
 
@@ -439,6 +451,48 @@ fn decision_5_a_new_succeeded_run_of_a_dependency_triggers_a_run() {
         );
         assert_eq!(event, &None);
     }
+}
+
+#[test]
+fn decision_5_a_dependency_that_first_succeeds_while_parameters_are_unresolvable_triggers() {
+    // The fixture as users write it: the parameter is required, so it cannot resolve before the dependency's
+    // first success. The dependency is still seen (baseline ""), so that success triggers a Run.
+    let key = "base-namespace/penguin-pipeline-examples-rc";
+    let mut dependant = dependency_rcs().remove(1);
+    let mut status = RunConfigurationStatus::default();
+    status
+        .dependencies
+        .run_configurations
+        .insert(key.into(), RunReference::default());
+    dependant.status = Some(status);
+    let plan = run_configuration::plan(&dependant_observed(dependant.clone()));
+    assert!(created_runs(&plan).is_empty(), "{plan:?}");
+    let Some(Command::SetStatus { status: recorded, .. }) = plan.commands.first() else {
+        panic!("expected the baseline to be recorded first: {plan:?}");
+    };
+    assert_eq!(recorded.triggers.run_configurations[key].provider_id, "");
+    assert!(
+        plan.commands.iter().any(|c| matches!(c, Command::RecordEvent(e)
+            if e.message.starts_with("Unable to resolve parameters"))),
+        "{plan:?}"
+    );
+
+    // The dependency succeeds: the snapshot has its run and artifact, the parameter resolves, a Run is created.
+    let mut status = recorded.clone();
+    status.dependencies.run_configurations.insert(
+        key.into(),
+        RunReference {
+            provider_id: "run-1".into(),
+            artifacts: vec![Artifact {
+                name: "examples".into(),
+                location: "gs://b/run-1".into(),
+            }],
+            run_end_time: None,
+        },
+    );
+    dependant.status = Some(status);
+    let plan = run_configuration::plan(&dependant_observed(dependant));
+    assert_eq!(created_runs(&plan).len(), 1, "{plan:?}");
 }
 
 #[test]
@@ -804,6 +858,10 @@ fn spec_3_8_creates_deployment_and_service_from_fixture() {
     let app = BTreeMap::from([("app".to_string(), "provider-stub".to_string())]);
     let object_labels = BTreeMap::from([
         ("app".to_string(), "provider-stub".to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "kfp-operator".to_string(),
+        ),
         ("team".to_string(), "ml".to_string()),
     ]);
     assert_eq!(deployment.metadata.name.as_deref(), Some("provider-stub"));

@@ -156,11 +156,30 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies) {
         Ok(resolved) => resolved.values,
         Err(error) => {
-            return Plan::new(vec![Command::RecordEvent(Event {
+            let mut commands = vec![Command::RecordEvent(Event {
                 type_: EventType::Normal,
                 reason: reasons::SYNCED.to_string(),
                 message: format!("Unable to resolve parameters: {error}"),
-            })]);
+            })];
+            // Decision 5 compares a dependency's provider id with the one last seen. A dependency whose parameter
+            // cannot be resolved yet (typically: it never succeeded) must still be *seen*, or its first success
+            // would only record a baseline and never trigger. Only dependencies not yet seen are recorded: a
+            // change to a known one stays pending until the parameters resolve, and then fires.
+            let desired = desired_triggers(rc, &status, &namespace);
+            let mut new = status.clone();
+            for (key, seen) in desired.run_configurations {
+                new.triggers.run_configurations.entry(key).or_insert(seen);
+            }
+            if new != status {
+                commands.insert(
+                    0,
+                    Command::SetStatus {
+                        status: new,
+                        event: None,
+                    },
+                );
+            }
+            return Plan::new(commands);
         }
     };
 

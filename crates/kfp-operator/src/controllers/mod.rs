@@ -14,9 +14,8 @@ use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::executor::{Executor, ExecutorError, ResourceKind, ResourceRef};
-use kfp_core::reconcile::{Event, EventType};
+use kfp_core::reconcile::Event;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -26,7 +25,9 @@ use tracing::Instrument;
 use crate::config::OperatorConfig;
 use crate::executor::Completions;
 use crate::telemetry::Metrics;
+use events::Recorder;
 
+pub mod events;
 pub mod generic;
 pub mod provider;
 pub mod run_configuration;
@@ -62,11 +63,7 @@ impl Context {
         config: Arc<OperatorConfig>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let reporter = Reporter {
-            controller: REPORTER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = Recorder::new(client.clone(), std::env::var("POD_NAME").ok());
         Arc::new(Self {
             client,
             executor,
@@ -98,31 +95,10 @@ impl Context {
 
     /// Records a Kubernetes Event on `object`. A failure to record is logged, never fatal: events are for humans.
     pub async fn record<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
-        let published = kube::runtime::events::Event {
-            type_: match event.type_ {
-                EventType::Normal => kube::runtime::events::EventType::Normal,
-                EventType::Warning => kube::runtime::events::EventType::Warning,
-            },
-            reason: event.reason.clone(),
-            note: Some(truncate(&event.message, 1000)),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&published, &object.object_ref(&())).await {
+        if let Err(error) = self.recorder.record(object, event).await {
             tracing::warn!(%error, reason = %event.reason, "could not record an event");
         }
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// Why a reconcile failed. The controller retries after [`ERROR_REQUEUE`].
@@ -204,7 +180,7 @@ pub async fn instrumented<F>(
 where
     F: std::future::Future<Output = Result<Action, ControllerError>>,
 {
-    let span = tracing::info_span!("reconcile", kind = controller, namespace, name);
+    let span = crate::telemetry::reconcile_span(controller, namespace, name);
     let started = Instant::now();
     let result = reconcile.instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -213,13 +189,9 @@ where
         elapsed,
         result.as_ref().err().map(ControllerError::reason),
     );
-    span.in_scope(|| {
-        tracing::debug!(
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            ok = result.is_ok(),
-            "reconciled"
-        )
-    });
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    span.record("duration_ms", duration_ms);
+    span.in_scope(|| tracing::debug!(duration_ms, ok = result.is_ok(), "reconciled"));
     result
 }
 

@@ -1,0 +1,140 @@
+//! Kubernetes Events (`events.k8s.io/v1`) on reconciled objects, reporting controller `kfp-operator`.
+//!
+//! kube-runtime's recorder folds events with the same reason into one series and keeps the first note, so
+//! `Syncing: Updating` after `Syncing: Creating` would never show. Here an event is a repeat only when its type,
+//! reason and note are all the same: a repeat within [`SERIES_WINDOW`] bumps the series count of the existing
+//! Event (as `kubectl describe` shows "x3 over 2m"), anything else is a new Event.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::events::v1::{Event as KubeEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kfp_core::reconcile::Event;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::REPORTER;
+
+/// How long an identical event counts as a repeat of the last one.
+pub const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
+/// At most this many event series are remembered; older ones are forgotten (their repeats start a new Event).
+const MAX_REMEMBERED: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    namespace: String,
+    uid: String,
+    type_: &'static str,
+    reason: String,
+    note: String,
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    name: String,
+    count: i32,
+    last: Timestamp,
+}
+
+/// Records events; cheap to clone (shared cache).
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    instance: String,
+    series: std::sync::Arc<Mutex<HashMap<Key, Series>>>,
+}
+
+impl Recorder {
+    /// `instance` is the reporting instance (the pod name); `None`: `kfp-operator`.
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        Self {
+            client,
+            instance: instance.unwrap_or_else(|| REPORTER.to_string()),
+            series: Default::default(),
+        }
+    }
+
+    /// Records `event` on `object`.
+    pub async fn record<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        event: &Event,
+    ) -> Result<(), kube::Error> {
+        let namespace = object.namespace().unwrap_or_else(|| "default".to_string());
+        let note = truncate(&event.message, 1000);
+        let key = Key {
+            namespace: namespace.clone(),
+            uid: object.uid().unwrap_or_default(),
+            type_: event.type_.as_str(),
+            reason: event.reason.clone(),
+            note: note.clone(),
+        };
+        let now = Timestamp::now();
+        let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
+        let mut series = self.series.lock().await;
+        if let Some(existing) = series.get_mut(&key).filter(|s| s.last + SERIES_WINDOW > now) {
+            existing.count += 1;
+            existing.last = now;
+            let patch = json!({ "series": EventSeries {
+                count: existing.count,
+                last_observed_time: MicroTime(now),
+            }});
+            match api
+                .patch(&existing.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // The Event expired (the API server's event TTL) or was deleted: record a new one.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let name = format!("{}.{:x}", object.name_any(), now.as_nanosecond());
+        let created = KubeEvent {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some("Reconcile".to_string()),
+            reason: Some(event.reason.clone()),
+            note: Some(note),
+            type_: Some(event.type_.as_str().to_string()),
+            regarding: Some(object.object_ref(&())),
+            reporting_controller: Some(REPORTER.to_string()),
+            reporting_instance: Some(self.instance.clone()),
+            ..KubeEvent::default()
+        };
+        api.create(&PostParams::default(), &created).await?;
+        if series.len() >= MAX_REMEMBERED {
+            series.retain(|_, s| s.last + SERIES_WINDOW > now);
+            if series.len() >= MAX_REMEMBERED {
+                series.clear();
+            }
+        }
+        series.insert(
+            key,
+            Series {
+                name,
+                count: 1,
+                last: now,
+            },
+        );
+        Ok(())
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

@@ -1,0 +1,439 @@
+//! Every kind through its life on a real API server, under both executors (SPEC 3, 12.1, 12.2): create ->
+//! Succeeded, update -> Updating -> Succeeded with a new version, delete -> finalizer released; Events and
+//! `observedGeneration`; permanent and transient provider failures; deletion from a failed state and with the
+//! Provider gone. Under the Argo executor a simulated Argo controller runs each workflow's provider call for real.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use kfp_core::reconcile::generic::{RETRY_ANNOTATION, RetryState};
+use kfp_core::resources::FINALIZER;
+use kfp_core::resources::v1beta1::{Conditions, Experiment, Pipeline, Provider, Run, RunSchedule, Status};
+use kfp_core::values::SynchronizationState::{Failed, Succeeded};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use support::{Harness, Mode, wait_for_state, wait_gone, wait_until};
+
+const PIPELINE: &str = "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Pipeline
+metadata: {name: pipeline, namespace: $NS}
+spec: {provider: $PROVIDER, image: 'alpine:3.20', framework: {name: stub, parameters: {}}}
+";
+
+fn status_of<K: HasStatus>(object: &K) -> Option<&Status> {
+    object.base_status()
+}
+
+/// The shared status of the simple kinds.
+trait HasStatus {
+    fn base_status(&self) -> Option<&Status>;
+}
+
+impl HasStatus for Pipeline {
+    fn base_status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+impl HasStatus for Experiment {
+    fn base_status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+impl HasStatus for RunSchedule {
+    fn base_status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+impl HasStatus for Run {
+    fn base_status(&self) -> Option<&Status> {
+        self.status.as_ref().map(|s| &s.status)
+    }
+}
+
+/// `observedGeneration` in the status and its condition equals the object's generation.
+fn assert_observed_generation<K: HasStatus + kube::Resource>(object: &K) {
+    let generation = object.meta().generation.unwrap();
+    let status = object.base_status().unwrap();
+    assert_eq!(
+        status.observed_generation, generation,
+        "status.observedGeneration"
+    );
+    assert_eq!(
+        status.synchronized().unwrap().observed_generation,
+        Some(generation),
+        "condition observedGeneration"
+    );
+}
+
+async fn assert_events(harness: &Harness, name: &str, expected: &[(&str, &str)]) {
+    let events = harness.events_of(name).await;
+    for (reason, note_start) in expected {
+        assert!(
+            events
+                .iter()
+                .any(|(r, n)| r == reason && n.starts_with(note_start)),
+            "no {reason} event starting {note_start:?} on {name}: {events:?}"
+        );
+    }
+}
+
+async fn pipeline_lifecycle(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let pipelines = harness.api::<Pipeline>();
+    harness.create::<Pipeline>(PIPELINE).await;
+    let pipeline = wait_for_state(&pipelines, "pipeline", Succeeded, status_of).await;
+    let status = pipeline.status.clone().unwrap();
+    assert_eq!(status.provider.id, "create-pipeline-succeeded");
+    assert_eq!(status.provider.name, harness.provider);
+    assert!(status.version.starts_with("3.20-"), "{}", status.version);
+    assert!(pipeline.finalizers().iter().any(|f| f == FINALIZER));
+    assert_observed_generation(&pipeline);
+
+    pipelines
+        .patch(
+            "pipeline",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": "alpine:3.21"}})),
+        )
+        .await
+        .unwrap();
+    let updated = wait_until(&pipelines, "pipeline", "the update to succeed", |p: &Pipeline| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.version.starts_with("3.21-") && s.synchronization_state() == Succeeded)
+    })
+    .await;
+    assert_eq!(
+        updated.status.as_ref().unwrap().provider.id,
+        "update-pipeline-succeeded"
+    );
+    assert_observed_generation(&updated);
+    assert_events(
+        &harness,
+        "pipeline",
+        &[
+            ("Syncing", "Creating"),
+            ("Synced", "Succeeded"),
+            ("Syncing", "Updating"),
+        ],
+    )
+    .await;
+
+    pipelines
+        .delete("pipeline", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&pipelines, "pipeline").await;
+    harness.stop().await;
+}
+
+async fn run_lifecycle(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    harness.create::<Pipeline>(PIPELINE).await;
+    let pipeline = wait_for_state(&harness.api::<Pipeline>(), "pipeline", Succeeded, status_of).await;
+    let runs = harness.api::<Run>();
+    harness
+        .create::<Run>(
+            "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Run
+metadata: {name: run, namespace: $NS}
+spec:
+  provider: $PROVIDER
+  pipeline: pipeline
+  parameters: [{name: TRAINING_RUNS, value: '100'}]
+",
+        )
+        .await;
+    let run = wait_for_state(&runs, "run", Succeeded, status_of).await;
+    let status = run.status.clone().unwrap();
+    assert_eq!(status.status.provider.id, "create-run-succeeded");
+    assert_eq!(
+        status.dependencies.pipeline.version,
+        pipeline.status.unwrap().version,
+        "the Run records the pipeline version it ran"
+    );
+    assert_observed_generation(&run);
+    assert_events(
+        &harness,
+        "run",
+        &[("Syncing", "Creating"), ("Synced", "Succeeded")],
+    )
+    .await;
+    runs.delete("run", &DeleteParams::default()).await.unwrap();
+    wait_gone(&runs, "run").await;
+    harness.stop().await;
+}
+
+async fn experiment_lifecycle(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let experiments = harness.api::<Experiment>();
+    harness
+        .create::<Experiment>(
+            "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: experiment, namespace: $NS}
+spec: {provider: $PROVIDER, description: first}
+",
+        )
+        .await;
+    let created = wait_for_state(&experiments, "experiment", Succeeded, status_of).await;
+    assert_eq!(
+        created.status.as_ref().unwrap().provider.id,
+        "create-experiment-succeeded"
+    );
+    let first_version = created.status.unwrap().version;
+    experiments
+        .patch(
+            "experiment",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"description": "second"}})),
+        )
+        .await
+        .unwrap();
+    let updated = wait_until(
+        &experiments,
+        "experiment",
+        "the update to succeed",
+        |e: &Experiment| {
+            e.status
+                .as_ref()
+                .is_some_and(|s| s.version != first_version && s.synchronization_state() == Succeeded)
+        },
+    )
+    .await;
+    assert_eq!(
+        updated.status.as_ref().unwrap().provider.id,
+        "update-experiment-succeeded"
+    );
+    assert_observed_generation(&updated);
+    experiments
+        .delete("experiment", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&experiments, "experiment").await;
+    harness.stop().await;
+}
+
+async fn run_schedule_lifecycle(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let schedules = harness.api::<RunSchedule>();
+    harness
+        .create::<RunSchedule>(
+            "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunSchedule
+metadata: {name: schedule, namespace: $NS}
+spec:
+  provider: $PROVIDER
+  pipeline: pipeline
+  experimentName: experiment
+  parameters: [{name: TRAINING_RUNS, value: '100'}]
+  schedule: {cronExpression: '0 * * * *', startTime: '2024-01-01T00:00:00Z', endTime: '2024-12-31T23:59:59Z'}
+",
+        )
+        .await;
+    let created = wait_for_state(&schedules, "schedule", Succeeded, status_of).await;
+    assert_eq!(
+        created.status.as_ref().unwrap().provider.id,
+        "create-runschedule-succeeded"
+    );
+    schedules
+        .patch(
+            "schedule",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"schedule": {"cronExpression": "30 * * * *"}}})),
+        )
+        .await
+        .unwrap();
+    let first_version = created.status.unwrap().version;
+    let updated = wait_until(
+        &schedules,
+        "schedule",
+        "the update to succeed",
+        |s: &RunSchedule| {
+            s.status
+                .as_ref()
+                .is_some_and(|s| s.version != first_version && s.synchronization_state() == Succeeded)
+        },
+    )
+    .await;
+    assert_eq!(
+        updated.status.as_ref().unwrap().provider.id,
+        "update-runschedule-succeeded"
+    );
+    schedules
+        .delete("schedule", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&schedules, "schedule").await;
+    harness.stop().await;
+}
+
+const FAILING_EXPERIMENT: &str = "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: NAME, namespace: $NS}
+spec: {provider: $PROVIDER, description: failing}
+";
+
+/// Decision 1: a provider's 400 is permanent (no retry until the spec changes); a deletion from `Failed`
+/// releases the finalizer.
+async fn permanent_failure(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let experiments = harness.api::<Experiment>();
+    harness
+        .create::<Experiment>(&FAILING_EXPERIMENT.replace("NAME", "create-experiment-fail"))
+        .await;
+    let failed = wait_for_state(&experiments, "create-experiment-fail", Failed, status_of).await;
+    let message = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .synchronized()
+        .unwrap()
+        .message
+        .clone();
+    assert!(message.contains("create experiment failed"), "{message}");
+    assert!(message.contains("permanent failure"), "{message}");
+    assert!(
+        !failed.annotations().contains_key(RETRY_ANNOTATION),
+        "no retry is scheduled"
+    );
+    assert_events(&harness, "create-experiment-fail", &[("SyncFailed", "Failed")]).await;
+
+    experiments
+        .delete("create-experiment-fail", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&experiments, "create-experiment-fail").await;
+    harness.stop().await;
+}
+
+/// Decision 1: a provider's 500 is transient: retried with backoff (first after 10 s, then doubled).
+async fn transient_failure_is_retried(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let experiments = harness.api::<Experiment>();
+    harness
+        .create::<Experiment>(&FAILING_EXPERIMENT.replace("NAME", "transient-fail"))
+        .await;
+    let retry = |e: &Experiment| {
+        e.annotations()
+            .get(RETRY_ANNOTATION)
+            .map(|a| serde_json::from_str::<RetryState>(a).unwrap())
+    };
+    let first = wait_until(
+        &experiments,
+        "transient-fail",
+        "a first transient failure",
+        |e: &Experiment| {
+            retry(e).is_some_and(|r| r.attempt == 1)
+                && e.status
+                    .as_ref()
+                    .is_some_and(|s| s.synchronization_state() == Failed)
+        },
+    )
+    .await;
+    let message = first
+        .status
+        .as_ref()
+        .unwrap()
+        .synchronized()
+        .unwrap()
+        .message
+        .clone();
+    assert!(message.contains("transient failure, attempt 1"), "{message}");
+    let first_retry = retry(&first).unwrap();
+    let failed_at = first
+        .status
+        .as_ref()
+        .unwrap()
+        .synchronized()
+        .unwrap()
+        .last_transition_time
+        .0;
+    let delay = first_retry
+        .next_attempt_at
+        .0
+        .duration_since(failed_at)
+        .as_secs_f64();
+    assert!(
+        (5.0..=15.0).contains(&delay),
+        "first retry after about 10 s, got {delay} s"
+    );
+
+    let second = wait_until(
+        &experiments,
+        "transient-fail",
+        "a second attempt",
+        |e: &Experiment| retry(e).is_some_and(|r| r.attempt == 2),
+    )
+    .await;
+    let second_retry = retry(&second).unwrap();
+    assert!(
+        second_retry.next_attempt_at.0 > first_retry.next_attempt_at.0,
+        "the second retry is scheduled later"
+    );
+    experiments
+        .delete("transient-fail", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&experiments, "transient-fail").await;
+    harness.stop().await;
+}
+
+/// Decision 2: with the Provider gone, deletion releases the finalizer with a `ProviderGone` warning.
+async fn deletion_with_the_provider_gone(mode: Mode) {
+    let mut harness = Harness::start(mode).await;
+    let pipelines = harness.api::<Pipeline>();
+    harness.create::<Pipeline>(PIPELINE).await;
+    wait_for_state(&pipelines, "pipeline", Succeeded, status_of).await;
+    harness
+        .api::<Provider>()
+        .delete("stub", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&harness.api::<Provider>(), "stub").await;
+    pipelines
+        .delete("pipeline", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&pipelines, "pipeline").await;
+    assert_events(&harness, "pipeline", &[("ProviderGone", "")]).await;
+    harness.stop().await;
+}
+
+macro_rules! both_executors {
+    ($($scenario:ident),* $(,)?) => {
+        mod argo {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::Mode::Argo).await
+                }
+            )*
+        }
+        mod direct {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::Mode::Direct).await
+                }
+            )*
+        }
+    };
+}
+
+both_executors!(
+    pipeline_lifecycle,
+    run_lifecycle,
+    experiment_lifecycle,
+    run_schedule_lifecycle,
+    permanent_failure,
+    transient_failure_is_retried,
+    deletion_with_the_provider_gone,
+);
