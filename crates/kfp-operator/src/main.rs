@@ -24,6 +24,13 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the operator: the six controllers with the configured executor, `/healthz`, `/readyz` and `/metrics`,
+    /// leader election when enabled. Talks to the cluster of the in-cluster config or KUBECONFIG.
+    Run {
+        /// The configuration file (YAML, see docs/configuration.md); environment overrides `KFP_OPERATOR_*`.
+        #[arg(long, env = "KFP_OPERATOR_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Start a local control plane (real etcd + kube-apiserver, no cluster needed), install the CRDs, apply
     /// manifests and show every resource's state.
     Local {
@@ -55,6 +62,14 @@ async fn main() -> ExitCode {
                 }
             })
             .map_err(Into::into),
+        Command::Run { config } => {
+            kfp_operator::operator::run(
+                kfp_operator::operator::RunOptions { config },
+                kfp_providers::default_registry(),
+            )
+            .await
+            .map_err(Into::into)
+        }
         Command::Local { manifests, once } => {
             kfp_operator::local::run(&kfp_operator::local::LocalOptions { manifests, once })
                 .await

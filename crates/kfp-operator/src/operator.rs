@@ -9,8 +9,18 @@ use std::sync::Arc;
 use kfp_core::resources::v1beta1::{Experiment, Pipeline, RunSchedule};
 use tokio::sync::watch;
 
+use kfp_core::executor::Executor;
+use kfp_core::registry::ProviderRegistry;
+use kube::Client;
+
+use crate::config::{ExecutorKind, OperatorConfig};
 use crate::controllers::{self, Context, generic};
+use crate::executor::Completions;
+use crate::executor::argo::{ArgoExecutor, ArgoExecutorConfig};
+use crate::executor::direct::{DirectExecutor, RegistryResolver};
 use crate::health::Readiness;
+use crate::leader::{LeaseConfig, LeaderElector};
+use crate::telemetry::Metrics;
 
 /// A shutdown signal every controller can wait on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -91,4 +101,173 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown, readiness: &
         ),
     );
     tracing::info!("controllers stopped");
+}
+
+/// Builds the configured executor (`spec.executor`). The direct executor resolves Providers through `registry`
+/// and wakes controllers through the returned [`Completions`].
+pub fn executor_for(
+    config: &OperatorConfig,
+    client: &Client,
+    registry: ProviderRegistry,
+    metrics: &Arc<Metrics>,
+) -> (Arc<dyn Executor>, Option<Completions>) {
+    match config.spec.executor {
+        ExecutorKind::Argo => {
+            let executor = ArgoExecutor::new(
+                client.clone(),
+                ArgoExecutorConfig::from_spec(&config.spec),
+                metrics.clone(),
+            );
+            (Arc::new(executor), None)
+        }
+        ExecutorKind::Direct => {
+            let direct = &config.spec.direct;
+            let resolver = RegistryResolver::from_config(client.clone(), registry, direct);
+            let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".to_string());
+            let compiler = crate::compiler::from_config(direct, client.clone(), &namespace);
+            let completions = Completions::default();
+            let executor = DirectExecutor::new(Arc::new(resolver), compiler, completions.clone(), metrics.clone())
+                .with_provider_timeout(direct.provider_timeout);
+            (Arc::new(executor), Some(completions))
+        }
+    }
+}
+
+/// Runs the controllers only while `elector` holds the Lease: waits to acquire it, runs until `shutdown` or until
+/// leadership is lost, and releases the Lease on shutdown. Returns [`OperatorError::LostLeadership`] when the
+/// Lease was lost: the process should exit so it restarts as a follower (two replicas never write at once).
+pub async fn run_as_leader(
+    ctx: Arc<Context>,
+    elector: LeaderElector,
+    shutdown: Shutdown,
+    readiness: &Readiness,
+) -> Result<(), OperatorError> {
+    let identity = elector.config().identity.clone();
+    tracing::info!(%identity, "waiting for the leader election Lease");
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        () = shutdown.signalled() => return Ok(()),
+    }
+    let guard = elector.run();
+    let mut leading = guard.leading();
+    let (trigger, controllers_shutdown) = Shutdown::new();
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let lost = lost.clone();
+        let outer = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                changed = leading.wait_for(|leading| !*leading) => {
+                    if changed.is_ok() {
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        tracing::error!("lost the leader election Lease; stopping the controllers");
+                    }
+                }
+                () = outer.signalled() => {}
+            }
+            trigger.trigger();
+        })
+    };
+    run_controllers(ctx, controllers_shutdown, readiness).await;
+    watcher.abort();
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(OperatorError::LostLeadership);
+    }
+    guard.release().await?;
+    tracing::info!(%identity, "released the leader election Lease");
+    Ok(())
+}
+
+/// Why `kfp-operator run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Logging(#[from] crate::telemetry::LoggingError),
+    #[error("no Kubernetes API server to talk to (in-cluster config or KUBECONFIG): {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Leader(#[from] crate::leader::LeaderError),
+    #[error("lost the leader election Lease; exiting so that this replica restarts as a follower")]
+    LostLeadership,
+}
+
+/// What `kfp-operator run` reads from its command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The configuration file (`--config`); `None`: defaults and environment only.
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// `kfp-operator run`: the operator process. Loads the configuration, serves `/healthz`, `/readyz` and
+/// `/metrics`, takes the leader election Lease when enabled, and runs the controllers until SIGTERM or Ctrl-C,
+/// finishing in-flight reconciles before it exits.
+pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
+    let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
+    crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
+    let client = Client::try_default().await.map_err(OperatorError::Client)?;
+    let metrics = Metrics::shared();
+    let readiness = Readiness::new();
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        termination_signal().await;
+        tracing::info!("shutting down: finishing in-flight reconciles");
+        trigger.trigger();
+    });
+
+    let mut addresses = vec![config.system.health_address.clone()];
+    if config.system.metrics_address != config.system.health_address {
+        addresses.push(config.system.metrics_address.clone());
+    }
+    for address in addresses {
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|source| OperatorError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let server = crate::health::serve(listener, readiness.clone(), metrics.clone(), shutdown.signalled());
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "the health/metrics server stopped");
+            }
+        });
+    }
+
+    let (executor, completions) = executor_for(&config, &client, registry, &metrics);
+    let leader_election = config.system.leader_election.clone();
+    let ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+    if !leader_election.enabled {
+        run_controllers(ctx, shutdown, &readiness).await;
+        return Ok(());
+    }
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kfp-operator".to_string());
+        format!("{host}-{}", std::process::id())
+    });
+    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
+    let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
+    run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
