@@ -5,9 +5,11 @@
 //! with its synchronization state. With `--once` it then exits and tears the control plane down; otherwise it stays
 //! up and says how to point `kubectl` at it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kfp_core::resources::v1beta1::{
@@ -18,6 +20,15 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use kube::{Client, ResourceExt};
+
+use crate::compiler::local::LocalCompiler;
+use crate::config::{ExecutorKind, OperatorConfig};
+use crate::controllers::Context;
+use crate::executor::Completions;
+use crate::executor::direct::{DirectExecutor, RegistryResolver};
+use crate::health::Readiness;
+use crate::operator::{Shutdown, run_controllers};
+use crate::telemetry::Metrics;
 
 /// The field manager of everything `local` applies.
 const FIELD_MANAGER: &str = "kfp-operator-local";
@@ -34,6 +45,8 @@ pub enum LocalError {
     Apply { what: String, source: kube::Error },
     #[error("{what} has no usable apiVersion/kind: {reason}")]
     Manifest { what: String, reason: String },
+    #[error("not every resource reached a settled state within {0:?}")]
+    NotSettled(Duration),
     #[error("listing {kind} failed: {source}")]
     List { kind: &'static str, source: kube::Error },
 }
@@ -46,6 +59,9 @@ pub struct LocalOptions {
     /// Print the table and exit instead of staying up.
     pub once: bool,
 }
+
+/// How long `local` waits for every resource to settle before it shows the table anyway.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `local`, writing progress and the resource table to standard output.
 pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
@@ -77,6 +93,11 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
             .collect();
         return Err(LocalError::NoManifests(paths.join(", ")));
     }
+
+    let (trigger, shutdown) = Shutdown::new();
+    let controllers = tokio::spawn(run_operator(client.clone(), shutdown));
+    println!("operator: six controllers, direct executor, stub provider, stub compiler");
+
     create_namespaces(&client, &objects).await?;
     for object in &objects {
         let name = apply(&client, object).await?;
@@ -86,18 +107,93 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
         );
     }
 
+    println!();
+    let settled = follow_states(&client, SETTLE_TIMEOUT).await?;
     print!("\n{}", table(&client).await?);
-
-    if options.once {
-        return Ok(());
+    if !settled {
+        println!("\nnot every resource settled within {SETTLE_TIMEOUT:?}; the table shows where each one is");
     }
-    println!(
-        "\nThe control plane stays up until Ctrl-C. From another shell:\n  export KUBECONFIG={}\n  kubectl get kfp -A",
-        env.kubeconfig_path().display()
+
+    if !options.once {
+        println!(
+            "\nThe control plane and the operator stay up until Ctrl-C. From another shell:\n  export KUBECONFIG={}\n  kubectl get kfp -A",
+            env.kubeconfig_path().display()
+        );
+        // Waiting for Ctrl-C cannot fail in a way worth reporting: either way everything is torn down on return.
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    trigger.trigger();
+    let _ = controllers.await;
+    if settled {
+        Ok(())
+    } else {
+        Err(LocalError::NotSettled(SETTLE_TIMEOUT))
+    }
+}
+
+/// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
+/// annotated otherwise), the built-in stub compiler for the `stub` and `tfx` frameworks (as the Go operator's
+/// local stack does), Runs completed by the stub provider's events being the run completion feed's job.
+async fn run_operator(client: Client, shutdown: Shutdown) {
+    let mut config = OperatorConfig::default();
+    config.spec.executor = ExecutorKind::Direct;
+    config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
+    let metrics = Metrics::shared();
+    let resolver = RegistryResolver::from_config(
+        client.clone(),
+        kfp_providers::default_registry(),
+        &config.spec.direct,
     );
-    // Waiting for Ctrl-C cannot fail in a way worth reporting: either way the control plane is torn down on return.
-    let _ = tokio::signal::ctrl_c().await;
-    Ok(())
+    let compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
+    let completions = Completions::default();
+    let executor = DirectExecutor::new(
+        Arc::new(resolver),
+        Arc::new(compiler),
+        completions.clone(),
+        metrics.clone(),
+    );
+    let ctx = Context::new(
+        client,
+        Arc::new(executor),
+        Some(completions),
+        Arc::new(config),
+        metrics,
+    );
+    run_controllers(ctx, shutdown, &Readiness::new()).await;
+}
+
+/// A state is settled when the operator has nothing left to do for the resource until something changes.
+fn settled(state: &str) -> bool {
+    matches!(state, "Succeeded" | "Failed" | "Pending" | "Deleted")
+}
+
+/// Prints each resource's state changes until all are settled; false when `timeout` passed first.
+async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, LocalError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let rows = all_rows(client).await?;
+        for [kind, name, state, version, _] in &rows {
+            let key = format!("{kind} {name}");
+            if last.get(&key) != Some(state) {
+                let version = if version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (version {version})")
+                };
+                let shown = if state.is_empty() { "-" } else { state.as_str() };
+                println!("  {key}: {shown}{version}");
+                last.insert(key, state.clone());
+            }
+        }
+        if rows.iter().all(|[_, _, state, _, _]| settled(state)) {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Creates every namespace the manifests name (server-side apply: existing ones are left as they are).
@@ -202,6 +298,32 @@ fn or_dash(s: String) -> String {
 
 /// Every resource of the six kinds with its state, as `kubectl get kfp -A` would show it.
 pub async fn table(client: &Client) -> Result<String, LocalError> {
+    let all = all_rows(client).await?;
+    let header: Row = ["KIND", "NAMESPACE/NAME", "STATE", "VERSION", "PROVIDER"].map(String::from);
+    let rows: Vec<Row> = all.into_iter().map(|row| row.map(or_dash)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    Ok(out)
+}
+
+/// One row per resource of the six kinds.
+async fn all_rows(client: &Client) -> Result<Vec<Row>, LocalError> {
     let mut all: Vec<Row> = Vec::new();
     all.extend(
         rows::<Provider>(client, "Provider", |p| {
@@ -255,25 +377,5 @@ pub async fn table(client: &Client) -> Result<String, LocalError> {
         .await?,
     );
 
-    let header: Row = ["KIND", "NAMESPACE/NAME", "STATE", "VERSION", "PROVIDER"].map(String::from);
-    let rows: Vec<Row> = all.into_iter().map(|row| row.map(or_dash)).collect();
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .chain([&header])
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    Ok(out)
+    Ok(all)
 }

@@ -1,5 +1,6 @@
-//! The README's first command: `kfp-operator local --once` brings up a control plane, installs the CRDs, applies
-//! the example manifests and prints every resource.
+//! The README's first command: `kfp-operator local --once` brings up a control plane, installs the CRDs, starts
+//! the operator (direct executor, stub provider), applies the example manifests and prints every resource in its
+//! settled state.
 
 // Test code: failing loudly with the reason is the point.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -23,18 +24,47 @@ fn local_once_applies_the_examples_and_prints_them() {
         output.status
     );
     assert!(stdout.contains("installed 6 CRDs"), "{stdout}");
-    for row in [
-        "Provider          kfp-operator-system/stub",
-        "Pipeline          default/stub-pipeline",
-        "Pipeline          default/penguin-pipeline",
-        "Experiment        default/penguin-experiment",
-        "RunSchedule       default/penguin-pipeline-run-schedule-",
-        "Run               default/penguin-pipeline-run-",
-        "RunConfiguration  default/stub-runconfiguration",
-        "RunConfiguration  base-namespace/penguin-pipeline-examples-rc",
-        "RunConfiguration  dependant-namespace/penguin-pipeline-training-rc",
+    let table = &stdout[stdout.find("KIND ").expect("a table")..];
+    let state_of = |prefix: &str| -> Vec<String> {
+        table
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .map(|line| line.split_whitespace().nth(2).unwrap_or_default().to_string())
+            .collect()
+    };
+    for (row, state) in [
+        ("Provider          kfp-operator-system/stub", "Succeeded"),
+        ("Pipeline          default/stub-pipeline", "Succeeded"),
+        ("Pipeline          default/penguin-pipeline", "Succeeded"),
+        ("Experiment        default/penguin-experiment", "Succeeded"),
+        (
+            "RunSchedule       default/penguin-pipeline-run-schedule-",
+            "Succeeded",
+        ),
+        ("RunSchedule       default/stub-runconfiguration-", "Succeeded"),
+        (
+            "RunSchedule       base-namespace/penguin-pipeline-examples-rc-",
+            "Succeeded",
+        ),
+        ("Run               default/stub-runconfiguration-", "Succeeded"),
+        // Decision 3: its dependency has no succeeded run yet.
+        ("Run               default/penguin-pipeline-run-", "Pending"),
+        ("RunConfiguration  default/stub-runconfiguration", "Succeeded"),
+        (
+            "RunConfiguration  base-namespace/penguin-pipeline-examples-rc",
+            "Succeeded",
+        ),
+        (
+            "RunConfiguration  dependant-namespace/penguin-pipeline-training-rc",
+            "Pending",
+        ),
     ] {
-        assert!(stdout.contains(row), "missing row {row:?} in:\n{stdout}");
+        let states = state_of(row);
+        assert!(!states.is_empty(), "missing row {row:?} in:\n{stdout}");
+        assert!(
+            states.iter().all(|s| s == state),
+            "{row:?} should be {state}:\n{stdout}"
+        );
     }
 }
 

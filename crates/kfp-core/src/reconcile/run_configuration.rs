@@ -156,28 +156,26 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies) {
         Ok(resolved) => resolved.values,
         Err(error) => {
-            let mut commands = vec![Command::RecordEvent(Event {
-                type_: EventType::Normal,
-                reason: reasons::SYNCED.to_string(),
-                message: format!("Unable to resolve parameters: {error}"),
-            })];
+            // Decision 3, applied to RunConfigurations: parameters that cannot be resolved yet (a dependency never
+            // succeeded or lacks the artifact) make the RunConfiguration `Pending`, naming what is missing;
+            // nothing is created until they resolve.
+            //
             // Decision 5 compares a dependency's provider id with the one last seen. A dependency whose parameter
             // cannot be resolved yet (typically: it never succeeded) must still be *seen*, or its first success
             // would only record a baseline and never trigger. Only dependencies not yet seen are recorded: a
             // change to a known one stays pending until the parameters resolve, and then fires.
-            let desired = desired_triggers(rc, &status, &namespace);
-            let mut new = status.clone();
-            for (key, seen) in desired.run_configurations {
-                new.triggers.run_configurations.entry(key).or_insert(seen);
+            let message = format!("Unable to resolve parameters: {error}");
+            let mut seen = status.clone();
+            for (key, reference) in desired_triggers(rc, &status, &namespace).run_configurations {
+                seen.triggers.run_configurations.entry(key).or_insert(reference);
             }
-            if new != status {
-                commands.insert(
-                    0,
-                    Command::SetStatus {
-                        status: new,
-                        event: None,
-                    },
-                );
+            let provider = spec.run.provider.clone();
+            let mut commands = conclude(observed, &seen, provider, SynchronizationState::Pending, &message);
+            if commands.is_empty() && seen != status {
+                commands.push(Command::SetStatus {
+                    status: seen,
+                    event: None,
+                });
             }
             return Plan::new(commands);
         }

@@ -107,6 +107,16 @@ impl LocalCompiler {
         self
     }
 
+    /// Compiles `framework` with the built-in stub compiler (`{"foo": "bar"}`), as the Go operator's local stack
+    /// does for its `tfx` framework: for demos without the framework's real compiler.
+    pub fn with_stub_for(mut self, framework: &str) -> Self {
+        self.commands.insert(
+            framework.trim().to_ascii_lowercase(),
+            CompileCommand::Script(STUB_SCRIPT.to_string()),
+        );
+        self
+    }
+
     /// Kills a compilation that takes longer than `timeout`.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
