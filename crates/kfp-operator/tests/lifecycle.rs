@@ -10,7 +10,7 @@ mod support;
 use kfp_core::reconcile::generic::{RETRY_ANNOTATION, RetryState};
 use kfp_core::resources::FINALIZER;
 use kfp_core::resources::v1beta1::{Conditions, Experiment, Pipeline, Provider, Run, RunSchedule, Status};
-use kfp_core::values::SynchronizationState::{Failed, Succeeded};
+use kfp_core::values::SynchronizationState::{Creating, Failed, Succeeded};
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
@@ -404,6 +404,66 @@ async fn deletion_with_the_provider_gone(mode: Mode) {
         .unwrap();
     wait_gone(&pipelines, "pipeline").await;
     assert_events(&harness, "pipeline", &[("ProviderGone", "")]).await;
+    harness.stop().await;
+}
+
+/// Decision 2: deleting a resource while its create is in flight waits for the create, then deletes it on the
+/// provider and releases the finalizer. Argo only: the workflow is held back by starting the simulated Argo
+/// controller after the deletion.
+#[tokio::test]
+async fn deletion_while_creating_waits_for_the_operation_then_deletes() {
+    let mut harness = Harness::start(Mode::Argo).await;
+    drop(harness.argo.take());
+    let pipelines = harness.api::<Pipeline>();
+    harness.create::<Pipeline>(PIPELINE).await;
+    wait_until(
+        &pipelines,
+        "pipeline",
+        "the create to be in flight",
+        |p: &Pipeline| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.synchronization_state() == Creating)
+        },
+    )
+    .await;
+    pipelines
+        .delete("pipeline", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleting = wait_until(
+        &pipelines,
+        "pipeline",
+        "the deletion to be seen",
+        |p: &Pipeline| p.metadata.deletion_timestamp.is_some(),
+    )
+    .await;
+    assert!(
+        deleting.finalizers().iter().any(|f| f == FINALIZER),
+        "held while the create is in flight"
+    );
+
+    let url = support::serve_provider(
+        &harness.provider,
+        std::sync::Arc::new(kfp_providers::stub::StubProvider::new()),
+    )
+    .await;
+    harness.argo = Some(support::SimulatedArgo::start(
+        harness.client.clone(),
+        &harness.namespace,
+        url,
+    ));
+    wait_gone(&pipelines, "pipeline").await;
+    assert_events(
+        &harness,
+        "pipeline",
+        &[
+            ("Synced", "Succeeded"),
+            ("Syncing", "Deleting"),
+            ("Synced", "Deleted"),
+        ],
+    )
+    .await;
     harness.stop().await;
 }
 

@@ -234,3 +234,67 @@ spec:
     );
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_pipeline_version_triggers_a_run_on_change_pipeline() {
+    let mut harness = Harness::start(Mode::Direct).await;
+    harness.create::<Pipeline>(PIPELINE).await;
+    let pipelines = harness.api::<Pipeline>();
+    let first_version = wait_for_state(&pipelines, "pipeline", Succeeded, |p: &Pipeline| {
+        p.status.as_ref()
+    })
+    .await
+    .status
+    .unwrap()
+    .version;
+    let rcs = harness.api::<RunConfiguration>();
+    harness
+        .create::<RunConfiguration>(
+            "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunConfiguration
+metadata: {name: rc, namespace: $NS}
+spec:
+  run: {provider: $PROVIDER, pipeline: pipeline}
+  triggers: {onChange: [pipeline]}
+",
+        )
+        .await;
+    let rc = wait_for_state(&rcs, "rc", Succeeded, |rc: &RunConfiguration| rc.status.as_ref()).await;
+    let runs = harness.api::<Run>();
+    let first = wait_owned(
+        &runs,
+        &rc,
+        1,
+        "a Run for the first pipeline version",
+        |_: &Run| true,
+    )
+    .await;
+    assert_eq!(first[0].labels()[labels::TRIGGER_TYPE], "onChangePipeline");
+    assert_eq!(
+        first[0].spec.pipeline.version, first_version,
+        "the Run pins the observed version"
+    );
+
+    // A new image is a new pipeline version: once the Pipeline is Succeeded with it, one more Run.
+    pipelines
+        .patch(
+            "pipeline",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": "alpine:3.21"}})),
+        )
+        .await
+        .unwrap();
+    let both = wait_owned(&runs, &rc, 2, "a Run for the new pipeline version", |_: &Run| {
+        true
+    })
+    .await;
+    let second = both.iter().find(|r| r.uid() != first[0].uid()).unwrap();
+    assert!(
+        second.spec.pipeline.version.starts_with("3.21-"),
+        "{:?}",
+        second.spec.pipeline
+    );
+    assert_eq!(second.labels()[labels::TRIGGER_SOURCE], "pipeline");
+    harness.stop().await;
+}
