@@ -62,14 +62,12 @@ async fn main() -> ExitCode {
                 }
             })
             .map_err(Into::into),
-        Command::Run { config } => {
-            kfp_operator::operator::run(
-                kfp_operator::operator::RunOptions { config },
-                kfp_providers::default_registry(),
-            )
-            .await
-            .map_err(Into::into)
-        }
+        Command::Run { config } => kfp_operator::operator::run(
+            kfp_operator::operator::RunOptions { config },
+            kfp_providers::default_registry(),
+        )
+        .await
+        .map_err(Into::into),
         Command::Local { manifests, once } => {
             kfp_operator::local::run(&kfp_operator::local::LocalOptions { manifests, once })
                 .await
