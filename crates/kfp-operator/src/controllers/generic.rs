@@ -33,8 +33,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{
-    Context, ControllerError, action, completion_triggers, error_policy, get_opt, instrumented,
-    mark_ready_when_synced, now, replace_status,
+    Context, ControllerError, action, completion_triggers, drive, error_policy, get_opt, instrumented,
+    mark_ready_when_synced, now, replace_status, share_shutdown,
 };
 use crate::executor::argo;
 use crate::health::ReadinessFlag;
@@ -340,12 +340,14 @@ pub async fn run_simple<K: SynchronizedKind>(
     ready: ReadinessFlag,
 ) {
     let controller = controller::<K>(&ctx, concurrency);
-    mark_ready_when_synced(controller.store(), ready);
-    controller
-        .graceful_shutdown_on(shutdown)
+    let store = controller.store();
+    mark_ready_when_synced(store.clone(), ready);
+    let shutdown = share_shutdown(shutdown);
+    let run = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<K>, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    drive(store, shutdown, run).await;
 }
 
 /// Runs the Run controller until `shutdown`: also watches Pipelines and the RunConfigurations Runs read.
@@ -357,11 +359,13 @@ pub async fn run_runs(
 ) {
     let controller = controller::<Run>(&ctx, concurrency);
     let runs = controller.store();
+    let store = runs.clone();
     mark_ready_when_synced(runs.clone(), ready);
+    let shutdown = share_shutdown(shutdown);
     let runs_of_pipeline = runs.clone();
     let pipelines: Api<Pipeline> = ctx.watched();
     let rcs: Api<RunConfiguration> = ctx.watched();
-    controller
+    let run = controller
         .watches(
             pipelines,
             watcher::Config::default(),
@@ -390,8 +394,8 @@ pub async fn run_runs(
                 .map(|run| ObjectRef::from_obj(run.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<Run>, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    drive(store, shutdown, run).await;
 }

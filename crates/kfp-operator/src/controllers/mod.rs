@@ -242,6 +242,39 @@ pub fn mark_ready_when_synced<K>(
     });
 }
 
+/// A shutdown future that can be awaited more than once (by the controller and by [`drive`]).
+pub type SharedShutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// Makes `shutdown` awaitable more than once.
+pub fn share_shutdown(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> SharedShutdown {
+    futures::FutureExt::shared(futures::FutureExt::boxed(shutdown))
+}
+
+/// Drives a controller (`run`, built with `graceful_shutdown_on(shutdown.clone())`) to its end.
+///
+/// kube-runtime holds a controller's runner until its cache (`store`) was filled for the first time, and keeps
+/// holding it during a graceful shutdown although the watch that would fill the cache has stopped: a shutdown
+/// that arrives before the first list completed would wait forever. Such a controller has not reconciled
+/// anything yet (its runner never started), so it is dropped at once instead.
+pub async fn drive<K>(
+    store: kube::runtime::reflector::Store<K>,
+    shutdown: SharedShutdown,
+    run: impl std::future::Future<Output = ()>,
+) where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => return,
+        () = shutdown => {}
+    }
+    if futures::FutureExt::now_or_never(store.wait_until_ready()).is_none() {
+        tracing::debug!("shutdown before the controller's cache was filled: nothing to finish");
+        return;
+    }
+    run.await;
+}
+
 /// Replaces the status subresource of `object` with its current `status`, using its `resourceVersion`.
 pub async fn replace_status<K>(api: &kube::Api<K>, object: &K) -> Result<K, ControllerError>
 where

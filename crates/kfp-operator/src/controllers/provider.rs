@@ -167,13 +167,15 @@ pub async fn run(
 ) {
     let controller = Controller::new(ctx.watched::<Provider>(), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    super::mark_ready_when_synced(controller.store(), ready);
+    let store = controller.store();
+    super::mark_ready_when_synced(store.clone(), ready);
+    let shutdown = super::share_shutdown(shutdown);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
-    controller
+    let run = controller
         .owns(ctx.watched::<Deployment>(), managed.clone())
         .owns(ctx.watched::<Service>(), managed)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    super::drive(store, shutdown, run).await;
 }

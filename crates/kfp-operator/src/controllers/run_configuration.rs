@@ -163,8 +163,10 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let by_pipeline = controller.store();
     let by_dependency = controller.store();
-    super::mark_ready_when_synced(controller.store(), ready);
-    controller
+    let store = controller.store();
+    super::mark_ready_when_synced(store.clone(), ready);
+    let shutdown = super::share_shutdown(shutdown);
+    let run = controller
         .owns(ctx.watched::<RunSchedule>(), watcher::Config::default())
         .owns(ctx.watched::<Run>(), watcher::Config::default())
         .watches(
@@ -201,8 +203,8 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    super::drive(store, shutdown, run).await;
 }
