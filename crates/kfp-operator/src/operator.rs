@@ -19,7 +19,7 @@ use crate::executor::Completions;
 use crate::executor::argo::{ArgoExecutor, ArgoExecutorConfig};
 use crate::executor::direct::{DirectExecutor, RegistryResolver};
 use crate::health::Readiness;
-use crate::leader::{LeaseConfig, LeaderElector};
+use crate::leader::{LeaderElector, LeaseConfig};
 use crate::telemetry::Metrics;
 
 /// A shutdown signal every controller can wait on. Cheap to clone.
@@ -123,11 +123,13 @@ pub fn executor_for(
         ExecutorKind::Direct => {
             let direct = &config.spec.direct;
             let resolver = RegistryResolver::from_config(client.clone(), registry, direct);
-            let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".to_string());
+            let namespace =
+                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".to_string());
             let compiler = crate::compiler::from_config(direct, client.clone(), &namespace);
             let completions = Completions::default();
-            let executor = DirectExecutor::new(Arc::new(resolver), compiler, completions.clone(), metrics.clone())
-                .with_provider_timeout(direct.provider_timeout);
+            let executor =
+                DirectExecutor::new(Arc::new(resolver), compiler, completions.clone(), metrics.clone())
+                    .with_provider_timeout(direct.provider_timeout);
             (Arc::new(executor), Some(completions))
         }
     }
@@ -227,12 +229,13 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         addresses.push(config.system.metrics_address.clone());
     }
     for address in addresses {
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .map_err(|source| OperatorError::Bind {
-                address: address.clone(),
-                source,
-            })?;
+        let listener =
+            tokio::net::TcpListener::bind(&address)
+                .await
+                .map_err(|source| OperatorError::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
         let server = crate::health::serve(listener, readiness.clone(), metrics.clone(), shutdown.signalled());
         tokio::spawn(async move {
             if let Err(error) = server.await {
@@ -252,6 +255,8 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kfp-operator".to_string());
         format!("{host}-{}", std::process::id())
     });
+    // Events name the replica that wrote them the way the Lease names the leader.
+    let ctx = ctx.with_instance(identity.clone());
     let pod_namespace = std::env::var("POD_NAMESPACE").ok();
     let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
     run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await

@@ -74,6 +74,14 @@ impl Context {
         })
     }
 
+    /// The same context with Events reported by `instance` (`reportingInstance`) instead of the `POD_NAME`
+    /// environment variable: the replica's leader election identity, or one of several replicas in one process.
+    pub fn with_instance(self: Arc<Self>, instance: impl Into<String>) -> Arc<Self> {
+        let mut ctx = Arc::unwrap_or_clone(self);
+        ctx.recorder = Recorder::new(ctx.client.clone(), Some(instance.into()));
+        Arc::new(ctx)
+    }
+
     /// An API over the watched namespaces: one namespace with `system.watchNamespace`, else all.
     pub fn watched<K>(&self) -> kube::Api<K>
     where
