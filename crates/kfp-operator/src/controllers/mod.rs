@@ -236,18 +236,30 @@ fn tokio_stream_from(
     })
 }
 
-/// Sets `ready` once the controller's cache of its own kind has been filled (`/readyz`).
-pub fn mark_ready_when_synced<K>(
-    store: kube::runtime::reflector::Store<K>,
+/// A controller of the objects of `api`, whose `ready` flag (`/readyz`) is set once its cache holds the first
+/// complete list.
+///
+/// The flag is set from the watch stream itself: kube-runtime's `Store::wait_until_ready` wakes only the waiter
+/// that polled it last, and the controller's runner waits on it too, so a separate task waiting on it could
+/// sleep forever and leave the operator unready for good.
+pub fn controller_with_readiness<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
     ready: crate::health::ReadinessFlag,
-) where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.set(true);
-        }
-    });
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api, config))
+        .inspect(move |event| {
+            if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {
+                ready.set(true);
+            }
+        })
+        .applied_objects();
+    kube::runtime::Controller::for_stream(stream, reader)
 }
 
 /// A shutdown future that can be awaited more than once (by the controller and by [`drive`]).

@@ -15,7 +15,7 @@ use kfp_core::reconcile::provider::{
 };
 use kfp_core::resources::v1beta1::{Conditions, Provider};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
@@ -165,10 +165,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let controller = Controller::new(ctx.watched::<Provider>(), watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let controller =
+        super::controller_with_readiness(ctx.watched::<Provider>(), watcher::Config::default(), ready)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = controller.store();
-    super::mark_ready_when_synced(store.clone(), ready);
     let shutdown = super::share_shutdown(shutdown);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
     let run = controller
