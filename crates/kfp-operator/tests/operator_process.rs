@@ -91,10 +91,10 @@ fn start(namespace: &str, address: &str, kubeconfig: &std::path::Path) -> Operat
     Operator { child, stderr }
 }
 
-async fn get(url: &str) -> Option<(u16, String)> {
-    let response = reqwest::get(url).await.ok()?;
+async fn get(url: &str) -> Result<(u16, String), String> {
+    let response = reqwest::get(url).await.map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
-    Some((status, response.text().await.ok()?))
+    Ok((status, response.text().await.map_err(|e| e.to_string())?))
 }
 
 async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
@@ -125,14 +125,21 @@ async fn the_operator_process_runs_configured_from_the_environment() {
     let mut operator = start(&namespace, &address, env.kubeconfig_path());
 
     // Ready once the controllers' caches are filled (it leads at once: the Lease is free).
+    let last = Mutex::new(None);
     kfp_testenv::wait_for("/readyz to answer 200", support::WAIT, || async {
-        Ok::<_, String>(match get(&format!("{base}/readyz")).await {
-            Some((200, body)) => Some(body),
-            _ => None,
-        })
+        let answer = get(&format!("{base}/readyz")).await;
+        let ready = matches!(&answer, Ok((200, _)));
+        *last.lock().unwrap() = Some(answer);
+        Ok::<_, String>(ready.then_some(()))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}\nstderr:\n{}", operator.stderr()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; last answer {:?}\nstderr:\n{}",
+            last.lock().unwrap(),
+            operator.stderr()
+        )
+    });
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let holder = kfp_testenv::wait_for("the Lease to be held", support::WAIT, || async {
         Ok::<_, String>(lease_holder(&leases).await)

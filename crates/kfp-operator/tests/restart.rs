@@ -165,6 +165,12 @@ async fn objects_created_without_an_operator_are_reconciled_and_a_restart_writes
     let before = snapshot(&harness).await;
     assert!(!before["deployments"].is_empty() && !before["services"].is_empty());
     harness.start_operator();
+    let readiness = harness.operator.as_ref().unwrap().readiness.clone();
+    kfp_testenv::wait_for("the new operator to be ready", support::WAIT, || async {
+        Ok::<_, String>(readiness.is_ready().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", readiness.not_ready_reasons()));
     wait_for_reconciles(&harness, &["pipeline", "run", "provider"]).await;
     let after = snapshot(&harness).await;
     assert_eq!(

@@ -70,6 +70,8 @@ pub fn config_for(namespace: &str) -> OperatorConfig {
 /// The six controllers running in this process until [`RunningOperator::stop`].
 pub struct RunningOperator {
     pub context: Arc<Context>,
+    /// What the operator's `/readyz` would answer.
+    pub readiness: Readiness,
     trigger: ShutdownTrigger,
     task: JoinHandle<()>,
 }
@@ -79,9 +81,11 @@ impl RunningOperator {
         let (trigger, shutdown) = Shutdown::new();
         let readiness = Readiness::new();
         let ctx = context.clone();
-        let task = tokio::spawn(async move { run_controllers(ctx, shutdown, &readiness).await });
+        let ready = readiness.clone();
+        let task = tokio::spawn(async move { run_controllers(ctx, shutdown, &ready).await });
         Self {
             context,
+            readiness,
             trigger,
             task,
         }
