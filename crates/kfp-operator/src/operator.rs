@@ -255,6 +255,8 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kfp-operator".to_string());
         format!("{host}-{}", std::process::id())
     });
+    // Events name the replica that wrote them the way the Lease names the leader.
+    let ctx = ctx.with_instance(identity.clone());
     let pod_namespace = std::env::var("POD_NAMESPACE").ok();
     let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
     run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await

@@ -33,8 +33,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{
-    Context, ControllerError, action, completion_triggers, error_policy, get_opt, instrumented,
-    mark_ready_when_synced, now, replace_status,
+    Context, ControllerError, action, completion_triggers, controller_with_readiness, drive, error_policy,
+    get_opt, instrumented, now, replace_status, share_shutdown,
 };
 use crate::executor::argo;
 use crate::health::ReadinessFlag;
@@ -310,9 +310,9 @@ fn workflow_watch(kind: ResourceKind) -> watcher::Config {
 }
 
 /// Builds the controller of `K` with its watches (without the Run-specific ones).
-fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16) -> Controller<K> {
+fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16, ready: ReadinessFlag) -> Controller<K> {
     let api: Api<K> = ctx.watched();
-    let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
+    let mut controller = controller_with_readiness(api, watcher::Config::default().any_semantic(), ready)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     if ctx.completions.is_some() {
         controller = controller.reconcile_on(completion_triggers::<K>(ctx, K::KIND));
@@ -339,13 +339,14 @@ pub async fn run_simple<K: SynchronizedKind>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let controller = controller::<K>(&ctx, concurrency);
-    mark_ready_when_synced(controller.store(), ready);
-    controller
-        .graceful_shutdown_on(shutdown)
+    let controller = controller::<K>(&ctx, concurrency, ready);
+    let store = controller.store();
+    let shutdown = share_shutdown(shutdown);
+    let run = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<K>, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    drive(store, shutdown, run).await;
 }
 
 /// Runs the Run controller until `shutdown`: also watches Pipelines and the RunConfigurations Runs read.
@@ -355,13 +356,14 @@ pub async fn run_runs(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let controller = controller::<Run>(&ctx, concurrency);
+    let controller = controller::<Run>(&ctx, concurrency, ready);
     let runs = controller.store();
-    mark_ready_when_synced(runs.clone(), ready);
+    let store = runs.clone();
+    let shutdown = share_shutdown(shutdown);
     let runs_of_pipeline = runs.clone();
     let pipelines: Api<Pipeline> = ctx.watched();
     let rcs: Api<RunConfiguration> = ctx.watched();
-    controller
+    let run = controller
         .watches(
             pipelines,
             watcher::Config::default(),
@@ -390,8 +392,8 @@ pub async fn run_runs(
                 .map(|run| ObjectRef::from_obj(run.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<Run>, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    drive(store, shutdown, run).await;
 }

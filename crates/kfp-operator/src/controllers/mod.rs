@@ -74,6 +74,14 @@ impl Context {
         })
     }
 
+    /// The same context with Events reported by `instance` (`reportingInstance`) instead of the `POD_NAME`
+    /// environment variable: the replica's leader election identity, or one of several replicas in one process.
+    pub fn with_instance(self: Arc<Self>, instance: impl Into<String>) -> Arc<Self> {
+        let mut ctx = Arc::unwrap_or_clone(self);
+        ctx.recorder = Recorder::new(ctx.client.clone(), Some(instance.into()));
+        Arc::new(ctx)
+    }
+
     /// An API over the watched namespaces: one namespace with `system.watchNamespace`, else all.
     pub fn watched<K>(&self) -> kube::Api<K>
     where
@@ -228,18 +236,63 @@ fn tokio_stream_from(
     })
 }
 
-/// Sets `ready` once the controller's cache of its own kind has been filled (`/readyz`).
-pub fn mark_ready_when_synced<K>(
-    store: kube::runtime::reflector::Store<K>,
+/// A controller of the objects of `api`, whose `ready` flag (`/readyz`) is set once its cache holds the first
+/// complete list.
+///
+/// The flag is set from the watch stream itself: kube-runtime's `Store::wait_until_ready` wakes only the waiter
+/// that polled it last, and the controller's runner waits on it too, so a separate task waiting on it could
+/// sleep forever and leave the operator unready for good.
+pub fn controller_with_readiness<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
     ready: crate::health::ReadinessFlag,
+) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api, config))
+        .inspect(move |event| {
+            if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {
+                ready.set(true);
+            }
+        })
+        .applied_objects();
+    kube::runtime::Controller::for_stream(stream, reader)
+}
+
+/// A shutdown future that can be awaited more than once (by the controller and by [`drive`]).
+pub type SharedShutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// Makes `shutdown` awaitable more than once.
+pub fn share_shutdown(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> SharedShutdown {
+    futures::FutureExt::shared(futures::FutureExt::boxed(shutdown))
+}
+
+/// Drives a controller (`run`, built with `graceful_shutdown_on(shutdown.clone())`) to its end.
+///
+/// kube-runtime holds a controller's runner until its cache (`store`) was filled for the first time, and keeps
+/// holding it during a graceful shutdown although the watch that would fill the cache has stopped: a shutdown
+/// that arrives before the first list completed would wait forever. Such a controller has not reconciled
+/// anything yet (its runner never started), so it is dropped at once instead.
+pub async fn drive<K>(
+    store: kube::runtime::reflector::Store<K>,
+    shutdown: SharedShutdown,
+    run: impl std::future::Future<Output = ()>,
 ) where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.set(true);
-        }
-    });
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => return,
+        () = shutdown => {}
+    }
+    if futures::FutureExt::now_or_never(store.wait_until_ready()).is_none() {
+        tracing::debug!("shutdown before the controller's cache was filled: nothing to finish");
+        return;
+    }
+    run.await;
 }
 
 /// Replaces the status subresource of `object` with its current `status`, using its `resourceVersion`.

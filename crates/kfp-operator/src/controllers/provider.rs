@@ -15,7 +15,7 @@ use kfp_core::reconcile::provider::{
 };
 use kfp_core::resources::v1beta1::{Conditions, Provider};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
@@ -165,15 +165,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let controller = Controller::new(ctx.watched::<Provider>(), watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    super::mark_ready_when_synced(controller.store(), ready);
+    let controller =
+        super::controller_with_readiness(ctx.watched::<Provider>(), watcher::Config::default(), ready)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let store = controller.store();
+    let shutdown = super::share_shutdown(shutdown);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
-    controller
+    let run = controller
         .owns(ctx.watched::<Deployment>(), managed.clone())
         .owns(ctx.watched::<Service>(), managed)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    super::drive(store, shutdown, run).await;
 }

@@ -15,7 +15,7 @@ use kfp_core::reconcile::run_configuration::{Command, Observed, plan};
 use kfp_core::resources::labels;
 use kfp_core::resources::v1beta1::{Conditions, Pipeline, Run, RunConfiguration, RunSchedule};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -159,12 +159,13 @@ pub async fn run(
     ready: ReadinessFlag,
 ) {
     let api: Api<RunConfiguration> = ctx.watched();
-    let controller = Controller::new(api.clone(), watcher::Config::default())
+    let controller = super::controller_with_readiness(api.clone(), watcher::Config::default(), ready)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let by_pipeline = controller.store();
     let by_dependency = controller.store();
-    super::mark_ready_when_synced(controller.store(), ready);
-    controller
+    let store = controller.store();
+    let shutdown = super::share_shutdown(shutdown);
+    let run = controller
         .owns(ctx.watched::<RunSchedule>(), watcher::Config::default())
         .owns(ctx.watched::<Run>(), watcher::Config::default())
         .watches(
@@ -201,8 +202,8 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+        .for_each(|_| async {});
+    super::drive(store, shutdown, run).await;
 }

@@ -70,6 +70,8 @@ pub fn config_for(namespace: &str) -> OperatorConfig {
 /// The six controllers running in this process until [`RunningOperator::stop`].
 pub struct RunningOperator {
     pub context: Arc<Context>,
+    /// What the operator's `/readyz` would answer.
+    pub readiness: Readiness,
     trigger: ShutdownTrigger,
     task: JoinHandle<()>,
 }
@@ -79,9 +81,11 @@ impl RunningOperator {
         let (trigger, shutdown) = Shutdown::new();
         let readiness = Readiness::new();
         let ctx = context.clone();
-        let task = tokio::spawn(async move { run_controllers(ctx, shutdown, &readiness).await });
+        let ready = readiness.clone();
+        let task = tokio::spawn(async move { run_controllers(ctx, shutdown, &ready).await });
         Self {
             context,
+            readiness,
             trigger,
             task,
         }
@@ -312,6 +316,12 @@ pub struct Harness {
     pub operator: Option<RunningOperator>,
     pub argo: Option<SimulatedArgo>,
     pub mode: Mode,
+    /// The configuration every operator of this harness starts with.
+    pub config: OperatorConfig,
+    /// The stub provider the operators (direct) or the provider service (Argo) call.
+    stub: Arc<dyn Provider>,
+    /// The provider service the simulated Argo calls (Argo mode).
+    provider_url: Option<String>,
 }
 
 impl Harness {
@@ -320,6 +330,15 @@ impl Harness {
     }
 
     pub async fn start_with(mode: Mode, configure: impl FnOnce(&mut OperatorConfig)) -> Self {
+        let mut harness = Self::prepare(mode, configure).await;
+        harness.start_argo();
+        harness.start_operator();
+        harness
+    }
+
+    /// The namespace, its Provider and (Argo mode) the provider service, with neither an operator nor the
+    /// simulated Argo running: start them with [`Self::start_operator`] and [`Self::start_argo`].
+    pub async fn prepare(mode: Mode, configure: impl FnOnce(&mut OperatorConfig)) -> Self {
         let (client, namespace) = client_and_namespace().await;
         let provider = NamespacedName::new(namespace.clone(), "stub".to_string());
         let providers: Api<kfp_core::resources::v1beta1::Provider> =
@@ -331,30 +350,72 @@ impl Harness {
         let mut config = config_for(&namespace);
         configure(&mut config);
         let stub: Arc<dyn Provider> = Arc::new(kfp_providers::stub::StubProvider::new());
-        let (context, argo) = match mode {
+        let provider_url = match mode {
             Mode::Argo => {
                 config.spec.executor = kfp_operator::config::ExecutorKind::Argo;
-                let url = serve_provider(&provider, stub).await;
-                let argo = SimulatedArgo::start(client.clone(), &namespace, url);
-                (executors::argo_context(client.clone(), config), Some(argo))
+                Some(serve_provider(&provider, stub.clone()).await)
             }
             Mode::Direct => {
                 config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
-                (
-                    executors::direct_context(client.clone(), config, &provider, stub),
-                    None,
-                )
+                None
             }
         };
-        let operator = RunningOperator::start(context);
         Self {
             client,
             namespace,
             provider,
-            operator: Some(operator),
-            argo,
+            operator: None,
+            argo: None,
             mode,
+            config,
+            stub,
+            provider_url,
         }
+    }
+
+    /// A new operator context for this namespace (its own executor and metrics), not yet running.
+    pub fn context(&self) -> Arc<Context> {
+        match self.mode {
+            Mode::Argo => executors::argo_context(self.client.clone(), self.config.clone()),
+            Mode::Direct => executors::direct_context(
+                self.client.clone(),
+                self.config.clone(),
+                &self.provider,
+                self.stub.clone(),
+            ),
+        }
+    }
+
+    /// Starts a new operator on this namespace (a stopped one is replaced: a restart).
+    pub fn start_operator(&mut self) {
+        assert!(self.operator.is_none(), "an operator is already running");
+        self.operator = Some(RunningOperator::start(self.context()));
+    }
+
+    /// Starts the simulated Argo controller (Argo mode; a no-op otherwise or when it runs already).
+    pub fn start_argo(&mut self) {
+        if let (None, Some(url)) = (&self.argo, &self.provider_url) {
+            self.argo = Some(SimulatedArgo::start(
+                self.client.clone(),
+                &self.namespace,
+                url.clone(),
+            ));
+        }
+    }
+
+    /// The running operator's metrics (OpenMetrics text).
+    pub fn metrics_text(&self) -> String {
+        self.operator
+            .as_ref()
+            .expect("an operator is running")
+            .context
+            .metrics
+            .encode()
+    }
+
+    /// The running operator's count of successful reconciles by `controller` (`pipeline`, `run`, ...).
+    pub fn reconciliations(&self, controller: &str) -> u64 {
+        reconciliations(&self.metrics_text(), controller)
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -406,6 +467,19 @@ impl Harness {
             operator.stop().await;
         }
     }
+}
+
+/// The count of successful reconciles by `controller` in the OpenMetrics text `metrics`; 0 when absent.
+pub fn reconciliations(metrics: &str, controller: &str) -> u64 {
+    let prefix = "kfp_operator_reconciliations_total{";
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter(|line| {
+            line.contains(&format!("controller=\"{controller}\"")) && line.contains("result=\"success\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Builds the contexts of each executor.
