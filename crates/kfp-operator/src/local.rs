@@ -98,9 +98,7 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     let controllers = tokio::spawn(run_operator(client.clone(), shutdown));
     println!("operator: six controllers, direct executor, stub provider, stub compiler");
 
-    create_namespaces(&client, &objects).await?;
-    for object in &objects {
-        let name = apply(&client, object).await?;
+    for (object, name) in objects.iter().zip(apply_all(&client, &objects).await?) {
         println!(
             "applied {} {name}",
             object.value["kind"].as_str().unwrap_or("object")
@@ -163,7 +161,7 @@ async fn run_operator(client: Client, shutdown: Shutdown) {
 }
 
 /// A state is settled when the operator has nothing left to do for the resource until something changes.
-fn settled(state: &str) -> bool {
+pub fn settled(state: &str) -> bool {
     matches!(state, "Succeeded" | "Failed" | "Pending" | "Deleted")
 }
 
@@ -194,6 +192,18 @@ async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, Local
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Applies `objects` in order as `local` does (namespaces they name first; objects with only a `generateName`
+/// created, the rest server-side applied); returns each object's `ns/name`. Tests and benchmarks that start the
+/// operator on their own control plane use it to load the same manifests.
+pub async fn apply_all(client: &Client, objects: &[ManifestObject]) -> Result<Vec<String>, LocalError> {
+    create_namespaces(client, objects).await?;
+    let mut names = Vec::with_capacity(objects.len());
+    for object in objects {
+        names.push(apply(client, object).await?);
+    }
+    Ok(names)
 }
 
 /// Creates every namespace the manifests name (server-side apply: existing ones are left as they are).
@@ -267,7 +277,7 @@ async fn apply(client: &Client, object: &ManifestObject) -> Result<String, Local
 }
 
 /// One row of the table: kind, `ns/name`, state, version, provider.
-type Row = [String; 5];
+pub type Row = [String; 5];
 
 async fn rows<K>(
     client: &Client,
@@ -322,8 +332,9 @@ pub async fn table(client: &Client) -> Result<String, LocalError> {
     Ok(out)
 }
 
-/// One row per resource of the six kinds.
-async fn all_rows(client: &Client) -> Result<Vec<Row>, LocalError> {
+/// One row per resource of the six kinds: kind, `ns/name`, state (empty before the first status), version,
+/// provider.
+pub async fn all_rows(client: &Client) -> Result<Vec<Row>, LocalError> {
     let mut all: Vec<Row> = Vec::new();
     all.extend(
         rows::<Provider>(client, "Provider", |p| {

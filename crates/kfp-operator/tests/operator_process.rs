@@ -7,94 +7,33 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kfp_core::resources::v1beta1::{Pipeline, Provider, Run};
 use kfp_core::values::SynchronizationState::Succeeded;
 use kube::api::Api;
 use serde_json::Value;
+use support::process::OperatorProcess;
 use support::wait_for_state;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const LEASE: &str = "kfp-operator-lock";
 
-/// The operator process; killed if the test ends without stopping it.
-struct Operator {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Operator {
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(namespace: &str, address: &str, kubeconfig: &std::path::Path) -> Operator {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kfp-operator"));
-    command.arg("run");
-    // Only this test's configuration: no inherited overrides, no pod identity (the replica names itself).
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KFP_OPERATOR_")
-            || key == "POD_NAME"
-            || key == "POD_NAMESPACE"
-            || key == "RUST_LOG"
-        {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("KUBECONFIG", kubeconfig)
-        .env("KFP_OPERATOR_SPEC_EXECUTOR", "direct")
-        .env("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub")
-        .env("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace)
-        .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", address)
-        .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", address)
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true")
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_NAMESPACE", namespace)
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_LEASEDURATION", "2s")
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_RENEWPERIOD", "500ms")
-        .env("KFP_OPERATOR_SYSTEM_LOGGING_FORMAT", "json")
-        .env("KFP_OPERATOR_SYSTEM_LOGGING_LEVEL", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let lines = stderr.clone();
-    let pipe = child.stderr.take().unwrap();
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            lines.lock().unwrap().push(line);
-        }
-    });
-    Operator { child, stderr }
-}
-
-async fn get(url: &str) -> Result<(u16, String), String> {
-    let response = reqwest::get(url).await.map_err(|e| format!("{e:?}"))?;
-    let status = response.status().as_u16();
-    Ok((status, response.text().await.map_err(|e| e.to_string())?))
+fn start(namespace: &str, kubeconfig: &std::path::Path) -> OperatorProcess {
+    OperatorProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_kfp-operator")),
+        kubeconfig,
+        &[
+            ("KFP_OPERATOR_SPEC_EXECUTOR", "direct"),
+            ("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub"),
+            ("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace),
+            ("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true"),
+            ("KFP_OPERATOR_SYSTEM_LEADERELECTION_NAMESPACE", namespace),
+            ("KFP_OPERATOR_SYSTEM_LEADERELECTION_LEASEDURATION", "2s"),
+            ("KFP_OPERATOR_SYSTEM_LEADERELECTION_RENEWPERIOD", "500ms"),
+            ("KFP_OPERATOR_SYSTEM_LOGGING_FORMAT", "json"),
+            ("KFP_OPERATOR_SYSTEM_LOGGING_LEVEL", "info"),
+        ],
+    )
 }
 
 async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
@@ -120,26 +59,10 @@ async fn the_operator_process_runs_configured_from_the_environment() {
         )
         .await
         .unwrap();
-    let address = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{address}");
-    let mut operator = start(&namespace, &address, env.kubeconfig_path());
+    let mut operator = start(&namespace, env.kubeconfig_path());
 
     // Ready once the controllers' caches are filled (it leads at once: the Lease is free).
-    let last = Mutex::new(None);
-    kfp_testenv::wait_for("/readyz to answer 200", support::WAIT, || async {
-        let answer = get(&format!("{base}/readyz")).await;
-        let ready = matches!(&answer, Ok((200, _)));
-        *last.lock().unwrap() = Some(answer);
-        Ok::<_, String>(ready.then_some(()))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}; last answer {:?}\nstderr:\n{}",
-            last.lock().unwrap(),
-            operator.stderr()
-        )
-    });
+    operator.wait_ready(support::WAIT).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let holder = kfp_testenv::wait_for("the Lease to be held", support::WAIT, || async {
         Ok::<_, String>(lease_holder(&leases).await)
@@ -192,8 +115,7 @@ spec: {{provider: {namespace}/stub, pipeline: pipeline, parameters: [{{name: a, 
         "Events report the Lease holder {holder}: {instances:?}"
     );
 
-    let (status, metrics) = get(&format!("{base}/metrics")).await.unwrap();
-    assert_eq!(status, 200);
+    let metrics = operator.metrics().await;
     assert!(
         metrics.contains("kfp_operator_reconciliations_total{"),
         "{metrics}"
@@ -212,21 +134,12 @@ spec: {{provider: {namespace}/stub, pipeline: pipeline, parameters: [{{name: a, 
     );
 
     // SIGTERM: in-flight reconciles finish, the Lease is released, exit 0.
-    let pid = operator.child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let exit = tokio::time::timeout(support::WAIT, operator.child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("no exit after SIGTERM\nstderr:\n{}", operator.stderr()))
-        .unwrap();
-    assert_eq!(exit.code(), Some(0), "stderr:\n{}", operator.stderr());
+    let exit = operator.terminate(support::WAIT).await;
+    assert_eq!(exit, Some(0), "stderr:\n{}", operator.stderr());
     assert_eq!(lease_holder(&leases).await, None, "the Lease was released");
 
     // Every stderr line is a JSON object; reconcile lines carry the span's identity.
-    let lines = operator.stderr.lock().unwrap().clone();
+    let lines = operator.stderr_lines();
     let parsed: Vec<Value> = lines
         .iter()
         .filter(|l| !l.trim().is_empty())

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -176,35 +178,46 @@ impl Drop for SimulatedArgo {
 impl SimulatedArgo {
     /// Completes every new Workflow in `namespace` by calling the provider service at `provider_url`.
     pub fn start(client: Client, namespace: &str, provider_url: String) -> Self {
+        Self::start_with_concurrency(client, namespace, provider_url, 1)
+    }
+
+    /// [`Self::start`] running up to `concurrency` workflows at once, as a real Argo controller does (the scale
+    /// benchmark uses it so that the simulation is not what limits the operator).
+    pub fn start_with_concurrency(
+        client: Client,
+        namespace: &str,
+        provider_url: String,
+        concurrency: usize,
+    ) -> Self {
         let resource = kfp_operator::executor::argo::workflow_api_resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &resource);
         let http = reqwest::Client::new();
+        // Names run (or running): a watch may show a workflow again, also from before its status patch landed.
+        let running = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
         let task = tokio::spawn(async move {
-            let mut events = watcher::watcher(api.clone(), watcher::Config::default())
+            watcher::watcher(api.clone(), watcher::Config::default())
                 .applied_objects()
-                .boxed();
-            while let Some(event) = events.next().await {
-                let Ok(workflow) = event else { continue };
-                let phase = workflow.data.pointer("/status/phase").and_then(Value::as_str);
-                if phase.is_some() {
-                    continue;
-                }
-                let status = run_workflow(&http, &provider_url, &workflow).await;
-                let patch = json!({ "status": status });
-                if let Err(error) = api
-                    .patch(
-                        &workflow.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                {
-                    eprintln!(
-                        "simulated argo: could not complete {}: {error}",
-                        workflow.name_any()
-                    );
-                }
-            }
+                .for_each_concurrent(concurrency, |event| {
+                    let (api, http, url, running) = (&api, &http, &provider_url, running.clone());
+                    async move {
+                        let Ok(workflow) = event else { return };
+                        let phase = workflow.data.pointer("/status/phase").and_then(Value::as_str);
+                        let name = workflow.name_any();
+                        if phase.is_some() || !running.lock().unwrap().insert(name.clone()) {
+                            return;
+                        }
+                        let status = run_workflow(http, url, &workflow).await;
+                        let patch = json!({ "status": status });
+                        if let Err(error) = api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            eprintln!("simulated argo: could not complete {name}: {error}");
+                            running.lock().unwrap().remove(&name);
+                        }
+                    }
+                })
+                .await;
         });
         Self { task }
     }
