@@ -98,11 +98,12 @@ async fn every_fixture_settles(mode: Mode) {
             let provider = NamespacedName::new("kfp-operator-system".to_string(), "stub".to_string());
             let url =
                 support::serve_provider(&provider, Arc::new(kfp_providers::stub::StubProvider::new())).await;
-            Some(support::SimulatedArgo::start_with_concurrency(
+            Some(support::SimulatedArgo::start_with(
                 client.clone(),
                 "kfp-operator-system",
                 url,
                 4,
+                Default::default(),
             ))
         }
         Mode::Direct => {

@@ -178,16 +178,18 @@ impl Drop for SimulatedArgo {
 impl SimulatedArgo {
     /// Completes every new Workflow in `namespace` by calling the provider service at `provider_url`.
     pub fn start(client: Client, namespace: &str, provider_url: String) -> Self {
-        Self::start_with_concurrency(client, namespace, provider_url, 1)
+        Self::start_with(client, namespace, provider_url, 1, Default::default())
     }
 
     /// [`Self::start`] running up to `concurrency` workflows at once, as a real Argo controller does (the scale
-    /// benchmark uses it so that the simulation is not what limits the operator).
-    pub fn start_with_concurrency(
+    /// benchmark uses it so that the simulation is not what limits the operator), counting the workflows it
+    /// completed (one status write each) in `completed`.
+    pub fn start_with(
         client: Client,
         namespace: &str,
         provider_url: String,
         concurrency: usize,
+        completed: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
         let resource = kfp_operator::executor::argo::workflow_api_resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &resource);
@@ -198,7 +200,8 @@ impl SimulatedArgo {
             watcher::watcher(api.clone(), watcher::Config::default())
                 .applied_objects()
                 .for_each_concurrent(concurrency, |event| {
-                    let (api, http, url, running) = (&api, &http, &provider_url, running.clone());
+                    let (api, http, url) = (&api, &http, &provider_url);
+                    let (running, completed) = (running.clone(), completed.clone());
                     async move {
                         let Ok(workflow) = event else { return };
                         let phase = workflow.data.pointer("/status/phase").and_then(Value::as_str);
@@ -214,6 +217,8 @@ impl SimulatedArgo {
                         {
                             eprintln!("simulated argo: could not complete {name}: {error}");
                             running.lock().unwrap().remove(&name);
+                        } else {
+                            completed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                     }
                 })

@@ -1,0 +1,430 @@
+//! The scale harness (issue 5): `kfp-operator run` as a release process on a real control plane (`kfp-testenv`)
+//! with the stub provider, under the direct executor and the Argo executor (a simulated Argo controller completing
+//! Workflows against a stub provider service). It creates Pipelines and Runs, measures the time until every one
+//! is `Succeeded`, the reconciles per second, the operator's peak RSS and the API server's raw bound (a bare
+//! client doing the same number of writes), then grows the cache to `--cached` resources and reads the RSS again.
+//!
+//! ```sh
+//! cargo bench -p kfp-operator --bench scale -- [--executor direct|argo|both] [--pipelines 1000] [--runs 1000]
+//!     [--cached 10000]
+//! ```
+//! Results go to `docs/performance.md` by hand, with the machine and the date.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kfp_core::resources::v1beta1::{Conditions, Pipeline, Provider, Run};
+use kfp_core::values::{NamespacedName, SynchronizationState};
+use kfp_testenv::TestEnv;
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::Mode;
+use support::process::OperatorProcess;
+
+/// Concurrent requests of the harness's own clients (creates, the raw bound, the simulated Argo).
+const CONCURRENCY: usize = 32;
+/// How long one phase may take before the harness gives up.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(1800);
+const NAMESPACE: &str = "scale";
+
+#[derive(Debug, Clone)]
+struct Options {
+    modes: Vec<Mode>,
+    pipelines: usize,
+    runs: usize,
+    cached: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        modes: vec![Mode::Direct, Mode::Argo],
+        pipelines: 1000,
+        runs: 1000,
+        cached: 10_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--executor" => {
+                options.modes = match value().as_str() {
+                    "direct" => vec![Mode::Direct],
+                    "argo" => vec![Mode::Argo],
+                    "both" => vec![Mode::Direct, Mode::Argo],
+                    other => panic!("--executor takes direct, argo or both, not {other}"),
+                }
+            }
+            "--pipelines" => options.pipelines = value().parse().expect("--pipelines N"),
+            "--runs" => options.runs = value().parse().expect("--runs N"),
+            "--cached" => options.cached = value().parse().expect("--cached N"),
+            // cargo bench passes --bench; filters do not apply to a harness of one benchmark.
+            _ => {}
+        }
+    }
+    options
+}
+
+fn pipeline(namespace: &str, index: usize) -> Pipeline {
+    serde_json::from_value(json!({
+        "apiVersion": "pipelines.kubeflow.org/v1beta1",
+        "kind": "Pipeline",
+        "metadata": {"name": format!("pipeline-{index}"), "namespace": namespace},
+        "spec": {
+            "provider": format!("{NAMESPACE}/stub"),
+            "image": "alpine:3.20",
+            "framework": {"name": "stub", "parameters": {}},
+        },
+    }))
+    .unwrap()
+}
+
+fn run(namespace: &str, index: usize, pipelines: usize) -> Run {
+    serde_json::from_value(json!({
+        "apiVersion": "pipelines.kubeflow.org/v1beta1",
+        "kind": "Run",
+        "metadata": {"name": format!("run-{index}"), "namespace": namespace},
+        "spec": {
+            "provider": format!("{NAMESPACE}/stub"),
+            "pipeline": format!("pipeline-{}", index % pipelines.max(1)),
+            "parameters": [{"name": "index", "value": index.to_string()}],
+        },
+    }))
+    .unwrap()
+}
+
+/// Creates Pipelines `from..to` and Runs `from..to` (Runs after Pipelines), `CONCURRENCY` at a time.
+async fn create_objects(client: &Client, namespace: &str, pipelines: (usize, usize), runs: (usize, usize)) {
+    let pipeline_api: Api<Pipeline> = Api::namespaced(client.clone(), namespace);
+    let run_api: Api<Run> = Api::namespaced(client.clone(), namespace);
+    futures::stream::iter(pipelines.0..pipelines.1)
+        .map(|i| {
+            let api = pipeline_api.clone();
+            async move { api.create(&PostParams::default(), &pipeline(namespace, i)).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let total_pipelines = pipelines.1;
+    futures::stream::iter(runs.0..runs.1)
+        .map(|i| {
+            let api = run_api.clone();
+            async move {
+                api.create(&PostParams::default(), &run(namespace, i, total_pipelines))
+                    .await
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+}
+
+/// How many Pipelines and Runs in `namespace` are `Succeeded`.
+async fn succeeded(client: &Client, namespace: &str) -> (usize, usize) {
+    let state = SynchronizationState::Succeeded;
+    let pipelines = Api::<Pipeline>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.synchronization_state() == state)
+        })
+        .count();
+    let runs = Api::<Run>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.synchronization_state() == state)
+        })
+        .count();
+    (pipelines, runs)
+}
+
+/// Waits until `pipelines` Pipelines and `runs` Runs are `Succeeded` in `namespace`.
+async fn wait_succeeded(
+    client: &Client,
+    namespace: &str,
+    pipelines: usize,
+    runs: usize,
+    operator: &OperatorProcess,
+) {
+    let what = format!("{pipelines} Pipelines and {runs} Runs to be Succeeded");
+    let waited = kfp_testenv::wait_for(&what, PHASE_TIMEOUT, || async {
+        let (p, r) = succeeded(client, namespace).await;
+        Ok::<_, String>((p >= pipelines && r >= runs).then_some(()))
+    })
+    .await;
+    if let Err(error) = waited {
+        let (p, r) = succeeded(client, namespace).await;
+        let tail: Vec<String> = operator.stderr_lines().into_iter().rev().take(40).collect();
+        panic!(
+            "{error}: {p} Pipelines and {r} Runs are\noperator stderr (last lines):\n{}",
+            tail.join("\n")
+        );
+    }
+}
+
+/// The API server's count of mutating requests (POST, PUT, PATCH, DELETE) since it started.
+async fn apiserver_writes(client: &Client) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("apiserver_request_total{"))
+        .filter(|line| {
+            ["POST", "PUT", "PATCH", "DELETE"]
+                .iter()
+                .any(|v| line.contains(&format!("verb=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Sums the operator's counter `name` (all label sets) in its OpenMetrics text.
+fn counter_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The raw bound: a bare client creating the same objects and doing `writes` status writes in all, spread over
+/// them, `CONCURRENCY` at a time. Returns the elapsed time.
+async fn raw_bound(client: &Client, pipelines: usize, runs: usize, writes: u64) -> Duration {
+    let namespace = "raw";
+    let started = Instant::now();
+    create_objects(client, namespace, (0, pipelines), (0, runs)).await;
+    let creates = (pipelines + runs) as u64;
+    let updates = writes.saturating_sub(creates);
+    let pipeline_api: Api<Pipeline> = Api::namespaced(client.clone(), namespace);
+    let run_api: Api<Run> = Api::namespaced(client.clone(), namespace);
+    let objects = (pipelines + runs).max(1) as u64;
+    futures::stream::iter(0..updates)
+        .map(|i| {
+            let (pipeline_api, run_api) = (pipeline_api.clone(), run_api.clone());
+            async move {
+                let object = (i % objects) as usize;
+                let status = json!({"status": {"version": format!("raw-{i}")}});
+                let params = PatchParams::default();
+                if object < pipelines {
+                    pipeline_api
+                        .patch_status(&format!("pipeline-{object}"), &params, &Patch::Merge(&status))
+                        .await
+                        .map(|_| ())
+                } else {
+                    run_api
+                        .patch_status(
+                            &format!("run-{}", object - pipelines),
+                            &params,
+                            &Patch::Merge(&status),
+                        )
+                        .await
+                        .map(|_| ())
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    started.elapsed()
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &namespace).await.unwrap();
+}
+
+struct Report {
+    mode: Mode,
+    objects: usize,
+    elapsed: Duration,
+    reconciles: f64,
+    operator_writes: u64,
+    raw: Duration,
+    peak_kib: u64,
+    cached: usize,
+    cached_rss_kib: u64,
+    cached_peak_kib: u64,
+}
+
+async fn measure(mode: Mode, options: &Options) -> Report {
+    let env = TestEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+    env.install_crds(&[support::repo_root().join("config/crd")])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = env.client().await.unwrap();
+    create_namespace(&client, NAMESPACE).await;
+    create_namespace(&client, "raw").await;
+    let providers: Api<Provider> = Api::namespaced(client.clone(), NAMESPACE);
+    providers
+        .create(
+            &PostParams::default(),
+            &support::provider_manifest(NAMESPACE, "stub"),
+        )
+        .await
+        .unwrap();
+
+    let mut settings = vec![
+        ("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", NAMESPACE),
+        ("KFP_OPERATOR_SYSTEM_LOGGING_FORMAT", "text"),
+        ("KFP_OPERATOR_SYSTEM_LOGGING_LEVEL", "warn"),
+    ];
+    // The simulated Argo's own writes (one status patch per Workflow) are the harness's, not the operator's.
+    let argo_writes = Arc::new(AtomicU64::new(0));
+    let _argo = match mode {
+        Mode::Argo => {
+            settings.push(("KFP_OPERATOR_SPEC_EXECUTOR", "argo"));
+            let provider = NamespacedName::new(NAMESPACE.to_string(), "stub".to_string());
+            let url =
+                support::serve_provider(&provider, Arc::new(kfp_providers::stub::StubProvider::new())).await;
+            Some(support::SimulatedArgo::start_with(
+                client.clone(),
+                NAMESPACE,
+                url,
+                CONCURRENCY,
+                argo_writes.clone(),
+            ))
+        }
+        Mode::Direct => {
+            settings.push(("KFP_OPERATOR_SPEC_EXECUTOR", "direct"));
+            settings.push(("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub"));
+            None
+        }
+    };
+    let operator = OperatorProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_kfp-operator")),
+        env.kubeconfig_path(),
+        &settings,
+    );
+    operator.wait_ready(Duration::from_secs(60)).await;
+    support::wait_for_state(
+        &providers,
+        "stub",
+        SynchronizationState::Succeeded,
+        |p: &Provider| p.status.as_ref(),
+    )
+    .await;
+
+    let (pipelines, runs) = (options.pipelines, options.runs);
+    let writes_before = apiserver_writes(&client).await;
+    let argo_before = argo_writes.load(Ordering::SeqCst);
+    let reconciles_before = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
+    let started = Instant::now();
+    create_objects(&client, NAMESPACE, (0, pipelines), (0, runs)).await;
+    wait_succeeded(&client, NAMESPACE, pipelines, runs, &operator).await;
+    let elapsed = started.elapsed();
+    let reconciles =
+        counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total") - reconciles_before;
+    let writes = apiserver_writes(&client).await - writes_before;
+    let harness_writes = (pipelines + runs) as u64 + (argo_writes.load(Ordering::SeqCst) - argo_before);
+    let operator_writes = writes.saturating_sub(harness_writes);
+    let peak_kib = operator.memory().peak_kib;
+    eprintln!(
+        "scale: {mode:?}: {} objects Succeeded in {elapsed:.1?}; {reconciles} reconciles; {operator_writes} operator writes; peak RSS {} MiB",
+        pipelines + runs,
+        peak_kib / 1024
+    );
+
+    // The raw bound, on the same API server and etcd, in a namespace the operator does not watch.
+    let raw = raw_bound(
+        &client,
+        pipelines,
+        runs,
+        (pipelines + runs) as u64 + operator_writes,
+    )
+    .await;
+    eprintln!(
+        "scale: {mode:?}: raw bound: the same {} writes by a bare client in {raw:.1?}",
+        (pipelines + runs) as u64 + operator_writes
+    );
+
+    // Grow the cache to `cached` resources, half Pipelines, half Runs.
+    let target_pipelines = (options.cached / 2).max(pipelines);
+    let target_runs = options.cached.saturating_sub(target_pipelines).max(runs);
+    create_objects(
+        &client,
+        NAMESPACE,
+        (pipelines, target_pipelines),
+        (runs, target_runs),
+    )
+    .await;
+    wait_succeeded(&client, NAMESPACE, target_pipelines, target_runs, &operator).await;
+    let memory = operator.memory();
+    eprintln!(
+        "scale: {mode:?}: {} resources cached: RSS {} MiB, peak {} MiB",
+        target_pipelines + target_runs,
+        memory.rss_kib / 1024,
+        memory.peak_kib / 1024
+    );
+    Report {
+        mode,
+        objects: pipelines + runs,
+        elapsed,
+        reconciles,
+        operator_writes,
+        raw,
+        peak_kib,
+        cached: target_pipelines + target_runs,
+        cached_rss_kib: memory.rss_kib,
+        cached_peak_kib: memory.peak_kib,
+    }
+}
+
+fn main() {
+    let options = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    kfp_providers::http::install_crypto_provider();
+    let mut reports = Vec::new();
+    for mode in &options.modes {
+        reports.push(runtime.block_on(measure(*mode, &options)));
+    }
+    println!(
+        "\n| executor | objects | time to all Succeeded | objects/s | reconciles/s | operator writes | raw bound (same writes) | operator / raw | peak RSS | resources cached | RSS then (peak) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &reports {
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "| {:?} | {} | {:.1} s | {:.0} | {:.0} | {} | {:.1} s | {:.2} | {:.1} MiB | {} | {:.1} MiB ({:.1} MiB) |",
+            r.mode,
+            r.objects,
+            secs,
+            r.objects as f64 / secs,
+            r.reconciles / secs,
+            r.operator_writes,
+            r.raw.as_secs_f64(),
+            r.raw.as_secs_f64() / secs,
+            r.peak_kib as f64 / 1024.0,
+            r.cached,
+            r.cached_rss_kib as f64 / 1024.0,
+            r.cached_peak_kib as f64 / 1024.0,
+        );
+    }
+}
