@@ -14,7 +14,7 @@ use kfp_core::reconcile::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use tokio::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use super::REPORTER;
 
@@ -40,6 +40,10 @@ struct Series {
 }
 
 /// Records events; cheap to clone (shared cache).
+///
+/// The series cache is locked only to read or update it, never across an API call: every controller records
+/// through one recorder, and holding the lock over the request would let only one Event be written at a time.
+/// Two identical events recorded at the very same moment may then make two Events instead of one series of two.
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
@@ -74,16 +78,22 @@ impl Recorder {
         };
         let now = Timestamp::now();
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let mut series = self.series.lock().await;
-        if let Some(existing) = series.get_mut(&key).filter(|s| s.last + SERIES_WINDOW > now) {
-            existing.count += 1;
-            existing.last = now;
+        let repeat = self
+            .series()
+            .get_mut(&key)
+            .filter(|s| s.last + SERIES_WINDOW > now)
+            .map(|existing| {
+                existing.count += 1;
+                existing.last = now;
+                (existing.name.clone(), existing.count)
+            });
+        if let Some((name, count)) = repeat {
             let patch = json!({ "series": EventSeries {
-                count: existing.count,
+                count,
                 last_observed_time: MicroTime(now),
             }});
             match api
-                .patch(&existing.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -110,6 +120,7 @@ impl Recorder {
             ..KubeEvent::default()
         };
         api.create(&PostParams::default(), &created).await?;
+        let mut series = self.series();
         if series.len() >= MAX_REMEMBERED {
             series.retain(|_, s| s.last + SERIES_WINDOW > now);
             if series.len() >= MAX_REMEMBERED {
@@ -125,6 +136,14 @@ impl Recorder {
             },
         );
         Ok(())
+    }
+
+    /// The series cache. A panic while it was held cannot leave it inconsistent (each use is one map call), so a
+    /// poisoned lock is taken over.
+    fn series(&self) -> MutexGuard<'_, HashMap<Key, Series>> {
+        self.series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

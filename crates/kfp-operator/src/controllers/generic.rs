@@ -148,6 +148,31 @@ pub fn pipeline_observation(pipeline: &Pipeline) -> PipelineObservation {
     }
 }
 
+/// The Pipeline changes Runs and RunConfigurations react to: the version they would observe (SPEC 3.4 rule 4b:
+/// the version of a `Succeeded` Pipeline, none once `Deleted`; other states leave it as it was). A Pipeline's own
+/// progress (finalizer, `Creating`, `Updating`, its Events) does not wake its dependants: with many Runs per
+/// Pipeline those wake-ups were most of the Run controller's reconciles.
+pub fn pipeline_versions(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<Pipeline, watcher::Error>> + Send + 'static {
+    use kube::runtime::{WatchStreamExt, utils::PredicateConfig};
+    fn seen_version(pipeline: &Pipeline) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let observation = pipeline_observation(pipeline);
+        let seen = match observation.state {
+            kfp_core::values::SynchronizationState::Succeeded => Some(observation.version.as_str()),
+            kfp_core::values::SynchronizationState::Deleted => Some(""),
+            _ => None,
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (seen, pipeline.metadata.deletion_timestamp.is_some()).hash(&mut hasher);
+        Some(hasher.finish())
+    }
+    watcher(ctx.watched::<Pipeline>(), watcher::Config::default())
+        .touched_objects()
+        .predicate_filter(seen_version, PredicateConfig::default())
+}
+
 /// Reads the RunConfiguration of a dependency key (`ns/name`).
 pub async fn get_run_configuration(
     ctx: &Context,
@@ -361,26 +386,20 @@ pub async fn run_runs(
     let store = runs.clone();
     let shutdown = share_shutdown(shutdown);
     let runs_of_pipeline = runs.clone();
-    let pipelines: Api<Pipeline> = ctx.watched();
     let rcs: Api<RunConfiguration> = ctx.watched();
     let run = controller
-        .watches(
-            pipelines,
-            watcher::Config::default(),
-            move |pipeline: Pipeline| {
-                let namespace = pipeline.namespace().unwrap_or_default();
-                let name = pipeline.name_any();
-                runs_of_pipeline
-                    .state()
-                    .into_iter()
-                    .filter(|run| {
-                        run.namespace().as_deref() == Some(namespace.as_str())
-                            && run.spec.pipeline.name == name
-                    })
-                    .map(|run| ObjectRef::from_obj(run.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(pipeline_versions(&ctx), move |pipeline: Pipeline| {
+            let namespace = pipeline.namespace().unwrap_or_default();
+            let name = pipeline.name_any();
+            runs_of_pipeline
+                .state()
+                .into_iter()
+                .filter(|run| {
+                    run.namespace().as_deref() == Some(namespace.as_str()) && run.spec.pipeline.name == name
+                })
+                .map(|run| ObjectRef::from_obj(run.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .watches(rcs, watcher::Config::default(), move |rc: RunConfiguration| {
             let key = format!("{}/{}", rc.namespace().unwrap_or_default(), rc.name_any());
             runs.state()

@@ -252,7 +252,8 @@ where
 {
     use kube::runtime::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api, config))
+    let watch = kube::runtime::watcher(api, config).modify(slim);
+    let stream = kube::runtime::reflector(writer, watch)
         .inspect(move |event| {
             if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {
                 ready.set(true);
@@ -260,6 +261,16 @@ where
         })
         .applied_objects();
     kube::runtime::Controller::for_stream(stream, reader)
+}
+
+/// Drops what no cached copy is read for: `managedFields` (often larger than the rest of the object) and the
+/// client-side apply annotation. Reconciles read the object fresh from the API server; the caches only map
+/// events to objects, so the operator's memory grows with the number of objects, not with their write history.
+pub fn slim<K: Resource>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// A shutdown future that can be awaited more than once (by the controller and by [`drive`]).

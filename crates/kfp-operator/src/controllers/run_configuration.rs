@@ -168,10 +168,9 @@ pub async fn run(
     let run = controller
         .owns(ctx.watched::<RunSchedule>(), watcher::Config::default())
         .owns(ctx.watched::<Run>(), watcher::Config::default())
-        .watches(
-            ctx.watched::<Pipeline>(),
-            watcher::Config::default(),
-            move |pipeline| {
+        .watches_stream(
+            super::generic::pipeline_versions(&ctx),
+            move |pipeline: Pipeline| {
                 let namespace = pipeline.namespace().unwrap_or_default();
                 let name = pipeline.name_any();
                 by_pipeline
