@@ -20,7 +20,7 @@ use kfp_core::reconcile::generic::{
 use kfp_core::reconcile::run::{RunInputs, plan_run};
 use kfp_core::resources::FINALIZER;
 use kfp_core::resources::v1beta1::{
-    Conditions, Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule, RunStatus, Status,
+    Conditions, Experiment, Pipeline, Run, RunConfiguration, RunSchedule, RunStatus, Status,
 };
 use kfp_core::values::NamespacedName;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -204,11 +204,10 @@ pub async fn reconcile<K: SynchronizedKind>(
             return Ok(Action::await_change());
         };
         let provider_name = object.provider().clone();
-        let providers: Api<Provider> = Api::namespaced(ctx.client.clone(), &provider_name.namespace);
         let provider = if provider_name.name.is_empty() {
             None
         } else {
-            get_opt(&providers, &provider_name.name, "Provider").await?
+            ctx.providers.get(&ctx.client, &provider_name).await?
         };
         let reference = resource_ref(&object);
         let outcomes = ctx.executor.outcomes(&reference).await?;

@@ -15,8 +15,10 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::executor::{Executor, ExecutorError, ResourceKind, ResourceRef};
 use kfp_core::reconcile::Event;
+use kfp_core::resources::v1beta1::Provider;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +55,61 @@ pub struct Context {
     pub config: Arc<OperatorConfig>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Providers as the Provider controller's watch sees them, read by the other controllers.
+    pub providers: ProviderCache,
+}
+
+/// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
+/// reconcile (Pipeline, Run, RunSchedule, Experiment).
+///
+/// Providers change rarely and are read on every reconcile of every resource, so they come from this cache and
+/// not from the API server (the resources themselves are still read fresh, see the module docs). A Provider the
+/// cache does not hold (not seen yet, outside the watched namespace, or the Provider controller is not running in
+/// this process) is read from the API server. A Provider changed a moment ago may be planned on in its previous
+/// state once; its watch event then reconciles nothing of the resources, but the next reconcile of each sees it.
+#[derive(Clone)]
+pub struct ProviderCache {
+    store: Store<Provider>,
+    writer: Arc<std::sync::Mutex<Option<Writer<Provider>>>>,
+}
+
+impl Default for ProviderCache {
+    fn default() -> Self {
+        let (store, writer) = kube::runtime::reflector::store();
+        Self {
+            store,
+            writer: Arc::new(std::sync::Mutex::new(Some(writer))),
+        }
+    }
+}
+
+impl ProviderCache {
+    /// The store's writer, for the one watch that fills it (the Provider controller's); `None` once taken.
+    pub fn take_writer(&self) -> Option<Writer<Provider>> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The store itself (what the Provider controller's watch has seen so far).
+    pub fn store(&self) -> Store<Provider> {
+        self.store.clone()
+    }
+
+    /// The Provider `name` from the cache, else from the API server; `None` when it does not exist.
+    pub async fn get(
+        &self,
+        client: &Client,
+        name: &kfp_core::values::NamespacedName,
+    ) -> Result<Option<Provider>, ControllerError> {
+        let key = ObjectRef::new(&name.name).within(&name.namespace);
+        if let Some(provider) = self.store.get(&key) {
+            return Ok(Some(provider.as_ref().clone()));
+        }
+        let api: kube::Api<Provider> = kube::Api::namespaced(client.clone(), &name.namespace);
+        get_opt(&api, &name.name, "Provider").await
+    }
 }
 
 impl Context {
@@ -71,6 +128,7 @@ impl Context {
             config,
             metrics,
             recorder,
+            providers: ProviderCache::default(),
         })
     }
 
@@ -250,8 +308,22 @@ pub fn controller_with_readiness<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    use kube::runtime::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store();
+    controller_with_store(api, config, ready, reader, writer)
+}
+
+/// [`controller_with_readiness`] filling the given store (which others may read too).
+pub fn controller_with_store<K>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    ready: crate::health::ReadinessFlag,
+    reader: kube::runtime::reflector::Store<K>,
+    writer: kube::runtime::reflector::store::Writer<K>,
+) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    use kube::runtime::WatchStreamExt;
     let watch = kube::runtime::watcher(api, config).modify(slim);
     let stream = kube::runtime::reflector(writer, watch)
         .inspect(move |event| {

@@ -165,9 +165,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let controller =
-        super::controller_with_readiness(ctx.watched::<Provider>(), watcher::Config::default(), ready)
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let api = ctx.watched::<Provider>();
+    let config = watcher::Config::default();
+    // The first Provider controller of a context fills the cache the other controllers read.
+    let controller = match ctx.providers.take_writer() {
+        Some(writer) => super::controller_with_store(api, config, ready, ctx.providers.store(), writer),
+        None => super::controller_with_readiness(api, config, ready),
+    }
+    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     let shutdown = super::share_shutdown(shutdown);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}"));
