@@ -9,7 +9,6 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 
 use kfp_core::compiler::{CompileError, CompileRequest, Compiler};
 use kfp_core::definitions::PipelineDefinitionWrapper;
@@ -19,9 +18,6 @@ use kfp_core::reconcile::definition::pipeline_definition;
 use kfp_core::resources::v1beta1::{Pipeline, Provider as ProviderResource};
 use kfp_core::values::{NamespacedName, SynchronizationState};
 use kfp_operator::compiler::local::LocalCompiler;
-use kfp_operator::controllers::Context;
-use kfp_operator::executor::Completions;
-use kfp_operator::executor::direct::{DirectExecutor, RegistryResolver};
 use kfp_providers::kfp::fake::FakeKfp;
 use kfp_providers::kfp::pipeline::LABEL_KEYS;
 use kfp_providers::kfp::{KfpConfig, KfpProvider};
@@ -227,27 +223,10 @@ async fn the_operator_reconciles_a_kfpsdk_pipeline_into_kubeflow_pipelines() {
     let pipelines: kube::Api<Pipeline> = kube::Api::namespaced(client.clone(), &namespace);
     pipelines.create(&Default::default(), &pipeline).await.unwrap();
 
-    let mut config = support::config_for(&namespace);
-    config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
-    let metrics = support::metrics();
-    let completions = Completions::default();
-    let resolver = RegistryResolver::from_config(
-        client.clone(),
-        kfp_providers::default_registry(),
-        &config.spec.direct,
-    );
-    let executor = DirectExecutor::new(
-        Arc::new(resolver),
-        Arc::new(kfpsdk_compiler()),
-        completions.clone(),
-        metrics.clone(),
-    );
-    let operator = RunningOperator::start(Context::new(
+    let operator = RunningOperator::start(support::executors::registry_context(
         client,
-        Arc::new(executor),
-        Some(completions),
-        Arc::new(config),
-        metrics,
+        support::config_for(&namespace),
+        kfpsdk_compiler(),
     ));
 
     let reconciled = wait_for_state(&pipelines, "add-pipeline", SynchronizationState::Succeeded, |p| {

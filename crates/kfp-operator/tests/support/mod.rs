@@ -501,6 +501,36 @@ pub mod executors {
         Context::new(client, Arc::new(executor), None, Arc::new(config), metrics)
     }
 
+    /// The direct executor resolving Providers through the default registry (by annotation, else
+    /// `config.spec.direct.defaultProviderType`), compiling with `compiler`.
+    pub fn registry_context(
+        client: Client,
+        mut config: OperatorConfig,
+        compiler: kfp_operator::compiler::local::LocalCompiler,
+    ) -> Arc<Context> {
+        config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
+        let metrics = metrics();
+        let completions = Completions::default();
+        let resolver = kfp_operator::executor::direct::RegistryResolver::from_config(
+            client.clone(),
+            kfp_providers::default_registry(),
+            &config.spec.direct,
+        );
+        let executor = DirectExecutor::new(
+            Arc::new(resolver),
+            Arc::new(compiler),
+            completions.clone(),
+            metrics.clone(),
+        );
+        Context::new(
+            client,
+            Arc::new(executor),
+            Some(completions),
+            Arc::new(config),
+            metrics,
+        )
+    }
+
     pub fn direct_context(
         client: Client,
         config: OperatorConfig,
