@@ -84,14 +84,15 @@ fn local_names_missing_manifests() {
     );
 }
 
-/// The state column of the table row starting with `prefix`.
-fn state_in_table(stdout: &str, prefix: &str) -> Option<String> {
+/// The state column of the table row of `kind` `name`.
+fn state_in_table(stdout: &str, kind: &str, name: &str) -> Option<String> {
     let table = &stdout[stdout.find("KIND ")?..];
-    table
-        .lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.split_whitespace().nth(2))
-        .map(str::to_string)
+    table.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        (cells.first() == Some(&kind) && cells.get(1) == Some(&name))
+            .then(|| cells.get(2).map(|s| s.to_string()))
+            .flatten()
+    })
 }
 
 fn local_kfpsdk(python_env: &std::path::Path) -> (std::process::ExitStatus, String, String) {
@@ -132,7 +133,7 @@ fn local_compiles_a_kfp_sdk_pipeline_with_the_python_environment() {
         "{stdout}"
     );
     assert_eq!(
-        state_in_table(&stdout, "Pipeline          default/add-pipeline").as_deref(),
+        state_in_table(&stdout, "Pipeline", "default/add-pipeline").as_deref(),
         Some("Succeeded"),
         "{stdout}"
     );
@@ -150,7 +151,7 @@ fn without_the_python_environment_the_kfp_sdk_pipeline_fails_and_says_why() {
         "{stdout}"
     );
     assert_eq!(
-        state_in_table(&stdout, "Pipeline          default/add-pipeline").as_deref(),
+        state_in_table(&stdout, "Pipeline", "default/add-pipeline").as_deref(),
         Some("Failed"),
         "{stdout}"
     );
