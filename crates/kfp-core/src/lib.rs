@@ -11,6 +11,7 @@ pub mod conversion;
 pub mod definitions;
 pub mod event;
 pub mod executor;
+pub mod graph;
 pub mod provider;
 pub mod reconcile;
 pub mod registry;

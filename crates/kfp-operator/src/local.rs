@@ -21,7 +21,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use kube::{Client, ResourceExt};
 
-use crate::compiler::local::LocalCompiler;
+use crate::compiler::local::{LocalCompiler, default_python_env};
 use crate::config::{ExecutorKind, OperatorConfig};
 use crate::controllers::Context;
 use crate::executor::Completions;
@@ -58,6 +58,31 @@ pub struct LocalOptions {
     pub manifests: Vec<PathBuf>,
     /// Print the table and exit instead of staying up.
     pub once: bool,
+    /// The repository's `compilers/` folder (for `kfpsdk/compile.sh`).
+    pub compilers: PathBuf,
+    /// The compilers' virtualenv (`scripts/python-env.sh`); `None`: [`default_python_env`].
+    pub python_env: Option<PathBuf>,
+}
+
+/// The kfpsdk compiler `local` can use: `<compilers>/kfpsdk/compile.sh` with the virtualenv's python3, when both
+/// exist; otherwise why not.
+pub fn kfpsdk_compiler(options: &LocalOptions) -> Result<(PathBuf, PathBuf), String> {
+    let venv = options
+        .python_env
+        .clone()
+        .or_else(default_python_env)
+        .ok_or_else(|| "no virtualenv (set KFP_OPERATOR_VENV or HOME)".to_string())?;
+    let script = options.compilers.join("kfpsdk/compile.sh");
+    if !venv.join("bin/python3").is_file() {
+        return Err(format!(
+            "no Python environment at {} (run scripts/python-env.sh)",
+            venv.display()
+        ));
+    }
+    if !script.is_file() {
+        return Err(format!("no {} (pass --compilers)", script.display()));
+    }
+    Ok((script, venv))
 }
 
 /// How long `local` waits for every resource to settle before it shows the table anyway.
@@ -94,9 +119,18 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
         return Err(LocalError::NoManifests(paths.join(", ")));
     }
 
+    let kfpsdk = kfpsdk_compiler(options);
     let (trigger, shutdown) = Shutdown::new();
-    let controllers = tokio::spawn(run_operator(client.clone(), shutdown));
-    println!("operator: six controllers, direct executor, stub provider, stub compiler");
+    let controllers = tokio::spawn(run_operator(client.clone(), shutdown, kfpsdk.clone().ok()));
+    println!("operator: six controllers, direct executor, stub provider, stub compiler for stub and tfx");
+    match &kfpsdk {
+        Ok((script, venv)) => println!(
+            "kfpsdk compiler: {} with the Python environment {}",
+            script.display(),
+            venv.display()
+        ),
+        Err(reason) => println!("kfpsdk compiler: not available: {reason}"),
+    }
 
     for (object, name) in objects.iter().zip(apply_all(&client, &objects).await?) {
         println!(
@@ -131,8 +165,9 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
 /// annotated otherwise), the built-in stub compiler for the `stub` and `tfx` frameworks (as the Go operator's
-/// local stack does), Runs completed by the stub provider's events being the run completion feed's job.
-async fn run_operator(client: Client, shutdown: Shutdown) {
+/// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, Runs
+/// completed by the stub provider's events being the run completion feed's job.
+async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBuf, PathBuf)>) {
     let mut config = OperatorConfig::default();
     config.spec.executor = ExecutorKind::Direct;
     config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
@@ -142,7 +177,10 @@ async fn run_operator(client: Client, shutdown: Shutdown) {
         kfp_providers::default_registry(),
         &config.spec.direct,
     );
-    let compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
+    let mut compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
+    if let Some((script, venv)) = kfpsdk {
+        compiler = compiler.with_python_compiler("kfpsdk", script, &venv);
+    }
     let completions = Completions::default();
     let executor = DirectExecutor::new(
         Arc::new(resolver),

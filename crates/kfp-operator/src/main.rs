@@ -40,6 +40,27 @@ enum Command {
         /// Print the resource table and exit instead of staying up until Ctrl-C.
         #[arg(long)]
         once: bool,
+        /// The compilers folder: framework kfpsdk is compiled with `<compilers>/kfpsdk/compile.sh` when the Python
+        /// environment exists.
+        #[arg(long, default_value = "compilers")]
+        compilers: PathBuf,
+        /// The compilers' Python environment (scripts/python-env.sh); default ~/.cache/kfp-operator/venv.
+        #[arg(long, env = "KFP_OPERATOR_VENV")]
+        python_env: Option<PathBuf>,
+    },
+    /// Print the RunConfiguration dependency graph (pipelines, run configurations, standalone runs and run
+    /// schedules, triggers, artifact edges) of the cluster (in-cluster config or KUBECONFIG) or of manifests, as
+    /// Mermaid or Graphviz DOT. See docs/dependency-graph.md.
+    Graph {
+        /// Read these YAML files or folders instead of the cluster.
+        #[arg(long)]
+        manifests: Vec<PathBuf>,
+        /// Only this namespace (references into others show as missing nodes); default: all namespaces.
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        /// `mermaid` or `dot`.
+        #[arg(long, default_value = "mermaid")]
+        format: kfp_core::graph::Format,
     },
     /// Serve a provider over the provider-service HTTP contract, configured from the environment
     /// (PROVIDERNAME, PARAMETERS_*, SERVER_PORT, METRICS_PORT, OPERATORWEBHOOK, ...; see docs/provider-service.md).
@@ -68,11 +89,31 @@ async fn main() -> ExitCode {
         )
         .await
         .map_err(Into::into),
-        Command::Local { manifests, once } => {
-            kfp_operator::local::run(&kfp_operator::local::LocalOptions { manifests, once })
-                .await
-                .map_err(Into::into)
-        }
+        Command::Local {
+            manifests,
+            once,
+            compilers,
+            python_env,
+        } => kfp_operator::local::run(&kfp_operator::local::LocalOptions {
+            manifests,
+            once,
+            compilers,
+            python_env,
+        })
+        .await
+        .map_err(Into::into),
+        Command::Graph {
+            manifests,
+            namespace,
+            format,
+        } => kfp_operator::graph::render(&kfp_operator::graph::GraphOptions {
+            manifests,
+            namespace,
+            format,
+        })
+        .await
+        .map(|graph| print!("{graph}"))
+        .map_err(Into::into),
         Command::ProviderService { provider } => {
             let registry = kfp_providers::default_registry();
             kfp_providers::service::run_from_env(&registry, &provider)

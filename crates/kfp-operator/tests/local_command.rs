@@ -5,6 +5,8 @@
 // Test code: failing loudly with the reason is the point.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -79,5 +81,78 @@ fn local_names_missing_manifests() {
     assert!(
         stderr.contains("no manifests found at /nonexistent/manifests"),
         "{stderr}"
+    );
+}
+
+/// The state column of the table row of `kind` `name`.
+fn state_in_table(stdout: &str, kind: &str, name: &str) -> Option<String> {
+    let table = &stdout[stdout.find("KIND ")?..];
+    table.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        (cells.first() == Some(&kind) && cells.get(1) == Some(&name))
+            .then(|| cells.get(2).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+fn local_kfpsdk(python_env: &std::path::Path) -> (std::process::ExitStatus, String, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(env!("CARGO_BIN_EXE_kfp-operator"))
+        .args([
+            "local",
+            "--once",
+            "--manifests",
+            "examples/local-kfpsdk",
+            "--python-env",
+        ])
+        .arg(python_env)
+        .current_dir(&root)
+        .env_remove("KFP_OPERATOR_VENV")
+        .output()
+        .expect("kfp-operator runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn local_compiles_a_kfp_sdk_pipeline_with_the_python_environment() {
+    let venv = support::python::python_env();
+    let (status, stdout, stderr) = local_kfpsdk(&venv);
+    assert!(
+        status.success(),
+        "exit {status:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "kfpsdk compiler: compilers/kfpsdk/compile.sh with the Python environment {}",
+            venv.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        state_in_table(&stdout, "Pipeline", "default/add-pipeline").as_deref(),
+        Some("Succeeded"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn without_the_python_environment_the_kfp_sdk_pipeline_fails_and_says_why() {
+    let (status, stdout, _) = local_kfpsdk(std::path::Path::new("/nonexistent/venv"));
+    // Settled (Failed counts as settled), so the command itself succeeds.
+    assert!(status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "kfpsdk compiler: not available: no Python environment at /nonexistent/venv (run scripts/python-env.sh)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        state_in_table(&stdout, "Pipeline", "default/add-pipeline").as_deref(),
+        Some("Failed"),
+        "{stdout}"
     );
 }

@@ -58,6 +58,8 @@ impl fmt::Display for CompileCommand {
 #[derive(Debug, Clone)]
 pub struct LocalCompiler {
     commands: BTreeMap<String, CompileCommand>,
+    /// Extra environment of a framework's command (e.g. `PYTHON` naming a virtualenv's interpreter).
+    envs: BTreeMap<String, Vec<(String, String)>>,
     timeout: Duration,
 }
 
@@ -77,6 +79,7 @@ impl LocalCompiler {
         );
         Self {
             commands,
+            envs: BTreeMap::new(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -105,6 +108,25 @@ impl LocalCompiler {
             CompileCommand::Program(program.into()),
         );
         self
+    }
+
+    /// Sets `name=value` in the environment of `framework`'s command (on top of the operator's environment and the
+    /// definition's `env`, which it overrides).
+    pub fn with_env(mut self, framework: &str, name: &str, value: impl Into<String>) -> Self {
+        self.envs
+            .entry(framework.trim().to_ascii_lowercase())
+            .or_default()
+            .push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Runs `compile_sh` (a Python compiler's shim, such as `compilers/kfpsdk/compile.sh`) for `framework` with the
+    /// interpreter of the virtualenv `venv` (`PYTHON=<venv>/bin/python3`, which the shims honour), so the
+    /// operator need not run inside that virtualenv.
+    pub fn with_python_compiler(self, framework: &str, compile_sh: impl Into<PathBuf>, venv: &Path) -> Self {
+        let python = venv.join("bin").join("python3");
+        self.with_command(framework, compile_sh)
+            .with_env(framework, "PYTHON", python.display().to_string())
     }
 
     /// Compiles `framework` with the built-in stub compiler (`{"foo": "bar"}`), as the Go operator's local stack
@@ -176,6 +198,7 @@ impl Compiler for LocalCompiler {
             .arg("--output_file")
             .arg(&output_path)
             .envs(definition_env(&request.pipeline_definition))
+            .envs(self.envs.get(&framework).into_iter().flatten().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -220,6 +243,15 @@ impl Compiler for LocalCompiler {
             ))
         })?;
         parse_output(request, &compiled)
+    }
+}
+
+/// The virtualenv of the Python compilers that `scripts/python-env.sh` creates: `KFP_OPERATOR_VENV` when set,
+/// else `$HOME/.cache/kfp-operator/venv`; `None` without either variable.
+pub fn default_python_env() -> Option<PathBuf> {
+    match std::env::var_os("KFP_OPERATOR_VENV") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/kfp-operator/venv")),
     }
 }
 
@@ -354,6 +386,28 @@ printf '{"definition": %s, "greeting": "%s"}' "$(cat "$2")" "$GREETING" > "$4""#
         let compiled = compiler.compile(&request("tfx")).await.unwrap();
         assert_eq!(compiled["greeting"], "hello");
         assert_eq!(compiled["definition"], request("tfx").pipeline_definition);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_framework_env_overrides_the_definition_env_for_that_framework_only() {
+        let dir = temp_dir();
+        let echo = script(
+            &dir,
+            "echo.sh",
+            r#"printf '{"greeting": "%s", "python": "%s"}' "$GREETING" "${PYTHON:-}" > "$4""#,
+        );
+        let compiler = LocalCompiler::new()
+            .with_python_compiler("tfx", &echo, Path::new("/opt/venv"))
+            .with_env("TFX", "GREETING", "from the operator")
+            .with_command("kfpsdk", &echo);
+        let compiled = compiler.compile(&request("tfx")).await.unwrap();
+        assert_eq!(
+            compiled,
+            json!({"greeting": "from the operator", "python": "/opt/venv/bin/python3"})
+        );
+        let compiled = compiler.compile(&request("kfpsdk")).await.unwrap();
+        assert_eq!(compiled["greeting"], "hello");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod python;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -515,6 +516,36 @@ pub mod executors {
             metrics.clone(),
         );
         Context::new(client, Arc::new(executor), None, Arc::new(config), metrics)
+    }
+
+    /// The direct executor resolving Providers through the default registry (by annotation, else
+    /// `config.spec.direct.defaultProviderType`), compiling with `compiler`.
+    pub fn registry_context(
+        client: Client,
+        mut config: OperatorConfig,
+        compiler: kfp_operator::compiler::local::LocalCompiler,
+    ) -> Arc<Context> {
+        config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
+        let metrics = metrics();
+        let completions = Completions::default();
+        let resolver = kfp_operator::executor::direct::RegistryResolver::from_config(
+            client.clone(),
+            kfp_providers::default_registry(),
+            &config.spec.direct,
+        );
+        let executor = DirectExecutor::new(
+            Arc::new(resolver),
+            Arc::new(compiler),
+            completions.clone(),
+            metrics.clone(),
+        );
+        Context::new(
+            client,
+            Arc::new(executor),
+            Some(completions),
+            Arc::new(config),
+            metrics,
+        )
     }
 
     pub fn direct_context(

@@ -1,0 +1,1 @@
+"""The getting-started pipelines of the KFP operator's examples."""
