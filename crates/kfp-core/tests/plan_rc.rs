@@ -804,6 +804,7 @@ fn config() -> DefaultProviderValues {
         service_container_name: "provider-service".into(),
         service_port: 8080,
         metrics_port: 8081,
+        feed: None,
     }
 }
 

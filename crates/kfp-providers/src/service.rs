@@ -181,7 +181,8 @@ fn path_error(rejection: PathRejection) -> ApiError {
     )
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether the `Content-Type` is JSON (`application/json` or `application/*+json`, parameters ignored).
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -408,9 +409,10 @@ impl ProviderServer {
             shutdown.await;
             let _ = signal_tx.send(true);
         });
-        let forwarder = self
-            .forwarder
-            .map(|(source, sink)| tokio::spawn(forward_events(source, sink, rx.clone())));
+        let forwarder = self.forwarder.map(|(source, sink)| {
+            let retry = sink.retry();
+            tokio::spawn(forward_events(source, sink, retry, rx.clone()))
+        });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };

@@ -236,6 +236,8 @@ pub struct StubEventSource {
     redeliver: VecDeque<EventDelivery>,
     in_flight: HashMap<DeliveryReceipt, EventDelivery>,
     counter: AtomicU64,
+    /// The hub this source was taken from: it goes back there when dropped, with its undelivered events.
+    home: Option<StubHub>,
 }
 
 impl StubEventSource {
@@ -246,6 +248,7 @@ impl StubEventSource {
             redeliver: VecDeque::new(),
             in_flight: HashMap::new(),
             counter: AtomicU64::new(0),
+            home: None,
         }
     }
 
@@ -311,9 +314,35 @@ impl EventSource for StubEventSource {
     }
 }
 
+impl Drop for StubEventSource {
+    /// A source taken from a [`StubHub`] goes back to it, with the events not yet delivered (in flight ones
+    /// first), so that the next [`StubHub::event_source`] of the name continues where this one stopped.
+    fn drop(&mut self) {
+        let Some(hub) = self.home.take() else {
+            return;
+        };
+        let Ok(mut entries) = hub.entries.lock() else {
+            return;
+        };
+        if let Some(entry) = entries.get_mut(&self.provider)
+            && entry.source.is_none()
+        {
+            let (_, closed) = mpsc::channel(1);
+            let mut returned = StubEventSource::new(
+                self.provider.clone(),
+                std::mem::replace(&mut self.created, closed),
+            );
+            returned.redeliver = self.in_flight.drain().map(|(_, d)| d).collect();
+            returned.redeliver.extend(self.redeliver.drain(..));
+            returned.counter = AtomicU64::new(self.counter.load(Ordering::Relaxed));
+            entry.source = Some(returned);
+        }
+    }
+}
+
 /// Pairs stub providers with their event sources when a registry builds them separately: both factories of the
 /// `stub` registry entry share one hub, and the provider and the event source built for the same provider name
-/// share one queue. The event source of a name can be built once.
+/// share one queue. The event source of a name can be built once at a time: a dropped one returns to the hub.
 #[derive(Clone, Default)]
 pub struct StubHub {
     entries: Arc<Mutex<HashMap<NamespacedName, HubEntry>>>,
@@ -364,14 +393,16 @@ impl StubHub {
 
     /// The event source for `config.name`; fails if it was built before.
     pub fn event_source(&self, config: &ProviderConfig) -> Result<StubEventSource, ProviderError> {
-        self.with_entry(config, |entry| {
+        let mut source = self.with_entry(config, |entry| {
             entry.source.take().ok_or_else(|| {
                 ProviderError::invalid(format!(
-                    "the event source of stub provider {} was already built",
+                    "the event source of stub provider {} is in use",
                     config.name
                 ))
             })
-        })
+        })?;
+        source.home = Some(self.clone());
+        Ok(source)
     }
 }
 
@@ -523,5 +554,31 @@ mod tests {
         let _source = hub.event_source(&config).unwrap();
         let _provider = hub.provider(&config).unwrap();
         assert!(hub.event_source(&config).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_event_source_returns_to_the_hub_with_its_events() {
+        let hub = StubHub::default();
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        config.parameters.insert("eventdelayseconds".into(), json!(0));
+        let provider = hub.provider(&config).unwrap();
+        let mut source = hub.event_source(&config).unwrap();
+        provider.create_run(&run("r1")).await.unwrap();
+        provider.create_run(&run("r2")).await.unwrap();
+        let first = source.next_event().await.unwrap().unwrap();
+        assert_eq!(first.event.run_id, "stub-run-1");
+        drop(source);
+        let mut again = hub.event_source(&config).unwrap();
+        let redelivered = again.next_event().await.unwrap().unwrap();
+        assert_eq!(
+            redelivered.event.run_id, "stub-run-1",
+            "the unsettled event comes back"
+        );
+        again
+            .settle(redelivered.receipt, DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        let next = again.next_event().await.unwrap().unwrap();
+        assert_eq!(next.event.run_id, "stub-run-2", "the count goes on");
     }
 }

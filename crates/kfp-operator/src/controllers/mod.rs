@@ -53,6 +53,8 @@ pub struct Context {
     pub config: Arc<OperatorConfig>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Direct mode: the Providers' event sources, run in-process with the controllers (`crate::feed::sources`).
+    pub event_sources: Option<crate::feed::sources::EventSources>,
 }
 
 impl Context {
@@ -71,7 +73,15 @@ impl Context {
             config,
             metrics,
             recorder,
+            event_sources: None,
         })
+    }
+
+    /// The same context with the Providers' event sources run beside the controllers (direct mode).
+    pub fn with_event_sources(self: Arc<Self>, sources: crate::feed::sources::EventSources) -> Arc<Self> {
+        let mut ctx = Arc::unwrap_or_clone(self);
+        ctx.event_sources = Some(sources);
+        Arc::new(ctx)
     }
 
     /// The same context with Events reported by `instance` (`reportingInstance`) instead of the `POD_NAME`
