@@ -1420,6 +1420,68 @@ spec:
     }
 
     #[test]
+    fn run_completion_feed_keys_load_and_are_checked() {
+        let config = load_yaml(
+            "spec:\n  runCompletionFeed:\n    address: 127.0.0.1\n    maxBodyBytes: 4096\n    serviceUrl: http://feed.ops:80/events\n    authentication: {tokenReview: false, staticTokenFile: /etc/feed/token}\n    nats: {url: 'nats://nats.nats:4222', subject: ml.events, eventFormat: legacy, publishTimeout: 2s}\n",
+            &[],
+        )
+        .unwrap();
+        let feed = &config.spec.run_completion_feed;
+        assert_eq!(feed.socket_address().unwrap().to_string(), "127.0.0.1:8082");
+        assert_eq!(feed.max_body_bytes, 4096);
+        assert_eq!(feed.webhook_url("ops"), "http://feed.ops:80/events");
+        assert!(!feed.authentication.token_review);
+        assert_eq!(feed.nats.event_format, EventFormat::Legacy);
+        assert_eq!(feed.nats.publish_timeout, Duration::from_secs(2));
+        assert!(feed.nats.enabled());
+        let defaults = RunCompletionFeedConfig::default();
+        assert!(!defaults.nats.enabled(), "publishing is off by default");
+        assert_eq!(
+            defaults.webhook_url("kfp"),
+            "http://kfp-operator-runcompletion-webhook-service.kfp:80/events"
+        );
+        for (yaml, key) in [
+            ("spec: {runCompletionFeed: {address: 'localhost'}}", "spec.runCompletionFeed.address"),
+            ("spec: {runCompletionFeed: {maxBodyBytes: 10}}", "spec.runCompletionFeed.maxBodyBytes"),
+            (
+                "spec: {runCompletionFeed: {authentication: {tokenReview: false}}}",
+                "spec.runCompletionFeed.authentication.tokenReview",
+            ),
+            (
+                "spec: {runCompletionFeed: {authentication: {audience: ''}}}",
+                "spec.runCompletionFeed.authentication.audience",
+            ),
+            ("spec: {runCompletionFeed: {serviceUrl: 'feed:80'}}", "spec.runCompletionFeed.serviceUrl"),
+            ("spec: {runCompletionFeed: {nats: {url: 'nats://a b'}}}", "spec.runCompletionFeed.nats.url"),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', subject: 'ev.*'}}}",
+                "spec.runCompletionFeed.nats.subject",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', publishTimeout: 0s}}}",
+                "spec.runCompletionFeed.nats.publishTimeout",
+            ),
+        ] {
+            assert_eq!(invalid_key(yaml).0, key, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn provider_deployments_reach_the_feed_with_the_argo_executor_only() {
+        let mut spec = SpecConfig::default();
+        let feed = spec.provider_values("ops").feed.unwrap();
+        assert_eq!(
+            feed.webhook_url,
+            "http://kfp-operator-runcompletion-webhook-service.ops:80/events"
+        );
+        assert_eq!(feed.token_audience.as_deref(), Some("kfp-operator"));
+        spec.run_completion_feed.authentication.token_review = false;
+        assert_eq!(spec.provider_values("ops").feed.unwrap().token_audience, None);
+        spec.executor = ExecutorKind::Direct;
+        assert_eq!(spec.provider_values("ops").feed, None);
+    }
+
+    #[test]
     fn the_lease_namespace_falls_back_to_the_pod_namespace() {
         let mut election = LeaderElectionConfig::default();
         assert_eq!(election.lease_namespace(None), "kfp-operator-system");
