@@ -1025,7 +1025,10 @@ fn decision_12_provider_deployments_get_the_feed_url_and_a_projected_token() {
     let deployment = provider::desired_deployment(&stub_provider(), &cfg).unwrap();
     let container = container_of(&deployment);
     let vars = container.env.clone().unwrap();
-    assert!(vars.contains(&env("OPERATORWEBHOOK", "http://feed.ops:80/events")), "{vars:?}");
+    assert!(
+        vars.contains(&env("OPERATORWEBHOOK", "http://feed.ops:80/events")),
+        "{vars:?}"
+    );
     let mount = container
         .volume_mounts
         .clone()
@@ -1033,7 +1036,10 @@ fn decision_12_provider_deployments_get_the_feed_url_and_a_projected_token() {
         .into_iter()
         .find(|m| m.mount_path == "/var/run/secrets/kfp-operator")
         .unwrap();
-    assert_eq!((mount.name.as_str(), mount.read_only), ("kfp-operator-token", Some(true)));
+    assert_eq!(
+        (mount.name.as_str(), mount.read_only),
+        ("kfp-operator-token", Some(true))
+    );
     let volumes = deployment.spec.unwrap().template.spec.unwrap().volumes.unwrap();
     let token = volumes.iter().find(|v| v.name == "kfp-operator-token").unwrap();
     let projection = token.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
@@ -1060,7 +1066,11 @@ fn decision_12_provider_deployments_get_the_feed_url_and_a_projected_token() {
     let container = container_of(&deployment);
     let vars = container.env.clone().unwrap();
     assert!(vars.contains(&env("OPERATORWEBHOOK", "http://feed/events")));
-    assert!(!vars.iter().any(|e| e.value.as_deref() == Some("http://other/events")));
+    assert!(
+        !vars
+            .iter()
+            .any(|e| e.value.as_deref() == Some("http://other/events"))
+    );
     let mounts = container.volume_mounts.clone().unwrap();
     assert!(mounts.iter().any(|m| m.name == "static"));
     assert!(!mounts.iter().any(|m| m.name == "kfp-operator-token"));

@@ -1441,8 +1441,14 @@ spec:
             "http://kfp-operator-runcompletion-webhook-service.kfp:80/events"
         );
         for (yaml, key) in [
-            ("spec: {runCompletionFeed: {address: 'localhost'}}", "spec.runCompletionFeed.address"),
-            ("spec: {runCompletionFeed: {maxBodyBytes: 10}}", "spec.runCompletionFeed.maxBodyBytes"),
+            (
+                "spec: {runCompletionFeed: {address: 'localhost'}}",
+                "spec.runCompletionFeed.address",
+            ),
+            (
+                "spec: {runCompletionFeed: {maxBodyBytes: 10}}",
+                "spec.runCompletionFeed.maxBodyBytes",
+            ),
             (
                 "spec: {runCompletionFeed: {authentication: {tokenReview: false}}}",
                 "spec.runCompletionFeed.authentication.tokenReview",
@@ -1451,8 +1457,14 @@ spec:
                 "spec: {runCompletionFeed: {authentication: {audience: ''}}}",
                 "spec.runCompletionFeed.authentication.audience",
             ),
-            ("spec: {runCompletionFeed: {serviceUrl: 'feed:80'}}", "spec.runCompletionFeed.serviceUrl"),
-            ("spec: {runCompletionFeed: {nats: {url: 'nats://a b'}}}", "spec.runCompletionFeed.nats.url"),
+            (
+                "spec: {runCompletionFeed: {serviceUrl: 'feed:80'}}",
+                "spec.runCompletionFeed.serviceUrl",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://a b'}}}",
+                "spec.runCompletionFeed.nats.url",
+            ),
             (
                 "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', subject: 'ev.*'}}}",
                 "spec.runCompletionFeed.nats.subject",

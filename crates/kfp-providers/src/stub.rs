@@ -12,7 +12,8 @@
 //!
 //! Events: every created run yields a `succeeded` [`RunCompletionEventData`] after a delay (parameter
 //! `eventDelaySeconds`, default 5, fractions allowed), with `runId` `stub-run-<n>` (n counts from 1 per
-//! provider), the pipeline, run and run configuration names of the run definition, and the provider's name. The
+//! provider), the pipeline, run and run configuration names of the run definition, the provider's name, and one
+//! artifact per output the run definition asks for (`stub://<ns>/<run>/<component>/<artifact>/<index>`). The
 //! provider and its [`StubEventSource`] share a bounded in-memory queue ([`EVENT_QUEUE_CAPACITY`]); when it is
 //! full a run is still created but its event is dropped (logged). An event settled as failed is delivered again.
 
@@ -261,6 +262,7 @@ impl StubEventSource {
             .ok()
         };
         let run = created.run;
+        let pipeline_components = stub_components(&run);
         RunCompletionEventData {
             status: RunCompletionStatus::Succeeded,
             pipeline_name: run.pipeline_name,
@@ -269,10 +271,43 @@ impl StubEventSource {
             run_id: format!("stub-run-{n}"),
             run_start_time: time(created.created),
             run_end_time: time(chrono::Utc::now()),
-            pipeline_components: Vec::new(),
+            pipeline_components,
             provider: self.provider.clone(),
         }
     }
+}
+
+/// One component artifact per output the run asks for (`spec.artifacts` of its Run or RunConfiguration), with
+/// instances up to the path's index at `stub://<run ns>/<run name>/<component>/<artifact>/<index>` and no
+/// metadata (so paths with a filter select nothing): artifact passing between RunConfigurations works end to end
+/// with the stub.
+fn stub_components(run: &RunDefinition) -> Vec<kfp_core::event::PipelineComponent> {
+    use kfp_core::event::{ComponentArtifact, ComponentArtifactInstance, PipelineComponent};
+    let mut components: Vec<PipelineComponent> = Vec::new();
+    for output in &run.artifacts {
+        let path = &output.path;
+        let instances = (0..=path.index)
+            .map(|index| {
+                let uri = format!(
+                    "stub://{}/{}/{}/{}/{index}",
+                    run.name.namespace, run.name.name, path.component, path.artifact
+                );
+                ComponentArtifactInstance::new(uri, serde_json::Map::new())
+            })
+            .collect();
+        let artifact = ComponentArtifact {
+            name: path.artifact.clone(),
+            artifacts: instances,
+        };
+        match components.iter_mut().find(|c| c.name == path.component) {
+            Some(component) => component.component_artifacts.push(artifact),
+            None => components.push(PipelineComponent {
+                name: path.component.clone(),
+                component_artifacts: vec![artifact],
+            }),
+        }
+    }
+    components
 }
 
 #[async_trait::async_trait]
