@@ -96,7 +96,7 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
 
     let (trigger, shutdown) = Shutdown::new();
     let controllers = tokio::spawn(run_operator(client.clone(), shutdown));
-    println!("operator: six controllers, direct executor, stub provider, stub compiler");
+    println!("operator: six controllers, direct executor, stub provider and its events, stub compiler");
 
     create_namespaces(&client, &objects).await?;
     for object in &objects {
@@ -133,17 +133,21 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
 /// annotated otherwise), the built-in stub compiler for the `stub` and `tfx` frameworks (as the Go operator's
-/// local stack does), Runs completed by the stub provider's events being the run completion feed's job.
+/// local stack does), and the Providers' event sources run in-process, so the stub's events complete Runs and
+/// record RunConfigurations' succeeded runs.
 async fn run_operator(client: Client, shutdown: Shutdown) {
     let mut config = OperatorConfig::default();
     config.spec.executor = ExecutorKind::Direct;
     config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
     let metrics = Metrics::shared();
-    let resolver = RegistryResolver::from_config(
-        client.clone(),
-        kfp_providers::default_registry(),
-        &config.spec.direct,
+    let registry = kfp_providers::default_registry();
+    let processor = crate::feed::Processor::new(client.clone(), &config, None, metrics.clone());
+    let sources = crate::feed::sources::EventSources::new(
+        registry.clone(),
+        config.spec.direct.default_provider_type.clone(),
+        processor,
     );
+    let resolver = RegistryResolver::from_config(client.clone(), registry, &config.spec.direct);
     let compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
     let completions = Completions::default();
     let executor = DirectExecutor::new(
@@ -158,7 +162,8 @@ async fn run_operator(client: Client, shutdown: Shutdown) {
         Some(completions),
         Arc::new(config),
         metrics,
-    );
+    )
+    .with_event_sources(sources);
     run_controllers(ctx, shutdown, &Readiness::new()).await;
 }
 

@@ -56,6 +56,16 @@ spec: {{provider: {ns}/stub, pipeline: p, artifacts: [{{name: examples, path: 'C
         .unwrap();
 }
 
+/// The objects, a NATS server with a subscriber on `events`, and a feed publishing there, connected.
+async fn feed_with_nats(client: &Client, ns: &str) -> (NatsServer, async_nats::Subscriber, RunningFeed) {
+    objects(client, ns).await;
+    let nats = NatsServer::start().await;
+    let subscriber = subscribe(&nats.url(), "events").await;
+    let feed = RunningFeed::start(client, feed_config(ns, Some(&nats))).await;
+    feed.wait_connected().await;
+    (nats, subscriber, feed)
+}
+
 fn feed_config(ns: &str, nats: Option<&NatsServer>) -> kfp_operator::config::OperatorConfig {
     let mut config = config_for(ns);
     if let Some(nats) = nats {
@@ -109,10 +119,18 @@ struct ProviderProcess {
     base: String,
     /// Killed when dropped.
     _child: tokio::process::Child,
+    /// Holds the token file.
+    _dir: tempfile::TempDir,
 }
 
 impl ProviderProcess {
-    async fn start(ns: &str, feed_url: &str, token_file: &std::path::Path) -> Self {
+    /// Starts the provider service of Provider `ns/stub` with a token of its ServiceAccount for the feed's audience
+    /// in its token file, as the projected volume would hold it.
+    async fn start(ns: &str, feed_url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        let token = service_account_token(ns, PROVIDER_SA, &["kfp-operator"]).await;
+        std::fs::write(&token_file, token).unwrap();
         let (port, metrics_port) = (free_port(), free_port());
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfp-operator"))
             .args(["provider-service", "--provider", "stub"])
@@ -122,7 +140,7 @@ impl ProviderProcess {
             .env("SERVER_PORT", port.to_string())
             .env("METRICS_PORT", metrics_port.to_string())
             .env("OPERATORWEBHOOK", feed_url)
-            .env("OPERATORWEBHOOK_TOKEN_FILE", token_file)
+            .env("OPERATORWEBHOOK_TOKEN_FILE", &token_file)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -137,7 +155,11 @@ impl ProviderProcess {
         })
         .await
         .unwrap();
-        Self { base, _child: child }
+        Self {
+            base,
+            _child: child,
+            _dir: dir,
+        }
     }
 
     /// Creates a run of `run` (and RunConfiguration `rc`) with the provider: its event follows 0.1 s later.
@@ -163,21 +185,9 @@ impl ProviderProcess {
 #[tokio::test]
 async fn a_provider_service_event_updates_status_and_arrives_on_nats_as_a_cloud_event() {
     let (client, ns) = client_and_namespace().await;
-    objects(&client, &ns).await;
-    let nats = NatsServer::start().await;
-    let mut subscriber = subscribe(&nats.url(), "events").await;
-    let feed = RunningFeed::start(&client, feed_config(&ns, Some(&nats))).await;
-    kfp_testenv::wait_for("the publisher to connect", WAIT, || async {
-        Ok::<_, String>(feed.readiness.is_ready().then_some(()))
-    })
-    .await
-    .unwrap();
+    let (nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
-    std::fs::write(&token_file, token).unwrap();
-    let provider = ProviderProcess::start(&ns, &feed.url, &token_file).await;
+    let provider = ProviderProcess::start(&ns, &feed.url).await;
     provider.create_run(&ns, "run", "rc").await;
 
     let message = next_json(&mut subscriber, WAIT).await;
@@ -242,7 +252,7 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 
     assert_eq!(post_json(&feed.url, Some("not-a-token"), &body).await.0, 401);
-    let wrong_audience = service_account_token(&client, &ns, PROVIDER_SA, &[]).await;
+    let wrong_audience = service_account_token(&ns, PROVIDER_SA, &[]).await;
     let (status, answer) = post_json(&feed.url, Some(&wrong_audience), &body).await;
     assert_eq!(status, 401, "a token for another audience: {answer}");
     assert!(
@@ -250,7 +260,7 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
         "{answer}"
     );
 
-    let stranger = service_account_token(&client, &ns, "stranger", &["kfp-operator"]).await;
+    let stranger = service_account_token(&ns, "stranger", &["kfp-operator"]).await;
     let (status, answer) = post_json(&feed.url, Some(&stranger), &body).await;
     assert_eq!(status, 403, "{answer}");
     assert!(
@@ -261,7 +271,7 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
         "{answer}"
     );
 
-    let other = service_account_token(&client, &ns, "other-sa", &["kfp-operator"]).await;
+    let other = service_account_token(&ns, "other-sa", &["kfp-operator"]).await;
     let (status, answer) = post_json(&feed.url, Some(&other), &body).await;
     assert_eq!(
         status, 403,
@@ -284,7 +294,7 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
         "nothing refused was recorded"
     );
 
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
+    let token = service_account_token(&ns, PROVIDER_SA, &["kfp-operator"]).await;
     let (status, answer) = post_json(&feed.url, Some(&token), &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(latest(&rcs.get("rc").await.unwrap()).0, "r1");
@@ -317,7 +327,7 @@ async fn malformed_and_oversized_bodies_are_rejected_cleanly() {
     let mut config = feed_config(&ns, None);
     config.spec.run_completion_feed.max_body_bytes = 4096;
     let feed = RunningFeed::start(&client, config).await;
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
+    let token = service_account_token(&ns, PROVIDER_SA, &["kfp-operator"]).await;
     let token = Some(token.as_str());
     let http = reqwest::Client::new();
 
@@ -395,16 +405,8 @@ async fn malformed_and_oversized_bodies_are_rejected_cleanly() {
 #[tokio::test]
 async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
     let (client, ns) = client_and_namespace().await;
-    objects(&client, &ns).await;
-    let nats = NatsServer::start().await;
-    let mut subscriber = subscribe(&nats.url(), "events").await;
-    let feed = RunningFeed::start(&client, feed_config(&ns, Some(&nats))).await;
-    kfp_testenv::wait_for("the publisher to connect", WAIT, || async {
-        Ok::<_, String>(feed.readiness.is_ready().then_some(()))
-    })
-    .await
-    .unwrap();
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
+    let (nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
+    let token = service_account_token(&ns, PROVIDER_SA, &["kfp-operator"]).await;
     let rcs: Api<RunConfiguration> = Api::namespaced(client.clone(), &ns);
 
     let sequence = [
@@ -437,11 +439,7 @@ async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
     let mut legacy = feed_config(&ns, Some(&nats));
     legacy.spec.run_completion_feed.nats.event_format = kfp_operator::config::EventFormat::Legacy;
     let legacy_feed = RunningFeed::start(&client, legacy).await;
-    kfp_testenv::wait_for("the legacy publisher to connect", WAIT, || async {
-        Ok::<_, String>(legacy_feed.readiness.is_ready().then_some(()))
-    })
-    .await
-    .unwrap();
+    legacy_feed.wait_connected().await;
     let newest = event(&ns, "r4", "2026-01-02T09:00:00Z");
     assert_eq!(post_json(&legacy_feed.url, Some(&token), &newest).await.0, 200);
     let message = next_json(&mut subscriber, WAIT).await;
@@ -460,20 +458,8 @@ async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
 #[tokio::test]
 async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lost() {
     let (client, ns) = client_and_namespace().await;
-    objects(&client, &ns).await;
-    let mut nats = NatsServer::start().await;
-    let mut subscriber = subscribe(&nats.url(), "events").await;
-    let feed = RunningFeed::start(&client, feed_config(&ns, Some(&nats))).await;
-    kfp_testenv::wait_for("the publisher to connect", WAIT, || async {
-        Ok::<_, String>(feed.readiness.is_ready().then_some(()))
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
-    std::fs::write(&token_file, token).unwrap();
-    let provider = ProviderProcess::start(&ns, &feed.url, &token_file).await;
+    let (mut nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
+    let provider = ProviderProcess::start(&ns, &feed.url).await;
 
     nats.stop().await;
     kfp_testenv::wait_for("/readyz to report the NATS connection", WAIT, || async {
@@ -525,11 +511,7 @@ async fn an_event_for_missing_objects_is_gone_and_the_provider_drops_it() {
     let (client, ns) = client_and_namespace().await;
     objects(&client, &ns).await;
     let feed = RunningFeed::start(&client, feed_config(&ns, None)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    let token = service_account_token(&client, &ns, PROVIDER_SA, &["kfp-operator"]).await;
-    std::fs::write(&token_file, &token).unwrap();
-    let provider = ProviderProcess::start(&ns, &feed.url, &token_file).await;
+    let provider = ProviderProcess::start(&ns, &feed.url).await;
     provider.create_run(&ns, "missing-run", "missing-rc").await;
     provider.create_run(&ns, "run", "rc").await;
     let runs: Api<Run> = Api::namespaced(client.clone(), &ns);

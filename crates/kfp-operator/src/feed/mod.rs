@@ -291,16 +291,8 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
     let headers = request.headers().clone();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let identity = feed.auth.authenticate(authorization).await?;
-    if !kfp_providers::service::is_json(&headers) {
-        let found = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
-            .unwrap_or_else(|| "none".into());
-        return Err(Refusal::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("the request body must be application/json; Content-Type was {found}"),
-        ));
-    }
+    kfp_providers::service::require_json(&headers)
+        .map_err(|message| Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message))?;
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,

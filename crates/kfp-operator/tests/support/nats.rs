@@ -168,41 +168,21 @@ impl RunningFeed {
 
 /// A token for ServiceAccount `namespace/name` (created if missing) from the TokenRequest API, for `audiences`
 /// (empty: the API server's default audience).
-pub async fn service_account_token(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    audiences: &[&str],
-) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use kube::api::{Api, PostParams};
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let account = ServiceAccount {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_string()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match accounts.create(&PostParams::default(), &account).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => panic!("creating ServiceAccount {namespace}/{name}: {e}"),
-    }
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: audiences.iter().map(|a| a.to_string()).collect(),
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    accounts
-        .create_token_request(name, &PostParams::default(), &request)
+pub async fn service_account_token(namespace: &str, name: &str, audiences: &[&str]) -> String {
+    super::env()
         .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token
+        .service_account_token(namespace, name, audiences)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl RunningFeed {
+    /// Waits until the NATS publisher is connected (`/readyz` would answer 200).
+    pub async fn wait_connected(&self) {
+        kfp_testenv::wait_for("the NATS publisher to connect", super::WAIT, || async {
+            Ok::<_, String>(self.readiness.is_ready().then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
