@@ -185,7 +185,7 @@ impl ProviderProcess {
 #[tokio::test]
 async fn a_provider_service_event_updates_status_and_arrives_on_nats_as_a_cloud_event() {
     let (client, ns) = client_and_namespace().await;
-    let (nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
+    let (_nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
 
     let provider = ProviderProcess::start(&ns, &feed.url).await;
     provider.create_run(&ns, "run", "rc").await;
@@ -327,16 +327,11 @@ async fn malformed_and_oversized_bodies_are_rejected_cleanly() {
     let mut config = feed_config(&ns, None);
     config.spec.run_completion_feed.max_body_bytes = 4096;
     let feed = RunningFeed::start(&client, config).await;
-    let token = service_account_token(&ns, PROVIDER_SA, &["kfp-operator"]).await;
-    let token = Some(token.as_str());
+    let bearer = service_account_token(&ns, PROVIDER_SA, &["kfp-operator"]).await;
+    let token = Some(bearer.as_str());
     let http = reqwest::Client::new();
 
-    let get = http
-        .get(&feed.url)
-        .bearer_auth(token.unwrap())
-        .send()
-        .await
-        .unwrap();
+    let get = http.get(&feed.url).bearer_auth(&bearer).send().await.unwrap();
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
     let (status, answer) = post(&feed.url, token, "text/plain", b"{}".to_vec()).await;
