@@ -48,7 +48,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(namespace: &str, address: &str, kubeconfig: &std::path::Path) -> Operator {
+/// `feed_port`: the run-completion feed's port on 127.0.0.1 (the default 8082 may be taken on a shared machine).
+fn start(namespace: &str, address: &str, feed_port: u16, kubeconfig: &std::path::Path) -> Operator {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kfp-operator"));
     command.arg("run");
     // Only this test's configuration: no inherited overrides, no pod identity (the replica names itself).
@@ -68,6 +69,8 @@ fn start(namespace: &str, address: &str, kubeconfig: &std::path::Path) -> Operat
         .env("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace)
         .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", address)
         .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", address)
+        .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ADDRESS", "127.0.0.1")
+        .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_PORT", feed_port.to_string())
         .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true")
         .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_NAMESPACE", namespace)
         .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_LEASEDURATION", "2s")
@@ -122,7 +125,8 @@ async fn the_operator_process_runs_configured_from_the_environment() {
         .unwrap();
     let address = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{address}");
-    let mut operator = start(&namespace, &address, env.kubeconfig_path());
+    let feed_port = free_port();
+    let mut operator = start(&namespace, &address, feed_port, env.kubeconfig_path());
 
     // Ready once the controllers' caches are filled (it leads at once: the Lease is free).
     let last = Mutex::new(None);
@@ -140,6 +144,14 @@ async fn the_operator_process_runs_configured_from_the_environment() {
             operator.stderr()
         )
     });
+    // The run-completion feed is served too, and wants a token.
+    let feed = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{feed_port}/events"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 401, "stderr:\n{}", operator.stderr());
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let holder = kfp_testenv::wait_for("the Lease to be held", support::WAIT, || async {
         Ok::<_, String>(lease_holder(&leases).await)

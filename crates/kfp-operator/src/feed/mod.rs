@@ -338,3 +338,35 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
     feed.auth.authorize(&identity, &event.provider).await?;
     Ok(feed.processor.process(&event, "feed").await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over HTTP only 410 is dropped by the provider service (SPEC 5.2); in-process, errors that can never
+    /// succeed (400, 403) are dropped too instead of being redelivered forever.
+    #[test]
+    fn errors_answer_and_settle_by_whether_a_retry_can_help() {
+        let cases = [
+            (ProcessError::NothingReferenced, 400, DeliveryOutcome::Rejected),
+            (ProcessError::Gone("x".into()), 410, DeliveryOutcome::Rejected),
+            (
+                ProcessError::Forbidden("x".into()),
+                403,
+                DeliveryOutcome::Rejected,
+            ),
+            (ProcessError::Api("x".into()), 500, DeliveryOutcome::Failed),
+            (
+                ProcessError::Publish(PublishError::NotConnected {
+                    url: "nats://n".into(),
+                }),
+                500,
+                DeliveryOutcome::Failed,
+            ),
+        ];
+        for (error, status, outcome) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            assert_eq!(error.outcome(), outcome, "{error}");
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //!
 //! The tasks run with the controllers (on the leader only) and stop with them, finishing the delivery in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -105,6 +105,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         return;
     };
     let mut running: HashMap<NamespacedName, Running> = HashMap::new();
+    // Providers listed since the watch (re)started: the others were deleted while it was down.
+    let mut listed: Option<HashSet<NamespacedName>> = None;
     let mut events = watcher::watcher(ctx.watched::<Provider>(), watcher::Config::default()).boxed();
     tokio::pin!(shutdown);
     loop {
@@ -113,8 +115,32 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             () = &mut shutdown => break,
         };
         match event {
-            Some(Ok(watcher::Event::Apply(provider) | watcher::Event::InitApply(provider))) => {
+            Some(Ok(watcher::Event::Apply(provider))) => {
                 reconcile(&sources, &mut running, &provider).await;
+            }
+            Some(Ok(watcher::Event::InitApply(provider))) => {
+                if let Some(listed) = listed.as_mut() {
+                    listed.insert(NamespacedName::new(
+                        provider.namespace().unwrap_or_default(),
+                        provider.name_any(),
+                    ));
+                }
+                reconcile(&sources, &mut running, &provider).await;
+            }
+            Some(Ok(watcher::Event::Init)) => listed = Some(HashSet::new()),
+            Some(Ok(watcher::Event::InitDone)) => {
+                let listed = listed.take().unwrap_or_default();
+                let gone: Vec<NamespacedName> = running
+                    .keys()
+                    .filter(|name| !listed.contains(*name))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    if let Some(source) = running.remove(&name) {
+                        tracing::info!(provider = %name, "the Provider is gone: stopping its event source");
+                        source.stop().await;
+                    }
+                }
             }
             Some(Ok(watcher::Event::Delete(provider))) => {
                 let name = NamespacedName::new(provider.namespace().unwrap_or_default(), provider.name_any());
@@ -123,7 +149,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                     source.stop().await;
                 }
             }
-            Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
             Some(Err(error)) => {
                 tracing::debug!(%error, "the Provider watch for event sources failed; retrying")
             }
