@@ -224,7 +224,7 @@ async fn a_provider_service_event_updates_status_and_arrives_on_nats_as_a_cloud_
         run.status.unwrap().completion_state,
         Some(CompletionState::Succeeded)
     );
-    assert_eq!(feed.answered(200), 1);
+    feed.wait_answered(200, 1).await;
     drop(provider);
 }
 
@@ -464,11 +464,7 @@ async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lo
     .await
     .unwrap();
     provider.create_run(&ns, "run", "rc").await;
-    kfp_testenv::wait_for("the feed to answer 500 while NATS is down", WAIT, || async {
-        Ok::<_, String>((feed.answered(500) >= 1).then_some(()))
-    })
-    .await
-    .unwrap();
+    feed.wait_answered(500, 1).await;
     // The status is recorded first (Decision 11), although the publish failed.
     let runs: Api<Run> = Api::namespaced(client.clone(), &ns);
     wait_until(&runs, "run", "the Run to be completed", |r: &Run| {
@@ -481,11 +477,7 @@ async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lo
     let message = next_json(&mut subscriber, Duration::from_secs(60)).await;
     assert_eq!(message["data"]["runId"], "stub-run-1");
     assert_eq!(message["data"]["runName"], format!("{ns}/run"));
-    kfp_testenv::wait_for("the feed to answer 200", WAIT, || async {
-        Ok::<_, String>((feed.answered(200) == 1).then_some(()))
-    })
-    .await
-    .unwrap();
+    feed.wait_answered(200, 1).await;
     assert!(feed.readiness.is_ready());
     let rcs: Api<RunConfiguration> = Api::namespaced(client.clone(), &ns);
     assert_eq!(latest(&rcs.get("rc").await.unwrap()).0, "stub-run-1");
@@ -514,11 +506,11 @@ async fn an_event_for_missing_objects_is_gone_and_the_provider_drops_it() {
         r.status.as_ref().and_then(|s| s.completion_state).is_some()
     })
     .await;
+    feed.wait_answered(200, 1).await;
     assert_eq!(
         feed.answered(410),
         1,
         "the first event was answered 410 once and dropped"
     );
-    assert_eq!(feed.answered(200), 1);
     drop(provider);
 }

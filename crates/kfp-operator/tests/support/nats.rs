@@ -177,6 +177,15 @@ pub async fn service_account_token(namespace: &str, name: &str, audiences: &[&st
 }
 
 impl RunningFeed {
+    /// Waits until at least `count` feed requests were answered `code`.
+    pub async fn wait_answered(&self, code: u16, count: u64) {
+        kfp_testenv::wait_for(format!("{count} feed answer(s) {code}"), super::WAIT, || async {
+            Ok::<_, String>((self.answered(code) >= count).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Waits until the NATS publisher is connected (`/readyz` would answer 200).
     pub async fn wait_connected(&self) {
         kfp_testenv::wait_for("the NATS publisher to connect", super::WAIT, || async {
