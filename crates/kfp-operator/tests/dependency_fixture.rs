@@ -117,7 +117,7 @@ spec: {provider: kfp-operator-system/stub, image: 'alpine:3.20', framework: {nam
         |rc: &RunConfiguration| {
             rc.status
                 .as_ref()
-                .is_some_and(|s| s.dependencies.run_configurations.contains_key(&key))
+                .is_some_and(|s| s.triggers.run_configurations.contains_key(&key))
         },
     )
     .await;
