@@ -197,20 +197,154 @@ impl SpecConfig {
     }
 }
 
-/// `spec.runCompletionFeed.*`.
+impl SpecConfig {
+    /// `spec.defaultProviderValues` with the feed access of provider services (`OPERATORWEBHOOK` and the
+    /// projected token) filled in from `spec.runCompletionFeed`: with the Argo executor only, since in direct mode
+    /// the operator reads the providers' events itself.
+    pub fn provider_values(&self, operator_namespace: &str) -> DefaultProviderValues {
+        let mut values = self.default_provider_values.clone();
+        if self.executor == ExecutorKind::Argo {
+            let feed = &self.run_completion_feed;
+            values.feed = Some(kfp_core::config::FeedAccess {
+                webhook_url: feed.webhook_url(operator_namespace),
+                token_audience: feed
+                    .authentication
+                    .token_review
+                    .then(|| feed.authentication.audience.clone()),
+            });
+        }
+        values
+    }
+}
+
+/// The operator's own namespace: `POD_NAMESPACE` (the chart sets it from the downward API), else
+/// `kfp-operator-system`.
+pub fn operator_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "kfp-operator-system".to_string())
+}
+
+/// `spec.runCompletionFeed.*`: where provider services post run-completion events (`crate::feed`), how they
+/// authenticate, and where the operator publishes the events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RunCompletionFeedConfig {
     pub port: u16,
+    /// The IP address the feed listens on (with `port`).
+    pub address: String,
+    /// Largest request body accepted; larger bodies are answered 413.
+    pub max_body_bytes: u64,
+    /// The Go operator's gRPC forwarding endpoints; not supported (the operator publishes to NATS itself), a
+    /// non-empty list is logged as ignored so that an existing configuration still loads.
     pub endpoints: Vec<FeedEndpoint>,
+    /// The URL provider Deployments get as `OPERATORWEBHOOK`; empty: the Go chart's Service,
+    /// `http://kfp-operator-runcompletion-webhook-service.<operator namespace>:80/events`.
+    pub service_url: String,
+    pub authentication: FeedAuthentication,
+    pub nats: NatsConfig,
 }
 
 impl Default for RunCompletionFeedConfig {
     fn default() -> Self {
         Self {
             port: 8082,
+            address: "0.0.0.0".to_string(),
+            max_body_bytes: 8 * 1024 * 1024,
             endpoints: Vec::new(),
+            service_url: String::new(),
+            authentication: FeedAuthentication::default(),
+            nats: NatsConfig::default(),
         }
+    }
+}
+
+impl RunCompletionFeedConfig {
+    /// The socket address the feed binds.
+    pub fn socket_address(&self) -> Result<SocketAddr, ConfigError> {
+        let ip: std::net::IpAddr = self.address.parse().map_err(|_| ConfigError::Invalid {
+            key: "spec.runCompletionFeed.address".to_string(),
+            value: format!("{:?}", self.address),
+            reason: "it must be an IP address such as 0.0.0.0 or ::".to_string(),
+        })?;
+        Ok(SocketAddr::new(ip, self.port))
+    }
+
+    /// The `OPERATORWEBHOOK` of provider Deployments: `serviceUrl`, else the Go chart's feed Service in
+    /// `operator_namespace`.
+    pub fn webhook_url(&self, operator_namespace: &str) -> String {
+        if self.service_url.is_empty() {
+            format!("http://kfp-operator-runcompletion-webhook-service.{operator_namespace}:80/events")
+        } else {
+            self.service_url.clone()
+        }
+    }
+}
+
+/// `spec.runCompletionFeed.authentication.*` (SPEC 12.12): how the feed knows a request comes from a provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FeedAuthentication {
+    /// Check bearer tokens with a `TokenReview` (the provider service's projected ServiceAccount token).
+    pub token_review: bool,
+    /// The audience tokens must be issued for; provider Deployments get a projected token with it.
+    pub audience: String,
+    /// A file (mounted from a Secret) holding a static bearer token that is accepted too; empty: none. Read on
+    /// every request, so a rotated Secret takes effect without a restart.
+    pub static_token_file: String,
+}
+
+impl Default for FeedAuthentication {
+    fn default() -> Self {
+        Self {
+            token_review: true,
+            audience: "kfp-operator".to_string(),
+            static_token_file: String::new(),
+        }
+    }
+}
+
+/// How published events are encoded (SPEC 12.18).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventFormat {
+    /// CloudEvents 1.0, structured JSON.
+    #[default]
+    CloudEvents,
+    /// The Go operator's `{"data": <event>}`.
+    Legacy,
+}
+
+/// `spec.runCompletionFeed.nats.*`: publishing run-completion events to NATS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NatsConfig {
+    /// The NATS server (`nats://host:4222`, several separated by commas; credentials as `nats://user:password@host`
+    /// or `nats://token@host`); empty: events are not published.
+    pub url: String,
+    pub subject: String,
+    pub event_format: EventFormat,
+    /// How long a publish may take (until the server has the message) before the feed answers 500.
+    #[serde(with = "duration_text")]
+    pub publish_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            subject: "events".to_string(),
+            event_format: EventFormat::CloudEvents,
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl NatsConfig {
+    /// Whether events are published.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
     }
 }
 
@@ -576,6 +710,7 @@ impl OperatorConfig {
                 "a port is between 1 and 65535",
             );
         }
+        validate_feed(feed)?;
         for (index, endpoint) in feed.endpoints.iter().enumerate() {
             if endpoint.host.is_empty() {
                 return invalid(
@@ -608,6 +743,72 @@ impl LeaderElectionConfig {
             _ => "kfp-operator-system".to_string(),
         }
     }
+}
+
+/// The feed's own rules: address, body limit, an authentication method, NATS settings.
+fn validate_feed(feed: &RunCompletionFeedConfig) -> Result<(), ConfigError> {
+    feed.socket_address()?;
+    if feed.max_body_bytes < 1024 {
+        return invalid(
+            "spec.runCompletionFeed.maxBodyBytes",
+            feed.max_body_bytes.to_string(),
+            "it must be at least 1024: events carry every output artifact of a run",
+        );
+    }
+    let auth = &feed.authentication;
+    if !auth.token_review && auth.static_token_file.is_empty() {
+        return invalid(
+            "spec.runCompletionFeed.authentication.tokenReview",
+            "false",
+            "the feed then accepts no one: set spec.runCompletionFeed.authentication.staticTokenFile too",
+        );
+    }
+    if auth.token_review && auth.audience.trim().is_empty() {
+        return invalid(
+            "spec.runCompletionFeed.authentication.audience",
+            "empty",
+            "TokenReview needs the audience provider tokens are issued for",
+        );
+    }
+    let url = feed.service_url.as_str();
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        return invalid(
+            "spec.runCompletionFeed.serviceUrl",
+            format!("{:?}", feed.service_url),
+            "it must be an http:// or https:// URL",
+        );
+    }
+    let nats = &feed.nats;
+    if nats.enabled() {
+        for server in nats.url.split(',') {
+            if let Err(e) = server.trim().parse::<async_nats::ServerAddr>() {
+                return invalid(
+                    "spec.runCompletionFeed.nats.url",
+                    format!("{server:?}"),
+                    &format!("it is not a NATS server address ({e}); use nats://host:4222"),
+                );
+            }
+        }
+        let subject = nats.subject.as_str();
+        let valid_subject = !subject.is_empty()
+            && !subject.contains([' ', '\t', '*', '>'])
+            && subject.split('.').all(|token| !token.is_empty());
+        if !valid_subject {
+            return invalid(
+                "spec.runCompletionFeed.nats.subject",
+                format!("{subject:?}"),
+                "it must be a NATS subject without spaces or wildcards, e.g. events",
+            );
+        }
+        if nats.publish_timeout.is_zero() {
+            return invalid(
+                "spec.runCompletionFeed.nats.publishTimeout",
+                "0s",
+                "a publish needs time to reach the server",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Result<(), ConfigError> {
@@ -716,6 +917,7 @@ pub fn default_provider_values() -> DefaultProviderValues {
         service_container_name: "provider-service".to_string(),
         service_port: 8080,
         metrics_port: 8081,
+        feed: None,
     }
 }
 
@@ -1215,6 +1417,80 @@ spec:
             invalid_key("spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8081, replicas: -1}}").0,
             "spec.defaultProviderValues.replicas"
         );
+    }
+
+    #[test]
+    fn run_completion_feed_keys_load_and_are_checked() {
+        let config = load_yaml(
+            "spec:\n  runCompletionFeed:\n    address: 127.0.0.1\n    maxBodyBytes: 4096\n    serviceUrl: http://feed.ops:80/events\n    authentication: {tokenReview: false, staticTokenFile: /etc/feed/token}\n    nats: {url: 'nats://nats.nats:4222', subject: ml.events, eventFormat: legacy, publishTimeout: 2s}\n",
+            &[],
+        )
+        .unwrap();
+        let feed = &config.spec.run_completion_feed;
+        assert_eq!(feed.socket_address().unwrap().to_string(), "127.0.0.1:8082");
+        assert_eq!(feed.max_body_bytes, 4096);
+        assert_eq!(feed.webhook_url("ops"), "http://feed.ops:80/events");
+        assert!(!feed.authentication.token_review);
+        assert_eq!(feed.nats.event_format, EventFormat::Legacy);
+        assert_eq!(feed.nats.publish_timeout, Duration::from_secs(2));
+        assert!(feed.nats.enabled());
+        let defaults = RunCompletionFeedConfig::default();
+        assert!(!defaults.nats.enabled(), "publishing is off by default");
+        assert_eq!(
+            defaults.webhook_url("kfp"),
+            "http://kfp-operator-runcompletion-webhook-service.kfp:80/events"
+        );
+        for (yaml, key) in [
+            (
+                "spec: {runCompletionFeed: {address: 'localhost'}}",
+                "spec.runCompletionFeed.address",
+            ),
+            (
+                "spec: {runCompletionFeed: {maxBodyBytes: 10}}",
+                "spec.runCompletionFeed.maxBodyBytes",
+            ),
+            (
+                "spec: {runCompletionFeed: {authentication: {tokenReview: false}}}",
+                "spec.runCompletionFeed.authentication.tokenReview",
+            ),
+            (
+                "spec: {runCompletionFeed: {authentication: {audience: ''}}}",
+                "spec.runCompletionFeed.authentication.audience",
+            ),
+            (
+                "spec: {runCompletionFeed: {serviceUrl: 'feed:80'}}",
+                "spec.runCompletionFeed.serviceUrl",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://a b'}}}",
+                "spec.runCompletionFeed.nats.url",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', subject: 'ev.*'}}}",
+                "spec.runCompletionFeed.nats.subject",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', publishTimeout: 0s}}}",
+                "spec.runCompletionFeed.nats.publishTimeout",
+            ),
+        ] {
+            assert_eq!(invalid_key(yaml).0, key, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn provider_deployments_reach_the_feed_with_the_argo_executor_only() {
+        let mut spec = SpecConfig::default();
+        let feed = spec.provider_values("ops").feed.unwrap();
+        assert_eq!(
+            feed.webhook_url,
+            "http://kfp-operator-runcompletion-webhook-service.ops:80/events"
+        );
+        assert_eq!(feed.token_audience.as_deref(), Some("kfp-operator"));
+        spec.run_completion_feed.authentication.token_review = false;
+        assert_eq!(spec.provider_values("ops").feed.unwrap().token_audience, None);
+        spec.executor = ExecutorKind::Direct;
+        assert_eq!(spec.provider_values("ops").feed, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod controllers;
 pub mod crds;
 pub mod executor;
+pub mod feed;
 pub mod graph;
 pub mod health;
 pub mod leader;

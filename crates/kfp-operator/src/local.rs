@@ -122,7 +122,9 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     let kfpsdk = kfpsdk_compiler(options);
     let (trigger, shutdown) = Shutdown::new();
     let controllers = tokio::spawn(run_operator(client.clone(), shutdown, kfpsdk.clone().ok()));
-    println!("operator: six controllers, direct executor, stub provider, stub compiler for stub and tfx");
+    println!(
+        "operator: six controllers, direct executor, stub provider and its events, stub compiler for stub and tfx"
+    );
     match &kfpsdk {
         Ok((script, venv)) => println!(
             "kfpsdk compiler: {} with the Python environment {}",
@@ -165,18 +167,22 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
 /// annotated otherwise), the built-in stub compiler for the `stub` and `tfx` frameworks (as the Go operator's
-/// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, Runs
-/// completed by the stub provider's events being the run completion feed's job.
+/// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, and the
+/// Providers' event sources run in-process, so the stub's events complete Runs and record RunConfigurations'
+/// succeeded runs.
 async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBuf, PathBuf)>) {
     let mut config = OperatorConfig::default();
     config.spec.executor = ExecutorKind::Direct;
     config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
     let metrics = Metrics::shared();
-    let resolver = RegistryResolver::from_config(
-        client.clone(),
-        kfp_providers::default_registry(),
-        &config.spec.direct,
+    let registry = kfp_providers::default_registry();
+    let processor = crate::feed::Processor::new(client.clone(), &config, None, metrics.clone());
+    let sources = crate::feed::sources::EventSources::new(
+        registry.clone(),
+        config.spec.direct.default_provider_type.clone(),
+        processor,
     );
+    let resolver = RegistryResolver::from_config(client.clone(), registry, &config.spec.direct);
     let mut compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
     if let Some((script, venv)) = kfpsdk {
         compiler = compiler.with_python_compiler("kfpsdk", script, &venv);
@@ -194,7 +200,8 @@ async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBu
         Some(completions),
         Arc::new(config),
         metrics,
-    );
+    )
+    .with_event_sources(sources);
     run_controllers(ctx, shutdown, &Readiness::new()).await;
 }
 

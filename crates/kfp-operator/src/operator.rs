@@ -99,6 +99,7 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown, readiness: &
             shutdown.signalled(),
             ready("provider")
         ),
+        crate::feed::sources::run(ctx.clone(), shutdown.signalled()),
     );
     tracing::info!("controllers stopped");
 }
@@ -199,6 +200,8 @@ pub enum OperatorError {
     Leader(#[from] crate::leader::LeaderError),
     #[error("lost the leader election Lease; exiting so that this replica restarts as a follower")]
     LostLeadership,
+    #[error(transparent)]
+    Nats(#[from] crate::feed::nats::PublishError),
 }
 
 /// What `kfp-operator run` reads from its command line.
@@ -244,9 +247,20 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         });
     }
 
+    let processor = start_feed(&config, &client, &metrics, &readiness, &shutdown).await?;
+    let sources = (config.spec.executor == ExecutorKind::Direct).then(|| {
+        crate::feed::sources::EventSources::new(
+            registry.clone(),
+            config.spec.direct.default_provider_type.clone(),
+            processor,
+        )
+    });
     let (executor, completions) = executor_for(&config, &client, registry, &metrics);
     let leader_election = config.system.leader_election.clone();
-    let ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+    let mut ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+    if let Some(sources) = sources {
+        ctx = ctx.with_event_sources(sources);
+    }
     if !leader_election.enabled {
         run_controllers(ctx, shutdown, &readiness).await;
         return Ok(());
@@ -260,6 +274,48 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
     let pod_namespace = std::env::var("POD_NAMESPACE").ok();
     let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
     run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await
+}
+
+/// Starts the run-completion feed on `spec.runCompletionFeed.address:port` (on every replica, leader or not) and,
+/// when `spec.runCompletionFeed.nats.url` is set, the NATS publisher (its connection joins `/readyz`). Returns the
+/// processor the feed uses, for the in-process event sources of direct mode.
+pub async fn start_feed(
+    config: &OperatorConfig,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Result<crate::feed::Processor, OperatorError> {
+    let feed_config = &config.spec.run_completion_feed;
+    if !feed_config.endpoints.is_empty() {
+        tracing::warn!(
+            endpoints = feed_config.endpoints.len(),
+            "spec.runCompletionFeed.endpoints (gRPC forwarding) is not supported and is ignored: the operator \
+             publishes run completion events to NATS itself (spec.runCompletionFeed.nats)"
+        );
+    }
+    let publisher = if feed_config.nats.enabled() {
+        Some(crate::feed::nats::Publisher::start(&feed_config.nats, readiness).await?)
+    } else {
+        None
+    };
+    let processor = crate::feed::Processor::new(client.clone(), config, publisher, metrics.clone());
+    let feed = crate::feed::Feed::new(processor.clone(), client.clone(), config, metrics.clone());
+    let address = feed_config.socket_address()?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| OperatorError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+    tracing::info!(%address, "run completion feed listening");
+    let server = crate::feed::serve(listener, feed, shutdown.signalled());
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "the run completion feed stopped");
+        }
+    });
+    Ok(processor)
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.

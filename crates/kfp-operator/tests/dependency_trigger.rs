@@ -108,10 +108,12 @@ spec:
     let b = wait_until(
         &rcs,
         "training-rc",
-        "the dependency to be snapshotted",
+        "the dependency to be seen (its empty run recorded as the trigger baseline)",
         |rc: &RunConfiguration| {
+            // The triggers, not only the dependency snapshot: B records them one reconcile later, and a success
+            // of A recorded before that would be taken for the baseline (Decision 5) and trigger nothing.
             rc.status.as_ref().is_some_and(|s| {
-                s.dependencies
+                s.triggers
                     .run_configurations
                     .contains_key(&format!("{base}/examples-rc"))
             })

@@ -173,3 +173,53 @@ async fn a_reserved_environment_name_fails_the_provider() {
     assert!(message.contains("reserved"), "{message}");
     harness.stop().await;
 }
+
+/// Decision 12 on a real API server: with the Argo executor, provider Deployments get `OPERATORWEBHOOK` (the feed
+/// Service in the operator's namespace) and a projected ServiceAccount token for the audience `kfp-operator`,
+/// mounted where the provider service reads it by default; the Provider settles `Succeeded`.
+#[tokio::test]
+async fn argo_provider_deployments_can_reach_the_feed() {
+    let harness = Harness::start(Mode::Argo).await;
+    let providers = harness.api::<Provider>();
+    wait_for_state(&providers, "stub", Succeeded, |p: &Provider| p.status.as_ref()).await;
+    let deployment = harness.api::<Deployment>().get("provider-stub").await.unwrap();
+    let env = env_of(&deployment);
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".into());
+    assert!(
+        env.contains(&(
+            "OPERATORWEBHOOK".to_string(),
+            format!("http://kfp-operator-runcompletion-webhook-service.{namespace}:80/events")
+        )),
+        "{env:?}"
+    );
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "kfp-operator-token")
+        .unwrap();
+    let token = volume.projected.unwrap().sources.unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(token.audience.as_deref(), Some("kfp-operator"));
+    assert_eq!(token.path, "token");
+    let container = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "provider-service")
+        .unwrap();
+    let mount = container
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "kfp-operator-token")
+        .unwrap();
+    assert_eq!(
+        mount.mount_path,
+        kfp_providers::config::DEFAULT_TOKEN_FILE.trim_end_matches("/token")
+    );
+    assert_eq!(mount.read_only, Some(true));
+}

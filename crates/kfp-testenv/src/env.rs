@@ -323,6 +323,19 @@ impl TestEnv {
     /// A client authenticated as the ServiceAccount `namespace/name` (created if missing) with a fresh
     /// token from the TokenRequest API: user `system:serviceaccount:<namespace>:<name>`.
     pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<Client> {
+        let token = self.service_account_token(namespace, name, &[]).await?;
+        self.client_with_token(&token).await
+    }
+
+    /// A fresh token of the ServiceAccount `namespace/name` (created if missing) from the TokenRequest API, issued
+    /// for `audiences` (empty: the API server's own), valid for an hour: what a projected token with that
+    /// audience holds, e.g. to test a server that checks tokens with a TokenReview.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+    ) -> Result<String> {
         let admin = self.client().await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(admin, namespace);
         let account = ServiceAccount {
@@ -342,8 +355,15 @@ impl TestEnv {
                 ));
             }
         }
-        let request = TokenRequest::default();
-        let token = accounts
+        let request = TokenRequest {
+            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                audiences: audiences.iter().map(|a| a.to_string()).collect(),
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..TokenRequest::default()
+        };
+        accounts
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .map_err(|e| {
@@ -358,8 +378,7 @@ impl TestEnv {
                 Error::Invalid(format!(
                     "the TokenRequest for {namespace}/{name} returned no token"
                 ))
-            })?;
-        self.client_with_token(&token).await
+            })
     }
 
     async fn config_with(&self, auth: AuthInfo) -> Result<Config> {
