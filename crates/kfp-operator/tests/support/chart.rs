@@ -168,3 +168,141 @@ pub fn grants(role: &Value) -> std::collections::BTreeSet<(String, String, Strin
     }
     grants
 }
+
+/// `kfp-operator run` as a separate process, as the chart's Deployment runs it: `--config` with the file the chart
+/// rendered, `POD_NAME`/`POD_NAMESPACE` as the downward API sets them, a kubeconfig with the identity to act as.
+/// Only the probe/metrics address is moved to a free loopback port. Killed when dropped.
+pub struct OperatorProcess {
+    child: tokio::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `http://127.0.0.1:<port>`: `/healthz`, `/readyz`, `/metrics`.
+    pub base: String,
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl OperatorProcess {
+    pub fn start(kubeconfig: &Path, config: &Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfp-operator"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KFP_OPERATOR_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", "kfp-operator-controller-manager-test")
+            .env("POD_NAMESPACE", NAMESPACE)
+            .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", &address)
+            .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", &address)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            stderr,
+            base: format!("http://{address}"),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `/readyz` answers 200 (the Lease is held and every controller's cache is filled).
+    pub async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.base);
+        let result = kfp_testenv::wait_for("the operator's /readyz to answer 200", super::WAIT, || async {
+            let ready = reqwest::get(&url).await.is_ok_and(|r| r.status() == 200);
+            Ok::<_, String>(ready.then_some(()))
+        })
+        .await;
+        if let Err(e) = result {
+            panic!("{e}\nstderr:\n{}", self.stderr());
+        }
+    }
+
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then waits for the exit; asserts it exits 0 (in-flight reconciles finished, Lease released).
+    pub async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let exit = tokio::time::timeout(super::WAIT, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit after SIGTERM\nstderr:\n{}", self.stderr()))
+            .unwrap();
+        assert_eq!(exit.code(), Some(0), "stderr:\n{}", self.stderr());
+        self.stderr()
+    }
+}
+
+/// Lines of the operator's log that report a refused API call (RBAC): there must be none.
+pub fn forbidden_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden") || l.contains("403"))
+        .collect()
+}
+
+/// A kubeconfig file in `dir` acting as the chart's ServiceAccount (a TokenRequest token).
+pub async fn service_account_kubeconfig(env: &kfp_testenv::TestEnv, dir: &Path) -> PathBuf {
+    let token = env
+        .service_account_token(NAMESPACE, SERVICE_ACCOUNT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("operator.kubeconfig");
+    env.write_kubeconfig_with_token(&token, &path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// The configuration file of the installed release (its ConfigMap), written to `dir`.
+pub async fn installed_configuration(client: &kube::Client, dir: &Path) -> PathBuf {
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), NAMESPACE);
+    let config_map = config_maps.get("kfp-operator-manager-config").await.unwrap();
+    let text = config_map
+        .data
+        .and_then(|d| d.get("config.yaml").cloned())
+        .expect("the ConfigMap holds config.yaml");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
