@@ -247,6 +247,10 @@ async fn the_chart_installs_and_the_operator_reconciles_under_its_service_accoun
         .await
         .expect("crds.keep keeps the CRDs");
     pipelines.get("stub-pipeline").await.expect("and the resources");
+    providers
+        .get("chart-stub")
+        .await
+        .expect("hook objects (the chart's Providers) are not removed");
 
     // A new install with the defaults adopts the kept CRDs and registers the validating webhooks: the API server
     // now consults them (failurePolicy Fail), and with no operator serving them, it refuses a Pipeline.
