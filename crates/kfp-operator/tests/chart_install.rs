@@ -21,10 +21,14 @@ use serde_json::Value;
 use support::chart::{self, NAMESPACE, OperatorProcess, RELEASE};
 use support::{SimulatedArgo, wait_for_state};
 
-const CHART_PROVIDER_VALUES: &str = "
+/// Webhooks off: the API server here cannot reach a webhook Service (no pods, no kube-proxy).
+const NO_WEBHOOKS: &str = "
 manager:
   webhooks:
     enabled: false
+";
+
+const CHART_PROVIDER_VALUES: &str = "
 providers:
   - name: chart-stub
     serviceImage: kfp-operator/provider-service:latest
@@ -62,11 +66,29 @@ async fn the_chart_installs_and_the_operator_reconciles_under_its_service_accoun
     let chart_dir = chart::chart_dir();
     let chart_path = chart_dir.to_str().unwrap();
 
-    // Install (webhooks off: the API server here cannot reach a webhook Service, see below) with one Provider.
-    let values = chart::values_file(home.path(), "values.yaml", CHART_PROVIDER_VALUES);
+    // Install, then add a Provider with an upgrade, as docs/installation.md does: the chart's Providers are a
+    // post-install/post-upgrade hook, which needs the Provider CRD served (on a first install, `--wait` ensures
+    // that; it cannot be used here, where no pod ever runs).
+    let values = chart::values_file(home.path(), "values.yaml", NO_WEBHOOKS);
     let values = values.to_str().unwrap();
     chart::run_helm(home.path(), kubeconfig, &install_args(chart_path, Some(values)))
         .unwrap_or_else(|e| panic!("{e}"));
+    let providers_values = chart::values_file(home.path(), "providers.yaml", CHART_PROVIDER_VALUES);
+    chart::run_helm(
+        home.path(),
+        kubeconfig,
+        &[
+            "upgrade",
+            RELEASE,
+            chart_path,
+            "--namespace",
+            NAMESPACE,
+            "--reuse-values",
+            "--values",
+            providers_values.to_str().unwrap(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let status: Value = serde_json::from_str(
         &chart::run_helm(
             home.path(),
@@ -126,7 +148,7 @@ async fn the_chart_installs_and_the_operator_reconciles_under_its_service_accoun
     providers
         .get("chart-stub")
         .await
-        .expect("the post-install hook created the chart's Provider");
+        .expect("the post-upgrade hook created the chart's Provider");
 
     // The operator, as the chart's ServiceAccount, with the chart's configuration (Argo executor, leader
     // election in the release namespace). A simulated Argo runs the workflows against a stub provider service.

@@ -349,14 +349,18 @@ spec:
     let owned = |cron: &'static str| {
         let schedules = schedules.clone();
         async move {
-            schedules
+            let owned: Vec<RunSchedule> = schedules
                 .list(&ListParams::default())
                 .await
                 .unwrap()
                 .items
                 .into_iter()
                 .filter(|s| s.name_any().starts_with("rc-"))
-                .all(|s| s.spec.schedule.cron_expression.as_str() == cron)
+                .collect();
+            !owned.is_empty()
+                && owned
+                    .iter()
+                    .all(|s| s.spec.schedule.cron_expression.as_str() == cron)
         }
     };
     patch_spec(
