@@ -273,11 +273,11 @@ impl OperatorProcess {
     }
 }
 
-/// Lines of the operator's log that report a refused API call (RBAC): there must be none.
+/// Lines of the operator's log that report a refused API call (the API server's 403 message says `forbidden`).
 pub fn forbidden_lines(stderr: &str) -> Vec<&str> {
     stderr
         .lines()
-        .filter(|l| l.contains("forbidden") || l.contains("Forbidden") || l.contains("403"))
+        .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
         .collect()
 }
 
