@@ -7,8 +7,7 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
@@ -16,79 +15,26 @@ use kfp_core::resources::v1beta1::{Pipeline, Provider, Run};
 use kfp_core::values::SynchronizationState::Succeeded;
 use kube::api::Api;
 use serde_json::Value;
+use support::process::{Operator, free_port};
 use support::wait_for_state;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const LEASE: &str = "kfp-operator-lock";
 
-/// The operator process; killed if the test ends without stopping it.
-struct Operator {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Operator {
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(namespace: &str, address: &str, kubeconfig: &std::path::Path) -> Operator {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kfp-operator"));
-    command.arg("run");
-    // Only this test's configuration: no inherited overrides, no pod identity (the replica names itself).
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KFP_OPERATOR_")
-            || key == "POD_NAME"
-            || key == "POD_NAMESPACE"
-            || key == "RUST_LOG"
-        {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("KUBECONFIG", kubeconfig)
-        .env("KFP_OPERATOR_SPEC_EXECUTOR", "direct")
-        .env("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub")
-        .env("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace)
-        .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", address)
-        .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", address)
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true")
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_NAMESPACE", namespace)
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_LEASEDURATION", "2s")
-        .env("KFP_OPERATOR_SYSTEM_LEADERELECTION_RENEWPERIOD", "500ms")
-        .env("KFP_OPERATOR_SYSTEM_LOGGING_FORMAT", "json")
-        .env("KFP_OPERATOR_SYSTEM_LOGGING_LEVEL", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let lines = stderr.clone();
-    let pipe = child.stderr.take().unwrap();
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            lines.lock().unwrap().push(line);
-        }
-    });
-    Operator { child, stderr }
+    Operator::run(&[
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ("KFP_OPERATOR_SPEC_EXECUTOR", "direct"),
+        ("KFP_OPERATOR_SPEC_DIRECT_DEFAULTPROVIDERTYPE", "stub"),
+        ("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace),
+        ("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", address),
+        ("KFP_OPERATOR_SYSTEM_METRICSADDRESS", address),
+        ("KFP_OPERATOR_SYSTEM_LEADERELECTION_ENABLED", "true"),
+        ("KFP_OPERATOR_SYSTEM_LEADERELECTION_NAMESPACE", namespace),
+        ("KFP_OPERATOR_SYSTEM_LEADERELECTION_LEASEDURATION", "2s"),
+        ("KFP_OPERATOR_SYSTEM_LEADERELECTION_RENEWPERIOD", "500ms"),
+        ("KFP_OPERATOR_SYSTEM_LOGGING_FORMAT", "json"),
+        ("KFP_OPERATOR_SYSTEM_LOGGING_LEVEL", "info"),
+    ])
 }
 
 async fn get(url: &str) -> Result<(u16, String), String> {
