@@ -636,3 +636,40 @@ async fn the_operator_process_manages_its_own_certificate() {
     .unwrap_or_else(|e| panic!("{e}\nstderr:\n{}", operator.stderr()));
     assert_eq!(answer["response"]["result"]["status"], "Success", "{answer}");
 }
+
+/// `kfp-operator webhook-configurations` prints what `webhook::configuration::validating` builds, and the real API
+/// server accepts it (server-side dry run).
+#[tokio::test]
+async fn the_printed_webhook_configuration_is_the_library_one_and_valid() {
+    let env = shared_env().await;
+    let client = env.client().await.unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfp-operator"))
+        .args(["webhook-configurations", "--namespace", "ops"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let documents = kfp_testenv::parse_yaml(&text, std::path::Path::new("<stdout>")).unwrap();
+    assert_eq!(
+        documents.len(),
+        1,
+        "only a ValidatingWebhookConfiguration: no kind is defaulted"
+    );
+    let printed: ValidatingWebhookConfiguration = serde_json::from_value(documents[0].value.clone()).unwrap();
+    assert_eq!(
+        printed,
+        configuration::validating(&Endpoint::service("ops"), None)
+    );
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let accepted = api.create(&dry_run, &printed).await.unwrap();
+    assert_eq!(accepted.webhooks.unwrap().len(), 6);
+}

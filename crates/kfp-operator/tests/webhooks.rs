@@ -795,21 +795,58 @@ async fn decision_15_run_schedule_cron_is_parsed() {
     );
 }
 
+/// Every kind that names a Provider needs an existing one that allows its namespace, not only Pipelines
+/// (`docs/decisions/0007-webhooks.md`).
 #[tokio::test]
-async fn experiment_provider_must_exist() {
+async fn every_kind_that_names_a_provider_needs_it_to_exist_and_allow_the_namespace() {
     let (client, ns) = client_and_namespace().await;
-    let message = refused(
-        &client,
-        &ns,
-        json!({"apiVersion": HUB, "kind": "Experiment", "metadata": {"name": "e"},
-            "spec": {"provider": "kfp-webhook-providers/missing", "description": "d"}}),
-    )
-    .await;
-    assert!(
-        message.contains(r#"admission webhook "vexperiment.pipelines.kubeflow.org" denied the request"#)
-            && message.contains(r#"spec.provider: Not found: "kfp-webhook-providers/missing""#),
-        "{message}"
-    );
+    let objects = |provider: &str| {
+        [
+            (
+                "experiment",
+                "spec.provider",
+                json!({"apiVersion": HUB, "kind": "Experiment", "metadata": {"name": "e"},
+                    "spec": {"provider": provider, "description": "d"}}),
+            ),
+            (
+                "run",
+                "spec.provider",
+                json!({"apiVersion": HUB, "kind": "Run", "metadata": {"name": "r"},
+                    "spec": {"provider": provider, "pipeline": "p"}}),
+            ),
+            (
+                "runschedule",
+                "spec.provider",
+                json!({"apiVersion": HUB, "kind": "RunSchedule", "metadata": {"name": "rs"},
+                    "spec": {"provider": provider, "pipeline": "p", "schedule": {"cronExpression": "0 * * * *"}}}),
+            ),
+            (
+                "runconfiguration",
+                "spec.run.provider",
+                json!({"apiVersion": HUB, "kind": "RunConfiguration", "metadata": {"name": "rc"},
+                    "spec": {"run": {"provider": provider, "pipeline": "p"}}}),
+            ),
+        ]
+    };
+    for (kind, field, object) in objects("kfp-webhook-providers/missing") {
+        let message = refused(&client, &ns, object).await;
+        assert!(
+            message.contains(&format!(
+                r#"admission webhook "v{kind}.pipelines.kubeflow.org" denied the request"#
+            )) && message.contains(&format!(r#"{field}: Not found: "kfp-webhook-providers/missing""#)),
+            "{message}"
+        );
+    }
+    for (kind, _, object) in objects("kfp-webhook-providers/restricted") {
+        let message = refused(&client, &ns, object).await;
+        assert!(
+            message.contains(&format!(r#"metadata.namespace: Forbidden: namespace "{ns}" is not allowed by provider kfp-webhook-providers/restricted"#)),
+            "{kind}: {message}"
+        );
+    }
+    for (_, _, object) in objects(STUB) {
+        created(&client, &ns, object).await;
+    }
 }
 
 fn provider(spec: Value) -> Value {

@@ -36,6 +36,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, PartialObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
 use rcgen::{
@@ -650,7 +651,8 @@ fn post_params() -> PostParams {
     }
 }
 
-/// A metadata watch of the one cluster-scoped object `name`, as a stream of "something happened".
+/// A metadata watch of the one cluster-scoped object `name`, as a stream of "something happened" (errors, such as
+/// missing RBAC, are retried with backoff).
 fn name_watch<K>(client: &Client, name: &str) -> futures::stream::BoxStream<'static, ()>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -659,6 +661,7 @@ where
     let api: Api<PartialObjectMeta<K>> = Api::all(client.clone());
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     watcher(api, config)
+        .default_backoff()
         .filter_map(|event| async move {
             match event {
                 Ok(_) => Some(()),
