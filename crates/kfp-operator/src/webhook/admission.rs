@@ -111,10 +111,17 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
             ),
         ));
     };
-    let object = match serde_json::to_value(object) {
+    let mut object = match serde_json::to_value(object) {
         Ok(value) => value,
         Err(error) => return Decision::Deny(failure(400, "BadRequest", error.to_string())),
     };
+    // The namespace rules read the object's namespace; the request carries it even where the object does not.
+    if object.pointer("/metadata/namespace").is_none()
+        && let (Some(namespace), Some(Value::Object(meta))) =
+            (request.namespace.as_ref(), object.get_mut("metadata"))
+    {
+        meta.insert("namespace".to_string(), Value::String(namespace.clone()));
+    }
     if request.operation == Operation::Update {
         let old = request
             .old_object
