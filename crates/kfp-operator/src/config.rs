@@ -41,6 +41,7 @@ pub struct SystemConfig {
     /// Watch and reconcile only this namespace (a namespace-scoped install); empty: all namespaces.
     pub watch_namespace: String,
     pub logging: LoggingConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// `system.logging.*`: log lines on stderr (see [`crate::telemetry::init_logging`]).
@@ -72,8 +73,79 @@ impl Default for SystemConfig {
             concurrency: ControllerConcurrency::default(),
             watch_namespace: String::new(),
             logging: LoggingConfig::default(),
+            webhook: WebhookConfig::default(),
         }
     }
+}
+
+/// `system.webhook.*`: the HTTPS server of the conversion and admission webhooks (`crate::webhook`). It runs on
+/// every replica (admission must not depend on who leads); off by default so that local and test runs need no
+/// certificate, on in the Helm chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookConfig {
+    pub enabled: bool,
+    /// Where the HTTPS server listens (`IP:PORT`); the chart's Service sends port 443 here.
+    pub address: String,
+    /// The webhook Service in the operator's namespace: the serving certificate is issued for
+    /// `<serviceName>.<namespace>.svc` and `<serviceName>.<namespace>.svc.cluster.local`.
+    pub service_name: String,
+    /// `files` mode: the folder holding `tls.crt` and `tls.key` (a mounted Secret, e.g. cert-manager's).
+    pub cert_dir: String,
+    pub certificates: WebhookCertificatesConfig,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: "0.0.0.0:9443".to_string(),
+            service_name: "kfp-operator-webhook-service".to_string(),
+            cert_dir: "/tmp/k8s-webhook-server/serving-certs".to_string(),
+            certificates: WebhookCertificatesConfig::default(),
+        }
+    }
+}
+
+/// `system.webhook.certificates.*`: where the serving certificate comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookCertificatesConfig {
+    pub mode: CertificateMode,
+    /// `self` mode: the Secret (type `kubernetes.io/tls`, keys `tls.crt`, `tls.key`, `ca.crt`) in the operator's
+    /// namespace that holds the CA and the serving certificate, shared by all replicas.
+    pub secret_name: String,
+    /// `self` mode: how long a generated certificate (and its CA) is valid.
+    #[serde(with = "duration_text")]
+    pub validity: Duration,
+    /// `self` mode: a certificate is replaced this long before it expires.
+    #[serde(with = "duration_text")]
+    pub rotate_before: Duration,
+}
+
+impl Default for WebhookCertificatesConfig {
+    fn default() -> Self {
+        Self {
+            mode: CertificateMode::SelfManaged,
+            secret_name: "kfp-operator-webhook-server-cert".to_string(),
+            validity: Duration::from_secs(365 * 24 * 3600),
+            rotate_before: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Who issues the webhook's serving certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateMode {
+    /// The operator keeps a CA and a serving certificate in a Secret, rotates them, and patches the `caBundle` of
+    /// the CRDs and webhook configurations.
+    #[default]
+    #[serde(rename = "self")]
+    SelfManaged,
+    /// Another issuer (cert-manager) writes `tls.crt`/`tls.key` into `certDir` and injects the `caBundle`; the
+    /// operator reloads the files when they change.
+    #[serde(rename = "files")]
+    Files,
 }
 
 /// `system.leaderElection.*`: a `coordination.k8s.io` Lease so that two replicas never write at once.
@@ -597,6 +669,7 @@ impl OperatorConfig {
                 &e.to_string(),
             );
         }
+        system.webhook.validate()?;
         let election = &system.leader_election;
         if election.id.is_empty() {
             return invalid("system.leaderElection.id", "empty", "the Lease needs a name");
@@ -726,6 +799,61 @@ impl OperatorConfig {
                     "a port is between 1 and 65535",
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+impl WebhookConfig {
+    /// `system.webhook.*` rules: an `IP:PORT` address, a Service name that is a DNS label, a Secret name, and a
+    /// validity longer than `rotateBefore` (else every certificate would be replaced as soon as it is made).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.address.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "system.webhook.address",
+                format!("{:?}", self.address),
+                "it must be IP:PORT, e.g. 0.0.0.0:9443",
+            );
+        }
+        let dns_label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !dns_label(&self.service_name) {
+            return invalid(
+                "system.webhook.serviceName",
+                format!("{:?}", self.service_name),
+                "it must be a Service name (a DNS label: lower-case letters, digits and '-')",
+            );
+        }
+        let certificates = &self.certificates;
+        if certificates.secret_name.is_empty() {
+            return invalid(
+                "system.webhook.certificates.secretName",
+                "empty",
+                "it names the Secret that holds the serving certificate",
+            );
+        }
+        if certificates.rotate_before.is_zero() || certificates.rotate_before >= certificates.validity {
+            return invalid(
+                "system.webhook.certificates.rotateBefore",
+                format_duration(certificates.rotate_before),
+                &format!(
+                    "it must be above zero and below system.webhook.certificates.validity ({})",
+                    format_duration(certificates.validity)
+                ),
+            );
+        }
+        if self.enabled && certificates.mode == CertificateMode::Files && self.cert_dir.is_empty() {
+            return invalid(
+                "system.webhook.certDir",
+                "empty",
+                "files mode reads tls.crt and tls.key from this folder",
+            );
         }
         Ok(())
     }
@@ -1491,6 +1619,60 @@ spec:
         assert_eq!(spec.provider_values("ops").feed.unwrap().token_audience, None);
         spec.executor = ExecutorKind::Direct;
         assert_eq!(spec.provider_values("ops").feed, None);
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_and_overridable() {
+        assert_eq!(
+            invalid_key("system: {webhook: {address: ':9443'}}").0,
+            "system.webhook.address"
+        );
+        assert_eq!(
+            invalid_key("system: {webhook: {serviceName: Webhook_Service}}").0,
+            "system.webhook.serviceName"
+        );
+        let (key, message) =
+            invalid_key("system: {webhook: {certificates: {validity: 1h, rotateBefore: 2h}}}");
+        assert_eq!(key, "system.webhook.certificates.rotateBefore", "{message}");
+        assert!(
+            message.contains("below system.webhook.certificates.validity (3600s)"),
+            "{message}"
+        );
+        assert_eq!(
+            invalid_key("system: {webhook: {certificates: {secretName: ''}}}").0,
+            "system.webhook.certificates.secretName"
+        );
+        let config = OperatorConfig::load(
+            None,
+            env(&[
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_ENABLED", "true"),
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_CERTIFICATES_MODE", "files"),
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_CERTDIR", "/certs"),
+            ]),
+        )
+        .unwrap();
+        let webhook = &config.system.webhook;
+        assert!(webhook.enabled);
+        assert_eq!(webhook.certificates.mode, CertificateMode::Files);
+        assert_eq!(webhook.cert_dir, "/certs");
+        let defaults = WebhookConfig::default();
+        assert!(!defaults.enabled, "local and test runs need no certificate");
+        assert_eq!(defaults.address, "0.0.0.0:9443");
+        assert_eq!(defaults.certificates.mode, CertificateMode::SelfManaged);
+        assert_eq!(
+            defaults.certificates.secret_name,
+            "kfp-operator-webhook-server-cert"
+        );
+        let config = load_yaml(
+            "system: {webhook: {certificates: {mode: self, validity: 8760h}}}",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.system.webhook.certificates.validity,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        assert!(load_yaml("system: {webhook: {certificates: {mode: vault}}}", &[]).is_err());
     }
 
     #[test]

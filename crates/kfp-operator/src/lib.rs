@@ -16,3 +16,4 @@ pub mod leader;
 pub mod local;
 pub mod operator;
 pub mod telemetry;
+pub mod webhook;

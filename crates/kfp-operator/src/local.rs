@@ -210,10 +210,17 @@ pub fn settled(state: &str) -> bool {
     matches!(state, "Succeeded" | "Failed" | "Pending" | "Deleted")
 }
 
-/// Prints each resource's state changes until all are settled; false when `timeout` passed first.
+/// How long every resource must stay settled, with nothing changing, before the table is shown: a settled
+/// resource can still set off another (a Pipeline's first version makes a RunConfiguration with `onChange:
+/// [pipeline]` swap its RunSchedules), which the operator does within a few hundred milliseconds.
+const QUIET_PERIOD: Duration = Duration::from_secs(2);
+
+/// Prints each resource's state changes until all are settled and stay so for [`QUIET_PERIOD`]; false when
+/// `timeout` passed first.
 async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, LocalError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut quiet_since: Option<(tokio::time::Instant, Vec<Row>)> = None;
     loop {
         let rows = all_rows(client).await?;
         for [kind, name, state, version, _] in &rows {
@@ -230,7 +237,16 @@ async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, Local
             }
         }
         if rows.iter().all(|[_, _, state, _, _]| settled(state)) {
-            return Ok(true);
+            match &quiet_since {
+                Some((since, seen)) if *seen == rows => {
+                    if since.elapsed() >= QUIET_PERIOD {
+                        return Ok(true);
+                    }
+                }
+                _ => quiet_since = Some((tokio::time::Instant::now(), rows.clone())),
+            }
+        } else {
+            quiet_since = None;
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(false);

@@ -202,6 +202,8 @@ pub enum OperatorError {
     LostLeadership,
     #[error(transparent)]
     Nats(#[from] crate::feed::nats::PublishError),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 /// What `kfp-operator run` reads from its command line.
@@ -212,8 +214,9 @@ pub struct RunOptions {
 }
 
 /// `kfp-operator run`: the operator process. Loads the configuration, serves `/healthz`, `/readyz` and
-/// `/metrics`, takes the leader election Lease when enabled, and runs the controllers until SIGTERM or Ctrl-C,
-/// finishing in-flight reconciles before it exits.
+/// `/metrics`, starts the webhook server when `system.webhook.enabled` (on every replica; `/readyz` then waits for
+/// its serving certificate), takes the leader election Lease when enabled, and runs the controllers until SIGTERM
+/// or Ctrl-C, finishing in-flight reconciles before it exits.
 pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
     let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
     crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
@@ -245,6 +248,22 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
                 tracing::error!(%error, "the health/metrics server stopped");
             }
         });
+    }
+
+    if config.system.webhook.enabled {
+        // On every replica, before leader election: admission and conversion must not wait for a leader.
+        let namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| crate::webhook::configuration::SERVICE_NAMESPACE.to_string());
+        crate::webhook::start(
+            &config,
+            client.clone(),
+            &readiness,
+            crate::webhook::StartOptions::new(namespace),
+            shutdown.clone(),
+        )
+        .await?;
     }
 
     let processor = start_feed(&config, &client, &metrics, &readiness, &shutdown).await?;

@@ -327,12 +327,9 @@ fn the_default_configuration_follows_the_webhook_contract() {
 }
 
 #[test]
-fn the_configuration_without_webhooks_is_one_the_operator_loads() {
-    // This branch's operator has no `system.webhook` keys yet (they land with the webhook branch), so the file the
-    // chart renders with the webhooks on is checked against the contract above, and the rest here.
+fn the_rendered_configuration_is_one_the_operator_loads() {
+    // The whole file as the chart renders it, webhook server included: the operator's own loader must accept it.
     let objects = template(&[
-        "--set",
-        "manager.webhooks.enabled=false",
         "--set",
         "manager.configuration.runCompletionTTL=24h",
         "--set",
@@ -356,6 +353,14 @@ fn the_configuration_without_webhooks_is_one_the_operator_loads() {
         Some(std::time::Duration::from_secs(24 * 3600))
     );
     assert_eq!(config.spec.workflow_namespace, chart::NAMESPACE);
+    let webhook = &config.system.webhook;
+    assert!(webhook.enabled);
+    assert_eq!(webhook.address, "0.0.0.0:9443");
+    assert_eq!(webhook.service_name, "kfp-operator-webhook-service");
+    assert_eq!(
+        webhook.certificates.mode,
+        kfp_operator::config::CertificateMode::SelfManaged
+    );
 }
 
 #[test]

@@ -145,20 +145,24 @@ fn object_metadata(provider: &Provider, config: &DefaultProviderValues) -> Objec
     }
 }
 
-/// The first `spec.podTemplateEnv` name the operator reserves (case-insensitive): `PROVIDERNAME`,
-/// `PIPELINEROOTSTORAGE`, `PARAMETERS_*`.
+/// Whether the operator sets the environment variable `name` on the provider service itself (compared ignoring
+/// case, as the provider service reads its environment): `PROVIDERNAME`, `PIPELINEROOTSTORAGE`, `PARAMETERS_*`
+/// ([`operator_env`]). The admission webhook refuses these in `spec.podTemplateEnv`.
+pub fn is_reserved_env_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper == PROVIDER_NAME_ENV
+        || upper == PIPELINE_ROOT_STORAGE_ENV
+        || upper.starts_with(PARAMETERS_ENV_PREFIX)
+}
+
+/// The first `spec.podTemplateEnv` name the operator reserves ([`is_reserved_env_name`]).
 pub fn reserved_env_name(provider: &Provider) -> Option<&str> {
     provider
         .spec
         .pod_template_env
         .iter()
         .map(|e| e.name.as_str())
-        .find(|name| {
-            let upper = name.to_ascii_uppercase();
-            upper == PROVIDER_NAME_ENV
-                || upper == PIPELINE_ROOT_STORAGE_ENV
-                || upper.starts_with(PARAMETERS_ENV_PREFIX)
-        })
+        .find(|name| is_reserved_env_name(name))
 }
 
 /// The environment the operator gives the provider service, sorted by name: `PROVIDERNAME=<ns>/<name>`,
