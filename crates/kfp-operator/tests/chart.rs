@@ -401,6 +401,7 @@ fn the_validating_webhooks_follow_the_contract() {
             }])
         );
     }
+    // No kind is defaulted at admission, so there is no mutating webhook (docs/webhooks.md).
     assert!(all_of(&objects, "MutatingWebhookConfiguration").is_empty());
     // Services: webhook 443 -> 9443, feed 80 -> 8082; no metrics Service unless asked for.
     let webhook_service = find(&objects, "Service", "kfp-operator-webhook-service");
@@ -413,30 +414,6 @@ fn the_validating_webhooks_follow_the_contract() {
     assert_eq!(feed["spec"]["ports"][0]["port"], 80);
     assert_eq!(feed["spec"]["ports"][0]["targetPort"], "runcompletion");
     assert_eq!(all_of(&objects, "Service").len(), 2, "{:?}", names(&objects));
-
-    let mutating = template(&["--set", "manager.webhooks.mutatingKinds={run,provider}"]);
-    let configuration = find(
-        &mutating,
-        "MutatingWebhookConfiguration",
-        "kfp-operator-mutating-webhook-configuration",
-    );
-    let names: Vec<&Value> = configuration["webhooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| &w["name"])
-        .collect();
-    assert_eq!(
-        names,
-        [
-            &json!("mrun.pipelines.kubeflow.org"),
-            &json!("mprovider.pipelines.kubeflow.org")
-        ]
-    );
-    assert_eq!(
-        configuration["webhooks"][0]["clientConfig"]["service"]["path"],
-        "/mutate-pipelines-kubeflow-org-v1beta1-run"
-    );
 }
 
 /// The names of a CRD's versions (only the stored one with `stored_only`).
@@ -976,10 +953,6 @@ fn bad_values_fail_with_messages_that_name_them() {
             ]
             .concat(),
             "providers[0].podTemplateEnv[0].name is \"parameters_token\", which is reserved by the operator",
-        ),
-        (
-            vec!["--set", "manager.webhooks.mutatingKinds={pipelines}"],
-            "manager.webhooks.mutatingKinds has \"pipelines\"; the kinds are pipeline, run",
         ),
     ];
     for (args, message) in cases {

@@ -10,8 +10,10 @@
 //! - `update` on `runconfigurations/finalizers` and `providers/finalizers` is what OwnerReferencesPermissionEnforcement
 //!   checks when the operator sets `blockOwnerDeletion` owner references: no request uses it; the test shows the
 //!   plugin is on (a user without it is refused), so the operator's owned RunSchedules and Deployments prove it;
-//! - the roles of the parallel features (the run-completion feed's TokenReviews, the self-managed webhook
-//!   certificates, the Job compiler) are separate objects not compared here; each names the code that needs it.
+//! - the self-managed webhook certificates' roles are compared by a second test, on their own control plane (the
+//!   admission webhooks they secure would refuse the first test's objects: the API server cannot reach a Service);
+//! - the roles of the run-completion feed (TokenReviews, status patches) and of the Job compiler are separate
+//!   objects not compared here; each names the code that needs it.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,6 +85,29 @@ fn grants_of<K: serde::Serialize>(role: &K) -> BTreeSet<Grant> {
     chart::grants(&serde_json::to_value(role).unwrap())
 }
 
+/// The audit log's calls of the ServiceAccount, after asserting that RBAC refused none.
+fn allowed_calls(log: &std::path::Path) -> Audit {
+    let audit = read_audit(log);
+    assert!(
+        audit.refused.is_empty(),
+        "refused by RBAC:\n{}",
+        audit.refused.join("\n")
+    );
+    audit
+}
+
+/// The grants of the installed ClusterRole `cluster_role` and Role `role` (in the release namespace).
+async fn granted(client: &Client, cluster_role: &str, role: &str) -> BTreeSet<Grant> {
+    let cluster_role: ClusterRole = Api::all(client.clone()).get(cluster_role).await.unwrap();
+    let role: Role = Api::namespaced(client.clone(), NAMESPACE)
+        .get(role)
+        .await
+        .unwrap();
+    let mut granted = grants_of(&cluster_role);
+    granted.extend(grants_of(&role));
+    granted
+}
+
 async fn create<K>(client: &Client, namespace: &str, yaml: &str) -> K
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -148,12 +173,11 @@ async fn legacy_children(client: &Client, provider: &Provider) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
-    kfp_providers::http::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("audit-policy.yaml");
-    let log = dir.path().join("audit.log");
+/// A control plane whose API server writes an audit log (the ServiceAccount's requests, metadata level) to
+/// `dir/audit.log` and enforces OwnerReferencesPermissionEnforcement.
+async fn audited_env(dir: &std::path::Path) -> (kfp_testenv::TestEnv, std::path::PathBuf) {
+    let policy = dir.join("audit-policy.yaml");
+    let log = dir.join("audit.log");
     let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
     std::fs::write(
         &policy,
@@ -172,19 +196,16 @@ async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
     let env = kfp_testenv::TestEnv::start_with(options)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
-    let client = env.client().await.unwrap();
-    let kubeconfig = Some(env.kubeconfig_path());
+    (env, log)
+}
 
-    let values = chart::values_file(
-        dir.path(),
-        "values.yaml",
-        "manager:\n  webhooks:\n    enabled: false\n  configuration:\n    runCompletionTTL: 2s\n",
-    );
+/// `helm install` of the chart into `NAMESPACE` with `values` (YAML).
+fn install(env: &kfp_testenv::TestEnv, dir: &std::path::Path, values: &str) {
+    let values = chart::values_file(dir, "values.yaml", values);
     let chart_dir = chart::chart_dir();
     chart::run_helm(
-        dir.path(),
-        kubeconfig,
+        dir,
+        Some(env.kubeconfig_path()),
         &[
             "install",
             RELEASE,
@@ -197,6 +218,21 @@ async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
         ],
     )
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn the_chart_grants_exactly_the_api_calls_the_operator_makes() {
+    kfp_providers::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (env, log) = audited_env(dir.path()).await;
+    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = env.client().await.unwrap();
+
+    install(
+        &env,
+        dir.path(),
+        "manager:\n  webhooks:\n    enabled: false\n  configuration:\n    runCompletionTTL: 2s\n",
+    );
     kfp_testenv::apply_yaml(
         &client,
         &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ML}}}\n"),
@@ -436,22 +472,13 @@ spec:
     assert!(error.to_string().contains("blockOwnerDeletion"), "{error}");
 
     // The comparison.
-    let audit = read_audit(&log);
-    assert!(
-        audit.refused.is_empty(),
-        "refused by RBAC:\n{}",
-        audit.refused.join("\n")
-    );
-    let manager: ClusterRole = Api::all(client.clone())
-        .get("kfp-operator-manager-role")
-        .await
-        .unwrap();
-    let leader: Role = Api::namespaced(client.clone(), NAMESPACE)
-        .get("kfp-operator-leader-election-role")
-        .await
-        .unwrap();
-    let mut granted = grants_of(&manager);
-    granted.extend(grants_of(&leader));
+    let audit = allowed_calls(&log);
+    let granted = granted(
+        &client,
+        "kfp-operator-manager-role",
+        "kfp-operator-leader-election-role",
+    )
+    .await;
     let enforced_by_admission: BTreeSet<Grant> = [
         grant("pipelines.kubeflow.org", "runconfigurations/finalizers", "update"),
         grant("pipelines.kubeflow.org", "providers/finalizers", "update"),
@@ -473,4 +500,131 @@ spec:
         audit.used
     );
     assert!(audit.used.len() > 30, "{:?}", audit.used);
+}
+
+/// The chart's default install (admission webhooks and conversion on, self-managed certificates): the operator,
+/// as the chart's ServiceAccount, issues its certificate into the Secret, patches the caBundle of the CRDs and the
+/// ValidatingWebhookConfiguration, and replaces a Secret that went bad. Every call is allowed, and every grant of
+/// the certificate ClusterRole and Role is used.
+#[tokio::test]
+async fn the_certificate_roles_grant_exactly_what_self_managed_certificates_use() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kfp_operator::webhook::certificates::CA_KEY;
+
+    kfp_providers::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (env, log) = audited_env(dir.path()).await;
+    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = env.client().await.unwrap();
+    install(&env, dir.path(), "manager:\n  multiversion:\n    enabled: true\n");
+    let operator_kubeconfig = chart::service_account_kubeconfig(&env, dir.path()).await;
+    let config = chart::installed_configuration(&client, dir.path()).await;
+    let operator = OperatorProcess::start(&operator_kubeconfig, &config);
+    operator.wait_ready().await;
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let secret_name = "kfp-operator-webhook-server-cert";
+    // Every target carries the CA of the Secret.
+    let trusted = || async {
+        let Some(secret) = secrets.get_opt(secret_name).await? else {
+            return Ok::<_, kube::Error>(None);
+        };
+        let ca = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(CA_KEY))
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
+        let crd = crds.get("pipelines.pipelines.kubeflow.org").await?;
+        let crd_bundle = crd
+            .spec
+            .conversion
+            .and_then(|c| c.webhook)
+            .and_then(|w| w.client_config)
+            .and_then(|c| c.ca_bundle)
+            .map(|b| b.0);
+        let configuration = validating
+            .get("kfp-operator-validating-webhook-configuration")
+            .await?;
+        let all_webhooks = configuration
+            .webhooks
+            .unwrap_or_default()
+            .iter()
+            .all(|w| w.client_config.ca_bundle.as_ref().map(|b| &b.0) == Some(&ca));
+        Ok((!ca.is_empty() && crd_bundle.as_ref() == Some(&ca) && all_webhooks).then_some(ca))
+    };
+    let first = kfp_testenv::wait_for("the certificate issued and trusted", support::WAIT, trusted)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nstderr:\n{}", operator.stderr()));
+
+    // A Secret that went bad is replaced (update) once a target changes (the operator watches them): clear the
+    // caBundles of the validating configuration, as a `helm upgrade` does.
+    let mut secret = secrets.get(secret_name).await.unwrap();
+    let data = secret.data.get_or_insert_with(Default::default);
+    data.insert(
+        "tls.crt".to_string(),
+        k8s_openapi::ByteString(b"not a certificate".to_vec()),
+    );
+    secrets
+        .replace(secret_name, &Default::default(), &secret)
+        .await
+        .unwrap();
+    let configuration = validating
+        .get("kfp-operator-validating-webhook-configuration")
+        .await
+        .unwrap();
+    let cleared: Vec<Value> = (0..configuration.webhooks.unwrap_or_default().len())
+        .map(|i| json!({"op": "remove", "path": format!("/webhooks/{i}/clientConfig/caBundle")}))
+        .collect();
+    validating
+        .patch(
+            "kfp-operator-validating-webhook-configuration",
+            &PatchParams::default(),
+            &Patch::<()>::Json(serde_json::from_value(Value::Array(cleared)).unwrap()),
+        )
+        .await
+        .unwrap();
+    kfp_testenv::wait_for(
+        "the bad Secret replaced and trusted again",
+        support::WAIT,
+        || async {
+            let ca = trusted().await?;
+            let secret = secrets.get(secret_name).await?;
+            let cert_ok = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("tls.crt"))
+                .is_some_and(|c| c.0.starts_with(b"-----BEGIN CERTIFICATE-----"));
+            Ok::<_, kube::Error>((ca.is_some() && cert_ok).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nstderr:\n{}", operator.stderr()));
+    assert!(!first.is_empty());
+
+    let stderr = operator.stop().await;
+    let refused_in_log = chart::forbidden_lines(&stderr);
+    assert!(
+        refused_in_log.is_empty(),
+        "refused calls:\n{}",
+        refused_in_log.join("\n")
+    );
+    let audit = allowed_calls(&log);
+    let granted = granted(
+        &client,
+        "kfp-operator-webhook-certificates-role",
+        "kfp-operator-webhook-certificates-role",
+    )
+    .await;
+    let unused: Vec<&Grant> = granted.difference(&audit.used).collect();
+    assert!(
+        unused.is_empty(),
+        "certificate grants never used (drop them from charts/kfp-operator/templates/rbac.yaml): {unused:?}\n\
+         used: {:?}",
+        audit.used
+    );
 }

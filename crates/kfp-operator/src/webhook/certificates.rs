@@ -49,7 +49,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{ServerName, UnixTime};
 use serde_json::{Value, json};
 
-use super::configuration::{MUTATING_CONFIGURATION_NAME, VALIDATING_CONFIGURATION_NAME};
+use super::configuration::VALIDATING_CONFIGURATION_NAME;
 use super::tls::{ServingCertificate, certificates_from_pem, certified_key};
 use crate::config::WebhookConfig;
 use crate::operator::Shutdown;
@@ -126,7 +126,9 @@ impl Default for CaBundleTargets {
         Self {
             crds,
             validating: vec![VALIDATING_CONFIGURATION_NAME.to_string()],
-            mutating: vec![MUTATING_CONFIGURATION_NAME.to_string()],
+            // No kind has a defaulting webhook, so the operator installs no MutatingWebhookConfiguration and
+            // needs no RBAC on them; embedders that add one name it here.
+            mutating: Vec::new(),
         }
     }
 }

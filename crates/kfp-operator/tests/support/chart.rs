@@ -171,7 +171,7 @@ pub fn grants(role: &Value) -> std::collections::BTreeSet<(String, String, Strin
 
 /// `kfp-operator run` as a separate process, as the chart's Deployment runs it: `--config` with the file the chart
 /// rendered, `POD_NAME`/`POD_NAMESPACE` as the downward API sets them, a kubeconfig with the identity to act as.
-/// Only the probe/metrics address is moved to a free loopback port. Killed when dropped.
+/// Only the listening addresses are moved to free loopback ports. Killed when dropped.
 pub struct OperatorProcess {
     child: tokio::process::Child,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -194,6 +194,10 @@ impl OperatorProcess {
             .unwrap()
             .port();
         let address = format!("127.0.0.1:{port}");
+        // The webhook server and the feed listen where the chart puts them (all interfaces, fixed ports); moved
+        // to free loopback ports so that tests run side by side.
+        let webhook = format!("127.0.0.1:{}", super::process::free_port());
+        let feed_port = super::process::free_port().to_string();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfp-operator"));
         for (key, _) in std::env::vars() {
             if key.starts_with("KFP_OPERATOR_") || key == "RUST_LOG" {
@@ -208,6 +212,9 @@ impl OperatorProcess {
             .env("POD_NAMESPACE", NAMESPACE)
             .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", &address)
             .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", &address)
+            .env("KFP_OPERATOR_SYSTEM_WEBHOOK_ADDRESS", &webhook)
+            .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ADDRESS", "127.0.0.1")
+            .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_PORT", &feed_port)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
