@@ -191,14 +191,24 @@ fn resource_ref<K: SynchronizedKind>(object: &K) -> ResourceRef {
 
 /// One reconcile of a Pipeline, Run, RunSchedule or Experiment.
 pub async fn reconcile<K: SynchronizedKind>(
-    object: Arc<K>,
+    cached: Arc<K>,
     ctx: Arc<Context>,
 ) -> Result<Action, ControllerError> {
-    let namespace = object.namespace().unwrap_or_default();
-    let name = object.name_any();
+    let namespace = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
     instrumented(&ctx, K::KIND.as_str(), &namespace, &name, async {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-        let Some(object) = get_opt(&api, &name, K::KIND.as_str()).await? else {
+        let version = cached.resource_version();
+        let fresh = if ctx
+            .own_writes
+            .is_current(K::KIND, &namespace, &name, version.as_deref())
+        {
+            Some(Arc::unwrap_or_clone(cached))
+        } else {
+            get_opt(&api, &name, K::KIND.as_str()).await?
+        };
+        let Some(object) = fresh else {
+            ctx.own_writes.forget(K::KIND, &namespace, &name);
             ctx.metrics
                 .resource_state(K::KIND.as_str(), &format!("{namespace}/{name}"), None);
             return Ok(Action::await_change());
@@ -248,6 +258,7 @@ async fn apply<K: SynchronizedKind>(
                     "adding the finalizer",
                 )
                 .await?;
+                wrote(ctx, reference, &object);
                 tracing::debug!("finalizer added");
             }
             ResourceCommand::RemoveFinalizer => {
@@ -260,6 +271,8 @@ async fn apply<K: SynchronizedKind>(
                     "releasing the finalizer",
                 )
                 .await?;
+                ctx.own_writes
+                    .forget(K::KIND, &reference.namespace, &reference.name);
                 ctx.metrics.resource_state(K::KIND.as_str(), &key, None);
                 tracing::info!("finalizer released");
                 return Ok(Action::await_change());
@@ -274,11 +287,13 @@ async fn apply<K: SynchronizedKind>(
                     "recording the retry",
                 )
                 .await?;
+                wrote(ctx, reference, &object);
             }
             ResourceCommand::SetStatus { status, event } => {
                 let state = status.synchronization_state();
                 *object.status_mut() = Some(status);
                 object = replace_status(api, &object).await?;
+                wrote(ctx, reference, &object);
                 ctx.metrics
                     .resource_state(K::KIND.as_str(), &key, Some(state.as_str()));
                 if let Some(event) = event {
@@ -299,12 +314,24 @@ async fn apply<K: SynchronizedKind>(
                 api.delete(&name, &DeleteParams::default())
                     .await
                     .map_err(|e| ControllerError::kube(format!("deleting {key}"), e))?;
+                ctx.own_writes
+                    .forget(K::KIND, &reference.namespace, &reference.name);
                 tracing::info!("deleted after its completion TTL");
                 return Ok(Action::await_change());
             }
         }
     }
     Ok(action(plan.requeue_after))
+}
+
+/// Remembers the version our write left `object` at (see [`super::own_writes`]).
+fn wrote<K: SynchronizedKind>(ctx: &Context, reference: &ResourceRef, object: &K) {
+    ctx.own_writes.record(
+        K::KIND,
+        &reference.namespace,
+        &reference.name,
+        object.meta().resource_version.as_deref(),
+    );
 }
 
 /// A JSON merge patch of `metadata` that only applies to the version we planned on.

@@ -2,9 +2,10 @@
 //! planner, and applies the planned commands in order, stopping at the first error (ARCHITECTURE "The shape of a
 //! reconcile"). No state logic lives here.
 //!
-//! Reads go to the API server, not to the watch cache (SPEC 3.1): a reconcile acts on the object as it is now, so a
-//! status written a moment ago is never planned on twice. Writes use the observed `resourceVersion`, so a write
-//! based on a stale read fails with a conflict and the object is reconciled again.
+//! A reconcile acts on the object as it is now (SPEC 3.1), so a status written a moment ago is never planned on
+//! twice: the object is read from the API server, unless the watch cache's copy carries the `resourceVersion` of
+//! this process's own last write of it ([`own_writes`]), which makes it as fresh as a read. Writes use the observed
+//! `resourceVersion`, so a write based on a stale copy fails with a conflict and the object is reconciled again.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use events::Recorder;
 
 pub mod events;
 pub mod generic;
+pub mod own_writes;
 pub mod provider;
 pub mod run_configuration;
 
@@ -59,6 +61,8 @@ pub struct Context {
     pub providers: ProviderCache,
     /// Direct mode: the Providers' event sources, run in-process with the controllers (`crate::feed::sources`).
     pub event_sources: Option<crate::feed::sources::EventSources>,
+    /// The versions of our last writes: a cached object carrying one needs no fresh read (see [`own_writes`]).
+    pub own_writes: Arc<own_writes::OwnWrites>,
 }
 
 /// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
@@ -132,6 +136,7 @@ impl Context {
             recorder,
             providers: ProviderCache::default(),
             event_sources: None,
+            own_writes: Arc::default(),
         })
     }
 

@@ -1,0 +1,113 @@
+//! The `resourceVersion` of this process's last write of each resource, so that a reconcile can tell whether the
+//! watch cache's copy of its object is as fresh as a read from the API server would be.
+//!
+//! Reconciles plan on the object as it is now (SPEC 3.1, `docs/decisions/0004-operator-shell.md`). What makes a
+//! watch-cache copy dangerous is a copy older than our own last write: the planner would act again on a state it
+//! already left (submit the same operation twice). A cached copy that carries exactly the `resourceVersion` of our
+//! last write *is* that write, so nothing of ours is missing from it. A later change by someone else arrives as a
+//! watch event of its own and is reconciled then; a write planned on the older copy carries its `resourceVersion`
+//! and fails with a conflict. Everything else (an object this process never wrote, or a different version) is read
+//! from the API server as before.
+//!
+//! In a steady flow (write, watch event, reconcile) this saves the read of every reconcile after the first.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kfp_core::executor::ResourceKind;
+
+type Key = (ResourceKind, String, String);
+
+/// See the module documentation. Cheap to share: one small entry per resource this process wrote.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    versions: Mutex<HashMap<Key, String>>,
+}
+
+impl OwnWrites {
+    /// Remembers the `resourceVersion` the API server answered our write of `namespace/name` with.
+    pub fn record(&self, kind: ResourceKind, namespace: &str, name: &str, resource_version: Option<&str>) {
+        let key = (kind, namespace.to_string(), name.to_string());
+        let mut versions = self.lock();
+        match resource_version {
+            Some(version) => {
+                versions.insert(key, version.to_string());
+            }
+            None => {
+                versions.remove(&key);
+            }
+        }
+    }
+
+    /// Whether `resource_version` (of a cached copy) is the version of our last write of `namespace/name`.
+    pub fn is_current(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> bool {
+        let Some(version) = resource_version else {
+            return false;
+        };
+        self.lock()
+            .get(&(kind, namespace.to_string(), name.to_string()))
+            .is_some_and(|last| last == version)
+    }
+
+    /// Forgets a resource that is gone (or about to be).
+    pub fn forget(&self, kind: ResourceKind, namespace: &str, name: &str) {
+        self.lock()
+            .remove(&(kind, namespace.to_string(), name.to_string()));
+    }
+
+    /// How many resources are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, String>> {
+        // A panic while holding the lock cannot leave the map half-updated (single insert/remove calls).
+        self.versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_version_of_our_last_write_is_current() {
+        let writes = OwnWrites::default();
+        let run = ResourceKind::Run;
+        assert!(!writes.is_current(run, "ns", "r", Some("1")), "never written");
+        writes.record(run, "ns", "r", Some("5"));
+        assert!(writes.is_current(run, "ns", "r", Some("5")));
+        assert!(
+            !writes.is_current(run, "ns", "r", Some("4")),
+            "a copy older than our write"
+        );
+        assert!(
+            !writes.is_current(run, "ns", "r", Some("6")),
+            "someone else wrote after us"
+        );
+        assert!(!writes.is_current(run, "ns", "r", None));
+        assert!(
+            !writes.is_current(ResourceKind::Pipeline, "ns", "r", Some("5")),
+            "another kind"
+        );
+        writes.record(run, "ns", "r", Some("7"));
+        assert!(!writes.is_current(run, "ns", "r", Some("5")));
+        assert!(writes.is_current(run, "ns", "r", Some("7")));
+        writes.forget(run, "ns", "r");
+        assert!(!writes.is_current(run, "ns", "r", Some("7")));
+        assert!(writes.is_empty());
+    }
+}
