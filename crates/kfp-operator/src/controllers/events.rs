@@ -23,13 +23,19 @@ pub const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 /// At most this many event series are remembered; older ones are forgotten (their repeats start a new Event).
 const MAX_REMEMBERED: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    namespace: String,
-    uid: String,
-    type_: &'static str,
-    reason: String,
-    note: String,
+/// What makes two events one series: the object (namespace, uid), type, reason and note. Kept as a 64-bit hash of
+/// them: a note can be a kilobyte and the cache holds up to [`MAX_REMEMBERED`] keys (two different events sharing
+/// a hash, about one chance in 10^11 at that size, would only fold into one series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key(u64);
+
+impl Key {
+    fn of(namespace: &str, uid: &str, type_: &str, reason: &str, note: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (namespace, uid, type_, reason, note).hash(&mut hasher);
+        Self(hasher.finish())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,13 +75,13 @@ impl Recorder {
     ) -> Result<(), kube::Error> {
         let namespace = object.namespace().unwrap_or_else(|| "default".to_string());
         let note = truncate(&event.message, 1000);
-        let key = Key {
-            namespace: namespace.clone(),
-            uid: object.uid().unwrap_or_default(),
-            type_: event.type_.as_str(),
-            reason: event.reason.clone(),
-            note: note.clone(),
-        };
+        let key = Key::of(
+            &namespace,
+            &object.uid().unwrap_or_default(),
+            event.type_.as_str(),
+            &event.reason,
+            &note,
+        );
         let now = Timestamp::now();
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
         let repeat = self
