@@ -912,7 +912,7 @@ fn validate_feed(feed: &RunCompletionFeedConfig) -> Result<(), ConfigError> {
             if let Err(e) = server.trim().parse::<async_nats::ServerAddr>() {
                 return invalid(
                     "spec.runCompletionFeed.nats.url",
-                    format!("{server:?}"),
+                    format!("{:?}", crate::feed::nats::redact_credentials(server)),
                     &format!("it is not a NATS server address ({e}); use nats://host:4222"),
                 );
             }

@@ -36,6 +36,29 @@ pub enum PublishError {
     Encode(String),
 }
 
+/// `url` (one or more comma-separated NATS URLs) with any `user:password@` or `token@` replaced by `***@`, for
+/// logs and error messages.
+pub fn redact_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let server = server.trim();
+            let (scheme, rest) = server.split_once("://").unwrap_or(("", server));
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let masked = if host.len() < rest.len() {
+                format!("***@{host}")
+            } else {
+                host.to_string()
+            };
+            if scheme.is_empty() {
+                masked
+            } else {
+                format!("{scheme}://{masked}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Publishes events to NATS. Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
@@ -61,9 +84,11 @@ impl Publisher {
     /// Starts the NATS client of `config` (connecting in the background) and registers its readiness check.
     pub async fn start(config: &NatsConfig, readiness: &Readiness) -> Result<Arc<Self>, PublishError> {
         let url = config.url.trim().to_string();
+        // What logs and errors show: the URL may carry a user and password.
+        let shown = redact_credentials(&url);
         let setup = |message: String| PublishError::Setup {
-            url: url.clone(),
-            message,
+            url: shown.clone(),
+            message: message.replace(&url, &shown),
         };
         let connected = readiness.register(READINESS_CHECK);
         connected.set(false);
@@ -90,10 +115,10 @@ impl Publisher {
             .collect::<Result<_, _>>()
             .map_err(|e| setup(e.to_string()))?;
         let client = options.connect(servers).await.map_err(|e| setup(e.to_string()))?;
-        tracing::info!(%url, subject = %config.subject, format = ?config.event_format, "publishing run completion events to NATS");
+        tracing::info!(url = %shown, subject = %config.subject, format = ?config.event_format, "publishing run completion events to NATS");
         Ok(Arc::new(Self {
             client,
-            url,
+            url: shown,
             subject: config.subject.clone(),
             format: config.event_format,
             timeout: config.publish_timeout,
@@ -163,6 +188,20 @@ mod tests {
     use super::*;
     use kfp_core::event::RunCompletionEventData;
     use serde_json::{Value, json};
+
+    #[test]
+    fn credentials_never_reach_logs() {
+        assert_eq!(
+            redact_credentials("nats://user:secret@nats.ops:4222"),
+            "nats://***@nats.ops:4222"
+        );
+        assert_eq!(
+            redact_credentials("nats://tok3n@a:4222, tls://u:p@b:4222"),
+            "nats://***@a:4222,tls://***@b:4222"
+        );
+        assert_eq!(redact_credentials("nats://nats.ops:4222"), "nats://nats.ops:4222");
+        assert_eq!(redact_credentials("nats.ops:4222"), "nats.ops:4222");
+    }
 
     #[test]
     fn both_formats_carry_the_event() {
