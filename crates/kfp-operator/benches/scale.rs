@@ -15,6 +15,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,6 +201,64 @@ async fn apiserver_writes(client: &Client) -> u64 {
         .sum()
 }
 
+/// The API server's requests by (verb, resource): count and summed latency in seconds, since it started.
+async fn apiserver_requests(client: &Client) -> BTreeMap<(String, String), (f64, f64)> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let label = |line: &str, name: &str| -> String {
+        let key = format!("{name}=\"");
+        line.split_once(&key)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(value, _)| value.to_string())
+            .unwrap_or_default()
+    };
+    let mut requests: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let count = line.starts_with("apiserver_request_total{");
+        let seconds = line.starts_with("apiserver_request_duration_seconds_sum{");
+        if !count && !seconds {
+            continue;
+        }
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let entry = requests
+            .entry((label(line, "verb"), label(line, "resource")))
+            .or_default();
+        if count {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    requests
+}
+
+/// The requests between two [`apiserver_requests`] snapshots, most time-consuming first (watches left out: they
+/// stay open), as `VERB resource: count (seconds)`.
+fn request_breakdown(
+    before: &BTreeMap<(String, String), (f64, f64)>,
+    after: &BTreeMap<(String, String), (f64, f64)>,
+) -> Vec<String> {
+    let mut rows: Vec<(String, String, f64, f64)> = after
+        .iter()
+        .filter(|((verb, _), _)| verb != "WATCH")
+        .map(|((verb, resource), (count, seconds))| {
+            let (count0, seconds0) = before
+                .get(&(verb.clone(), resource.clone()))
+                .copied()
+                .unwrap_or_default();
+            (verb.clone(), resource.clone(), count - count0, seconds - seconds0)
+        })
+        .filter(|row| row.2 > 0.0)
+        .collect();
+    rows.sort_by(|a, b| b.3.total_cmp(&a.3));
+    rows.into_iter()
+        .take(10)
+        .map(|(verb, resource, count, seconds)| format!("{verb} {resource}: {count} ({seconds:.1} s)"))
+        .collect()
+}
+
 /// Sums the operator's counter `name` (all label sets) in its OpenMetrics text.
 fn counter_sum(metrics: &str, name: &str) -> f64 {
     metrics
@@ -331,6 +390,7 @@ async fn measure(mode: Mode, options: &Options) -> Report {
 
     let (pipelines, runs) = (options.pipelines, options.runs);
     let writes_before = apiserver_writes(&client).await;
+    let requests_before = apiserver_requests(&client).await;
     let argo_before = argo_writes.load(Ordering::SeqCst);
     let reconciles_before = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
     let started = Instant::now();
@@ -340,6 +400,7 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     let reconciles =
         counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total") - reconciles_before;
     let writes = apiserver_writes(&client).await - writes_before;
+    let requests = request_breakdown(&requests_before, &apiserver_requests(&client).await);
     let harness_writes = (pipelines + runs) as u64 + (argo_writes.load(Ordering::SeqCst) - argo_before);
     let operator_writes = writes.saturating_sub(harness_writes);
     let peak_kib = operator.memory().peak_kib;
@@ -347,6 +408,10 @@ async fn measure(mode: Mode, options: &Options) -> Report {
         "scale: {mode:?}: {} objects Succeeded in {elapsed:.1?}; {reconciles} reconciles; {operator_writes} operator writes; peak RSS {} MiB",
         pipelines + runs,
         peak_kib / 1024
+    );
+    eprintln!(
+        "scale: {mode:?}: API requests during the run (operator and harness), by time spent in the API server:\n  {}",
+        requests.join("\n  ")
     );
 
     // The raw bound, on the same API server and etcd, in a namespace the operator does not watch.
