@@ -402,7 +402,9 @@ impl JsonSchema for CronExpression {
 /// `{name, value}` (environment variables, beam arguments, RunSchedule parameters).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct NamedValue {
+    /// The name.
     pub name: String,
+    /// The value.
     pub value: String,
 }
 
@@ -418,14 +420,20 @@ impl NamedValue {
 /// `{name, path}`: an artifact a run exposes, found at `path` in the run's outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct OutputArtifact {
+    /// The name dependants use (`valueFrom.runConfigurationRef.outputArtifact`) and events carry.
     pub name: String,
+    /// `COMPONENT:ARTIFACT[:INDEX][[FILTER]]`: the component's output artifact, its instance (default 0), and
+    /// optionally a boolean filter over the artifact's metadata that must hold, e.g. `Pusher:pushed_model:0[pushed
+    /// == 1]`.
     pub path: ArtifactPath,
 }
 
 /// `{name, location}`: a resolved artifact of a finished run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct Artifact {
+    /// The `spec.run.artifacts[].name` it matched.
     pub name: String,
+    /// Where the artifact is (its URI, e.g. `gs://bucket/model/1`).
     pub location: String,
 }
 

@@ -14,4 +14,5 @@ pub mod health;
 pub mod leader;
 pub mod local;
 pub mod operator;
+pub mod reference;
 pub mod telemetry;
