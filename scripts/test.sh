@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite. Gets the test control-plane binaries first (scripts/test-assets.sh: built once, then
-# cached) and the compilers' Python environment (scripts/python-env.sh), points the integration tests at them, and
-# runs cargo test for the workspace.
+# The whole test suite. Gets the test control-plane binaries (scripts/test-assets.sh) and helm (scripts/helm.sh),
+# both built once from Go modules and then cached, and the compilers' Python environment (scripts/python-env.sh),
+# points the integration tests at them, and runs cargo test for the workspace.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh -p kfp-testenv -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,10 @@ echo "test.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS" >&2
 KFP_OPERATOR_VENV="$(bash scripts/python-env.sh | tail -n 1)"
 export KFP_OPERATOR_VENV
 echo "test.sh: KFP_OPERATOR_VENV=$KFP_OPERATOR_VENV" >&2
+# The chart tests (crates/kfp-operator/tests/chart*.rs) run this helm.
+HELM="$(bash scripts/helm.sh | tail -n 1)"
+export HELM
+echo "test.sh: HELM=$HELM" >&2
 
 if [[ $# -gt 0 ]]; then
     exec cargo test "$@"

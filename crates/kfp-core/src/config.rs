@@ -28,4 +28,32 @@ pub struct DefaultProviderValues {
     pub service_port: i32,
     /// Port of the provider Service's `metrics` port.
     pub metrics_port: i32,
+    /// How provider services reach the operator's run-completion feed. Not a key of
+    /// `spec.defaultProviderValues`: the operator fills it in from `spec.runCompletionFeed` (with the Argo
+    /// executor; in direct mode the operator reads events itself and provider services get no webhook).
+    #[serde(skip)]
+    pub feed: Option<FeedAccess>,
 }
+
+/// How a provider service reaches the operator's run-completion feed (SPEC 5.2 `OPERATORWEBHOOK`, SPEC 12.12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedAccess {
+    /// The feed's URL, given to the provider service as `OPERATORWEBHOOK`.
+    pub webhook_url: String,
+    /// The audience of the projected ServiceAccount token mounted for the feed ([`FEED_TOKEN_DIR`]); `None`: no
+    /// token is mounted (the feed takes a static token, mounted by the platform).
+    pub token_audience: Option<String>,
+}
+
+/// The provider-service variable holding the feed's URL.
+pub const OPERATOR_WEBHOOK_ENV: &str = "OPERATORWEBHOOK";
+/// The pod volume of the projected feed token.
+pub const FEED_TOKEN_VOLUME: &str = "kfp-operator-token";
+/// Where the feed token is mounted: the folder of the provider service's default `OPERATORWEBHOOK_TOKEN_FILE`
+/// (`/var/run/secrets/kfp-operator/token`).
+pub const FEED_TOKEN_DIR: &str = "/var/run/secrets/kfp-operator";
+/// The file name of the feed token in [`FEED_TOKEN_DIR`].
+pub const FEED_TOKEN_FILE: &str = "token";
+/// How long a projected feed token is valid; kubelet renews it well before (the provider service re-reads it on
+/// every send).
+pub const FEED_TOKEN_EXPIRATION_SECONDS: i64 = 3600;

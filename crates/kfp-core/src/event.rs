@@ -178,6 +178,81 @@ impl RunCompletionEvent {
     }
 }
 
+/// The CloudEvents 1.0 `specversion` of published events.
+pub const CLOUD_EVENTS_SPEC_VERSION: &str = "1.0";
+
+/// A published run-completion event in the CloudEvents 1.0 structured JSON format (SPEC 12.18), the body of a
+/// NATS message:
+///
+/// ```json
+/// {"specversion": "1.0", "id": "5d0c...", "source": "kfp-operator-system/stub",
+///  "type": "org.kubeflow.pipelines.run-completion", "subject": "default/stub-runconfiguration",
+///  "time": "2026-01-01T10:05:00Z", "datacontenttype": "application/json", "data": {...}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    pub specversion: String,
+    /// Unique per run completion and the same for every replay of it ([`RunCompletionEvent::cloud_event_id`]):
+    /// consumers drop duplicates by `source` + `id`.
+    pub id: String,
+    /// The Provider that reported the run (`ns/name`).
+    pub source: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The RunConfiguration (`ns/name`) if the run had one, else the Run.
+    pub subject: String,
+    /// When the run ended (`runEndTime`); when the provider did not say, when the operator received the event.
+    pub time: Time,
+    pub datacontenttype: String,
+    pub data: RunCompletionEvent,
+}
+
+impl RunCompletionEvent {
+    /// The CloudEvents `id`: a SHA-1 over what identifies the run completion (provider, run id, status, names and
+    /// end time), so a replayed event gets the same id and two completions never share one.
+    pub fn cloud_event_id(&self) -> String {
+        use sha1::Digest;
+        let end = self
+            .run_end_time
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default();
+        let status = match self.status {
+            RunCompletionStatus::Succeeded => "succeeded",
+            RunCompletionStatus::Failed => "failed",
+        };
+        let parts = [
+            self.provider.to_string(),
+            self.run_id.clone(),
+            status.to_string(),
+            self.run_configuration_name.to_string(),
+            self.run_name.to_string(),
+            self.pipeline_name.to_string(),
+            end,
+        ];
+        let mut hasher = sha1::Sha1::new();
+        for part in parts {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// Wraps the event in its CloudEvents envelope; `received` is the `time` when the event has no `runEndTime`.
+    pub fn into_cloud_event(self, received: Time) -> CloudEvent {
+        CloudEvent {
+            specversion: CLOUD_EVENTS_SPEC_VERSION.to_string(),
+            id: self.cloud_event_id(),
+            source: self.provider.to_string(),
+            type_: CLOUD_EVENT_TYPE.to_string(),
+            subject: self.subject().to_string(),
+            time: self.run_end_time.clone().unwrap_or(received),
+            datacontenttype: "application/json".to_string(),
+            data: self,
+        }
+    }
+}
+
 /// Decodes `null` as the type's default, as Go's `encoding/json` leaves a nil slice or map.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -333,6 +408,39 @@ mod tests {
         }
         assert!(serde_json::from_str::<RunCompletionEventData>("{").is_err());
         assert!(serde_json::from_str::<RunCompletionEventData>("[]").is_err());
+    }
+
+    #[test]
+    fn the_cloud_event_envelope_names_provider_subject_and_a_stable_id() {
+        let data: RunCompletionEventData = serde_json::from_str(FIXTURE).unwrap();
+        let received: Time = serde_json::from_value(json!("2030-01-01T00:00:00Z")).unwrap();
+        let envelope = data.to_event(&[]).into_cloud_event(received.clone());
+        let value = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(value["specversion"], "1.0");
+        assert_eq!(value["type"], "org.kubeflow.pipelines.run-completion");
+        assert_eq!(value["source"], "kfp-operator-system/stub");
+        assert_eq!(value["subject"], "default/stub-runconfiguration");
+        assert_eq!(value["time"], "2026-01-01T10:05:00Z", "the run's end time");
+        assert_eq!(value["datacontenttype"], "application/json");
+        assert_eq!(value["data"]["runId"], "stub-run-1754550000");
+        assert_eq!(value["data"]["artifacts"], json!([]));
+        assert_eq!(envelope.id.len(), 40);
+        let again = data.to_event(&[]).into_cloud_event(received.clone());
+        assert_eq!(again.id, envelope.id, "a replay has the same id");
+        let mut other = data.clone();
+        other.run_id = "stub-run-1754550001".into();
+        assert_ne!(
+            other.to_event(&[]).into_cloud_event(received.clone()).id,
+            envelope.id
+        );
+        let mut untimed = data;
+        untimed.run_end_time = None;
+        assert_eq!(
+            untimed.to_event(&[]).into_cloud_event(received.clone()).time,
+            received
+        );
+        let back: CloudEvent = serde_json::from_value(value).unwrap();
+        assert_eq!(back, envelope);
     }
 
     #[test]

@@ -16,5 +16,6 @@ pub mod provider;
 pub mod reconcile;
 pub mod registry;
 pub mod resources;
+pub mod validation;
 pub mod values;
 pub mod version;

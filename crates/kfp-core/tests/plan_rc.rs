@@ -804,6 +804,7 @@ fn config() -> DefaultProviderValues {
         service_container_name: "provider-service".into(),
         service_port: 8080,
         metrics_port: 8081,
+        feed: None,
     }
 }
 
@@ -1009,6 +1010,70 @@ fn spec_3_8_env_merge_rules() {
         vec!["tmp", "token"]
     );
     assert!(volumes[0].empty_dir.is_some(), "replaced in place");
+}
+
+/// Decision 12: a provider deployed by the operator can post to the feed out of the box: `OPERATORWEBHOOK` and a
+/// projected token for the feed's audience where the provider service reads it by default.
+#[test]
+fn decision_12_provider_deployments_get_the_feed_url_and_a_projected_token() {
+    let mut cfg = config();
+    cfg.pod_template_spec.spec.as_mut().unwrap().containers[0].env = None;
+    cfg.feed = Some(kfp_core::config::FeedAccess {
+        webhook_url: "http://feed.ops:80/events".into(),
+        token_audience: Some("kfp-operator".into()),
+    });
+    let deployment = provider::desired_deployment(&stub_provider(), &cfg).unwrap();
+    let container = container_of(&deployment);
+    let vars = container.env.clone().unwrap();
+    assert!(
+        vars.contains(&env("OPERATORWEBHOOK", "http://feed.ops:80/events")),
+        "{vars:?}"
+    );
+    let mount = container
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.mount_path == "/var/run/secrets/kfp-operator")
+        .unwrap();
+    assert_eq!(
+        (mount.name.as_str(), mount.read_only),
+        ("kfp-operator-token", Some(true))
+    );
+    let volumes = deployment.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+    let token = volumes.iter().find(|v| v.name == "kfp-operator-token").unwrap();
+    let projection = token.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(projection.audience.as_deref(), Some("kfp-operator"));
+    assert_eq!(projection.path, "token");
+
+    // The pod template's own OPERATORWEBHOOK and a Provider's mount at the same path win; no token without an
+    // audience (static-token feeds).
+    let mut p = stub_provider();
+    p.spec.pod_template_volume_mounts = vec![VolumeMount {
+        name: "static".into(),
+        mount_path: "/var/run/secrets/kfp-operator".into(),
+        ..Default::default()
+    }];
+    let mut cfg = config();
+    cfg.feed = Some(kfp_core::config::FeedAccess {
+        webhook_url: "http://other/events".into(),
+        token_audience: None,
+    });
+    let deployment = provider::desired_deployment(&p, &cfg).unwrap();
+    let container = container_of(&deployment);
+    let vars = container.env.clone().unwrap();
+    assert!(vars.contains(&env("OPERATORWEBHOOK", "http://feed/events")));
+    assert!(
+        !vars
+            .iter()
+            .any(|e| e.value.as_deref() == Some("http://other/events"))
+    );
+    let mounts = container.volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(|m| m.name == "static"));
+    assert!(!mounts.iter().any(|m| m.name == "kfp-operator-token"));
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub struct SystemConfig {
     /// Watch and reconcile only this namespace (a namespace-scoped install); empty: all namespaces.
     pub watch_namespace: String,
     pub logging: LoggingConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// `system.logging.*`: log lines on stderr (see [`crate::telemetry::init_logging`]).
@@ -72,8 +73,79 @@ impl Default for SystemConfig {
             concurrency: ControllerConcurrency::default(),
             watch_namespace: String::new(),
             logging: LoggingConfig::default(),
+            webhook: WebhookConfig::default(),
         }
     }
+}
+
+/// `system.webhook.*`: the HTTPS server of the conversion and admission webhooks (`crate::webhook`). It runs on
+/// every replica (admission must not depend on who leads); off by default so that local and test runs need no
+/// certificate, on in the Helm chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookConfig {
+    pub enabled: bool,
+    /// Where the HTTPS server listens (`IP:PORT`); the chart's Service sends port 443 here.
+    pub address: String,
+    /// The webhook Service in the operator's namespace: the serving certificate is issued for
+    /// `<serviceName>.<namespace>.svc` and `<serviceName>.<namespace>.svc.cluster.local`.
+    pub service_name: String,
+    /// `files` mode: the folder holding `tls.crt` and `tls.key` (a mounted Secret, e.g. cert-manager's).
+    pub cert_dir: String,
+    pub certificates: WebhookCertificatesConfig,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: "0.0.0.0:9443".to_string(),
+            service_name: "kfp-operator-webhook-service".to_string(),
+            cert_dir: "/tmp/k8s-webhook-server/serving-certs".to_string(),
+            certificates: WebhookCertificatesConfig::default(),
+        }
+    }
+}
+
+/// `system.webhook.certificates.*`: where the serving certificate comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookCertificatesConfig {
+    pub mode: CertificateMode,
+    /// `self` mode: the Secret (type `kubernetes.io/tls`, keys `tls.crt`, `tls.key`, `ca.crt`) in the operator's
+    /// namespace that holds the CA and the serving certificate, shared by all replicas.
+    pub secret_name: String,
+    /// `self` mode: how long a generated certificate (and its CA) is valid.
+    #[serde(with = "duration_text")]
+    pub validity: Duration,
+    /// `self` mode: a certificate is replaced this long before it expires.
+    #[serde(with = "duration_text")]
+    pub rotate_before: Duration,
+}
+
+impl Default for WebhookCertificatesConfig {
+    fn default() -> Self {
+        Self {
+            mode: CertificateMode::SelfManaged,
+            secret_name: "kfp-operator-webhook-server-cert".to_string(),
+            validity: Duration::from_secs(365 * 24 * 3600),
+            rotate_before: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Who issues the webhook's serving certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateMode {
+    /// The operator keeps a CA and a serving certificate in a Secret, rotates them, and patches the `caBundle` of
+    /// the CRDs and webhook configurations.
+    #[default]
+    #[serde(rename = "self")]
+    SelfManaged,
+    /// Another issuer (cert-manager) writes `tls.crt`/`tls.key` into `certDir` and injects the `caBundle`; the
+    /// operator reloads the files when they change.
+    #[serde(rename = "files")]
+    Files,
 }
 
 /// `system.leaderElection.*`: a `coordination.k8s.io` Lease so that two replicas never write at once.
@@ -197,20 +269,154 @@ impl SpecConfig {
     }
 }
 
-/// `spec.runCompletionFeed.*`.
+impl SpecConfig {
+    /// `spec.defaultProviderValues` with the feed access of provider services (`OPERATORWEBHOOK` and the
+    /// projected token) filled in from `spec.runCompletionFeed`: with the Argo executor only, since in direct mode
+    /// the operator reads the providers' events itself.
+    pub fn provider_values(&self, operator_namespace: &str) -> DefaultProviderValues {
+        let mut values = self.default_provider_values.clone();
+        if self.executor == ExecutorKind::Argo {
+            let feed = &self.run_completion_feed;
+            values.feed = Some(kfp_core::config::FeedAccess {
+                webhook_url: feed.webhook_url(operator_namespace),
+                token_audience: feed
+                    .authentication
+                    .token_review
+                    .then(|| feed.authentication.audience.clone()),
+            });
+        }
+        values
+    }
+}
+
+/// The operator's own namespace: `POD_NAMESPACE` (the chart sets it from the downward API), else
+/// `kfp-operator-system`.
+pub fn operator_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "kfp-operator-system".to_string())
+}
+
+/// `spec.runCompletionFeed.*`: where provider services post run-completion events (`crate::feed`), how they
+/// authenticate, and where the operator publishes the events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RunCompletionFeedConfig {
     pub port: u16,
+    /// The IP address the feed listens on (with `port`).
+    pub address: String,
+    /// Largest request body accepted; larger bodies are answered 413.
+    pub max_body_bytes: u64,
+    /// The Go operator's gRPC forwarding endpoints; not supported (the operator publishes to NATS itself), a
+    /// non-empty list is logged as ignored so that an existing configuration still loads.
     pub endpoints: Vec<FeedEndpoint>,
+    /// The URL provider Deployments get as `OPERATORWEBHOOK`; empty: the Go chart's Service,
+    /// `http://kfp-operator-runcompletion-webhook-service.<operator namespace>:80/events`.
+    pub service_url: String,
+    pub authentication: FeedAuthentication,
+    pub nats: NatsConfig,
 }
 
 impl Default for RunCompletionFeedConfig {
     fn default() -> Self {
         Self {
             port: 8082,
+            address: "0.0.0.0".to_string(),
+            max_body_bytes: 8 * 1024 * 1024,
             endpoints: Vec::new(),
+            service_url: String::new(),
+            authentication: FeedAuthentication::default(),
+            nats: NatsConfig::default(),
         }
+    }
+}
+
+impl RunCompletionFeedConfig {
+    /// The socket address the feed binds.
+    pub fn socket_address(&self) -> Result<SocketAddr, ConfigError> {
+        let ip: std::net::IpAddr = self.address.parse().map_err(|_| ConfigError::Invalid {
+            key: "spec.runCompletionFeed.address".to_string(),
+            value: format!("{:?}", self.address),
+            reason: "it must be an IP address such as 0.0.0.0 or ::".to_string(),
+        })?;
+        Ok(SocketAddr::new(ip, self.port))
+    }
+
+    /// The `OPERATORWEBHOOK` of provider Deployments: `serviceUrl`, else the Go chart's feed Service in
+    /// `operator_namespace`.
+    pub fn webhook_url(&self, operator_namespace: &str) -> String {
+        if self.service_url.is_empty() {
+            format!("http://kfp-operator-runcompletion-webhook-service.{operator_namespace}:80/events")
+        } else {
+            self.service_url.clone()
+        }
+    }
+}
+
+/// `spec.runCompletionFeed.authentication.*` (SPEC 12.12): how the feed knows a request comes from a provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FeedAuthentication {
+    /// Check bearer tokens with a `TokenReview` (the provider service's projected ServiceAccount token).
+    pub token_review: bool,
+    /// The audience tokens must be issued for; provider Deployments get a projected token with it.
+    pub audience: String,
+    /// A file (mounted from a Secret) holding a static bearer token that is accepted too; empty: none. Read on
+    /// every request, so a rotated Secret takes effect without a restart.
+    pub static_token_file: String,
+}
+
+impl Default for FeedAuthentication {
+    fn default() -> Self {
+        Self {
+            token_review: true,
+            audience: "kfp-operator".to_string(),
+            static_token_file: String::new(),
+        }
+    }
+}
+
+/// How published events are encoded (SPEC 12.18).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventFormat {
+    /// CloudEvents 1.0, structured JSON.
+    #[default]
+    CloudEvents,
+    /// The Go operator's `{"data": <event>}`.
+    Legacy,
+}
+
+/// `spec.runCompletionFeed.nats.*`: publishing run-completion events to NATS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NatsConfig {
+    /// The NATS server (`nats://host:4222`, several separated by commas; credentials as `nats://user:password@host`
+    /// or `nats://token@host`); empty: events are not published.
+    pub url: String,
+    pub subject: String,
+    pub event_format: EventFormat,
+    /// How long a publish may take (until the server has the message) before the feed answers 500.
+    #[serde(with = "duration_text")]
+    pub publish_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            subject: "events".to_string(),
+            event_format: EventFormat::CloudEvents,
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl NatsConfig {
+    /// Whether events are published.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
     }
 }
 
@@ -463,6 +669,7 @@ impl OperatorConfig {
                 &e.to_string(),
             );
         }
+        system.webhook.validate()?;
         let election = &system.leader_election;
         if election.id.is_empty() {
             return invalid("system.leaderElection.id", "empty", "the Lease needs a name");
@@ -576,6 +783,7 @@ impl OperatorConfig {
                 "a port is between 1 and 65535",
             );
         }
+        validate_feed(feed)?;
         for (index, endpoint) in feed.endpoints.iter().enumerate() {
             if endpoint.host.is_empty() {
                 return invalid(
@@ -596,6 +804,61 @@ impl OperatorConfig {
     }
 }
 
+impl WebhookConfig {
+    /// `system.webhook.*` rules: an `IP:PORT` address, a Service name that is a DNS label, a Secret name, and a
+    /// validity longer than `rotateBefore` (else every certificate would be replaced as soon as it is made).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.address.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "system.webhook.address",
+                format!("{:?}", self.address),
+                "it must be IP:PORT, e.g. 0.0.0.0:9443",
+            );
+        }
+        let dns_label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !dns_label(&self.service_name) {
+            return invalid(
+                "system.webhook.serviceName",
+                format!("{:?}", self.service_name),
+                "it must be a Service name (a DNS label: lower-case letters, digits and '-')",
+            );
+        }
+        let certificates = &self.certificates;
+        if certificates.secret_name.is_empty() {
+            return invalid(
+                "system.webhook.certificates.secretName",
+                "empty",
+                "it names the Secret that holds the serving certificate",
+            );
+        }
+        if certificates.rotate_before.is_zero() || certificates.rotate_before >= certificates.validity {
+            return invalid(
+                "system.webhook.certificates.rotateBefore",
+                format_duration(certificates.rotate_before),
+                &format!(
+                    "it must be above zero and below system.webhook.certificates.validity ({})",
+                    format_duration(certificates.validity)
+                ),
+            );
+        }
+        if self.enabled && certificates.mode == CertificateMode::Files && self.cert_dir.is_empty() {
+            return invalid(
+                "system.webhook.certDir",
+                "empty",
+                "files mode reads tls.crt and tls.key from this folder",
+            );
+        }
+        Ok(())
+    }
+}
+
 impl LeaderElectionConfig {
     /// The namespace of the Lease: `namespace`, else the operator's own (`POD_NAMESPACE`, passed in), else
     /// `kfp-operator-system`.
@@ -608,6 +871,72 @@ impl LeaderElectionConfig {
             _ => "kfp-operator-system".to_string(),
         }
     }
+}
+
+/// The feed's own rules: address, body limit, an authentication method, NATS settings.
+fn validate_feed(feed: &RunCompletionFeedConfig) -> Result<(), ConfigError> {
+    feed.socket_address()?;
+    if feed.max_body_bytes < 1024 {
+        return invalid(
+            "spec.runCompletionFeed.maxBodyBytes",
+            feed.max_body_bytes.to_string(),
+            "it must be at least 1024: events carry every output artifact of a run",
+        );
+    }
+    let auth = &feed.authentication;
+    if !auth.token_review && auth.static_token_file.is_empty() {
+        return invalid(
+            "spec.runCompletionFeed.authentication.tokenReview",
+            "false",
+            "the feed then accepts no one: set spec.runCompletionFeed.authentication.staticTokenFile too",
+        );
+    }
+    if auth.token_review && auth.audience.trim().is_empty() {
+        return invalid(
+            "spec.runCompletionFeed.authentication.audience",
+            "empty",
+            "TokenReview needs the audience provider tokens are issued for",
+        );
+    }
+    let url = feed.service_url.as_str();
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        return invalid(
+            "spec.runCompletionFeed.serviceUrl",
+            format!("{:?}", feed.service_url),
+            "it must be an http:// or https:// URL",
+        );
+    }
+    let nats = &feed.nats;
+    if nats.enabled() {
+        for server in nats.url.split(',') {
+            if let Err(e) = server.trim().parse::<async_nats::ServerAddr>() {
+                return invalid(
+                    "spec.runCompletionFeed.nats.url",
+                    format!("{server:?}"),
+                    &format!("it is not a NATS server address ({e}); use nats://host:4222"),
+                );
+            }
+        }
+        let subject = nats.subject.as_str();
+        let valid_subject = !subject.is_empty()
+            && !subject.contains([' ', '\t', '*', '>'])
+            && subject.split('.').all(|token| !token.is_empty());
+        if !valid_subject {
+            return invalid(
+                "spec.runCompletionFeed.nats.subject",
+                format!("{subject:?}"),
+                "it must be a NATS subject without spaces or wildcards, e.g. events",
+            );
+        }
+        if nats.publish_timeout.is_zero() {
+            return invalid(
+                "spec.runCompletionFeed.nats.publishTimeout",
+                "0s",
+                "a publish needs time to reach the server",
+            );
+        }
+    }
+    Ok(())
 }
 
 fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Result<(), ConfigError> {
@@ -716,6 +1045,7 @@ pub fn default_provider_values() -> DefaultProviderValues {
         service_container_name: "provider-service".to_string(),
         service_port: 8080,
         metrics_port: 8081,
+        feed: None,
     }
 }
 
@@ -1215,6 +1545,134 @@ spec:
             invalid_key("spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8081, replicas: -1}}").0,
             "spec.defaultProviderValues.replicas"
         );
+    }
+
+    #[test]
+    fn run_completion_feed_keys_load_and_are_checked() {
+        let config = load_yaml(
+            "spec:\n  runCompletionFeed:\n    address: 127.0.0.1\n    maxBodyBytes: 4096\n    serviceUrl: http://feed.ops:80/events\n    authentication: {tokenReview: false, staticTokenFile: /etc/feed/token}\n    nats: {url: 'nats://nats.nats:4222', subject: ml.events, eventFormat: legacy, publishTimeout: 2s}\n",
+            &[],
+        )
+        .unwrap();
+        let feed = &config.spec.run_completion_feed;
+        assert_eq!(feed.socket_address().unwrap().to_string(), "127.0.0.1:8082");
+        assert_eq!(feed.max_body_bytes, 4096);
+        assert_eq!(feed.webhook_url("ops"), "http://feed.ops:80/events");
+        assert!(!feed.authentication.token_review);
+        assert_eq!(feed.nats.event_format, EventFormat::Legacy);
+        assert_eq!(feed.nats.publish_timeout, Duration::from_secs(2));
+        assert!(feed.nats.enabled());
+        let defaults = RunCompletionFeedConfig::default();
+        assert!(!defaults.nats.enabled(), "publishing is off by default");
+        assert_eq!(
+            defaults.webhook_url("kfp"),
+            "http://kfp-operator-runcompletion-webhook-service.kfp:80/events"
+        );
+        for (yaml, key) in [
+            (
+                "spec: {runCompletionFeed: {address: 'localhost'}}",
+                "spec.runCompletionFeed.address",
+            ),
+            (
+                "spec: {runCompletionFeed: {maxBodyBytes: 10}}",
+                "spec.runCompletionFeed.maxBodyBytes",
+            ),
+            (
+                "spec: {runCompletionFeed: {authentication: {tokenReview: false}}}",
+                "spec.runCompletionFeed.authentication.tokenReview",
+            ),
+            (
+                "spec: {runCompletionFeed: {authentication: {audience: ''}}}",
+                "spec.runCompletionFeed.authentication.audience",
+            ),
+            (
+                "spec: {runCompletionFeed: {serviceUrl: 'feed:80'}}",
+                "spec.runCompletionFeed.serviceUrl",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://a b'}}}",
+                "spec.runCompletionFeed.nats.url",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', subject: 'ev.*'}}}",
+                "spec.runCompletionFeed.nats.subject",
+            ),
+            (
+                "spec: {runCompletionFeed: {nats: {url: 'nats://n:4222', publishTimeout: 0s}}}",
+                "spec.runCompletionFeed.nats.publishTimeout",
+            ),
+        ] {
+            assert_eq!(invalid_key(yaml).0, key, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn provider_deployments_reach_the_feed_with_the_argo_executor_only() {
+        let mut spec = SpecConfig::default();
+        let feed = spec.provider_values("ops").feed.unwrap();
+        assert_eq!(
+            feed.webhook_url,
+            "http://kfp-operator-runcompletion-webhook-service.ops:80/events"
+        );
+        assert_eq!(feed.token_audience.as_deref(), Some("kfp-operator"));
+        spec.run_completion_feed.authentication.token_review = false;
+        assert_eq!(spec.provider_values("ops").feed.unwrap().token_audience, None);
+        spec.executor = ExecutorKind::Direct;
+        assert_eq!(spec.provider_values("ops").feed, None);
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_and_overridable() {
+        assert_eq!(
+            invalid_key("system: {webhook: {address: ':9443'}}").0,
+            "system.webhook.address"
+        );
+        assert_eq!(
+            invalid_key("system: {webhook: {serviceName: Webhook_Service}}").0,
+            "system.webhook.serviceName"
+        );
+        let (key, message) =
+            invalid_key("system: {webhook: {certificates: {validity: 1h, rotateBefore: 2h}}}");
+        assert_eq!(key, "system.webhook.certificates.rotateBefore", "{message}");
+        assert!(
+            message.contains("below system.webhook.certificates.validity (3600s)"),
+            "{message}"
+        );
+        assert_eq!(
+            invalid_key("system: {webhook: {certificates: {secretName: ''}}}").0,
+            "system.webhook.certificates.secretName"
+        );
+        let config = OperatorConfig::load(
+            None,
+            env(&[
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_ENABLED", "true"),
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_CERTIFICATES_MODE", "files"),
+                ("KFP_OPERATOR_SYSTEM_WEBHOOK_CERTDIR", "/certs"),
+            ]),
+        )
+        .unwrap();
+        let webhook = &config.system.webhook;
+        assert!(webhook.enabled);
+        assert_eq!(webhook.certificates.mode, CertificateMode::Files);
+        assert_eq!(webhook.cert_dir, "/certs");
+        let defaults = WebhookConfig::default();
+        assert!(!defaults.enabled, "local and test runs need no certificate");
+        assert_eq!(defaults.address, "0.0.0.0:9443");
+        assert_eq!(defaults.certificates.mode, CertificateMode::SelfManaged);
+        assert_eq!(
+            defaults.certificates.secret_name,
+            "kfp-operator-webhook-server-cert"
+        );
+        let config = load_yaml(
+            "system: {webhook: {certificates: {mode: self, validity: 8760h}}}",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.system.webhook.certificates.validity,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        assert!(load_yaml("system: {webhook: {certificates: {mode: vault}}}", &[]).is_err());
     }
 
     #[test]

@@ -122,7 +122,9 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     let kfpsdk = kfpsdk_compiler(options);
     let (trigger, shutdown) = Shutdown::new();
     let controllers = tokio::spawn(run_operator(client.clone(), shutdown, kfpsdk.clone().ok()));
-    println!("operator: six controllers, direct executor, stub provider, stub compiler for stub and tfx");
+    println!(
+        "operator: six controllers, direct executor, stub provider and its events, stub compiler for stub and tfx"
+    );
     match &kfpsdk {
         Ok((script, venv)) => println!(
             "kfpsdk compiler: {} with the Python environment {}",
@@ -165,18 +167,22 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
 /// annotated otherwise), the built-in stub compiler for the `stub` and `tfx` frameworks (as the Go operator's
-/// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, Runs
-/// completed by the stub provider's events being the run completion feed's job.
+/// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, and the
+/// Providers' event sources run in-process, so the stub's events complete Runs and record RunConfigurations'
+/// succeeded runs.
 async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBuf, PathBuf)>) {
     let mut config = OperatorConfig::default();
     config.spec.executor = ExecutorKind::Direct;
     config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
     let metrics = Metrics::shared();
-    let resolver = RegistryResolver::from_config(
-        client.clone(),
-        kfp_providers::default_registry(),
-        &config.spec.direct,
+    let registry = kfp_providers::default_registry();
+    let processor = crate::feed::Processor::new(client.clone(), &config, None, metrics.clone());
+    let sources = crate::feed::sources::EventSources::new(
+        registry.clone(),
+        config.spec.direct.default_provider_type.clone(),
+        processor,
     );
+    let resolver = RegistryResolver::from_config(client.clone(), registry, &config.spec.direct);
     let mut compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
     if let Some((script, venv)) = kfpsdk {
         compiler = compiler.with_python_compiler("kfpsdk", script, &venv);
@@ -194,7 +200,8 @@ async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBu
         Some(completions),
         Arc::new(config),
         metrics,
-    );
+    )
+    .with_event_sources(sources);
     run_controllers(ctx, shutdown, &Readiness::new()).await;
 }
 
@@ -203,10 +210,17 @@ pub fn settled(state: &str) -> bool {
     matches!(state, "Succeeded" | "Failed" | "Pending" | "Deleted")
 }
 
-/// Prints each resource's state changes until all are settled; false when `timeout` passed first.
+/// How long every resource must stay settled, with nothing changing, before the table is shown: a settled
+/// resource can still set off another (a Pipeline's first version makes a RunConfiguration with `onChange:
+/// [pipeline]` swap its RunSchedules), which the operator does within a few hundred milliseconds.
+const QUIET_PERIOD: Duration = Duration::from_secs(2);
+
+/// Prints each resource's state changes until all are settled and stay so for [`QUIET_PERIOD`]; false when
+/// `timeout` passed first.
 async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, LocalError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut quiet_since: Option<(tokio::time::Instant, Vec<Row>)> = None;
     loop {
         let rows = all_rows(client).await?;
         for [kind, name, state, version, _] in &rows {
@@ -223,7 +237,16 @@ async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, Local
             }
         }
         if rows.iter().all(|[_, _, state, _, _]| settled(state)) {
-            return Ok(true);
+            match &quiet_since {
+                Some((since, seen)) if *seen == rows => {
+                    if since.elapsed() >= QUIET_PERIOD {
+                        return Ok(true);
+                    }
+                }
+                _ => quiet_since = Some((tokio::time::Instant::now(), rows.clone())),
+            }
+        } else {
+            quiet_since = None;
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(false);

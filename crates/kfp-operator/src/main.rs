@@ -69,6 +69,23 @@ enum Command {
         #[arg(long, default_value = "mermaid")]
         format: kfp_core::graph::Format,
     },
+    /// Print the ValidatingWebhookConfiguration (the contract's names, paths and settings) as YAML: for the
+    /// webhook Service in a namespace, or for a URL (out-of-cluster development). No kind needs a mutating webhook.
+    WebhookConfigurations {
+        /// The namespace of the webhook Service `kfp-operator-webhook-service` (port 443).
+        #[arg(long, default_value = "kfp-operator-system")]
+        namespace: String,
+        /// The webhook Service's name.
+        #[arg(long, default_value = "kfp-operator-webhook-service")]
+        service_name: String,
+        /// Point at this base URL (e.g. `https://192.168.1.10:9443`) instead of the Service.
+        #[arg(long)]
+        url: Option<String>,
+        /// A PEM file with the CA that signed the serving certificate, written into `caBundle` (omit it when the
+        /// operator's `self` certificate mode or cert-manager's CA injector fills it in).
+        #[arg(long)]
+        ca_bundle_file: Option<PathBuf>,
+    },
     /// Serve a provider over the provider-service HTTP contract, configured from the environment
     /// (PROVIDERNAME, PARAMETERS_*, SERVER_PORT, METRICS_PORT, OPERATORWEBHOOK, ...; see docs/provider-service.md).
     ProviderService {
@@ -131,6 +148,12 @@ async fn main() -> ExitCode {
         .await
         .map(|graph| print!("{graph}"))
         .map_err(Into::into),
+        Command::WebhookConfigurations {
+            namespace,
+            service_name,
+            url,
+            ca_bundle_file,
+        } => webhook_configurations(namespace, service_name, url, ca_bundle_file),
         Command::ProviderService { provider } => {
             let registry = kfp_providers::default_registry();
             kfp_providers::service::run_from_env(&registry, &provider)
@@ -145,4 +168,30 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn webhook_configurations(
+    namespace: String,
+    service_name: String,
+    url: Option<String>,
+    ca_bundle_file: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use kfp_operator::webhook::configuration::{Endpoint, SERVICE_PORT, render};
+    let endpoint = match url {
+        Some(url) => Endpoint::Url(url),
+        None => Endpoint::Service {
+            namespace,
+            name: service_name,
+            port: SERVICE_PORT,
+        },
+    };
+    let ca = match ca_bundle_file {
+        Some(path) => Some(
+            std::fs::read(&path)
+                .map_err(|e| format!("cannot read the CA bundle file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    print!("{}", render(&endpoint, ca.as_deref())?);
+    Ok(())
 }

@@ -99,6 +99,7 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown, readiness: &
             shutdown.signalled(),
             ready("provider")
         ),
+        crate::feed::sources::run(ctx.clone(), shutdown.signalled()),
     );
     tracing::info!("controllers stopped");
 }
@@ -199,6 +200,10 @@ pub enum OperatorError {
     Leader(#[from] crate::leader::LeaderError),
     #[error("lost the leader election Lease; exiting so that this replica restarts as a follower")]
     LostLeadership,
+    #[error(transparent)]
+    Nats(#[from] crate::feed::nats::PublishError),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 /// What `kfp-operator run` reads from its command line.
@@ -209,8 +214,9 @@ pub struct RunOptions {
 }
 
 /// `kfp-operator run`: the operator process. Loads the configuration, serves `/healthz`, `/readyz` and
-/// `/metrics`, takes the leader election Lease when enabled, and runs the controllers until SIGTERM or Ctrl-C,
-/// finishing in-flight reconciles before it exits.
+/// `/metrics`, starts the webhook server when `system.webhook.enabled` (on every replica; `/readyz` then waits for
+/// its serving certificate), takes the leader election Lease when enabled, and runs the controllers until SIGTERM
+/// or Ctrl-C, finishing in-flight reconciles before it exits.
 pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
     let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
     crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
@@ -244,9 +250,36 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         });
     }
 
+    if config.system.webhook.enabled {
+        // On every replica, before leader election: admission and conversion must not wait for a leader.
+        let namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| crate::webhook::configuration::SERVICE_NAMESPACE.to_string());
+        crate::webhook::start(
+            &config,
+            client.clone(),
+            &readiness,
+            crate::webhook::StartOptions::new(namespace),
+            shutdown.clone(),
+        )
+        .await?;
+    }
+
+    let processor = start_feed(&config, &client, &metrics, &readiness, &shutdown).await?;
+    let sources = (config.spec.executor == ExecutorKind::Direct).then(|| {
+        crate::feed::sources::EventSources::new(
+            registry.clone(),
+            config.spec.direct.default_provider_type.clone(),
+            processor,
+        )
+    });
     let (executor, completions) = executor_for(&config, &client, registry, &metrics);
     let leader_election = config.system.leader_election.clone();
-    let ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+    let mut ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+    if let Some(sources) = sources {
+        ctx = ctx.with_event_sources(sources);
+    }
     if !leader_election.enabled {
         run_controllers(ctx, shutdown, &readiness).await;
         return Ok(());
@@ -260,6 +293,48 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
     let pod_namespace = std::env::var("POD_NAMESPACE").ok();
     let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
     run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await
+}
+
+/// Starts the run-completion feed on `spec.runCompletionFeed.address:port` (on every replica, leader or not) and,
+/// when `spec.runCompletionFeed.nats.url` is set, the NATS publisher (its connection joins `/readyz`). Returns the
+/// processor the feed uses, for the in-process event sources of direct mode.
+pub async fn start_feed(
+    config: &OperatorConfig,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Result<crate::feed::Processor, OperatorError> {
+    let feed_config = &config.spec.run_completion_feed;
+    if !feed_config.endpoints.is_empty() {
+        tracing::warn!(
+            endpoints = feed_config.endpoints.len(),
+            "spec.runCompletionFeed.endpoints (gRPC forwarding) is not supported and is ignored: the operator \
+             publishes run completion events to NATS itself (spec.runCompletionFeed.nats)"
+        );
+    }
+    let publisher = if feed_config.nats.enabled() {
+        Some(crate::feed::nats::Publisher::start(&feed_config.nats, readiness).await?)
+    } else {
+        None
+    };
+    let processor = crate::feed::Processor::new(client.clone(), config, publisher, metrics.clone());
+    let feed = crate::feed::Feed::new(processor.clone(), client.clone(), config, metrics.clone());
+    let address = feed_config.socket_address()?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| OperatorError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+    tracing::info!(%address, "run completion feed listening");
+    let server = crate::feed::serve(listener, feed, shutdown.signalled());
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "the run completion feed stopped");
+        }
+    });
+    Ok(processor)
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.

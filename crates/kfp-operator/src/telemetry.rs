@@ -23,7 +23,11 @@
 //! - `reconcile_duration_seconds{controller}`: reconcile latency histogram;
 //! - `resources{kind,state}`: objects per kind and synchronization state, as last reconciled;
 //! - `executor_operations_total{kind,action,result}`: provider operations `submitted`, `succeeded`, `failed`;
-//! - `provider_call_duration_seconds{kind,action,result}`: in-process provider call latency (direct executor).
+//! - `provider_call_duration_seconds{kind,action,result}`: in-process provider call latency (direct executor);
+//! - `run_completion_feed_requests_total{method,endpoint,code}`: requests to the run-completion feed by answer;
+//! - `run_completion_events_total{source,result}`: events from the feed (`source="feed"`) or from in-process
+//!   event sources (`source="direct"`) by outcome (`recorded`, `gone`, `rejected`, `failed`);
+//! - `run_completion_events_published_total{result}`: NATS publishes (`published`, `failed`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -97,6 +101,8 @@ pub struct Metrics {
     resources: Family<KindState, Gauge>,
     operations: Family<Operation, Counter>,
     provider_calls: Histograms<Operation>,
+    /// The run-completion feed's counters.
+    pub feed: FeedMetrics,
     /// Last recorded state of each object, so the `resources` gauge moves an object between states.
     states: Mutex<HashMap<(String, String), String>>,
 }
@@ -146,8 +152,10 @@ impl Metrics {
             "In-process provider call latency by kind, action and result",
             provider_calls.clone(),
         );
+        let feed = FeedMetrics::register(&mut registry);
         Self {
             registry,
+            feed,
             reconciliations,
             reconcile_errors,
             reconcile_duration,
@@ -249,6 +257,91 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedRequest {
+    method: String,
+    endpoint: String,
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceResult {
+    source: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+/// The run-completion feed's metrics (`crate::feed`), part of [`Metrics`].
+#[derive(Debug, Clone)]
+pub struct FeedMetrics {
+    requests: Family<FeedRequest, Counter>,
+    events: Family<SourceResult, Counter>,
+    published: Family<ResultLabel, Counter>,
+}
+
+impl FeedMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let requests = Family::<FeedRequest, Counter>::default();
+        registry.register(
+            "run_completion_feed_requests",
+            "Requests to the run-completion feed by method, endpoint and status code",
+            requests.clone(),
+        );
+        let events = Family::<SourceResult, Counter>::default();
+        registry.register(
+            "run_completion_events",
+            "Run-completion events by source (feed, direct) and outcome (recorded, gone, rejected, failed)",
+            events.clone(),
+        );
+        let published = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "run_completion_events_published",
+            "Run-completion events published to NATS by result (published, failed)",
+            published.clone(),
+        );
+        Self {
+            requests,
+            events,
+            published,
+        }
+    }
+
+    /// Records one feed request and its answer.
+    pub fn request(&self, method: &str, endpoint: &str, code: u16) {
+        self.requests
+            .get_or_create(&FeedRequest {
+                method: method.to_string(),
+                endpoint: endpoint.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records what became of one event from `source` (`feed` or `direct`).
+    pub fn event(&self, source: &str, result: &str) {
+        self.events
+            .get_or_create(&SourceResult {
+                source: source.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one NATS publish.
+    pub fn published(&self, ok: bool) {
+        let result = if ok { "published" } else { "failed" };
+        self.published
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
     }
 }
 

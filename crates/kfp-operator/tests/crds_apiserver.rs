@@ -356,3 +356,89 @@ async fn decision_17_provider_patch_field_is_refused_naming_payload() {
         "{msg}"
     );
 }
+
+/// The admission rules the CRDs carry as CEL validations and list types hold with no webhook installed (this
+/// binary's control plane has none): the API server alone refuses these.
+#[tokio::test]
+async fn cel_rules_hold_without_the_webhook() {
+    let (client, ns) = client_and_namespace().await;
+    let parameter = serde_json::json!({"name": "x", "value": "1",
+        "valueFrom": {"runConfigurationRef": {"name": "base", "outputArtifact": "a"}}});
+    let msg = refusal::<Run>(
+        &client,
+        &ns,
+        serde_json::json!({"apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "Run",
+            "metadata": {"name": "both"}, "spec": {"provider": "a/b", "parameters": [parameter]}}),
+    )
+    .await;
+    assert!(
+        msg.contains("spec.parameters[0]") && msg.contains("only one of value or valueFrom can be set"),
+        "{msg}"
+    );
+    let msg = refusal::<RunConfiguration>(
+        &client,
+        &ns,
+        serde_json::json!({"apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "RunConfiguration",
+            "metadata": {"name": "both"}, "spec": {"run": {"provider": "a/b", "parameters": [parameter]}}}),
+    )
+    .await;
+    assert!(
+        msg.contains("spec.run.parameters[0]") && msg.contains("only one of value or valueFrom can be set"),
+        "{msg}"
+    );
+    for (field, value) in [("onChange", "runSpec"), ("runConfigurations", "ns/base")] {
+        let msg = refusal::<RunConfiguration>(
+            &client,
+            &ns,
+            serde_json::json!({"apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "RunConfiguration",
+                "metadata": {"name": "dup"}, "spec": {"run": {"provider": "a/b"}, "triggers": {field: [value, value]}}}),
+        )
+        .await;
+        assert!(
+            msg.contains(&format!("spec.triggers.{field}[1]: Duplicate value: \"{value}\"")),
+            "{msg}"
+        );
+    }
+    let msg = refusal::<Provider>(
+        &client,
+        &ns,
+        serde_json::json!({"apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "Provider",
+            "metadata": {"name": "prv"},
+            "spec": {"serviceImage": "i", "serviceAccount": "sa", "pipelineRootStorage": "gs://b",
+                     "podTemplateEnv": [{"name": "ok", "value": "1"}, {"name": "PipelineRootStorage", "value": "x"}]}}),
+    )
+    .await;
+    assert!(
+        msg.contains("spec.podTemplateEnv[1]")
+            && msg.contains("the name PipelineRootStorage is reserved by the operator"),
+        "{msg}"
+    );
+
+    // Run spec immutability is a transition rule: metadata may change, spec may not.
+    let runs: Api<Run> = Api::namespaced(client.clone(), &ns);
+    let run: Run = serde_json::from_value(serde_json::json!({"apiVersion": "pipelines.kubeflow.org/v1beta1",
+        "kind": "Run", "metadata": {"name": "fixed"}, "spec": {"provider": "a/b", "pipeline": "p"}}))
+    .unwrap();
+    runs.create(&PostParams::default(), &run).await.unwrap();
+    runs.patch(
+        "fixed",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "ml"}}})),
+    )
+    .await
+    .unwrap();
+    let error = runs
+        .patch(
+            "fixed",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"pipeline": "q"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the spec of a Run is immutable; create a new Run instead"),
+        "{error}"
+    );
+}

@@ -1,5 +1,5 @@
-//! Generated files are checked in exactly as the binary generates them: the CRDs under `config/crd/` and the
-//! resource reference under `docs/reference/`.
+//! Generated files are checked in exactly as the binary generates them: the CRDs under `config/crd/`, the chart's
+//! copies under `charts/kfp-operator/files/crds/`, and the resource reference under `docs/reference/`.
 
 // Test code: failing loudly with the reason is the point.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -28,16 +28,25 @@ fn assert_checked_in(folder: &str, extension: &str, rendered: &[(String, String)
     assert_eq!(checked_in, generated, "stale files in {folder}: {fix}");
 }
 
-#[test]
-fn checked_in_crds_match_the_generated_ones() {
+fn assert_holds_the_generated_crds(folder: &str) {
     let rendered = kfp_operator::crds::render().expect("CRDs render");
     assert_eq!(rendered.len(), 6, "one CRD per kind");
     assert_checked_in(
-        "config/crd",
+        folder,
         ".yaml",
         &rendered,
-        "run `cargo run -p kfp-operator -- crds --out-dir config/crd` and commit the result",
+        &format!("run `cargo run -p kfp-operator -- crds --out-dir {folder}` and commit the result"),
     );
+}
+
+#[test]
+fn checked_in_crds_match_the_generated_ones() {
+    assert_holds_the_generated_crds("config/crd");
+}
+
+#[test]
+fn the_chart_crds_match_the_generated_ones() {
+    assert_holds_the_generated_crds("charts/kfp-operator/files/crds");
 }
 
 #[test]

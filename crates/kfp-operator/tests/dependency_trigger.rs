@@ -104,16 +104,19 @@ spec:
 "
         ))
         .await;
-    // Decision 5: a dependency that never succeeded triggers nothing.
+    // Decision 5: a dependency that never succeeded triggers nothing. Wait until B has seen A (its baseline in
+    // status.triggers): a success recorded before that is only taken as the baseline and triggers nothing.
+    let key = format!("{base}/examples-rc");
     let b = wait_until(
         &rcs,
         "training-rc",
-        "the dependency to be snapshotted",
+        "the dependency to be snapshotted and seen",
         |rc: &RunConfiguration| {
+            // The triggers, not only the dependency snapshot: B records them one reconcile later, and a success
+            // of A recorded before that would be taken for the baseline (Decision 5) and trigger nothing.
             rc.status.as_ref().is_some_and(|s| {
-                s.dependencies
-                    .run_configurations
-                    .contains_key(&format!("{base}/examples-rc"))
+                s.dependencies.run_configurations.contains_key(&key)
+                    && s.triggers.run_configurations.contains_key(&key)
             })
         },
     )

@@ -63,6 +63,14 @@ async fn the_operator_process_runs_configured_from_the_environment() {
 
     // Ready once the controllers' caches are filled (it leads at once: the Lease is free).
     operator.wait_ready(support::WAIT).await;
+    // The run-completion feed is served too, and wants a token.
+    let feed = reqwest::Client::new()
+        .post(format!("{}/events", operator.feed_url))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 401, "stderr:\n{}", operator.stderr());
     let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let holder = kfp_testenv::wait_for("the Lease to be held", support::WAIT, || async {
         Ok::<_, String>(lease_holder(&leases).await)

@@ -1,6 +1,6 @@
 //! The Provider controller on a real API server (SPEC 3.8, Decision 10): the provider service's Deployment and
 //! Service are applied with server-side apply, carry the operator's environment and the Provider's pod settings,
-//! follow spec changes without delete/recreate, and a reserved environment name fails the Provider.
+//! follow spec changes without delete/recreate, and a reserved environment name is refused by the CRD.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +9,7 @@ mod support;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kfp_core::resources::v1beta1::{Conditions, Provider};
-use kfp_core::values::SynchronizationState::{Failed, Succeeded};
+use kfp_core::values::SynchronizationState::Succeeded;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
@@ -155,21 +155,87 @@ async fn provider_deployment_and_service_follow_the_provider() {
     harness.stop().await;
 }
 
+/// A reserved environment name (SPEC 3.8) never reaches the controller now: the CRD's CEL rule refuses it, naming
+/// the variable, and the Provider and its Deployment stay as they were. (The planner's `Failed` state for a
+/// Provider stored before the rule existed is covered by `kfp-core`'s `spec_3_8_reserved_env_fails`.)
 #[tokio::test]
-async fn a_reserved_environment_name_fails_the_provider() {
+async fn a_reserved_environment_name_is_refused_and_the_provider_stays() {
     let mut harness = Harness::start(Mode::Direct).await;
     let providers = harness.api::<Provider>();
     wait_for_state(&providers, "stub", Succeeded, |p: &Provider| p.status.as_ref()).await;
-    providers
+    let error = providers
         .patch(
             "stub",
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"podTemplateEnv": [{"name": "ProviderName", "value": "x"}]}})),
         )
         .await
-        .unwrap();
-    let failed = wait_for_state(&providers, "stub", Failed, |p: &Provider| p.status.as_ref()).await;
-    let message = failed.status.unwrap().synchronized().unwrap().message.clone();
-    assert!(message.contains("reserved"), "{message}");
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("spec.podTemplateEnv[0]") && message.contains("the name ProviderName is reserved"),
+        "{message}"
+    );
+    let provider = providers.get("stub").await.unwrap();
+    assert!(provider.spec.pod_template_env.is_empty());
+    assert_eq!(provider.status.unwrap().synchronization_state(), Succeeded);
+    let deployment = harness.api::<Deployment>().get("provider-stub").await.unwrap();
+    assert!(
+        !env_of(&deployment)
+            .iter()
+            .any(|(name, value)| name == "ProviderName" || value == "x"),
+        "{:?}",
+        env_of(&deployment)
+    );
     harness.stop().await;
+}
+
+/// Decision 12 on a real API server: with the Argo executor, provider Deployments get `OPERATORWEBHOOK` (the feed
+/// Service in the operator's namespace) and a projected ServiceAccount token for the audience `kfp-operator`,
+/// mounted where the provider service reads it by default; the Provider settles `Succeeded`.
+#[tokio::test]
+async fn argo_provider_deployments_can_reach_the_feed() {
+    let harness = Harness::start(Mode::Argo).await;
+    let providers = harness.api::<Provider>();
+    wait_for_state(&providers, "stub", Succeeded, |p: &Provider| p.status.as_ref()).await;
+    let deployment = harness.api::<Deployment>().get("provider-stub").await.unwrap();
+    let env = env_of(&deployment);
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".into());
+    assert!(
+        env.contains(&(
+            "OPERATORWEBHOOK".to_string(),
+            format!("http://kfp-operator-runcompletion-webhook-service.{namespace}:80/events")
+        )),
+        "{env:?}"
+    );
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "kfp-operator-token")
+        .unwrap();
+    let token = volume.projected.unwrap().sources.unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(token.audience.as_deref(), Some("kfp-operator"));
+    assert_eq!(token.path, "token");
+    let container = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "provider-service")
+        .unwrap();
+    let mount = container
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "kfp-operator-token")
+        .unwrap();
+    assert_eq!(
+        mount.mount_path,
+        kfp_providers::config::DEFAULT_TOKEN_FILE.trim_end_matches("/token")
+    );
+    assert_eq!(mount.read_only, Some(true));
 }

@@ -101,33 +101,64 @@ impl WebhookSink {
         event: &RunCompletionEventData,
         shutdown: &mut watch::Receiver<bool>,
     ) -> DeliveryOutcome {
+        deliver_with_retry(self, event, &self.retry, shutdown).await
+    }
+
+    /// How failed deliveries are retried.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+}
+
+/// Where [`forward_events`] delivers events: the operator's feed over HTTP ([`WebhookSink`]), or, in the
+/// operator's direct mode, its status updater in-process.
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    /// One attempt: `Ok(Delivered | Rejected)`, or why it failed (it is retried).
+    async fn attempt(&self, event: &RunCompletionEventData) -> Result<DeliveryOutcome, String>;
+}
+
+#[async_trait::async_trait]
+impl EventSink for WebhookSink {
+    async fn attempt(&self, event: &RunCompletionEventData) -> Result<DeliveryOutcome, String> {
         let body = match serde_json::to_vec(event) {
             Ok(body) => body,
             Err(e) => {
                 tracing::error!(run_id = %event.run_id, error = %e, "cannot encode the event: discarded");
                 self.metrics.observe_webhook(WebhookResult::Discarded);
-                return DeliveryOutcome::Rejected;
+                return Ok(DeliveryOutcome::Rejected);
             }
         };
-        let mut failures = 0;
-        loop {
-            match self.send_once(&body).await {
-                Ok(outcome) => {
-                    if outcome == DeliveryOutcome::Rejected {
-                        tracing::warn!(run_id = %event.run_id, "the operator answered 410 Gone: event dropped");
-                    }
-                    return outcome;
+        self.send_once(&body).await.map_err(|error| format!("{error:?}"))
+    }
+}
+
+/// Delivers `event` to `sink`, retrying per `retry` until it is delivered or rejected, the attempts are used up,
+/// or `shutdown` turns true (then [`DeliveryOutcome::Failed`]: the source keeps the event).
+pub async fn deliver_with_retry(
+    sink: &(impl EventSink + ?Sized),
+    event: &RunCompletionEventData,
+    retry: &RetryPolicy,
+    shutdown: &mut watch::Receiver<bool>,
+) -> DeliveryOutcome {
+    let mut failures = 0;
+    loop {
+        match sink.attempt(event).await {
+            Ok(outcome) => {
+                if outcome == DeliveryOutcome::Rejected {
+                    tracing::warn!(run_id = %event.run_id, "the operator will never accept the event: dropped");
                 }
-                Err(error) => {
-                    failures += 1;
-                    let wait = self.retry.backoff(failures);
-                    tracing::warn!(run_id = %event.run_id, ?error, failures, retry_in = ?wait, "event delivery failed");
-                    if failures >= self.retry.max_attempts {
-                        return DeliveryOutcome::Failed;
-                    }
-                    if wait_or_shutdown(wait, shutdown).await {
-                        return DeliveryOutcome::Failed;
-                    }
+                return outcome;
+            }
+            Err(error) => {
+                failures += 1;
+                let wait = retry.backoff(failures);
+                tracing::warn!(run_id = %event.run_id, %error, failures, retry_in = ?wait, "event delivery failed");
+                if failures >= retry.max_attempts {
+                    return DeliveryOutcome::Failed;
+                }
+                if wait_or_shutdown(wait, shutdown).await {
+                    return DeliveryOutcome::Failed;
                 }
             }
         }
@@ -157,11 +188,13 @@ async fn wait_or_shutdown(wait: Duration, shutdown: &mut watch::Receiver<bool>) 
     }
 }
 
-/// Runs `source` until it ends or `shutdown` turns true, delivering every event through `sink` and settling it.
+/// Runs `source` until it ends or `shutdown` turns true, delivering every event to `sink` (retried per `retry`)
+/// and settling it.
 /// Errors of the source are logged and retried after a pause.
 pub async fn forward_events(
     mut source: Box<dyn EventSource>,
-    sink: WebhookSink,
+    sink: impl EventSink,
+    retry: RetryPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut source_failures = 0;
@@ -184,7 +217,7 @@ pub async fn forward_events(
             }
             Err(e) => {
                 source_failures += 1;
-                let wait = sink.retry.backoff(source_failures);
+                let wait = retry.backoff(source_failures);
                 tracing::warn!(error = %e, retry_in = ?wait, "the event source failed");
                 if wait_or_shutdown(wait, &mut shutdown).await {
                     return;
@@ -192,12 +225,11 @@ pub async fn forward_events(
                 continue;
             }
         };
-        let outcome = sink.deliver(&delivery.event, &mut shutdown).await;
+        let outcome = deliver_with_retry(&sink, &delivery.event, &retry, &mut shutdown).await;
         if let Err(e) = source.settle(delivery.receipt, outcome).await {
             tracing::warn!(error = %e, ?outcome, "cannot settle the event with its source");
         }
-        if outcome == DeliveryOutcome::Failed && wait_or_shutdown(sink.retry.max_backoff, &mut shutdown).await
-        {
+        if outcome == DeliveryOutcome::Failed && wait_or_shutdown(retry.max_backoff, &mut shutdown).await {
             return;
         }
     }

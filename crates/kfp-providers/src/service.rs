@@ -181,7 +181,8 @@ fn path_error(rejection: PathRejection) -> ApiError {
     )
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+/// Whether the `Content-Type` is JSON (`application/json` or `application/*+json`, parameters ignored).
+pub fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -197,22 +198,27 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
+/// `Ok` when the `Content-Type` is JSON ([`is_json`]); else the message of the 415 answer, naming what was sent.
+pub fn require_json(headers: &HeaderMap) -> Result<(), String> {
+    if is_json(headers) {
+        return Ok(());
+    }
+    let found = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_else(|| "none".into());
+    Err(format!(
+        "the request body must be application/json; Content-Type was {found}"
+    ))
+}
+
 /// Decodes the body as `T` (`what` names it in messages).
 fn decode<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    if !is_json(headers) {
-        let found = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
-            .unwrap_or_else(|| "none".into());
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("the request body must be application/json; Content-Type was {found}"),
-        ));
-    }
+    require_json(headers).map_err(|message| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message))?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -408,9 +414,10 @@ impl ProviderServer {
             shutdown.await;
             let _ = signal_tx.send(true);
         });
-        let forwarder = self
-            .forwarder
-            .map(|(source, sink)| tokio::spawn(forward_events(source, sink, rx.clone())));
+        let forwarder = self.forwarder.map(|(source, sink)| {
+            let retry = sink.retry();
+            tokio::spawn(forward_events(source, sink, retry, rx.clone()))
+        });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };

@@ -12,7 +12,8 @@
 //!
 //! Events: every created run yields a `succeeded` [`RunCompletionEventData`] after a delay (parameter
 //! `eventDelaySeconds`, default 5, fractions allowed), with `runId` `stub-run-<n>` (n counts from 1 per
-//! provider), the pipeline, run and run configuration names of the run definition, and the provider's name. The
+//! provider), the pipeline, run and run configuration names of the run definition, the provider's name, and one
+//! artifact per output the run definition asks for (`stub://<ns>/<run>/<component>/<artifact>/<index>`). The
 //! provider and its [`StubEventSource`] share a bounded in-memory queue ([`EVENT_QUEUE_CAPACITY`]); when it is
 //! full a run is still created but its event is dropped (logged). An event settled as failed is delivered again.
 
@@ -236,6 +237,8 @@ pub struct StubEventSource {
     redeliver: VecDeque<EventDelivery>,
     in_flight: HashMap<DeliveryReceipt, EventDelivery>,
     counter: AtomicU64,
+    /// The hub this source was taken from: it goes back there when dropped, with its undelivered events.
+    home: Option<StubHub>,
 }
 
 impl StubEventSource {
@@ -246,6 +249,7 @@ impl StubEventSource {
             redeliver: VecDeque::new(),
             in_flight: HashMap::new(),
             counter: AtomicU64::new(0),
+            home: None,
         }
     }
 
@@ -258,6 +262,7 @@ impl StubEventSource {
             .ok()
         };
         let run = created.run;
+        let pipeline_components = stub_components(&run);
         RunCompletionEventData {
             status: RunCompletionStatus::Succeeded,
             pipeline_name: run.pipeline_name,
@@ -266,10 +271,43 @@ impl StubEventSource {
             run_id: format!("stub-run-{n}"),
             run_start_time: time(created.created),
             run_end_time: time(chrono::Utc::now()),
-            pipeline_components: Vec::new(),
+            pipeline_components,
             provider: self.provider.clone(),
         }
     }
+}
+
+/// One component artifact per output the run asks for (`spec.artifacts` of its Run or RunConfiguration), with
+/// instances up to the path's index at `stub://<run ns>/<run name>/<component>/<artifact>/<index>` and no
+/// metadata (so paths with a filter select nothing): artifact passing between RunConfigurations works end to end
+/// with the stub.
+fn stub_components(run: &RunDefinition) -> Vec<kfp_core::event::PipelineComponent> {
+    use kfp_core::event::{ComponentArtifact, ComponentArtifactInstance, PipelineComponent};
+    let mut components: Vec<PipelineComponent> = Vec::new();
+    for output in &run.artifacts {
+        let path = &output.path;
+        let instances = (0..=path.index)
+            .map(|index| {
+                let uri = format!(
+                    "stub://{}/{}/{}/{}/{index}",
+                    run.name.namespace, run.name.name, path.component, path.artifact
+                );
+                ComponentArtifactInstance::new(uri, serde_json::Map::new())
+            })
+            .collect();
+        let artifact = ComponentArtifact {
+            name: path.artifact.clone(),
+            artifacts: instances,
+        };
+        match components.iter_mut().find(|c| c.name == path.component) {
+            Some(component) => component.component_artifacts.push(artifact),
+            None => components.push(PipelineComponent {
+                name: path.component.clone(),
+                component_artifacts: vec![artifact],
+            }),
+        }
+    }
+    components
 }
 
 #[async_trait::async_trait]
@@ -311,9 +349,35 @@ impl EventSource for StubEventSource {
     }
 }
 
+impl Drop for StubEventSource {
+    /// A source taken from a [`StubHub`] goes back to it, with the events not yet delivered (in flight ones
+    /// first), so that the next [`StubHub::event_source`] of the name continues where this one stopped.
+    fn drop(&mut self) {
+        let Some(hub) = self.home.take() else {
+            return;
+        };
+        let Ok(mut entries) = hub.entries.lock() else {
+            return;
+        };
+        if let Some(entry) = entries.get_mut(&self.provider)
+            && entry.source.is_none()
+        {
+            let (_, closed) = mpsc::channel(1);
+            let mut returned = StubEventSource::new(
+                self.provider.clone(),
+                std::mem::replace(&mut self.created, closed),
+            );
+            returned.redeliver = self.in_flight.drain().map(|(_, d)| d).collect();
+            returned.redeliver.extend(self.redeliver.drain(..));
+            returned.counter = AtomicU64::new(self.counter.load(Ordering::Relaxed));
+            entry.source = Some(returned);
+        }
+    }
+}
+
 /// Pairs stub providers with their event sources when a registry builds them separately: both factories of the
 /// `stub` registry entry share one hub, and the provider and the event source built for the same provider name
-/// share one queue. The event source of a name can be built once.
+/// share one queue. The event source of a name can be built once at a time: a dropped one returns to the hub.
 #[derive(Clone, Default)]
 pub struct StubHub {
     entries: Arc<Mutex<HashMap<NamespacedName, HubEntry>>>,
@@ -364,14 +428,16 @@ impl StubHub {
 
     /// The event source for `config.name`; fails if it was built before.
     pub fn event_source(&self, config: &ProviderConfig) -> Result<StubEventSource, ProviderError> {
-        self.with_entry(config, |entry| {
+        let mut source = self.with_entry(config, |entry| {
             entry.source.take().ok_or_else(|| {
                 ProviderError::invalid(format!(
-                    "the event source of stub provider {} was already built",
+                    "the event source of stub provider {} is in use",
                     config.name
                 ))
             })
-        })
+        })?;
+        source.home = Some(self.clone());
+        Ok(source)
     }
 }
 
@@ -523,5 +589,31 @@ mod tests {
         let _source = hub.event_source(&config).unwrap();
         let _provider = hub.provider(&config).unwrap();
         assert!(hub.event_source(&config).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_event_source_returns_to_the_hub_with_its_events() {
+        let hub = StubHub::default();
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        config.parameters.insert("eventdelayseconds".into(), json!(0));
+        let provider = hub.provider(&config).unwrap();
+        let mut source = hub.event_source(&config).unwrap();
+        provider.create_run(&run("r1")).await.unwrap();
+        provider.create_run(&run("r2")).await.unwrap();
+        let first = source.next_event().await.unwrap().unwrap();
+        assert_eq!(first.event.run_id, "stub-run-1");
+        drop(source);
+        let mut again = hub.event_source(&config).unwrap();
+        let redelivered = again.next_event().await.unwrap().unwrap();
+        assert_eq!(
+            redelivered.event.run_id, "stub-run-1",
+            "the unsettled event comes back"
+        );
+        again
+            .settle(redelivered.receipt, DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        let next = again.next_event().await.unwrap().unwrap();
+        assert_eq!(next.event.run_id, "stub-run-2", "the count goes on");
     }
 }

@@ -23,6 +23,9 @@ pub struct ApplyOptions {
     /// The namespace for namespaced objects that name none. An object naming another namespace is
     /// refused, as `kubectl apply -n` does. `None`: namespaced objects must name theirs.
     pub namespace: Option<String>,
+    /// Server-side dry run (`kubectl apply --server-side --dry-run=server`): the API server validates and
+    /// admits each object as it would store it, and stores nothing (default `false`).
+    pub dry_run: bool,
 }
 
 impl Default for ApplyOptions {
@@ -31,6 +34,7 @@ impl Default for ApplyOptions {
             field_manager: "kfp-testenv".to_string(),
             force: true,
             namespace: None,
+            dry_run: false,
         }
     }
 }
@@ -42,6 +46,12 @@ impl ApplyOptions {
             namespace: Some(namespace.into()),
             ..ApplyOptions::default()
         }
+    }
+
+    /// These options as a server-side dry run: validated and admitted, not stored.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// These options with another field manager.
@@ -74,6 +84,7 @@ async fn apply_objects(
 ) -> Result<Vec<DynamicObject>> {
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force;
+    params.dry_run = options.dry_run;
     let mut resources: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> = HashMap::new();
     let mut applied = Vec::new();
     for mut object in objects {

@@ -87,6 +87,37 @@ impl Drop for Processes {
     }
 }
 
+/// How [`TestEnv::start_with`] starts the control plane beyond its defaults.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kfp_testenv::Error> {
+/// // An API server that writes an audit log.
+/// let options = kfp_testenv::StartOptions::default().apiserver_args([
+///     "--audit-policy-file=/tmp/policy.yaml",
+///     "--audit-log-path=/tmp/audit.log",
+/// ]);
+/// let env = kfp_testenv::TestEnv::start_with(options).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Extra kube-apiserver flags, appended after the defaults (a repeated flag wins over its default), e.g. an
+    /// audit policy or admission plugins.
+    pub apiserver_args: Vec<String>,
+}
+
+impl StartOptions {
+    /// Adds kube-apiserver flags.
+    pub fn apiserver_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.apiserver_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+}
+
 static SHARED: tokio::sync::OnceCell<std::result::Result<TestEnv, String>> =
     tokio::sync::OnceCell::const_new();
 
@@ -108,11 +139,17 @@ impl TestEnv {
     /// Finds the binaries with [`Assets::find`]. On failure the error includes the tails of the etcd
     /// and kube-apiserver logs.
     pub async fn start() -> Result<TestEnv> {
+        TestEnv::start_with(StartOptions::default()).await
+    }
+
+    /// Starts a new control plane with `options` (for example extra kube-apiserver flags) and waits until
+    /// `/readyz` answers `ok`, like [`TestEnv::start`].
+    pub async fn start_with(options: StartOptions) -> Result<TestEnv> {
         let assets = Assets::find()?;
         install_crypto_provider();
         let mut attempt = 1;
         loop {
-            match TestEnv::start_once(&assets).await {
+            match TestEnv::start_once(&assets, &options).await {
                 Err(Error::Start { message, logs })
                     if attempt < START_ATTEMPTS && logs.contains("address already in use") =>
                 {
@@ -124,7 +161,7 @@ impl TestEnv {
         }
     }
 
-    async fn start_once(assets: &Assets) -> Result<TestEnv> {
+    async fn start_once(assets: &Assets, options: &StartOptions) -> Result<TestEnv> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("kfp-testenv-")
@@ -182,12 +219,13 @@ impl TestEnv {
         let etcd_pid = etcd.child.id();
         // From here on, errors drop `Processes`, which kills what was started.
         let apiserver_log = root.join("kube-apiserver.log");
-        let apiserver_args = apiserver_args(
+        let mut apiserver_args = apiserver_args(
             &root,
             &etcd_url,
             secure_port,
             [&ca, &serving_cert, &serving_key, &sa_key, &sa_pub],
         );
+        apiserver_args.extend(options.apiserver_args.iter().cloned());
         let mut processes = match Process::spawn(
             "kube-apiserver",
             &assets.kube_apiserver,
@@ -314,15 +352,26 @@ impl TestEnv {
 
     /// A client that authenticates with a bearer token, e.g. a ServiceAccount token.
     pub async fn client_with_token(&self, token: &str) -> Result<Client> {
-        let auth: AuthInfo = serde_json::from_value(serde_json::json!({ "token": token }))
-            .map_err(|e| Error::Invalid(format!("cannot use the token: {e}")))?;
-        let config = self.config_with(auth).await?;
+        let config = self.config_with(token_auth(token)?).await?;
         Client::try_from(config).map_err(|e| Error::kube("building a client with a bearer token", e))
     }
 
     /// A client authenticated as the ServiceAccount `namespace/name` (created if missing) with a fresh
     /// token from the TokenRequest API: user `system:serviceaccount:<namespace>:<name>`.
     pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<Client> {
+        let token = self.service_account_token(namespace, name, &[]).await?;
+        self.client_with_token(&token).await
+    }
+
+    /// A fresh token of the ServiceAccount `namespace/name` (created if missing) from the TokenRequest API, issued
+    /// for `audiences` (empty: the API server's own), valid for an hour: what a projected token with that
+    /// audience holds, e.g. to test a server that checks tokens with a TokenReview.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+    ) -> Result<String> {
         let admin = self.client().await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(admin, namespace);
         let account = ServiceAccount {
@@ -342,8 +391,15 @@ impl TestEnv {
                 ));
             }
         }
-        let request = TokenRequest::default();
-        let token = accounts
+        let request = TokenRequest {
+            spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                audiences: audiences.iter().map(|a| a.to_string()).collect(),
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..TokenRequest::default()
+        };
+        accounts
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .map_err(|e| {
@@ -358,16 +414,29 @@ impl TestEnv {
                 Error::Invalid(format!(
                     "the TokenRequest for {namespace}/{name} returned no token"
                 ))
-            })?;
-        self.client_with_token(&token).await
+            })
     }
 
-    async fn config_with(&self, auth: AuthInfo) -> Result<Config> {
+    /// Writes a kubeconfig file at `path` that reaches this API server with the bearer `token` (the server's CA
+    /// is referenced by path, so the file is valid while the env runs).
+    pub fn write_kubeconfig_with_token(&self, token: &str, path: &Path) -> Result<()> {
+        let kubeconfig = self.kubeconfig_with(token_auth(token)?);
+        let json = serde_json::to_string_pretty(&kubeconfig)
+            .map_err(|e| Error::Invalid(format!("cannot serialize the kubeconfig: {e}")))?;
+        std::fs::write(path, json).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// The admin kubeconfig with every user's credentials replaced by `auth`.
+    fn kubeconfig_with(&self, auth: AuthInfo) -> Kubeconfig {
         let mut kubeconfig = self.kubeconfig.clone();
         for named in &mut kubeconfig.auth_infos {
             named.auth_info = Some(auth.clone());
         }
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        kubeconfig
+    }
+
+    async fn config_with(&self, auth: AuthInfo) -> Result<Config> {
+        Config::from_custom_kubeconfig(self.kubeconfig_with(auth), &KubeConfigOptions::default())
             .await
             .map_err(|e| Error::Invalid(format!("the generated kubeconfig is not usable: {e}")))
     }
@@ -486,6 +555,12 @@ pub(crate) fn log_tails(paths: &[PathBuf], lines: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Credentials that send `token` as a bearer token.
+fn token_auth(token: &str) -> Result<AuthInfo> {
+    serde_json::from_value(serde_json::json!({ "token": token }))
+        .map_err(|e| Error::Invalid(format!("cannot use the token: {e}")))
 }
 
 /// kube uses rustls; with only `ring` enabled it picks it, but install it explicitly in case another

@@ -7,7 +7,10 @@
 //!   once `/readyz` answers `ok`. [`TestEnv::shared`] gives every test of a test binary the same one.
 //! * Clients: [`TestEnv::client`] (admin), [`TestEnv::client_for`] (any user and groups, only what RBAC
 //!   grants), [`TestEnv::service_account_client`], [`TestEnv::client_with_token`]; and a kubeconfig
-//!   file for humans ([`TestEnv::kubeconfig_path`]).
+//!   file for humans ([`TestEnv::kubeconfig_path`]), or for another process acting as a ServiceAccount
+//!   ([`TestEnv::service_account_token`], [`TestEnv::write_kubeconfig_with_token`]).
+//! * [`TestEnv::start_with`] takes [`StartOptions`], e.g. extra kube-apiserver flags (an audit log, admission
+//!   plugins).
 //! * Helpers that work on any `kube::Client`: [`install_crds`], [`apply_yaml_file`] /
 //!   [`apply_yaml`] (server-side apply of any kind, through discovery), [`create_namespace`],
 //!   [`wait_for`].
@@ -48,7 +51,7 @@ mod wait;
 pub use apply::{ApplyOptions, apply_yaml, apply_yaml_file};
 pub use assets::{ARGO_WORKFLOWS_VERSION, Assets, KUBERNETES_VERSION};
 pub use crds::{CRD_FIELD_MANAGER, CRD_READY_TIMEOUT, install_crds, wait_until_served};
-pub use env::{ADMIN_USER, TestEnv};
+pub use env::{ADMIN_USER, StartOptions, TestEnv};
 pub use error::{Error, Result};
 pub use manifest::{ManifestObject, parse_yaml, read_manifests};
 pub use namespace::{TEST_NAMESPACE_LABEL, TestNamespace, create_namespace};

@@ -6,6 +6,7 @@
 //! own command type, because what it can do differs (submit provider operations, create child objects, apply a
 //! Deployment); what every command type shares is here: events, conditions and requeueing.
 
+pub mod completion;
 pub mod dependencies;
 pub mod provider;
 pub mod run_configuration;

@@ -14,13 +14,19 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{EnvVar, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    EnvVar, ProjectedVolumeSource, Service, ServiceAccountTokenProjection, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeProjection,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::DefaultProviderValues;
+use crate::config::{
+    DefaultProviderValues, FEED_TOKEN_DIR, FEED_TOKEN_EXPIRATION_SECONDS, FEED_TOKEN_FILE, FEED_TOKEN_VOLUME,
+    FeedAccess, OPERATOR_WEBHOOK_ENV,
+};
 use crate::reconcile::run_configuration::status_event;
 use crate::reconcile::{Event, Plan, merge_condition, synchronized_condition};
 use crate::resources::v1beta1::{Provider, ProviderStatus};
@@ -139,20 +145,24 @@ fn object_metadata(provider: &Provider, config: &DefaultProviderValues) -> Objec
     }
 }
 
-/// The first `spec.podTemplateEnv` name the operator reserves (case-insensitive): `PROVIDERNAME`,
-/// `PIPELINEROOTSTORAGE`, `PARAMETERS_*`.
+/// Whether the operator sets the environment variable `name` on the provider service itself (compared ignoring
+/// case, as the provider service reads its environment): `PROVIDERNAME`, `PIPELINEROOTSTORAGE`, `PARAMETERS_*`
+/// ([`operator_env`]). The admission webhook refuses these in `spec.podTemplateEnv`.
+pub fn is_reserved_env_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper == PROVIDER_NAME_ENV
+        || upper == PIPELINE_ROOT_STORAGE_ENV
+        || upper.starts_with(PARAMETERS_ENV_PREFIX)
+}
+
+/// The first `spec.podTemplateEnv` name the operator reserves ([`is_reserved_env_name`]).
 pub fn reserved_env_name(provider: &Provider) -> Option<&str> {
     provider
         .spec
         .pod_template_env
         .iter()
         .map(|e| e.name.as_str())
-        .find(|name| {
-            let upper = name.to_ascii_uppercase();
-            upper == PROVIDER_NAME_ENV
-                || upper == PIPELINE_ROOT_STORAGE_ENV
-                || upper.starts_with(PARAMETERS_ENV_PREFIX)
-        })
+        .find(|name| is_reserved_env_name(name))
 }
 
 /// The environment the operator gives the provider service, sorted by name: `PROVIDERNAME=<ns>/<name>`,
@@ -197,6 +207,53 @@ fn merge_by_key<T: Clone, K: PartialEq>(items: &mut Vec<T>, additions: &[T], key
     }
 }
 
+/// Lets the provider service post to the operator's feed (SPEC 12.12): `OPERATORWEBHOOK` (unless the pod template
+/// sets it), and a projected ServiceAccount token for the feed's audience in [`FEED_TOKEN_DIR`], where the
+/// provider service reads it by default (unless the pod template has a volume or mount there). A Provider's own
+/// `podTemplateEnv`, volumes and mounts are merged afterwards and win.
+fn add_feed_access(
+    feed: &FeedAccess,
+    env: &mut Vec<EnvVar>,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) {
+    if !env.iter().any(|e| e.name == OPERATOR_WEBHOOK_ENV) {
+        env.push(EnvVar {
+            name: OPERATOR_WEBHOOK_ENV.to_string(),
+            value: Some(feed.webhook_url.clone()),
+            value_from: None,
+        });
+    }
+    let Some(audience) = &feed.token_audience else {
+        return;
+    };
+    if !volumes.iter().any(|v| v.name == FEED_TOKEN_VOLUME) {
+        volumes.push(Volume {
+            name: FEED_TOKEN_VOLUME.to_string(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(audience.clone()),
+                        expiration_seconds: Some(FEED_TOKEN_EXPIRATION_SECONDS),
+                        path: FEED_TOKEN_FILE.to_string(),
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+                ..ProjectedVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    if !mounts.iter().any(|m| m.mount_path == FEED_TOKEN_DIR) {
+        mounts.push(VolumeMount {
+            name: FEED_TOKEN_VOLUME.to_string(),
+            mount_path: FEED_TOKEN_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+}
+
 /// The provider service Deployment (SPEC 3.8 step 2).
 ///
 /// From `config.podTemplateSpec` with the `app` pod label and `serviceAccountName = spec.serviceAccount`; in the
@@ -232,6 +289,14 @@ pub fn desired_deployment(
     container.image = Some(spec.service_image.clone());
     let env = container.env.get_or_insert_default();
     env.extend(operator_env(provider));
+    if let Some(feed) = &config.feed {
+        add_feed_access(
+            feed,
+            env,
+            pod.volumes.get_or_insert_default(),
+            container.volume_mounts.get_or_insert_default(),
+        );
+    }
     merge_by_key(env, &spec.pod_template_env, |e| e.name.clone());
     if !spec.pod_template_volume_mounts.is_empty() {
         let mounts = container.volume_mounts.get_or_insert_default();

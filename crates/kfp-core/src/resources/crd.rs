@@ -1,10 +1,19 @@
 //! The CustomResourceDefinitions of all six kinds, every version in one CRD per kind (SPEC 1.1).
 //!
 //! `kfp-operator crds` prints [`all`]; the output is checked in under `config/crd/`.
+//!
+//! The admission rules that need no lookup are also written into the v1beta1 schemas as CEL validations
+//! ([`validations`]), so the API server enforces them even while the admission webhook is down: a Run's spec is
+//! immutable, a parameter has `value` or `valueFrom`, a Provider's `podTemplateEnv` avoids the names the operator
+//! sets (with `podTemplateEnv` bounded to 256 variables of names up to 1024 characters, so the rule's cost is
+//! bounded), and `triggers.onChange` / `triggers.runConfigurations` hold no duplicates (`x-kubernetes-list-type:
+//! set`).
+//! (Only v1beta1 needs them: with the webhook down, the conversion webhook is down too, and no other version can be
+//! written.)
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig,
-    WebhookConversion,
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
+    ServiceReference, ValidationRule, WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
@@ -57,8 +66,154 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         if crd.spec.names.kind == "Provider" {
             preserve_unknown_fields_at_root(crd);
         }
+        add_validations(crd);
     }
     Ok(crds)
+}
+
+/// What a CEL validation or list type applies to: a kind's v1beta1 schema at `path` (property names; `[]` steps
+/// into list items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRule {
+    pub kind: &'static str,
+    pub path: &'static [&'static str],
+    pub rule: Rule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// An `x-kubernetes-validations` entry: CEL `rule`, and the message (or CEL `message_expression`) of a refusal.
+    Cel {
+        rule: &'static str,
+        message: Option<&'static str>,
+        message_expression: Option<&'static str>,
+    },
+    /// `x-kubernetes-list-type: set`: the API server refuses duplicate items (`Duplicate value`).
+    ListSet,
+    /// `maxItems` of a list: bounds what a CEL rule over its items may cost (the API server refuses rules whose
+    /// estimated cost is unbounded).
+    MaxItems(i64),
+    /// `maxLength` of a string, for the same reason.
+    MaxLength(i64),
+}
+
+/// Only one of `value` and `valueFrom` (SPEC 1.5); an empty `value` is the same as none (it is omitted).
+const VALUE_OR_VALUE_FROM: Rule = Rule::Cel {
+    rule: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
+    message: Some("only one of value or valueFrom can be set"),
+    message_expression: None,
+};
+
+/// The admission rules the CRDs carry themselves (see the module documentation).
+pub fn validations() -> Vec<SchemaRule> {
+    vec![
+        SchemaRule {
+            kind: "Run",
+            path: &["spec"],
+            rule: Rule::Cel {
+                rule: "self == oldSelf",
+                message: Some("the spec of a Run is immutable; create a new Run instead"),
+                message_expression: None,
+            },
+        },
+        SchemaRule {
+            kind: "Run",
+            path: &["spec", "parameters", "[]"],
+            rule: VALUE_OR_VALUE_FROM,
+        },
+        SchemaRule {
+            kind: "RunConfiguration",
+            path: &["spec", "run", "parameters", "[]"],
+            rule: VALUE_OR_VALUE_FROM,
+        },
+        SchemaRule {
+            kind: "RunConfiguration",
+            path: &["spec", "triggers", "onChange"],
+            rule: Rule::ListSet,
+        },
+        SchemaRule {
+            kind: "RunConfiguration",
+            path: &["spec", "triggers", "runConfigurations"],
+            rule: Rule::ListSet,
+        },
+        // The reserved-name rule is evaluated per variable; without bounds its estimated cost is refused.
+        SchemaRule {
+            kind: "Provider",
+            path: &["spec", "podTemplateEnv"],
+            rule: Rule::MaxItems(256),
+        },
+        SchemaRule {
+            kind: "Provider",
+            path: &["spec", "podTemplateEnv", "[]", "name"],
+            rule: Rule::MaxLength(1024),
+        },
+        SchemaRule {
+            kind: "Provider",
+            path: &["spec", "podTemplateEnv", "[]"],
+            rule: Rule::Cel {
+                rule: "!(self.name.upperAscii() in ['PROVIDERNAME', 'PIPELINEROOTSTORAGE']) && \
+                       !self.name.upperAscii().startsWith('PARAMETERS_')",
+                message: None,
+                message_expression: Some(
+                    "'the name ' + self.name + ' is reserved by the operator, which sets PROVIDERNAME, \
+                     PIPELINEROOTSTORAGE and PARAMETERS_<KEY> itself'",
+                ),
+            },
+        },
+    ]
+}
+
+fn add_validations(crd: &mut CustomResourceDefinition) {
+    let kind = crd.spec.names.kind.clone();
+    let Some(version) = crd.spec.versions.iter_mut().find(|v| v.name == STORAGE_VERSION) else {
+        return;
+    };
+    let Some(root) = version
+        .schema
+        .as_mut()
+        .and_then(|s| s.open_api_v3_schema.as_mut())
+    else {
+        return;
+    };
+    for rule in validations().into_iter().filter(|r| r.kind == kind) {
+        let Some(schema) = schema_at(root, rule.path) else {
+            continue;
+        };
+        match rule.rule {
+            Rule::Cel {
+                rule,
+                message,
+                message_expression,
+            } => schema
+                .x_kubernetes_validations
+                .get_or_insert_default()
+                .push(ValidationRule {
+                    rule: rule.to_string(),
+                    message: message.map(str::to_string),
+                    message_expression: message_expression.map(str::to_string),
+                    ..ValidationRule::default()
+                }),
+            Rule::ListSet => schema.x_kubernetes_list_type = Some("set".to_string()),
+            Rule::MaxItems(n) => schema.max_items = Some(n),
+            Rule::MaxLength(n) => schema.max_length = Some(n),
+        }
+    }
+}
+
+/// The schema at `path` below `root` (`[]` steps into list items).
+pub fn schema_at<'s>(root: &'s mut JSONSchemaProps, path: &[&str]) -> Option<&'s mut JSONSchemaProps> {
+    let mut current = root;
+    for step in path {
+        current = if *step == "[]" {
+            match current.items.as_mut()? {
+                JSONSchemaPropsOrArray::Schema(items) => items.as_mut(),
+                JSONSchemaPropsOrArray::Schemas(_) => return None,
+            }
+        } else {
+            current.properties.as_mut()?.get_mut(*step)?
+        };
+    }
+    Some(current)
 }
 
 /// Merges single-version CRDs of one kind, stores the hub version, and converts through the webhook when more than
@@ -94,6 +249,42 @@ fn preserve_unknown_fields_at_root(crd: &mut CustomResourceDefinition) {
             .and_then(|s| s.open_api_v3_schema.as_mut())
         {
             schema.x_kubernetes_preserve_unknown_fields = Some(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_validation_lands_in_the_v1beta1_schema() {
+        let mut crds = all().unwrap_or_default();
+        for rule in validations() {
+            let crd = crds
+                .iter_mut()
+                .find(|c| c.spec.names.kind == rule.kind)
+                .unwrap_or_else(|| unreachable!("a CRD for {}", rule.kind));
+            let version = crd
+                .spec
+                .versions
+                .iter_mut()
+                .find(|v| v.name == STORAGE_VERSION)
+                .and_then(|v| v.schema.as_mut())
+                .and_then(|s| s.open_api_v3_schema.as_mut());
+            let schema = version.and_then(|root| schema_at(root, rule.path));
+            let present = match (&rule.rule, schema) {
+                (Rule::Cel { rule: cel, .. }, Some(schema)) => schema
+                    .x_kubernetes_validations
+                    .iter()
+                    .flatten()
+                    .any(|v| v.rule == *cel),
+                (Rule::ListSet, Some(schema)) => schema.x_kubernetes_list_type.as_deref() == Some("set"),
+                (Rule::MaxItems(n), Some(schema)) => schema.max_items == Some(*n),
+                (Rule::MaxLength(n), Some(schema)) => schema.max_length == Some(*n),
+                (_, None) => false,
+            };
+            assert!(present, "{rule:?} is in the {} CRD", rule.kind);
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Providers as the Provider controller's watch sees them, read by the other controllers.
     pub providers: ProviderCache,
+    /// Direct mode: the Providers' event sources, run in-process with the controllers (`crate::feed::sources`).
+    pub event_sources: Option<crate::feed::sources::EventSources>,
 }
 
 /// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
@@ -129,7 +131,15 @@ impl Context {
             metrics,
             recorder,
             providers: ProviderCache::default(),
+            event_sources: None,
         })
+    }
+
+    /// The same context with the Providers' event sources run beside the controllers (direct mode).
+    pub fn with_event_sources(self: Arc<Self>, sources: crate::feed::sources::EventSources) -> Arc<Self> {
+        let mut ctx = Arc::unwrap_or_clone(self);
+        ctx.event_sources = Some(sources);
+        Arc::new(ctx)
     }
 
     /// The same context with Events reported by `instance` (`reportingInstance`) instead of the `POD_NAME`

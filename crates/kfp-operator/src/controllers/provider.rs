@@ -68,7 +68,11 @@ pub async fn reconcile(object: Arc<Provider>, ctx: Arc<Context>) -> Result<Actio
             services,
             now: now(),
         };
-        let plan = match plan(&observed, &ctx.config.spec.default_provider_values) {
+        let values = ctx
+            .config
+            .spec
+            .provider_values(&crate::config::operator_namespace());
+        let plan = match plan(&observed, &values) {
             Ok(plan) => plan,
             Err(error) => {
                 // Operator misconfiguration: nothing a retry can fix until the operator's configuration changes.

@@ -175,12 +175,17 @@ impl RegistryResolver {
 
     /// The registry type of `provider`: its annotation (when not blank), else the default.
     pub fn provider_type(&self, provider: &ProviderResource) -> Result<String, ResolveError> {
+        Self::type_of(provider, &self.default_type)
+    }
+
+    /// The registry type of `provider`: its annotation (when not blank), else `default_type` (when not blank).
+    pub fn type_of(provider: &ProviderResource, default_type: &str) -> Result<String, ResolveError> {
         provider
             .annotations()
             .get(PROVIDER_TYPE_ANNOTATION)
             .map(|t| t.trim())
             .filter(|t| !t.is_empty())
-            .or(Some(self.default_type.as_str()).filter(|t| !t.is_empty()))
+            .or(Some(default_type.trim()).filter(|t| !t.is_empty()))
             .map(str::to_string)
             .ok_or_else(|| ResolveError::NoType {
                 provider: provider_name(provider),

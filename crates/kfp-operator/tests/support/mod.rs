@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod chart;
+pub mod nats;
 pub mod process;
 pub mod python;
 

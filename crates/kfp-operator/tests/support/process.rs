@@ -14,6 +14,8 @@ pub struct OperatorProcess {
     pub child: Child,
     /// `http://IP:PORT` of its health and metrics server.
     pub base_url: String,
+    /// `http://IP:PORT` of its run-completion feed.
+    pub feed_url: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -43,9 +45,11 @@ pub struct Memory {
 
 impl OperatorProcess {
     /// Starts `binary run` against the cluster of `kubeconfig` with `env` (`KFP_OPERATOR_*` keys and the like). The
-    /// health and metrics server listens on a free loopback port; stdout is discarded.
+    /// health and metrics server and the run-completion feed listen on free loopback ports (tests and benchmarks
+    /// run side by side); stdout is discarded.
     pub fn start(binary: &Path, kubeconfig: &Path, env: &[(&str, &str)]) -> Self {
         let address = format!("127.0.0.1:{}", free_port());
+        let feed_port = free_port().to_string();
         let mut command = Command::new(binary);
         command.arg("run");
         // Only the caller's configuration: no inherited overrides, no pod identity (the replica names itself).
@@ -61,7 +65,9 @@ impl OperatorProcess {
         command
             .env("KUBECONFIG", kubeconfig)
             .env("KFP_OPERATOR_SYSTEM_HEALTHADDRESS", &address)
-            .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", &address);
+            .env("KFP_OPERATOR_SYSTEM_METRICSADDRESS", &address)
+            .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_ADDRESS", "127.0.0.1")
+            .env("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_PORT", &feed_port);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -85,6 +91,7 @@ impl OperatorProcess {
         Self {
             child,
             base_url: format!("http://{address}"),
+            feed_url: format!("http://127.0.0.1:{feed_port}"),
             stderr,
         }
     }

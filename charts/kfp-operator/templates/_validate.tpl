@@ -1,0 +1,57 @@
+{{/*
+Checks of values that would otherwise render something that fails later, or that the Go operator's chart had and
+this chart replaces. Each message names the value and says what to do.
+*/}}
+{{- define "kfp-operator.validate" -}}
+{{- $certificates := .Values.manager.webhookCertificates -}}
+{{- if not (has $certificates.provider (list "self" "cert-manager" "custom")) -}}
+{{- fail (printf "manager.webhookCertificates.provider is %q; it must be self, cert-manager or custom." $certificates.provider) -}}
+{{- end -}}
+{{- if and (eq $certificates.provider "custom") (not $certificates.caBundle) -}}
+{{- fail "manager.webhookCertificates.provider is custom but manager.webhookCertificates.caBundle is empty; set it to the base64 PEM bundle of the CA that signed the certificate in the Secret manager.webhookCertificates.secretName." -}}
+{{- end -}}
+{{- if not (has .Values.manager.multiversion.storedVersion (list "v1beta1" "v1alpha6" "v1alpha5")) -}}
+{{- fail (printf "manager.multiversion.storedVersion is %q; it must be v1beta1, v1alpha6 or v1alpha5." .Values.manager.multiversion.storedVersion) -}}
+{{- end -}}
+{{- if and (ne .Values.manager.multiversion.storedVersion "v1beta1") (not .Values.manager.multiversion.enabled) -}}
+{{- fail (printf "manager.multiversion.storedVersion is %q but manager.multiversion.enabled is false, so only v1beta1 is served; enable multiversion or store v1beta1." .Values.manager.multiversion.storedVersion) -}}
+{{- end -}}
+{{- if and (gt (int .Values.manager.replicas) 1) (not .Values.manager.leaderElection.enabled) -}}
+{{- fail (printf "manager.replicas is %v but manager.leaderElection.enabled is false; replicas would reconcile the same objects at once. Enable leader election." .Values.manager.replicas) -}}
+{{- end -}}
+{{- with .Values.namespace -}}
+{{- if and (kindIs "map" .) .name (ne .name $.Release.Namespace) -}}
+{{- fail (printf "namespace.name is %q, but this chart installs into the release namespace %q; install with `helm install -n %s --create-namespace` and drop the namespace value." .name $.Release.Namespace .name) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.runcompletionEventTrigger -}}
+{{- if and (kindIs "map" .) .enabled -}}
+{{- fail "runcompletionEventTrigger.enabled is true, but this operator publishes run-completion events to NATS itself; drop the value and configure NATS under manager.configuration.runCompletionFeed." -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.statusFeedback -}}
+{{- if and (kindIs "map" .) .enabled -}}
+{{- fail "statusFeedback.enabled is true, but this chart does not install an Argo Events EventBus; drop the value and configure NATS under manager.configuration.runCompletionFeed." -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $p := .Values.providers -}}
+{{- range $key := list "name" "serviceImage" "pipelineRootStorage" -}}
+{{- if not (index $p $key) -}}
+{{- fail (printf "providers[%d].%s is required." $i $key) -}}
+{{- end -}}
+{{- end -}}
+{{- range $j, $f := $p.frameworks -}}
+{{- range $k, $patch := $f.patches -}}
+{{- if hasKey $patch "patch" -}}
+{{- fail (printf "providers[%d].frameworks[%d].patches[%d] has a `patch` field; the field is called `payload`." $i $j $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $j, $e := $p.podTemplateEnv -}}
+{{- $name := upper $e.name -}}
+{{- if or (eq $name "PROVIDERNAME") (eq $name "PIPELINEROOTSTORAGE") (hasPrefix "PARAMETERS_" $name) -}}
+{{- fail (printf "providers[%d].podTemplateEnv[%d].name is %q, which is reserved by the operator (PROVIDERNAME, PIPELINEROOTSTORAGE, PARAMETERS_*)." $i $j $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,192 @@
+//! Publishing run-completion events to NATS (SPEC 6, Decisions 11 and 18).
+//!
+//! One message per recorded event on `spec.runCompletionFeed.nats.subject` (default `events`), a CloudEvents 1.0
+//! structured JSON body ([`kfp_core::event::CloudEvent`]) or, with `eventFormat: legacy`, the Go operator's
+//! `{"data": <event>}`.
+//!
+//! A publish succeeds once the server has the message (a flush within `publishTimeout`); while the connection is
+//! down it fails at once. The feed then answers 500 and the provider delivers the event again: at-least-once, with
+//! the same CloudEvents `id` for every copy. The client reconnects by itself, forever (a short backoff capped at
+//! 2 s), and starts even if NATS is not reachable yet; `/readyz` reports `nats connection` until it is connected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kfp_core::event::RunCompletionEvent;
+
+use crate::config::{EventFormat, NatsConfig};
+use crate::controllers::now;
+use crate::health::{Readiness, ReadinessFlag};
+
+/// The readiness check of the NATS connection.
+pub const READINESS_CHECK: &str = "nats connection";
+
+/// Why an event was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot set up the NATS client for {url}: {message}")]
+    Setup { url: String, message: String },
+    #[error("NATS at {url} is not connected")]
+    NotConnected { url: String },
+    #[error("publishing to NATS subject {subject:?} failed: {message}")]
+    Publish { subject: String, message: String },
+    #[error("NATS did not confirm the message on subject {subject:?} within {timeout:?}")]
+    Timeout { subject: String, timeout: Duration },
+    #[error("cannot encode the event: {0}")]
+    Encode(String),
+}
+
+/// Publishes events to NATS. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    client: async_nats::Client,
+    url: String,
+    subject: String,
+    format: EventFormat,
+    timeout: Duration,
+    connected: ReadinessFlag,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("url", &self.url)
+            .field("subject", &self.subject)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// Starts the NATS client of `config` (connecting in the background) and registers its readiness check.
+    pub async fn start(config: &NatsConfig, readiness: &Readiness) -> Result<Arc<Self>, PublishError> {
+        let url = config.url.trim().to_string();
+        let setup = |message: String| PublishError::Setup {
+            url: url.clone(),
+            message,
+        };
+        let connected = readiness.register(READINESS_CHECK);
+        connected.set(false);
+        let flag = connected.clone();
+        let options = async_nats::ConnectOptions::new()
+            .name("kfp-operator")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5))
+            .reconnect_delay_callback(reconnect_delay)
+            .event_callback(move |event| {
+                let flag = flag.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => flag.set(true),
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => flag.set(false),
+                        _ => {}
+                    }
+                }
+            });
+        let servers: Vec<async_nats::ServerAddr> = url
+            .split(',')
+            .map(|s| s.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| setup(e.to_string()))?;
+        let client = options.connect(servers).await.map_err(|e| setup(e.to_string()))?;
+        tracing::info!(%url, subject = %config.subject, format = ?config.event_format, "publishing run completion events to NATS");
+        Ok(Arc::new(Self {
+            client,
+            url,
+            subject: config.subject.clone(),
+            format: config.event_format,
+            timeout: config.publish_timeout,
+            connected,
+        }))
+    }
+
+    /// Whether the client is connected now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.is_set() && self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Publishes `event` and waits until the server has it.
+    pub async fn publish(&self, event: &RunCompletionEvent) -> Result<(), PublishError> {
+        if !self.is_connected() {
+            return Err(PublishError::NotConnected {
+                url: self.url.clone(),
+            });
+        }
+        let body = encode(self.format, event)?;
+        let publish_error = |message: String| PublishError::Publish {
+            subject: self.subject.clone(),
+            message,
+        };
+        let sent = async {
+            self.client
+                .publish(self.subject.clone(), body.into())
+                .await
+                .map_err(|e| publish_error(e.to_string()))?;
+            self.client
+                .flush()
+                .await
+                .map_err(|e| publish_error(e.to_string()))
+        };
+        match tokio::time::timeout(self.timeout, sent).await {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Timeout {
+                subject: self.subject.clone(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// The subject events are published on.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+/// The message body of `event` in `format`.
+pub fn encode(format: EventFormat, event: &RunCompletionEvent) -> Result<Vec<u8>, PublishError> {
+    let encoded = match format {
+        EventFormat::CloudEvents => serde_json::to_vec(&event.clone().into_cloud_event(now())),
+        EventFormat::Legacy => serde_json::to_vec(&event.clone().into_legacy_body()),
+    };
+    encoded.map_err(|e| PublishError::Encode(e.to_string()))
+}
+
+/// The wait before reconnect attempt `attempts`: 100 ms doubling, at most 2 s.
+fn reconnect_delay(attempts: usize) -> Duration {
+    let exponent = u32::try_from(attempts.min(5)).unwrap_or(5);
+    Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kfp_core::event::RunCompletionEventData;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn both_formats_carry_the_event() {
+        let data: RunCompletionEventData = serde_json::from_value(json!({
+            "status": "succeeded", "pipelineName": "ns/p", "runConfigurationName": "ns/rc",
+            "runId": "r1", "runEndTime": "2026-01-01T10:05:00Z", "provider": "ops/stub"
+        }))
+        .unwrap();
+        let event = data.to_event(&[]);
+        let cloud: Value =
+            serde_json::from_slice(&encode(EventFormat::CloudEvents, &event).unwrap()).unwrap();
+        assert_eq!(cloud["type"], "org.kubeflow.pipelines.run-completion");
+        assert_eq!(cloud["source"], "ops/stub");
+        assert_eq!(cloud["subject"], "ns/rc");
+        assert_eq!(cloud["data"]["runId"], "r1");
+        let legacy: Value = serde_json::from_slice(&encode(EventFormat::Legacy, &event).unwrap()).unwrap();
+        assert_eq!(legacy["data"]["runId"], "r1");
+        assert_eq!(legacy.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reconnects_back_off_to_two_seconds() {
+        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(800));
+        assert_eq!(reconnect_delay(100), Duration::from_secs(2));
+    }
+}
