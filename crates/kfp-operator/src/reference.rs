@@ -182,7 +182,11 @@ fn render_kind_page(crd: &CustomResourceDefinition) -> (String, Vec<&'static str
         names.singular.as_deref().unwrap_or_default()
     );
     let _ = writeln!(out, "| scope | {} |", crd.spec.scope);
-    let _ = writeln!(out, "| short names | {} |", code_list(names.short_names.as_deref()));
+    let _ = writeln!(
+        out,
+        "| short names | {} |",
+        code_list(names.short_names.as_deref())
+    );
     let _ = writeln!(out, "| categories | {} |", code_list(names.categories.as_deref()));
     let conversion = crd
         .spec
@@ -192,7 +196,10 @@ fn render_kind_page(crd: &CustomResourceDefinition) -> (String, Vec<&'static str
         .unwrap_or("None");
     let _ = writeln!(out, "| conversion between versions | {conversion} |\n");
 
-    let _ = writeln!(out, "| version | served | stored | deprecated |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| version | served | stored | deprecated |\n|---|---|---|---|"
+    );
     for version in &crd.spec.versions {
         let _ = writeln!(
             out,
@@ -211,7 +218,11 @@ fn render_kind_page(crd: &CustomResourceDefinition) -> (String, Vec<&'static str
         out,
         "\n`kubectl get {}` shows the printer columns of the version it reads (the stored one unless asked \
          otherwise, e.g. `kubectl get {}.{}.{}`).",
-        names.short_names.as_ref().and_then(|s| s.first()).unwrap_or(&names.plural),
+        names
+            .short_names
+            .as_ref()
+            .and_then(|s| s.first())
+            .unwrap_or(&names.plural),
         names.plural,
         crd.spec
             .versions
@@ -237,7 +248,13 @@ fn render_kind_page(crd: &CustomResourceDefinition) -> (String, Vec<&'static str
         if version.subresources.as_ref().is_some_and(|s| s.status.is_some()) {
             notes.push("status subresource".to_string());
         }
-        let _ = writeln!(out, "`{}/{}`: {}.\n", crd.spec.group, version.name, notes.join(", "));
+        let _ = writeln!(
+            out,
+            "`{}/{}`: {}.\n",
+            crd.spec.group,
+            version.name,
+            notes.join(", ")
+        );
 
         let columns = version.additional_printer_columns.as_deref().unwrap_or_default();
         if !columns.is_empty() {
@@ -289,7 +306,11 @@ fn render_kind_page(crd: &CustomResourceDefinition) -> (String, Vec<&'static str
                     (None, Some(expression)) => format!("expression {}", code(expression)),
                     (None, None) => String::new(),
                 };
-                let mut field = if row.path.is_empty() { "(root)".to_string() } else { code(&row.path) };
+                let mut field = if row.path.is_empty() {
+                    "(root)".to_string()
+                } else {
+                    code(&row.path)
+                };
                 if let Some(path) = &row.rule.field_path {
                     let _ = write!(field, " (reported at {})", code(path));
                 }
@@ -309,9 +330,13 @@ fn render_index(crds: &[CustomResourceDefinition]) -> String {
         "Every kind of API group `{}`, generated from the CustomResourceDefinitions the operator installs \
          (`config/crd/`). Each page covers every served version with its fields, printer columns and validation. \
          Regenerate with `{REGENERATE}`; a test fails when the pages drift from the CRDs.\n",
-        crds.first().map_or("pipelines.kubeflow.org", |c| c.spec.group.as_str())
+        crds.first()
+            .map_or("pipelines.kubeflow.org", |c| c.spec.group.as_str())
     );
-    let _ = writeln!(out, "| kind | short names | versions | what it is |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| kind | short names | versions | what it is |\n|---|---|---|---|"
+    );
     for crd in crds {
         let versions: Vec<String> = crd
             .spec
@@ -358,13 +383,9 @@ fn storage_or_first(crd: &CustomResourceDefinition) -> Option<&CustomResourceDef
 /// The kind's description: the root schema's, else its `spec`'s.
 fn version_description(version: Option<&CustomResourceDefinitionVersion>) -> Option<String> {
     let root = version?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
-    root.description.clone().or_else(|| {
-        root.properties
-            .as_ref()?
-            .get("spec")?
-            .description
-            .clone()
-    })
+    root.description
+        .clone()
+        .or_else(|| root.properties.as_ref()?.get("spec")?.description.clone())
 }
 
 fn first_sentence(description: &str) -> &str {
@@ -377,7 +398,11 @@ fn first_sentence(description: &str) -> &str {
 
 fn walk_version(version: &CustomResourceDefinitionVersion) -> Walk {
     let mut walk = Walk::default();
-    let Some(root) = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) else {
+    let Some(root) = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+    else {
         return walk;
     };
     collect_rules(&mut walk, "", root);
@@ -447,6 +472,12 @@ fn walk_field(walk: &mut Walk, path: String, schema: &JSONSchemaProps, required:
     collect_rules(walk, &path, schema);
     if let Some(e) = external {
         walk.external.push(e.path);
+        // The type is Kubernetes', but CEL rules on it are the operator's (e.g. reserved `podTemplateEnv` names).
+        if let Some(element) = element
+            && e.path == element_path
+        {
+            collect_rules(walk, &element_path, element);
+        }
         return;
     }
     walk_properties(walk, &path, schema);
@@ -544,7 +575,11 @@ fn code_list(values: Option<&[String]>) -> String {
 /// Inline code in a table cell: backticks that survive any content, `|` escaped for the table.
 fn code(value: &str) -> String {
     let fence = if value.contains('`') { "``" } else { "`" };
-    let pad = if value.starts_with('`') || value.ends_with('`') { " " } else { "" };
+    let pad = if value.starts_with('`') || value.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{}{pad}{fence}", value.replace('|', "\\|"))
 }
 
@@ -622,7 +657,11 @@ mod tests {
                                 "x-kubernetes-validations": [{"rule": "self.id != ''", "messageExpression": "'empty id'", "fieldPath": ".id"}]
                             }
                         },
-                        "podTemplateEnv": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+                        "podTemplateEnv": {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}},
+                            "x-kubernetes-validations": [{"rule": "self.name != 'HOME'", "message": "HOME is reserved"}]
+                        }}
                     }
                 },
                 "status": {
@@ -656,6 +695,10 @@ mod tests {
             "| `spec.podTemplateEnv` | [][EnvVar](https://pkg.go.dev/k8s.io/api/core/v1#EnvVar) |"
         ));
         assert!(!page.contains("spec.podTemplateEnv[].name"), "{page}");
+        assert!(
+            page.contains("| `spec.podTemplateEnv[]` | `self.name != 'HOME'` | HOME is reserved |"),
+            "the CEL rules on an embedded type are still listed: {page}"
+        );
         assert!(page.contains("| `status.conditions` | [][Condition]("));
         assert!(!page.contains("status.conditions[].type"), "{page}");
     }
@@ -672,10 +715,14 @@ mod tests {
         ));
         assert!(page.contains("| State | string | `.status.state` |"));
         assert!(page.contains("| (root) | `self.spec.size <= 10` | size is at most 10 |"));
+        assert!(
+            page.contains(
+                "| `spec.parts[]` (reported at `.id`) | `self.id != ''` | expression `'empty id'` |"
+            )
+        );
         assert!(page.contains(
-            "| `spec.parts[]` (reported at `.id`) | `self.id != ''` | expression `'empty id'` |"
+            "## v1alpha1\n\n`example.com/v1alpha1`: converted to and from the stored version, **deprecated**."
         ));
-        assert!(page.contains("## v1alpha1\n\n`example.com/v1alpha1`: converted to and from the stored version, **deprecated**."));
     }
 
     #[test]
@@ -687,12 +734,19 @@ mod tests {
     #[test]
     fn the_index_links_every_kind() {
         let index = render_index(&[widget()]);
-        assert!(index.contains("| [Widget](widget.md) | `wd` | `v1` (stored), `v1alpha1` (deprecated) | A widget. |"));
+        assert!(
+            index.contains(
+                "| [Widget](widget.md) | `wd` | `v1` (stored), `v1alpha1` (deprecated) | A widget. |"
+            )
+        );
     }
 
     #[test]
     fn prose_escapes_html_outside_code_spans_only() {
-        assert_eq!(text("a <b>\n `PARAMETERS_<KEY>` c|d"), "a &lt;b&gt; `PARAMETERS_<KEY>` c\\|d");
+        assert_eq!(
+            text("a <b>\n `PARAMETERS_<KEY>` c|d"),
+            "a &lt;b&gt; `PARAMETERS_<KEY>` c\\|d"
+        );
     }
 
     #[test]
@@ -728,5 +782,10 @@ mod tests {
         for version in ["## v1beta1", "## v1alpha6", "## v1alpha5"] {
             assert!(run.contains(version), "run.md lacks {version}");
         }
+        let provider = &pages.iter().find(|(n, _)| n == "provider.md").unwrap().1;
+        assert!(
+            provider.contains("| `spec.podTemplateEnv[]` | `!(self.name.upperAscii()"),
+            "provider.md lacks the reserved-name rule on podTemplateEnv"
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 /// Compares `rendered` `(file name, content)` pairs with the files of `extension` in `folder` (relative to the
 /// repository root): same names, same bytes.
 fn assert_checked_in(folder: &str, extension: &str, rendered: &[(String, String)], fix: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(folder);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(folder);
     for (name, content) in rendered {
         let on_disk = std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("{folder}/{name} is missing ({e}): {fix}"));
