@@ -8,7 +8,7 @@
 //! 3. a cron expression in `triggers.schedules` that does not parse -> `Failed` with the parser's message;
 //! 4. a new observed pipeline version -> write `status.dependencies.pipeline.version`, stop;
 //! 5. a new dependency snapshot -> write `status.dependencies.runConfigurations`, stop;
-//! 6. parameters that cannot be resolved -> a Normal `Synced` event "Unable to resolve parameters: <err>", stop;
+//! 6. parameters that cannot be resolved -> `Pending` "Unable to resolve parameters: `<err>`" (Decision 3), stop;
 //! 7. triggers changed -> maybe create a Run, write `status.triggers`, stop;
 //! 8. replace RunSchedules that differ from the desired ones, then write the aggregated state.
 //!

@@ -5,7 +5,7 @@
 //! functions of its hub types):
 //! - a string field is its bytes and a `0x00` separator;
 //! - a key/value list is sorted by key then value, each entry written as two string fields, then a separator;
-//! - a JSON map is sorted by key, each key a string field, each non-null value its canonical JSON ([`go_json`]) as a
+//! - a JSON map is sorted by key, each key a string field, each non-null value its canonical JSON (module `go_json`) as a
 //!   string field, with no trailing separator.
 //!
 //! `provider` is never hashed. Vectors in the tests come from a port of the Go code (`tests/version_vectors`).
