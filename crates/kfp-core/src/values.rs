@@ -402,9 +402,9 @@ impl JsonSchema for CronExpression {
 /// `{name, value}` (environment variables, beam arguments, RunSchedule parameters).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct NamedValue {
-    /// The name.
+    /// The name: of the environment variable, the Beam argument (without `--`) or the parameter.
     pub name: String,
-    /// The value.
+    /// The value, as a string.
     pub value: String,
 }
 
