@@ -56,12 +56,14 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The version of an Experiment spec: a hash of its description.
 pub fn experiment_version(spec: &ExperimentSpec) -> String {
     let mut h = ObjectHasher::new();
     h.string(&spec.description);
     h.hex6()
 }
 
+/// The version of a RunSchedule spec, as the Go operator computes it.
 pub fn run_schedule_version(spec: &RunScheduleSpec) -> String {
     let mut h = ObjectHasher::new();
     h.display(&spec.pipeline);
