@@ -30,10 +30,12 @@ pub enum CompileError {
 }
 
 impl CompileError {
+    /// A [`CompileError::Invalid`] with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid(message.into())
     }
 
+    /// A [`CompileError::Transient`] with `message`.
     pub fn transient(message: impl Into<String>) -> Self {
         Self::Transient(message.into())
     }

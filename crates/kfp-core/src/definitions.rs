@@ -14,17 +14,25 @@ use crate::values::{JsonMap, NamedValue, NamespacedName, OutputArtifact};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineDefinition {
+    /// The Pipeline resource, `namespace/name`.
     pub name: NamespacedName,
+    /// Its `status.version` to be: the version the provider stores the compiled pipeline as.
     pub version: String,
+    /// The image with the pipeline's code, which the compiler runs.
     pub image: String,
+    /// Compile-time environment variables (`spec.env`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<NamedValue>,
+    /// The framework and its parameters (after the Provider's patches).
     pub framework: PipelineFrameworkDefinition,
 }
 
+/// `framework`: which compiler, with which parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineFrameworkDefinition {
+    /// The framework name (`tfx`, `kfpsdk`, ...), compared case-insensitively.
     pub name: String,
+    /// The framework's parameters (`components`, `pipeline`, `beamArgs`, ...).
     #[serde(default)]
     pub parameters: JsonMap,
 }
@@ -36,7 +44,9 @@ pub struct PipelineFrameworkDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineDefinitionWrapper {
+    /// The patched PipelineDefinition, as JSON.
     pub pipeline_definition: serde_json::Value,
+    /// The compiler's output (KFP IR, or the TFX runner's PipelineJob wrapper).
     pub compiled_pipeline: serde_json::Value,
 }
 
@@ -44,10 +54,13 @@ pub struct PipelineDefinitionWrapper {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerIndicator {
+    /// The trigger type (`onChangePipeline`, `onChangeRunSpec`, `runConfiguration`, `schedule`), empty when none.
     #[serde(rename = "type", default)]
     pub type_: String,
+    /// What fired it: the RunConfiguration, Pipeline or RunSchedule name.
     #[serde(default)]
     pub source: String,
+    /// The namespace of `source`.
     #[serde(default)]
     pub source_namespace: String,
 }
@@ -56,19 +69,28 @@ pub struct TriggerIndicator {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunDefinition {
+    /// The Run resource, `namespace/name`.
     pub name: NamespacedName,
+    /// Its `status.version`.
     pub version: String,
+    /// The Pipeline it runs.
     pub pipeline_name: NamespacedName,
+    /// The pipeline version to run; empty: the pipeline's latest.
     #[serde(default)]
     pub pipeline_version: String,
+    /// The RunConfiguration that created the Run; empty when users created it.
     #[serde(default)]
     pub run_configuration_name: NamespacedName,
+    /// The Experiment it belongs to; empty: the provider's default experiment.
     #[serde(default)]
     pub experiment_name: NamespacedName,
+    /// Runtime parameters, resolved to strings (`valueFrom` already replaced by the artifact location).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
+    /// Artifacts of the finished run the completion event should select.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
+    /// What started the run.
     #[serde(default)]
     pub trigger_indicator: TriggerIndicator,
 }
@@ -77,9 +99,12 @@ pub struct RunDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleDefinition {
+    /// A cron expression of 5 or 6 fields, as written; providers convert it to their form.
     pub cron_expression: String,
+    /// No run before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// No run after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
 }
@@ -88,21 +113,31 @@ pub struct ScheduleDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunScheduleDefinition {
+    /// The RunSchedule resource, `namespace/name`.
     pub name: NamespacedName,
+    /// Its `status.version`.
     pub version: String,
+    /// The Pipeline it runs.
     pub pipeline_name: NamespacedName,
+    /// The pipeline version; empty: the pipeline's latest.
     #[serde(default)]
     pub pipeline_version: String,
+    /// The RunConfiguration that owns the RunSchedule, if any.
     #[serde(default)]
     pub run_configuration_name: NamespacedName,
+    /// The Experiment its runs belong to; empty: the provider's default.
     #[serde(default)]
     pub experiment_name: NamespacedName,
+    /// Runtime parameters of every run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
+    /// Artifacts of its finished runs the completion events should select.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
+    /// What the schedule's runs are attributed to (type `schedule`).
     #[serde(default)]
     pub trigger_indicator: TriggerIndicator,
+    /// When runs start.
     pub schedule: ScheduleDefinition,
 }
 
@@ -110,8 +145,11 @@ pub struct RunScheduleDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentDefinition {
+    /// The Experiment resource, `namespace/name`.
     pub name: NamespacedName,
+    /// Its `status.version`.
     pub version: String,
+    /// The description shown by the provider.
     #[serde(default)]
     pub description: String,
 }
@@ -120,8 +158,10 @@ pub struct ExperimentDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderOutput {
+    /// The provider's id of the object; empty after a delete.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// Why the operation failed; empty on success.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_error: String,
 }

@@ -24,7 +24,9 @@ pub const CLOUD_EVENT_TYPE: &str = "org.kubeflow.pipelines.run-completion";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunCompletionStatus {
+    /// The run succeeded.
     Succeeded,
+    /// The run failed (or was cancelled).
     Failed,
 }
 
@@ -36,7 +38,9 @@ pub enum RunCompletionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCompletionEventData {
+    /// How the run ended.
     pub status: RunCompletionStatus,
+    /// The Pipeline resource the run ran.
     pub pipeline_name: NamespacedName,
     /// The RunConfiguration that started the run, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +48,9 @@ pub struct RunCompletionEventData {
     /// The Run object that started the run, if any (scheduled runs have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_name: Option<NamespacedName>,
+    /// The provider's id of the run.
     pub run_id: String,
+    /// When the run started, if the provider knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_start_time: Option<Time>,
     /// When the run ended; the operator keeps the newest succeeded run per RunConfiguration by this (SPEC 12.7).
@@ -65,7 +71,9 @@ pub struct RunCompletionEventData {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineComponent {
+    /// The component's name in the pipeline (e.g. `Pusher`).
     pub name: String,
+    /// Its output artifacts, by output name. Absent or `null` decodes as empty.
     #[serde(default, deserialize_with = "null_as_default")]
     pub component_artifacts: Vec<ComponentArtifact>,
 }
@@ -74,7 +82,9 @@ pub struct PipelineComponent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentArtifact {
+    /// The output's name (e.g. `pushed_model`).
     pub name: String,
+    /// Its instances, in order (`COMPONENT:ARTIFACT:INDEX` picks one). Absent or `null` decodes as empty.
     #[serde(default, deserialize_with = "null_as_default")]
     pub artifacts: Vec<ComponentArtifactInstance>,
 }
@@ -82,6 +92,7 @@ pub struct ComponentArtifact {
 /// One artifact instance: where it is stored and its metadata (the properties artifact filters look at).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComponentArtifactInstance {
+    /// Where the artifact is.
     #[serde(default)]
     pub uri: String,
     /// A JSON object (Go `map[string]interface{}`); absent or `null` decodes as empty.
@@ -90,6 +101,7 @@ pub struct ComponentArtifactInstance {
 }
 
 impl ComponentArtifactInstance {
+    /// An instance at `uri` with `metadata`.
     pub fn new(uri: impl Into<String>, metadata: serde_json::Map<String, serde_json::Value>) -> Self {
         Self {
             uri: uri.into(),
@@ -105,25 +117,35 @@ impl ComponentArtifactInstance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCompletionEvent {
+    /// How the run ended.
     pub status: RunCompletionStatus,
+    /// The Pipeline resource the run ran.
     pub pipeline_name: NamespacedName,
+    /// The RunConfiguration that started the run; empty when none.
     #[serde(default)]
     pub run_configuration_name: NamespacedName,
+    /// The Run object; empty when none.
     #[serde(default)]
     pub run_name: NamespacedName,
+    /// The provider's id of the run.
     pub run_id: String,
+    /// When the run started, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_start_time: Option<Time>,
+    /// When the run ended, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_end_time: Option<Time>,
+    /// The artifacts selected by the RunConfiguration's (or Run's) `spec.run.artifacts`, with their locations.
     #[serde(default, deserialize_with = "null_as_default")]
     pub artifacts: Vec<Artifact>,
+    /// The Provider that reported the run.
     pub provider: NamespacedName,
 }
 
 /// The Go operator's NATS body, `{"data": <event>}` (published when `eventFormat: legacy`, SPEC 12.18).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyEventBody {
+    /// The event.
     pub data: RunCompletionEvent,
 }
 
@@ -191,19 +213,23 @@ pub const CLOUD_EVENTS_SPEC_VERSION: &str = "1.0";
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {
+    /// `1.0`.
     pub specversion: String,
     /// Unique per run completion and the same for every replay of it ([`RunCompletionEvent::cloud_event_id`]):
     /// consumers drop duplicates by `source` + `id`.
     pub id: String,
     /// The Provider that reported the run (`ns/name`).
     pub source: String,
+    /// [`CLOUD_EVENT_TYPE`].
     #[serde(rename = "type")]
     pub type_: String,
     /// The RunConfiguration (`ns/name`) if the run had one, else the Run.
     pub subject: String,
     /// When the run ended (`runEndTime`); when the provider did not say, when the operator received the event.
     pub time: Time,
+    /// `application/json`.
     pub datacontenttype: String,
+    /// The event (the legacy body's `data`).
     pub data: RunCompletionEvent,
 }
 

@@ -23,15 +23,21 @@ use crate::values::NamespacedName;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceKind {
+    /// A Pipeline (`pipeline`).
     Pipeline,
+    /// A Run (`run`).
     Run,
+    /// A RunSchedule (`runschedule`).
     RunSchedule,
+    /// An Experiment (`experiment`).
     Experiment,
 }
 
 impl ResourceKind {
+    /// Every kind.
     pub const ALL: [ResourceKind; 4] = [Self::Pipeline, Self::Run, Self::RunSchedule, Self::Experiment];
 
+    /// The name in workflow labels and provider-service paths (`pipeline`, `run`, `runschedule`, `experiment`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pipeline => "pipeline",
@@ -62,12 +68,16 @@ impl FromStr for ResourceKind {
 /// The Kubernetes object an operation belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceRef {
+    /// The kind.
     pub kind: ResourceKind,
+    /// The namespace.
     pub namespace: String,
+    /// The name.
     pub name: String,
 }
 
 impl ResourceRef {
+    /// The `kind` object `namespace/name`.
     pub fn new(kind: ResourceKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             kind,
@@ -76,6 +86,7 @@ impl ResourceRef {
         }
     }
 
+    /// `namespace/name`.
     pub fn namespaced_name(&self) -> NamespacedName {
         NamespacedName::new(self.namespace.clone(), self.name.clone())
     }
@@ -93,15 +104,21 @@ pub enum OperationDefinition {
     /// The pipeline definition with the framework's patches applied (JSON: patches may add fields the typed
     /// definition does not know), and the framework image that compiles it (`pipeline-framework-image`).
     Pipeline {
+        /// The patched definition.
         definition: serde_json::Value,
+        /// The compiler image of the framework.
         framework_image: String,
     },
+    /// A run to start.
     Run(RunDefinition),
+    /// A recurring run to create or replace.
     RunSchedule(RunScheduleDefinition),
+    /// An experiment to create or replace.
     Experiment(ExperimentDefinition),
 }
 
 impl OperationDefinition {
+    /// The kind of resource it is for.
     pub fn kind(&self) -> ResourceKind {
         match self {
             Self::Pipeline { .. } => ResourceKind::Pipeline,
@@ -126,19 +143,27 @@ impl OperationDefinition {
 /// built any more, SPEC 12.2), so the definition travels with the actions that use it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Create the object on the provider.
     Create {
+        /// What to create.
         definition: OperationDefinition,
     },
+    /// Replace the provider's object `id`.
     Update {
+        /// The provider's id.
         id: String,
+        /// What to replace it with.
         definition: OperationDefinition,
     },
+    /// Delete the provider's object `id`.
     Delete {
+        /// The provider's id.
         id: String,
     },
 }
 
 impl Action {
+    /// `create`, `update` or `delete`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Create { .. } => "create",
@@ -147,6 +172,7 @@ impl Action {
         }
     }
 
+    /// The definition sent (none for a delete).
     pub fn definition(&self) -> Option<&OperationDefinition> {
         match self {
             Self::Create { definition } | Self::Update { definition, .. } => Some(definition),
@@ -166,9 +192,11 @@ impl Action {
 /// One provider operation for one resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
+    /// The resource it is for.
     pub resource: ResourceRef,
     /// The Provider object (`ns/name`) whose service carries out the operation.
     pub provider: NamespacedName,
+    /// What to do.
     pub action: Action,
 }
 
@@ -182,6 +210,7 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
+    /// `permanent` or `transient`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Permanent => "permanent",
@@ -193,15 +222,19 @@ impl FailureClass {
 /// Where an operation is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutcomeState {
+    /// Still running.
     InProgress,
     /// The operation ran to its end. The output is the provider's answer (`{"id"?, "providerError"?}`), or why it
     /// could not be read (SPEC 3.2 "could not retrieve workflow output").
     Succeeded {
+        /// The provider's answer, or why it could not be read.
         output: Result<ProviderOutput, String>,
     },
     /// The operation itself failed (Argo: workflow `Failed`/`Error`; direct: the provider call failed).
     Failed {
+        /// Whether a retry may help.
         class: FailureClass,
+        /// What went wrong.
         message: String,
     },
 }
@@ -213,37 +246,59 @@ pub struct OperationOutcome {
     pub key: String,
     /// When the operation started: among outcomes of one class the latest wins (SPEC 3.1).
     pub created: Time,
+    /// Where it is.
     pub state: OutcomeState,
 }
 
 impl OperationOutcome {
+    /// True while the operation runs.
     pub fn in_progress(&self) -> bool {
         matches!(self.state, OutcomeState::InProgress)
     }
 }
 
+/// Why an executor could not submit, list or consume operations (the controller retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
+    /// A workflow label names no kind.
     #[error("unknown resource kind {0:?}; expected one of pipeline, run, runschedule, experiment")]
     UnknownKind(String),
+    /// The provider could not be reached or built (direct executor; Argo: its Service is missing).
     #[error("the provider {provider} of {resource} could not be reached: {message}")]
     ProviderUnavailable {
+        /// The resource.
         resource: ResourceRef,
+        /// The Provider.
         provider: NamespacedName,
+        /// Why.
         message: String,
     },
+    /// The operation could not be started.
     #[error("could not submit the {action} operation for {resource}: {message}")]
     Submit {
+        /// The resource.
         resource: ResourceRef,
+        /// `create`, `update` or `delete`.
         action: &'static str,
+        /// Why.
         message: String,
     },
+    /// The operations of a resource could not be listed.
     #[error("could not list the operations of {resource}: {message}")]
-    Outcomes { resource: ResourceRef, message: String },
+    Outcomes {
+        /// The resource.
+        resource: ResourceRef,
+        /// Why.
+        message: String,
+    },
+    /// Finished operations could not be marked as consumed.
     #[error("could not mark the operations {keys:?} of {resource} as consumed: {message}")]
     MarkConsumed {
+        /// The resource.
         resource: ResourceRef,
+        /// The operations.
         keys: Vec<String>,
+        /// Why.
         message: String,
     },
 }

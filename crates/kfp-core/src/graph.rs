@@ -34,13 +34,18 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The kinds of node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeKind {
+    /// A Pipeline.
     Pipeline,
+    /// A RunConfiguration.
     RunConfiguration,
+    /// A Run users created.
     Run,
+    /// A RunSchedule users created.
     RunSchedule,
 }
 
 impl NodeKind {
+    /// The kind's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pipeline => "Pipeline",
@@ -54,11 +59,14 @@ impl NodeKind {
 /// A node's identity: its kind and `namespace/name`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeKey {
+    /// The kind.
     pub kind: NodeKind,
+    /// The object.
     pub name: NamespacedName,
 }
 
 impl NodeKey {
+    /// The node of `kind` `name`.
     pub fn new(kind: NodeKind, name: NamespacedName) -> Self {
         Self { kind, name }
     }
@@ -81,13 +89,21 @@ pub struct Node {
 pub enum EdgeKind {
     /// The pipeline is run by the target; `version` when it is pinned, `on_change` when each new version starts
     /// a run.
-    Runs { version: String, on_change: bool },
+    Runs {
+        /// The pinned version; empty when floating.
+        version: String,
+        /// Whether each new version starts a run (`triggers.onChange: [pipeline]`).
+        on_change: bool,
+    },
     /// The source's succeeded runs trigger the target.
     Triggers,
     /// The target's parameter `parameter` reads the source's output artifact `artifact`.
     Artifact {
+        /// The source's output artifact.
         artifact: String,
+        /// The target's parameter.
         parameter: String,
+        /// Whether the parameter is optional.
         optional: bool,
     },
 }
@@ -122,8 +138,11 @@ impl EdgeKind {
 /// A directed edge.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Edge {
+    /// The source.
     pub from: NodeKey,
+    /// The target.
     pub to: NodeKey,
+    /// What the edge means.
     pub kind: EdgeKind,
 }
 
@@ -131,16 +150,22 @@ pub struct Edge {
 /// [`DEFAULT_NAMESPACE`].
 #[derive(Debug, Clone, Default)]
 pub struct Resources {
+    /// Pipelines.
     pub pipelines: Vec<Pipeline>,
+    /// RunConfigurations.
     pub run_configurations: Vec<RunConfiguration>,
+    /// Runs.
     pub runs: Vec<Run>,
+    /// RunSchedules.
     pub run_schedules: Vec<RunSchedule>,
 }
 
 /// The dependency graph: nodes by key, edges in a stable order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
+    /// Every node by key.
     pub nodes: BTreeMap<NodeKey, Node>,
+    /// Every edge, in a stable order.
     pub edges: BTreeSet<Edge>,
 }
 

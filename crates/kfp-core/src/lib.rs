@@ -4,6 +4,9 @@
 //! reconcile planning of every controller, and the traits (`Provider`, `EventSource`, `Executor`, `Compiler`)
 //! that the operator shell and provider authors implement. No IO, no clock, no environment: time is an input.
 
+// Every public item is documented: provider authors and embedders build on this crate.
+#![warn(missing_docs)]
+
 pub mod artifact;
 pub mod compiler;
 pub mod config;

@@ -47,18 +47,22 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A [`ProviderError::Invalid`] with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid(message.into())
     }
 
+    /// A [`ProviderError::NotFound`] with `message`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(message.into())
     }
 
+    /// A [`ProviderError::Unimplemented`] with `message`.
     pub fn unimplemented(message: impl Into<String>) -> Self {
         Self::Unimplemented(message.into())
     }
 
+    /// A [`ProviderError::Transient`] with `message`.
     pub fn transient(message: impl Into<String>) -> Self {
         Self::Transient(message.into())
     }
@@ -178,7 +182,9 @@ pub struct DeliveryReceipt(pub String);
 /// A finished run read from the backend, not yet settled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDelivery {
+    /// The finished run.
     pub event: RunCompletionEventData,
+    /// What to pass to [`EventSource::settle`].
     pub receipt: DeliveryReceipt,
 }
 
@@ -266,13 +272,21 @@ pub struct ProviderConfig {
 /// A provider environment that does not describe a provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderConfigError {
+    /// `PROVIDERNAME` is not set.
     #[error("PROVIDERNAME is not set: it must hold the Provider resource as namespace/name")]
     MissingName,
+    /// `PROVIDERNAME` is not `namespace/name`.
     #[error("PROVIDERNAME {value:?} is not a namespace/name: {reason}")]
-    InvalidName { value: String, reason: String },
+    InvalidName {
+        /// The variable's value.
+        value: String,
+        /// Why it is not valid.
+        reason: String,
+    },
 }
 
 impl ProviderConfig {
+    /// A configuration for the Provider `name`, without storage root or parameters.
     pub fn new(name: NamespacedName) -> Self {
         Self {
             name,

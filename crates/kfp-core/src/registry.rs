@@ -36,17 +36,35 @@ pub type EventSourceFactory =
 /// A registration or lookup that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
+    /// The type name is taken (names compare case-insensitively).
     #[error("provider type {type_name:?} is already registered")]
-    Duplicate { type_name: String },
+    Duplicate {
+        /// The type name as first registered.
+        type_name: String,
+    },
+    /// The type name is empty.
     #[error("a provider type name must not be empty")]
     EmptyName,
+    /// No provider type of that name.
     #[error("unknown provider type {type_name:?}; known types: {}", known_list(.known))]
-    Unknown { type_name: String, known: Vec<String> },
+    Unknown {
+        /// The type asked for.
+        type_name: String,
+        /// The registered types.
+        known: Vec<String>,
+    },
+    /// The type has no event source.
     #[error("provider type {type_name:?} has no event source")]
-    NoEventSource { type_name: String },
+    NoEventSource {
+        /// The type.
+        type_name: String,
+    },
+    /// The factory failed.
     #[error("cannot build provider type {type_name:?}: {source}")]
     Build {
+        /// The type.
         type_name: String,
+        /// Why.
         source: ProviderError,
     },
 }
@@ -81,6 +99,7 @@ impl fmt::Debug for ProviderRegistry {
 }
 
 impl ProviderRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }

@@ -24,11 +24,17 @@ use crate::values::{NamespacedName, ValueError};
 /// The kind of a field error, as the Kubernetes API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
+    /// `FieldValueNotFound`: a referenced object does not exist.
     NotFound,
+    /// `FieldValueRequired`.
     Required,
+    /// `FieldValueDuplicate`.
     Duplicate,
+    /// `FieldValueInvalid`.
     Invalid,
+    /// `FieldValueNotSupported`: not one of the allowed values.
     NotSupported,
+    /// `FieldValueForbidden`.
     Forbidden,
 }
 
@@ -66,6 +72,7 @@ impl ErrorType {
 /// One problem with one field: `<field>: <type>[: <value>][: <detail>]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
+    /// The kind of problem.
     pub type_: ErrorType,
     /// The JSON path of the field, `spec.triggers.schedules[1].cronExpression`.
     pub field: String,
@@ -90,18 +97,22 @@ impl FieldError {
         }
     }
 
+    /// `<field>: Not found: <value>`.
     pub fn not_found(field: impl Into<String>, value: impl Serialize) -> Self {
         Self::new(ErrorType::NotFound, field, to_value(value), "")
     }
 
+    /// `<field>: Required value: <detail>`.
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Required, field, None, detail)
     }
 
+    /// `<field>: Duplicate value: <value>`.
     pub fn duplicate(field: impl Into<String>, value: impl Serialize) -> Self {
         Self::new(ErrorType::Duplicate, field, to_value(value), "")
     }
 
+    /// `<field>: Invalid value: <value>: <detail>`.
     pub fn invalid(field: impl Into<String>, value: impl Serialize, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Invalid, field, to_value(value), detail)
     }
@@ -117,6 +128,7 @@ impl FieldError {
         Self::new(ErrorType::NotSupported, field, to_value(value), detail)
     }
 
+    /// `<field>: Forbidden: <detail>`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Forbidden, field, None, detail)
     }

@@ -15,16 +15,36 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A value that does not have the shape its field requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
+    /// Not `name`, `namespace/name` or empty.
     #[error("invalid namespaced name {value:?}: {reason}")]
-    NamespacedName { value: String, reason: &'static str },
+    NamespacedName {
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Not `NAME` or `NAME:VERSION`.
     #[error(
         "invalid pipeline identifier {value:?}: expected NAME or NAME:VERSION of word characters and '-'"
     )]
-    PipelineIdentifier { value: String },
+    PipelineIdentifier {
+        /// The value as written.
+        value: String,
+    },
+    /// Not `COMPONENT:ARTIFACT[:INDEX][[FILTER]]`.
     #[error("invalid artifact path {value:?}: expected COMPONENT:ARTIFACT[:INDEX][[FILTER]]")]
-    ArtifactPath { value: String },
+    ArtifactPath {
+        /// The value as written.
+        value: String,
+    },
+    /// Not a cron expression of 5 or 6 fields.
     #[error("invalid cron expression {value:?}: {reason}")]
-    Cron { value: String, reason: String },
+    Cron {
+        /// The value as written.
+        value: String,
+        /// The parser's message.
+        reason: String,
+    },
 }
 
 /// Implements `Serialize`/`Deserialize` through `Display`/`FromStr`, so the Rust type is the string on the wire.
@@ -52,11 +72,14 @@ macro_rules! string_serde {
 /// `"ns/name"`, `"name"` (no namespace) or `""` (SPEC 1.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NamespacedName {
+    /// The namespace; empty when the string had none.
     pub namespace: String,
+    /// The name.
     pub name: String,
 }
 
 impl NamespacedName {
+    /// `namespace/name`.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
@@ -64,6 +87,7 @@ impl NamespacedName {
         }
     }
 
+    /// True for the empty name (`""`: not set).
     pub fn is_empty(&self) -> bool {
         self.namespace.is_empty() && self.name.is_empty()
     }
@@ -143,6 +167,7 @@ pub fn provider_reference_schema(_: &mut SchemaGenerator) -> Schema {
 // PipelineIdentifier
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The CRD pattern of a [`PipelineIdentifier`].
 pub const PIPELINE_IDENTIFIER_PATTERN: &str = r"^[\w\-]+(?::[\w\-_.]+)?$";
 
 static PIPELINE_IDENTIFIER: LazyLock<Option<Regex>> =
@@ -151,12 +176,14 @@ static PIPELINE_IDENTIFIER: LazyLock<Option<Regex>> =
 /// `NAME[:VERSION]`: a pipeline, optionally pinned to a version. Empty means "not set".
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PipelineIdentifier {
+    /// The Pipeline's name.
     pub name: String,
     /// Empty when floating (follow the Pipeline's current version).
     pub version: String,
 }
 
 impl PipelineIdentifier {
+    /// `name:version` (`version` empty: floating).
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -164,6 +191,7 @@ impl PipelineIdentifier {
         }
     }
 
+    /// True when not set.
     pub fn is_empty(&self) -> bool {
         self.name.is_empty() && self.version.is_empty()
     }
@@ -217,6 +245,7 @@ impl JsonSchema for PipelineIdentifier {
 // ArtifactPath
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The CRD pattern of an [`ArtifactPath`].
 pub const ARTIFACT_PATH_PATTERN: &str = r"^([^\[\]:]+):([^\[\]:]+)(?::(\d*))?(?:\[([^\[\]:]+)\])?$";
 
 static ARTIFACT_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(ARTIFACT_PATH_PATTERN).ok());
@@ -227,8 +256,11 @@ static ARTIFACT_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(ARTI
 /// hashes are computed over that canonical form.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ArtifactPath {
+    /// The component's name.
     pub component: String,
+    /// The output artifact's name.
     pub artifact: String,
+    /// Which instance of the output (default 0).
     pub index: usize,
     /// A boolean expression over the artifact's metadata (see `artifact::filter`), e.g. `pushed == 1`.
     pub filter: Option<String>,
@@ -295,6 +327,7 @@ impl JsonSchema for ArtifactPath {
 pub struct CronExpression(String);
 
 impl CronExpression {
+    /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -402,11 +435,14 @@ impl JsonSchema for CronExpression {
 /// `{name, value}` (environment variables, beam arguments, RunSchedule parameters).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct NamedValue {
+    /// The name: of the environment variable, the Beam argument (without `--`) or the parameter.
     pub name: String,
+    /// The value, as a string.
     pub value: String,
 }
 
 impl NamedValue {
+    /// `{name, value}`.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -418,14 +454,20 @@ impl NamedValue {
 /// `{name, path}`: an artifact a run exposes, found at `path` in the run's outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct OutputArtifact {
+    /// The name dependants use (`valueFrom.runConfigurationRef.outputArtifact`) and events carry.
     pub name: String,
+    /// `COMPONENT:ARTIFACT[:INDEX][[FILTER]]`: the component's output artifact, its instance (default 0), and
+    /// optionally a boolean filter over the artifact's metadata that must hold, e.g. `Pusher:pushed_model:0[pushed
+    /// == 1]`.
     pub path: ArtifactPath,
 }
 
 /// `{name, location}`: a resolved artifact of a finished run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct Artifact {
+    /// The `spec.run.artifacts[].name` it matched.
     pub name: String,
+    /// Where the artifact is (its URI, e.g. `gs://bucket/model/1`).
     pub location: String,
 }
 
@@ -450,18 +492,27 @@ pub fn json_map_schema(_: &mut SchemaGenerator) -> Schema {
 /// parameters cannot be resolved yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SynchronizationState {
+    /// Nothing recorded yet (the empty reason).
     #[default]
     Unknown,
+    /// The create operation is in flight.
     Creating,
+    /// The provider holds the current spec.
     Succeeded,
+    /// An update (new version) is in flight.
     Updating,
+    /// The delete operation is in flight.
     Deleting,
+    /// The provider deleted its object; the finalizer is released.
     Deleted,
+    /// The last operation failed; the condition message says why and whether it is retried.
     Failed,
+    /// Nothing submitted: an input is missing (SPEC 12.3).
     Pending,
 }
 
 impl SynchronizationState {
+    /// Every state, `Unknown` first.
     pub const ALL: [SynchronizationState; 8] = [
         Self::Unknown,
         Self::Creating,
@@ -473,6 +524,7 @@ impl SynchronizationState {
         Self::Pending,
     ];
 
+    /// The condition reason (`""` for `Unknown`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unknown => "",

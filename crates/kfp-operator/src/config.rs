@@ -22,7 +22,9 @@ use crate::telemetry::{LogFormat, log_filter};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OperatorConfig {
+    /// `system.*`: how the process runs.
     pub system: SystemConfig,
+    /// `spec.*`: what the controllers do.
     pub spec: SpecConfig,
 }
 
@@ -30,6 +32,7 @@ pub struct OperatorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SystemConfig {
+    /// `system.leaderElection.*`: hold a Lease while reconciling.
     pub leader_election: LeaderElectionConfig,
     /// Address of `/healthz` and `/readyz` (the Go operator's probe port 8081).
     pub health_address: String,
@@ -40,7 +43,9 @@ pub struct SystemConfig {
     pub concurrency: ControllerConcurrency,
     /// Watch and reconcile only this namespace (a namespace-scoped install); empty: all namespaces.
     pub watch_namespace: String,
+    /// `system.logging.*`: format and level of the log lines.
     pub logging: LoggingConfig,
+    /// `system.webhook.*`: the admission and conversion webhook server.
     pub webhook: WebhookConfig,
 }
 
@@ -84,6 +89,7 @@ impl Default for SystemConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WebhookConfig {
+    /// Serve the webhooks over HTTPS, on every replica (off by default so local and test runs need no certificate).
     pub enabled: bool,
     /// Where the HTTPS server listens (`IP:PORT`); the chart's Service sends port 443 here.
     pub address: String,
@@ -92,6 +98,7 @@ pub struct WebhookConfig {
     pub service_name: String,
     /// `files` mode: the folder holding `tls.crt` and `tls.key` (a mounted Secret, e.g. cert-manager's).
     pub cert_dir: String,
+    /// `system.webhook.certificates.*`: who issues the serving certificate.
     pub certificates: WebhookCertificatesConfig,
 }
 
@@ -111,6 +118,7 @@ impl Default for WebhookConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WebhookCertificatesConfig {
+    /// `self` (the operator issues and rotates its own) or `files` (another issuer writes them to `certDir`).
     pub mode: CertificateMode,
     /// `self` mode: the Secret (type `kubernetes.io/tls`, keys `tls.crt`, `tls.key`, `ca.crt`) in the operator's
     /// namespace that holds the CA and the serving certificate, shared by all replicas.
@@ -152,6 +160,7 @@ pub enum CertificateMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LeaderElectionConfig {
+    /// Hold the Lease before reconciling (the chart enables it).
     pub enabled: bool,
     /// The Lease name.
     pub id: String,
@@ -181,11 +190,17 @@ impl Default for LeaderElectionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ControllerConcurrency {
+    /// Pipelines reconciled at once.
     pub pipeline: u16,
+    /// Runs reconciled at once.
     pub run: u16,
+    /// RunSchedules reconciled at once.
     pub run_schedule: u16,
+    /// Experiments reconciled at once.
     pub experiment: u16,
+    /// RunConfigurations reconciled at once.
     pub run_configuration: u16,
+    /// Providers reconciled at once.
     pub provider: u16,
 }
 
@@ -217,6 +232,7 @@ pub enum ExecutorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SpecConfig {
+    /// `spec.defaultProviderValues.*`: the Deployment and Service of every provider service.
     pub default_provider_values: DefaultProviderValues,
     /// Image of the `tfx` framework given to v1alpha6/v1alpha5 Providers on conversion.
     pub default_tfx_image: String,
@@ -226,13 +242,18 @@ pub struct SpecConfig {
     pub default_provider: String,
     /// Framework of v1alpha5 Pipelines without `tfxComponents`.
     pub default_framework: String,
+    /// Serve the older API versions (v1alpha5, v1alpha6) through the conversion webhook.
     pub multiversion: bool,
     /// Finished Runs are deleted this long after completion; unset keeps them.
     #[serde(rename = "runCompletionTTL", with = "optional_duration_text")]
     pub run_completion_ttl: Option<Duration>,
+    /// `spec.runCompletionFeed.*`: the feed, its authentication and the NATS publisher.
     pub run_completion_feed: RunCompletionFeedConfig,
+    /// Which executor carries out provider operations: `argo` (default) or `direct`.
     pub executor: ExecutorKind,
+    /// `spec.argo.*`: the Argo executor.
     pub argo: ArgoConfig,
+    /// `spec.direct.*`: the direct executor and its compilers.
     pub direct: DirectConfig,
 }
 
@@ -303,6 +324,7 @@ pub fn operator_namespace() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RunCompletionFeedConfig {
+    /// The port provider services post events to (the Go chart's 8082).
     pub port: u16,
     /// The IP address the feed listens on (with `port`).
     pub address: String,
@@ -314,7 +336,9 @@ pub struct RunCompletionFeedConfig {
     /// The URL provider Deployments get as `OPERATORWEBHOOK`; empty: the Go chart's Service,
     /// `http://kfp-operator-runcompletion-webhook-service.<operator namespace>:80/events`.
     pub service_url: String,
+    /// `spec.runCompletionFeed.authentication.*`: who may post events.
     pub authentication: FeedAuthentication,
+    /// `spec.runCompletionFeed.nats.*`: where recorded events are published.
     pub nats: NatsConfig,
 }
 
@@ -395,7 +419,9 @@ pub struct NatsConfig {
     /// The NATS server (`nats://host:4222`, several separated by commas; credentials as `nats://user:password@host`
     /// or `nats://token@host`); empty: events are not published.
     pub url: String,
+    /// The subject events are published on (the Go trigger's default `events`).
     pub subject: String,
+    /// CloudEvents 1.0 (Decision 18) or the Go operator's `{"data": ...}` body.
     pub event_format: EventFormat,
     /// How long a publish may take (until the server has the message) before the feed answers 500.
     #[serde(with = "duration_text")]
@@ -424,8 +450,11 @@ impl NatsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FeedEndpoint {
+    /// The gRPC server's host.
     pub host: String,
+    /// Its port.
     pub port: u16,
+    /// The path appended to `host:port`.
     pub path: String,
 }
 
@@ -507,34 +536,66 @@ pub const ENV_PREFIX: &str = "KFP_OPERATOR_";
 /// Why the configuration could not be loaded; every message names the file, variable or key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read the configuration file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this configuration.
     #[error("the configuration file {} is invalid: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line and column where it can tell.
+        message: String,
+    },
+    /// The file has a key the configuration does not know (a misspelt key would otherwise be ignored).
     #[error(
         "the configuration file {} has the unknown key {key:?}; the keys are listed in docs/configuration.md",
         path.display()
     )]
-    UnknownKey { path: PathBuf, key: String },
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The unknown key's path, e.g. `spec.runCompletionTtl`.
+        key: String,
+    },
+    /// A `KFP_OPERATOR_*` environment variable names no key.
     #[error(
         "the environment variable {variable} names no configuration key; overrides are KFP_OPERATOR_ followed by \
          the key path in upper case with '_' between its parts, e.g. KFP_OPERATOR_SPEC_RUNCOMPLETIONTTL for \
          spec.runCompletionTTL (see docs/configuration.md)"
     )]
-    UnknownOverride { variable: String },
+    UnknownOverride {
+        /// The variable.
+        variable: String,
+    },
+    /// A `KFP_OPERATOR_*` environment variable's value does not fit its key.
     #[error("the environment variable {variable}={value:?} is not a valid value of {key}: {message}")]
     InvalidOverride {
+        /// The variable.
         variable: String,
+        /// The key it overrides.
         key: String,
+        /// Its value.
         value: String,
+        /// Why the value does not fit.
         message: String,
     },
+    /// The configuration loaded but a value cannot be used.
     #[error("invalid configuration: {key} is {value}, but {reason}")]
     Invalid {
+        /// The key.
         key: String,
+        /// Its value.
         value: String,
+        /// Why it cannot be used.
         reason: String,
     },
+    /// The configuration could not be converted for the environment overrides.
     #[error("cannot represent the configuration as JSON: {0}")]
     Json(String),
 }

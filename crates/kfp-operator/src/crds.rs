@@ -4,14 +4,23 @@ use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+/// Why the CRDs could not be rendered or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
+    /// The versions of one kind could not be merged into one CRD.
     #[error("the CRD versions of one kind could not be merged: {0}")]
     Merge(#[from] kube::core::crd::MergeError),
+    /// A CRD could not be serialized.
     #[error("a CRD could not be rendered as YAML: {0}")]
     Yaml(String),
+    /// A file could not be written.
     #[error("could not write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        /// The file.
+        path: String,
+        /// Why not.
+        source: std::io::Error,
+    },
 }
 
 /// The file name kubebuilder gives a CRD: `<group>_<plural>.yaml`.

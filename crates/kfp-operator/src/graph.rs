@@ -14,19 +14,31 @@ const GROUP: &str = "pipelines.kubeflow.org";
 /// The one version manifests must be written in.
 const VERSION: &str = "pipelines.kubeflow.org/v1beta1";
 
+/// Why the graph could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
+    /// The manifests could not be read.
     #[error("cannot read the manifests: {0}")]
     Manifests(#[from] kfp_testenv::Error),
+    /// A manifest is not a v1beta1 object of the API group.
     #[error("{what}: {reason}")]
-    Manifest { what: String, reason: String },
+    Manifest {
+        /// The manifest (file and object).
+        what: String,
+        /// Why it cannot be drawn.
+        reason: String,
+    },
+    /// No API server to read (and no `--manifests`).
     #[error(
         "no Kubernetes API server to talk to (in-cluster config or KUBECONFIG): {0}; pass --manifests to draw a folder of manifests instead"
     )]
     Client(#[source] kube::Error),
+    /// Listing objects failed.
     #[error("listing {kind} failed: {source}")]
     List {
+        /// The kind.
         kind: &'static str,
+        /// The API error.
         #[source]
         source: kube::Error,
     },
@@ -39,6 +51,7 @@ pub struct GraphOptions {
     pub manifests: Vec<PathBuf>,
     /// Only this namespace (references into other namespaces still show, as missing nodes); `None`: all.
     pub namespace: Option<String>,
+    /// Mermaid or DOT.
     pub format: Format,
 }
 

@@ -32,8 +32,14 @@ use crate::telemetry::{CONTENT_TYPE, Metrics};
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
+    /// Serving failed.
     #[error("the health and metrics server on {address} failed: {source}")]
-    Serve { address: String, source: std::io::Error },
+    Serve {
+        /// The address served.
+        address: String,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 /// The operator's readiness: a cloneable handle to a set of named checks.
@@ -50,20 +56,24 @@ pub struct ReadinessFlag {
 }
 
 impl ReadinessFlag {
+    /// Marks the check ready (`true`) or not.
     pub fn set(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
+    /// Whether the check is ready.
     pub fn is_set(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 
+    /// The check's name, as `/readyz` reports it.
     pub fn name(&self) -> &str {
         &self.name
     }
 }
 
 impl Readiness {
+    /// No checks yet: ready.
     pub fn new() -> Self {
         Self::default()
     }

@@ -47,6 +47,7 @@ use crate::config::LeaderElectionConfig;
 pub struct LeaseConfig {
     /// The Lease name (`system.leaderElection.id`).
     pub name: String,
+    /// The Lease namespace.
     pub namespace: String,
     /// This replica's identity, unique per replica (the pod name).
     pub identity: String,
@@ -103,24 +104,39 @@ impl LeaseConfig {
 /// Why leader election failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
+    /// The settings cannot work (e.g. the renew period is not below the lease duration).
     #[error("invalid leader election settings for the Lease {namespace}/{name}: {reason}")]
     Config {
+        /// The Lease namespace.
         namespace: String,
+        /// The Lease name.
         name: String,
+        /// Why the settings cannot work.
         reason: String,
     },
+    /// An API call on the Lease failed.
     #[error("cannot {action} the Lease {namespace}/{name}: {source}")]
     Kube {
+        /// What was being done (`read`, `create`, `update`).
         action: &'static str,
+        /// The Lease namespace.
         namespace: String,
+        /// The Lease name.
         name: String,
+        /// The API error.
         #[source]
         source: Box<kube::Error>,
     },
+    /// Another replica wrote the Lease at the same time.
     #[error(
         "the Lease {namespace}/{name} changed while it was being written; the next attempt reads it again"
     )]
-    Conflict { namespace: String, name: String },
+    Conflict {
+        /// The Lease namespace.
+        namespace: String,
+        /// The Lease name.
+        name: String,
+    },
 }
 
 impl LeaderError {
@@ -153,6 +169,7 @@ impl std::fmt::Debug for LeaderElector {
 }
 
 impl LeaderElector {
+    /// An elector for the Lease `config` names, using `client`.
     pub fn new(client: Client, config: LeaseConfig) -> Self {
         Self {
             api: Api::namespaced(client, &config.namespace),
@@ -161,6 +178,7 @@ impl LeaderElector {
         }
     }
 
+    /// Its settings.
     pub fn config(&self) -> &LeaseConfig {
         &self.config
     }
@@ -362,6 +380,7 @@ impl LeaderGuard {
         self.receiver.clone()
     }
 
+    /// Whether this replica leads now.
     pub fn is_leading(&self) -> bool {
         *self.receiver.borrow()
     }

@@ -4,6 +4,9 @@
 //! the HTTP endpoints. The `kfp-operator` binary is a thin CLI over this library, so in-house platforms can embed
 //! the same pieces in their own binaries.
 
+// Every public item is documented: embedders build on this crate (docs/embedding-guide.md).
+#![warn(missing_docs)]
+
 pub mod compiler;
 pub mod config;
 pub mod controllers;
@@ -15,5 +18,6 @@ pub mod health;
 pub mod leader;
 pub mod local;
 pub mod operator;
+pub mod reference;
 pub mod telemetry;
 pub mod webhook;

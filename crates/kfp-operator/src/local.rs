@@ -33,22 +33,45 @@ use crate::telemetry::Metrics;
 /// The field manager of everything `local` applies.
 const FIELD_MANAGER: &str = "kfp-operator-local";
 
+/// Why `kfp-operator local` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// The embedded control plane could not start (its message says how to get kube-apiserver and etcd).
     #[error("the local control plane could not start: {0}")]
     ControlPlane(#[from] kfp_testenv::Error),
+    /// The CRDs could not be rendered.
     #[error(transparent)]
     Crds(#[from] crate::crds::CrdError),
+    /// `--manifests` names nothing, or nothing with objects.
     #[error("no manifests found at {0}: pass --manifests with YAML files or folders")]
     NoManifests(String),
+    /// Applying an object failed.
     #[error("{what}: {source}")]
-    Apply { what: String, source: kube::Error },
+    Apply {
+        /// The object, e.g. `Pipeline default/add-pipeline`.
+        what: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// A manifest is not a Kubernetes object.
     #[error("{what} has no usable apiVersion/kind: {reason}")]
-    Manifest { what: String, reason: String },
+    Manifest {
+        /// The manifest.
+        what: String,
+        /// Why it cannot be applied.
+        reason: String,
+    },
+    /// Not every resource settled in time (the table is printed anyway).
     #[error("not every resource reached a settled state within {0:?}")]
     NotSettled(Duration),
+    /// Listing objects failed.
     #[error("listing {kind} failed: {source}")]
-    List { kind: &'static str, source: kube::Error },
+    List {
+        /// The kind.
+        kind: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
 }
 
 /// What `kfp-operator local` does.

@@ -24,6 +24,13 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Print the resource reference (Markdown generated from the CRDs, see docs/reference/), or write one page per
+    /// kind and an index.
+    Reference {
+        /// Write `<kind>.md` files and `README.md` into this folder instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Run the operator: the six controllers with the configured executor, `/healthz`, `/readyz` and `/metrics`,
     /// leader election when enabled. Talks to the cluster of the in-cluster config or KUBECONFIG.
     Run {
@@ -97,6 +104,16 @@ async fn main() -> ExitCode {
             .map(|files| {
                 for (_, yaml) in files {
                     print!("{yaml}");
+                }
+            })
+            .map_err(Into::into),
+        Command::Reference { out_dir: Some(dir) } => {
+            kfp_operator::reference::write_all(&dir).map_err(Into::into)
+        }
+        Command::Reference { out_dir: None } => kfp_operator::reference::render()
+            .map(|pages| {
+                for (_, markdown) in pages {
+                    println!("{markdown}");
                 }
             })
             .map_err(Into::into),

@@ -42,6 +42,7 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    /// A trigger and the shutdown it triggers.
     pub fn new() -> (ShutdownTrigger, Shutdown) {
         let (sender, receiver) = watch::channel(false);
         (ShutdownTrigger { sender }, Shutdown { receiver })
@@ -56,6 +57,7 @@ impl Shutdown {
         }
     }
 
+    /// Whether shutdown was triggered.
     pub fn is_triggered(&self) -> bool {
         *self.receiver.borrow()
     }
@@ -184,24 +186,34 @@ pub async fn run_as_leader(
 /// Why `kfp-operator run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
+    /// The configuration could not be loaded.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// Logging could not be set up.
     #[error(transparent)]
     Logging(#[from] crate::telemetry::LoggingError),
+    /// No API server to talk to.
     #[error("no Kubernetes API server to talk to (in-cluster config or KUBECONFIG): {0}")]
     Client(#[source] kube::Error),
+    /// A port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
+        /// The address.
         address: String,
+        /// Why not.
         #[source]
         source: std::io::Error,
     },
+    /// Leader election failed.
     #[error(transparent)]
     Leader(#[from] crate::leader::LeaderError),
+    /// This replica lost the Lease: exit and restart as a follower.
     #[error("lost the leader election Lease; exiting so that this replica restarts as a follower")]
     LostLeadership,
+    /// The NATS publisher could not be set up.
     #[error(transparent)]
     Nats(#[from] crate::feed::nats::PublishError),
+    /// The webhook server could not start.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
 }

@@ -114,6 +114,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric at zero, in a fresh registry.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("kfp_operator");
         let reconciliations = Family::<ControllerResult, Counter>::default();
@@ -166,6 +167,7 @@ impl Metrics {
         }
     }
 
+    /// [`Metrics::new`] behind an `Arc`, to share between controllers, executor and feed.
     pub fn shared() -> Arc<Self> {
         Arc::new(Self::new())
     }
@@ -384,14 +386,27 @@ impl FromStr for LogFormat {
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
+    /// `system.logging.format` is neither `json` nor `text`.
     #[error("unknown log format {0:?}: use json or text")]
     Format(String),
+    /// `system.logging.level` is not a level, verbosity or filter.
     #[error(
         "invalid log level {level:?}: {message} (use error, warn, info, debug, trace, a verbosity 0-3, or directives such as info,kfp_operator=debug)"
     )]
-    Level { level: String, message: String },
+    Level {
+        /// The configured level.
+        level: String,
+        /// Why it is not valid.
+        message: String,
+    },
+    /// `RUST_LOG` is not a valid filter.
     #[error("invalid RUST_LOG {value:?}: {message}")]
-    RustLog { value: String, message: String },
+    RustLog {
+        /// The variable's value.
+        value: String,
+        /// Why it is not valid.
+        message: String,
+    },
 }
 
 /// The filter of `level` (a level name, a Go verbosity `0`-`3`, or `EnvFilter` directives), unless `rust_log`

@@ -28,13 +28,19 @@ pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kfp-operator/token";
 pub struct ServiceConfig {
     /// The provider's own configuration: name, storage root, parameters.
     pub provider: ProviderConfig,
+    /// The address the API and the probes listen on (`SERVER_HOST`, default `0.0.0.0`).
     pub server_host: IpAddr,
+    /// The port of the API and the probes (`SERVER_PORT`, default 8080).
     pub server_port: u16,
+    /// The port of `/metrics` (`METRICS_PORT`, default 8081), apart from the API so it can be scraped without
+    /// reaching it.
     pub metrics_port: u16,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Where events go; `None`: the event source is not run.
     pub operator_webhook: Option<String>,
+    /// The bearer token sent with every event (`OPERATORWEBHOOK_TOKEN_FILE`), read again on every send because
+    /// kubelet rotates projected tokens.
     pub webhook_token_file: PathBuf,
     /// How failed event deliveries are retried (not read from the environment).
     pub webhook_retry: RetryPolicy,
@@ -44,8 +50,11 @@ pub struct ServiceConfig {
 /// `max_attempts` failed attempts the event is settled as failed and its source delivers it again later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// The wait after the first failed attempt.
     pub initial_backoff: Duration,
+    /// The longest wait between attempts.
     pub max_backoff: Duration,
+    /// Failed attempts after which the event goes back to its source, which delivers it again later.
     pub max_attempts: u32,
     /// Timeout of one POST.
     pub request_timeout: Duration,
@@ -73,12 +82,17 @@ impl RetryPolicy {
 /// An environment that does not describe a provider service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceConfigError {
+    /// The provider part of the environment (`PROVIDERNAME`, `PARAMETERS_*`) is not valid.
     #[error(transparent)]
     Provider(#[from] ProviderConfigError),
+    /// A service variable has a value that cannot be used.
     #[error("{key} {value:?} is not valid: {reason}")]
     Invalid {
+        /// The variable, e.g. `SERVER_PORT`.
         key: &'static str,
+        /// Its value as given.
         value: String,
+        /// Why it cannot be used.
         reason: String,
     },
 }

@@ -39,16 +39,27 @@ use crate::ResourceKind;
 /// One provider operation, for fixtures that must fail.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
+    /// `create_pipeline` with this definition.
     CreatePipeline(PipelineDefinitionWrapper),
+    /// `update_pipeline` of the id with this definition.
     UpdatePipeline(PipelineDefinitionWrapper, String),
+    /// `delete_pipeline` of the id.
     DeletePipeline(String),
+    /// `create_run` with this definition.
     CreateRun(RunDefinition),
+    /// `delete_run` of the id.
     DeleteRun(String),
+    /// `create_run_schedule` with this definition.
     CreateRunSchedule(RunScheduleDefinition),
+    /// `update_run_schedule` of the id with this definition.
     UpdateRunSchedule(RunScheduleDefinition, String),
+    /// `delete_run_schedule` of the id.
     DeleteRunSchedule(String),
+    /// `create_experiment` with this definition.
     CreateExperiment(ExperimentDefinition),
+    /// `update_experiment` of the id with this definition.
     UpdateExperiment(ExperimentDefinition, String),
+    /// `delete_experiment` of the id.
     DeleteExperiment(String),
 }
 
@@ -96,9 +107,13 @@ impl Operation {
 /// adds the stub provider's failing names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConformanceFixtures {
+    /// The pipeline the lifecycle check creates, updates and deletes.
     pub pipeline: PipelineDefinitionWrapper,
+    /// The run the lifecycle and event checks create (runs are not updated).
     pub run: RunDefinition,
+    /// The run schedule the lifecycle check creates, updates and deletes.
     pub run_schedule: RunScheduleDefinition,
+    /// The experiment the lifecycle check creates, updates and deletes.
     pub experiment: ExperimentDefinition,
     /// An id no object has.
     pub missing_id: String,
@@ -221,15 +236,20 @@ impl ConformanceFixtures {
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The provider behaved as the contract says.
     Passed,
+    /// It did not; the message says what it did instead.
     Failed(String),
+    /// The check could not run (e.g. no event source); says why. Does not fail the report.
     Skipped(String),
 }
 
 /// One named check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
+    /// The check and the kind it ran for, e.g. `lifecycle pipeline`.
     pub name: String,
+    /// How it ended.
     pub outcome: Outcome,
 }
 
@@ -244,6 +264,7 @@ impl CheckResult {
         }
     }
 
+    /// True unless the check failed (a skipped check passes).
     pub fn passed(&self) -> bool {
         !matches!(self.outcome, Outcome::Failed(_))
     }
@@ -252,6 +273,7 @@ impl CheckResult {
 /// Every check that ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConformanceReport {
+    /// Every check, in the order they ran.
     pub checks: Vec<CheckResult>,
 }
 
@@ -261,6 +283,7 @@ impl ConformanceReport {
         self.checks.iter().all(CheckResult::passed)
     }
 
+    /// The checks that failed.
     pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
         self.checks.iter().filter(|c| !c.passed())
     }

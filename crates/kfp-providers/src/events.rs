@@ -49,6 +49,8 @@ pub enum AttemptError {
 }
 
 impl WebhookSink {
+    /// A sink posting to `url` with the token of `token_file`, retrying as `retry` says and counting attempts in
+    /// `metrics`.
     pub fn new(
         url: impl Into<String>,
         token_file: impl Into<PathBuf>,

@@ -69,6 +69,8 @@ impl HttpProvider {
         Self::with_timeout(base_url, DEFAULT_TIMEOUT)
     }
 
+    /// A client of the service at `base_url` whose requests give up after `timeout` (a `Transient` error). Fails
+    /// with `Invalid` unless the URL is `http://` or `https://`.
     pub fn with_timeout(base_url: impl Into<String>, timeout: Duration) -> Result<Self, ProviderError> {
         let base_url = base_url.into().trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
@@ -112,6 +114,7 @@ impl HttpProvider {
         Self::with_timeout(url, timeout)
     }
 
+    /// The service's URL, without a trailing `/`.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -14,6 +14,9 @@
 //! [`Provider`]: kfp_core::provider::Provider
 //! [`EventSource`]: kfp_core::provider::EventSource
 
+// Every public item is documented: provider authors build on this crate.
+#![warn(missing_docs)]
+
 use kfp_core::registry::ProviderRegistry;
 
 pub mod config;

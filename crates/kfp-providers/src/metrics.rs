@@ -20,10 +20,14 @@ use prometheus_client::registry::Registry;
 /// The content type of [`ServiceMetrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The labels of the HTTP metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
+    /// `resource/<type>` for the resource API, `livez`/`readyz` for probes, `unmatched` otherwise.
     pub route: String,
+    /// The HTTP method.
     pub method: String,
+    /// The status code answered.
     pub code: String,
 }
 
@@ -61,6 +65,7 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
+    /// An empty set of metrics with its registry.
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
         let requests = Family::<HttpLabels, Counter>::default();

@@ -47,17 +47,24 @@ use crate::metrics::{self, ServiceMetrics};
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The environment does not describe a provider service.
     #[error("invalid configuration: {0}")]
     Config(#[from] ServiceConfigError),
+    /// The provider type is not in the registry, or its factory failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// Why not.
         source: std::io::Error,
     },
+    /// The HTTP client for event forwarding could not be built.
     #[error("cannot build the webhook client: {0}")]
     Client(String),
+    /// The HTTP server stopped with an error.
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
 }

@@ -37,6 +37,9 @@
 //! }
 //! ```
 
+// Every public item is documented: this crate is also for provider authors' tests.
+#![warn(missing_docs)]
+
 mod apply;
 pub mod assets;
 mod crds;

@@ -44,9 +44,13 @@ pub struct FolderPlatform {
 /// The kinds of object the platform keeps, and their folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Compiled pipelines (`pipelines/`).
     Pipeline,
+    /// Runs (`runs/`).
     Run,
+    /// Run schedules (`runschedules/`).
     RunSchedule,
+    /// Experiments (`experiments/`).
     Experiment,
 }
 
@@ -76,6 +80,7 @@ impl FolderPlatform {
         Ok(platform)
     }
 
+    /// The platform's folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -162,6 +167,7 @@ pub struct FolderProvider {
 }
 
 impl FolderProvider {
+    /// A provider on `platform`, reporting events as the Provider `provider`.
     pub fn new(platform: FolderPlatform, provider: NamespacedName) -> Self {
         Self {
             platform,
@@ -184,6 +190,7 @@ impl FolderProvider {
         Ok(Self::new(FolderPlatform::open(root)?, config.name.clone()))
     }
 
+    /// The platform it writes to.
     pub fn platform(&self) -> &FolderPlatform {
         &self.platform
     }
@@ -309,6 +316,7 @@ pub struct FolderEventSource {
 }
 
 impl FolderEventSource {
+    /// An event source over the finished runs of `platform`.
     pub fn new(platform: FolderPlatform) -> Self {
         Self {
             platform,

@@ -56,27 +56,41 @@ pub const MAX_NESTING: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid filter expression {expression:?}: {message} at column {column}")]
 pub struct FilterError {
+    /// The expression as written.
     pub expression: String,
     /// 1-based character column of the offending token (one past the end for "unexpected end").
     pub column: usize,
+    /// What is wrong.
     pub message: String,
 }
 
 /// Why an expression could not be evaluated against some metadata (go-bexpr reports these as errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
+    /// The metadata has no value at the selector.
     #[error("no value at selector {selector:?}")]
-    Missing { selector: String },
+    Missing {
+        /// The selector, e.g. `pushed`.
+        selector: String,
+    },
+    /// The operator does not apply to the value's type (e.g. `<` on a string).
     #[error("operator {operator} does not apply to the {kind} at selector {selector:?}")]
     Unsupported {
+        /// The selector.
         selector: String,
+        /// The operator.
         operator: &'static str,
+        /// The value's type.
         kind: &'static str,
     },
+    /// The literal cannot be converted to the value's type.
     #[error("cannot convert {value:?} to the {kind} at selector {selector:?}")]
     Conversion {
+        /// The selector.
         selector: String,
+        /// The literal.
         value: String,
+        /// The value's type.
         kind: &'static str,
     },
 }

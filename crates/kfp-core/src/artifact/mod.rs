@@ -22,27 +22,54 @@ pub use filter::{EvalError, Filter, FilterError};
 /// Why an output artifact was not resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SkipReason {
+    /// The run has no component of that name.
     #[error("the run has no component {component:?}")]
-    ComponentNotFound { component: String },
+    ComponentNotFound {
+        /// The component.
+        component: String,
+    },
+    /// The component has no output artifact of that name.
     #[error("component {component:?} has no artifact {artifact:?}")]
-    ArtifactNotFound { component: String, artifact: String },
+    ArtifactNotFound {
+        /// The component.
+        component: String,
+        /// The output artifact.
+        artifact: String,
+    },
+    /// The output has fewer instances than the index asks for.
     #[error(
         "artifact {artifact:?} of component {component:?} has {count} instance(s), index {index} is out of range"
     )]
     IndexOutOfRange {
+        /// The component.
         component: String,
+        /// The output artifact.
         artifact: String,
+        /// The index asked for.
         index: usize,
+        /// How many instances there are.
         count: usize,
     },
+    /// The instance has no URI.
     #[error("the selected instance has an empty uri")]
     EmptyUri,
+    /// The filter does not parse.
     #[error("{0}")]
     InvalidFilter(FilterError),
+    /// The filter could not be evaluated on the metadata.
     #[error("filter {filter:?} could not be evaluated: {error}")]
-    FilterFailed { filter: String, error: EvalError },
+    FilterFailed {
+        /// The filter.
+        filter: String,
+        /// Why it could not be evaluated.
+        error: EvalError,
+    },
+    /// The filter is false for the metadata.
     #[error("filter {filter:?} does not match the artifact's metadata")]
-    FilterNotMatched { filter: String },
+    FilterNotMatched {
+        /// The filter.
+        filter: String,
+    },
 }
 
 /// An output artifact that was left out, and why.
@@ -50,14 +77,18 @@ pub enum SkipReason {
 pub struct Skipped {
     /// The [`OutputArtifact`]'s name.
     pub name: String,
+    /// Where it was looked for.
     pub path: ArtifactPath,
+    /// Why it was left out.
     pub reason: SkipReason,
 }
 
 /// The outcome of resolving a list of output artifacts: the artifacts found (in the order asked) and the rest.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
+    /// The artifacts found, in the order asked.
     pub artifacts: Vec<Artifact>,
+    /// The output artifacts left out, with the reason.
     pub skipped: Vec<Skipped>,
 }
 

@@ -62,40 +62,83 @@ impl Default for ConversionConfig {
 /// Why an object cannot be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConversionError {
+    /// A v1alpha5/v1alpha6 Pipeline has no TFX components and no framework to take them from.
     #[error(
         "missing tfx components in framework parameters: {kind} {name:?} has an empty spec.tfxComponents and no framework in annotation {REMAINDER_ANNOTATION}."
     )]
-    MissingTfxComponents { kind: &'static str, name: String },
+    MissingTfxComponents {
+        /// The kind.
+        kind: &'static str,
+        /// The object.
+        name: String,
+    },
+    /// A Provider has no `tfx` framework, which the older version needs.
     #[error(
         "Provider {name:?} cannot be converted to {version}: spec.frameworks has no framework named \"tfx\", which holds the image and defaultBeamArgs there."
     )]
-    MissingTfxFramework { name: String, version: &'static str },
+    MissingTfxFramework {
+        /// The Provider.
+        name: String,
+        /// The target version.
+        version: &'static str,
+    },
+    /// The remainder annotation does not hold what conversion wrote.
     #[error("Annotation {REMAINDER_ANNOTATION} holds {value}, which is not valid: {reason}.")]
-    InvalidRemainder { value: String, reason: String },
+    InvalidRemainder {
+        /// The annotation's value.
+        value: String,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// A field has a value the target version cannot hold.
     #[error("Field {field} is not valid: {reason}.")]
-    InvalidField { field: String, reason: String },
+    InvalidField {
+        /// The field.
+        field: String,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// A field the conversion needs is missing.
     #[error("Field {field} is missing or not a string.")]
-    MissingField { field: &'static str },
+    MissingField {
+        /// The field.
+        field: &'static str,
+    },
+    /// The object's `apiVersion` is not served.
     #[error(
         "Field apiVersion {api_version:?} is not a served version of pipelines.kubeflow.org (v1beta1, v1alpha6 or v1alpha5)."
     )]
-    UnsupportedVersion { api_version: String },
+    UnsupportedVersion {
+        /// The `apiVersion` given.
+        api_version: String,
+    },
+    /// The object's `kind` is not one of the six.
     #[error("Field kind {kind:?} is not a kind of pipelines.kubeflow.org.")]
-    UnsupportedKind { kind: String },
+    UnsupportedKind {
+        /// The `kind` given.
+        kind: String,
+    },
+    /// The object does not decode as its kind and version.
     #[error("The {kind} object of {api_version} cannot be read: {reason}.")]
     InvalidObject {
+        /// The kind.
         kind: String,
+        /// The version.
         api_version: String,
+        /// Why it does not decode.
         reason: String,
     },
 }
 
 /// A spoke version of a kind: converts to and from its hub (`v1beta1`) type.
 pub trait Spoke: Sized {
+    /// The hub type (the v1beta1 kind).
     type Hub;
 
+    /// Converts to the hub, keeping what the hub cannot hold in the remainder annotation.
     fn to_hub(&self, config: &ConversionConfig) -> Result<Self::Hub, ConversionError>;
 
+    /// Converts from the hub, restoring what the remainder annotation kept.
     fn from_hub(hub: &Self::Hub, config: &ConversionConfig) -> Result<Self, ConversionError>;
 }
 

@@ -18,8 +18,13 @@ use crate::values::NamespacedName;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// Something went wrong assembling the definition (e.g. a framework patch that does not apply).
+    /// The definition could not be assembled (e.g. a framework patch does not apply).
     #[error("error constructing workflow")]
-    Construct { detail: String },
+    Construct {
+        /// What went wrong, for the log (the condition says only "error constructing workflow", as the Go operator
+        /// does).
+        detail: String,
+    },
     /// The resource cannot be used with its provider (framework, allowed namespaces, ...).
     #[error("error in workflow: {0}")]
     Parameter(String),

@@ -19,11 +19,21 @@ use crate::values::{NamedValue, NamespacedName, PipelineIdentifier, Synchronizat
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolutionError {
     /// The dependency snapshot has the RunConfiguration, but its latest succeeded run lacks the artifact.
+    /// The dependency's latest succeeded run did not expose the artifact.
     #[error("artifact '{artifact}' not found in dependency '{dependency}'")]
-    ArtifactNotFound { artifact: String, dependency: String },
+    ArtifactNotFound {
+        /// The artifact (`outputArtifact`).
+        artifact: String,
+        /// The RunConfiguration, `namespace/name`.
+        dependency: String,
+    },
     /// The dependency snapshot has no entry for the RunConfiguration.
+    /// The dependency does not exist or has no succeeded run.
     #[error("dependency '{dependency}' not found")]
-    DependencyNotFound { dependency: String },
+    DependencyNotFound {
+        /// The RunConfiguration, `namespace/name`.
+        dependency: String,
+    },
 }
 
 /// Every required `valueFrom` parameter that could not be resolved, in spec order (never empty).

@@ -45,6 +45,7 @@ pub struct RetryState {
     pub version: String,
     /// Consecutive transient failures, starting at 1.
     pub attempt: u32,
+    /// When the next attempt is due.
     pub next_attempt_at: Time,
 }
 
@@ -88,15 +89,19 @@ pub enum ResourceCommand<S> {
     SetRetry(Option<RetryState>),
     /// Replace the status (status subresource), then record the event if any.
     SetStatus {
+        /// The new status.
         status: S,
+        /// The Event recording the change, if any.
         event: Option<Event>,
     },
     /// Hand an operation to the executor.
     Submit(Operation),
     /// Tell the executor these outcomes were acted on.
     MarkConsumed {
+        /// The outcomes' keys.
         keys: Vec<String>,
     },
+    /// Record an Event on the object.
     RecordEvent(Event),
     /// Remove [`FINALIZER`]; the object goes away.
     RemoveFinalizer,
@@ -108,17 +113,21 @@ pub enum ResourceCommand<S> {
 /// [`super::run::RunInputs`]).
 #[derive(Debug, Clone)]
 pub struct Observed<'a, R> {
+    /// The object.
     pub resource: &'a R,
     /// The Provider named by `spec.provider`; `None` when it does not exist (any other load error: do not plan).
     pub provider: Option<&'a Provider>,
     /// The executor's unconsumed outcomes for this resource.
     pub outcomes: &'a [OperationOutcome],
+    /// The current time (planning is pure: the controller passes it in).
     pub now: Time,
 }
 
 /// Access to the shared [`Status`] inside a kind's status.
 pub trait StatusLike: Clone + Default {
+    /// The shared status.
     fn base(&self) -> &Status;
+    /// The shared status, to change.
     fn base_mut(&mut self) -> &mut Status;
 }
 
@@ -180,13 +189,21 @@ pub fn state_event(state: SynchronizationState, version: &str, message: &str) ->
 
 /// Messages of SPEC 3.2.
 pub mod messages {
+    /// The Provider that holds the object is not the one it names.
     pub const PROVIDER_CHANGED: &str = "the provider has changed";
+    /// `Creating` without a version (a status edited by hand).
     pub const CREATING_EMPTY_VERSION: &str = "creating resource with empty version";
+    /// `Updating` without a version or provider id (a status edited by hand).
     pub const UPDATING_EMPTY_VERSION_OR_ID: &str = "updating resource with empty version or providerId";
+    /// The workflow finished without a readable provider answer.
     pub const UNREADABLE_OUTPUT: &str = "could not retrieve workflow output";
+    /// A create or update answered no id.
     pub const ID_EMPTY: &str = "id was empty";
+    /// A delete answered an id.
     pub const ID_NOT_EMPTY: &str = "id should be empty";
+    /// The operation failed (the provider's or the workflow's message follows).
     pub const OPERATION_FAILED: &str = "operation failed";
+    /// No operation is known for the in-flight state (the executor lost it).
     pub const PROGRESS_UNKNOWN: &str = "operation progress unknown";
 }
 
@@ -195,6 +212,7 @@ pub fn permanent_suffix() -> &'static str {
     " (permanent failure: waiting for a spec change)"
 }
 
+/// Text appended to a transient failure's message: the attempt and when the next one is (Decision 1).
 pub fn transient_suffix(attempt: u32, next: &Time) -> String {
     format!(
         " (transient failure, attempt {attempt}: next attempt at {})",

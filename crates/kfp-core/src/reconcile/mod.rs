@@ -21,6 +21,7 @@ use crate::values::SynchronizationState;
 /// What a controller must do, in order, and when to look again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan<C> {
+    /// The commands, in order; the first that fails stops the rest.
     pub commands: Vec<C>,
     /// Reconcile again after this long even if nothing changes (retries, TTLs, waiting on a workflow).
     pub requeue_after: Option<Duration>,
@@ -36,6 +37,7 @@ impl<C> Default for Plan<C> {
 }
 
 impl<C> Plan<C> {
+    /// A plan of `commands` with no requeue.
     pub fn new(commands: Vec<C>) -> Self {
         Self {
             commands,
@@ -43,6 +45,7 @@ impl<C> Plan<C> {
         }
     }
 
+    /// The plan, reconciled again after `after`.
     pub fn requeue_after(mut self, after: Duration) -> Self {
         self.requeue_after = Some(after);
         self
@@ -52,11 +55,14 @@ impl<C> Plan<C> {
 /// `Normal` or `Warning`, as Kubernetes Events have it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
+    /// An Event of type `Normal`.
     Normal,
+    /// An Event of type `Warning`.
     Warning,
 }
 
 impl EventType {
+    /// `Normal` or `Warning`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Normal => "Normal",
@@ -68,15 +74,21 @@ impl EventType {
 /// A Kubernetes Event to record on the reconciled object (reporting component `kfp-operator`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// `Normal` or `Warning`.
     pub type_: EventType,
+    /// The reason (`Synced`, `SyncFailed`, ...).
     pub reason: String,
+    /// The message.
     pub message: String,
 }
 
 /// Event reasons (SPEC 3.1, and this project's own).
 pub mod reasons {
+    /// The object reached `Succeeded` or `Deleted` (and optional-parameter notices).
     pub const SYNCED: &str = "Synced";
+    /// The object reached `Failed`.
     pub const SYNC_FAILED: &str = "SyncFailed";
+    /// The object is `Creating`, `Updating`, `Deleting` or `Pending`.
     pub const SYNCING: &str = "Syncing";
     /// SPEC 12.2: the finalizer was released because the Provider no longer exists.
     pub const PROVIDER_GONE: &str = "ProviderGone";

@@ -41,7 +41,9 @@ pub const APP_LABEL: &str = "app";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Environment variable names the operator sets on the provider service container.
 pub const PROVIDER_NAME_ENV: &str = "PROVIDERNAME";
+/// The environment variable of `spec.pipelineRootStorage`.
 pub const PIPELINE_ROOT_STORAGE_ENV: &str = "PIPELINEROOTSTORAGE";
+/// The prefix of the environment variables of `spec.parameters`.
 pub const PARAMETERS_ENV_PREFIX: &str = "PARAMETERS_";
 
 /// Everything the Provider planner looks at.
@@ -53,6 +55,7 @@ pub struct Observed {
     pub deployments: Vec<Deployment>,
     /// Services controlled by the Provider.
     pub services: Vec<Service>,
+    /// The current time.
     pub now: Time,
 }
 
@@ -64,12 +67,20 @@ pub enum Command {
     /// Server-side apply (field manager [`FIELD_MANAGER`], force) of this Service.
     ApplyService(Box<Service>),
     /// Delete a Deployment the Go operator created under a generated name (in the Provider's namespace).
-    DeleteDeployment { name: String },
+    DeleteDeployment {
+        /// The Deployment's name.
+        name: String,
+    },
     /// Delete a Service the Go operator created under a generated name (in the Provider's namespace).
-    DeleteService { name: String },
+    DeleteService {
+        /// The Service's name.
+        name: String,
+    },
     /// Replace the status subresource, then record `event` if any.
     SetStatus {
+        /// The new status.
         status: ProviderStatus,
+        /// The Event recording the change, if any.
         event: Option<Event>,
     },
 }
@@ -81,18 +92,26 @@ pub enum ProviderPlanError {
     #[error(
         "defaultProviderValues.podTemplateSpec has no container named {name:?} (defaultProviderValues.serviceContainerName)"
     )]
-    MissingServiceContainer { name: String },
+    MissingServiceContainer {
+        /// The container name configured.
+        name: String,
+    },
     /// A user error in the Provider: reported as its `Failed` state by [`plan`].
     #[error(
         "environment variable {name:?} in spec.podTemplateEnv is reserved by the operator (reserved: PROVIDERNAME, PIPELINEROOTSTORAGE, PARAMETERS_*)"
     )]
-    ReservedEnv { name: String },
+    ReservedEnv {
+        /// The variable.
+        name: String,
+    },
 }
 
 /// Which child object a failed apply was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subresource {
+    /// The provider service's Deployment.
     Deployment,
+    /// The provider service's Service.
     Service,
 }
 

@@ -8,7 +8,7 @@
 //! 3. a cron expression in `triggers.schedules` that does not parse -> `Failed` with the parser's message;
 //! 4. a new observed pipeline version -> write `status.dependencies.pipeline.version`, stop;
 //! 5. a new dependency snapshot -> write `status.dependencies.runConfigurations`, stop;
-//! 6. parameters that cannot be resolved -> a Normal `Synced` event "Unable to resolve parameters: <err>", stop;
+//! 6. parameters that cannot be resolved -> `Pending` "Unable to resolve parameters: `<err>`" (Decision 3), stop;
 //! 7. triggers changed -> maybe create a Run, write `status.triggers`, stop;
 //! 8. replace RunSchedules that differ from the desired ones, then write the aggregated state.
 //!
@@ -49,6 +49,7 @@ pub struct Observed {
     pub run_schedules: Vec<RunSchedule>,
     /// Runs controlled by this RunConfiguration.
     pub runs: Vec<Run>,
+    /// The current time.
     pub now: Time,
 }
 
@@ -57,7 +58,9 @@ pub struct Observed {
 pub enum Command {
     /// Replace the status subresource, then record `event` if any.
     SetStatus {
+        /// The new status.
         status: RunConfigurationStatus,
+        /// The Event recording the change, if any.
         event: Option<Event>,
     },
     /// Record an Event on the RunConfiguration.
@@ -65,7 +68,10 @@ pub enum Command {
     /// Create this RunSchedule (it has `generateName`, namespace and a controller ownerReference).
     CreateRunSchedule(RunSchedule),
     /// Delete the owned RunSchedule of this name (in the RunConfiguration's namespace).
-    DeleteRunSchedule { name: String },
+    DeleteRunSchedule {
+        /// The RunSchedule's name.
+        name: String,
+    },
     /// Create this Run (it has `generateName`, namespace, labels and a controller ownerReference).
     CreateRun(Run),
 }
@@ -78,9 +84,13 @@ pub const PROVIDER_CHANGED: &str = "the provider has changed";
 
 /// Trigger types (label `pipelines.kubeflow.org/trigger-type`, and the provider's trigger indicator).
 pub mod trigger_types {
+    /// A new pipeline version (`triggers.onChange: [pipeline]`).
     pub const ON_CHANGE_PIPELINE: &str = "onChangePipeline";
+    /// A change of `spec.run` (`triggers.onChange: [runSpec]`).
     pub const ON_CHANGE_RUN_SPEC: &str = "onChangeRunSpec";
+    /// A new succeeded run of a RunConfiguration in `triggers.runConfigurations`.
     pub const RUN_CONFIGURATION: &str = "runConfiguration";
+    /// A RunSchedule's cron schedule.
     pub const SCHEDULE: &str = "schedule";
 }
 

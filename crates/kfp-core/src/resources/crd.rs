@@ -25,7 +25,9 @@ pub const STORAGE_VERSION: &str = "v1beta1";
 
 /// Where the API server sends ConversionReviews. The Helm chart overrides name, namespace and CA bundle.
 pub const CONVERSION_SERVICE_NAME: &str = "kfp-operator-webhook-service";
+/// The namespace of that Service.
 pub const CONVERSION_SERVICE_NAMESPACE: &str = "kfp-operator-system";
+/// The path of the conversion webhook.
 pub const CONVERSION_PATH: &str = "/convert";
 
 /// All six CRDs, sorted by kind.
@@ -75,17 +77,24 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
 /// into list items).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaRule {
+    /// The kind (`Run`, ...).
     pub kind: &'static str,
+    /// The property path in its v1beta1 schema.
     pub path: &'static [&'static str],
+    /// What applies there.
     pub rule: Rule,
 }
 
+/// A validation the CRD schema itself holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     /// An `x-kubernetes-validations` entry: CEL `rule`, and the message (or CEL `message_expression`) of a refusal.
     Cel {
+        /// The CEL expression.
         rule: &'static str,
+        /// The refusal's message.
         message: Option<&'static str>,
+        /// A CEL expression computing the message.
         message_expression: Option<&'static str>,
     },
     /// `x-kubernetes-list-type: set`: the API server refuses duplicate items (`Duplicate value`).

@@ -23,13 +23,21 @@ pub const REMAINDER_ANNOTATION: &str = "v1beta1.pipelines.kubeflow.org/conversio
 
 /// Labels the operator reads and writes (SPEC 1.4).
 pub mod labels {
+    /// The kind of the object a Workflow is for (`pipeline`, `run`, `runschedule`, `experiment`).
     pub const OWNER_KIND: &str = "pipelines.kubeflow.org/owner.kind";
+    /// The name of the object a Workflow is for.
     pub const OWNER_NAME: &str = "pipelines.kubeflow.org/owner.name";
+    /// The namespace of the object a Workflow is for.
     pub const OWNER_NAMESPACE: &str = "pipelines.kubeflow.org/owner.namespace";
+    /// `true` once the operator acted on a Workflow's outcome.
     pub const PROCESSED: &str = "pipelines.kubeflow.org/processed";
+    /// The RunConfiguration that created a Run.
     pub const RUN_CONFIGURATION_NAME: &str = "pipelines.kubeflow.org/runconfiguration.name";
+    /// What triggered a Run (`onChangePipeline`, `onChangeRunSpec`, `runConfiguration`, `schedule`).
     pub const TRIGGER_TYPE: &str = "pipelines.kubeflow.org/trigger-type";
+    /// The object whose change triggered it.
     pub const TRIGGER_SOURCE: &str = "pipelines.kubeflow.org/trigger-source";
+    /// The namespace of that object.
     pub const TRIGGER_SOURCE_NAMESPACE: &str = "pipelines.kubeflow.org/trigger-source-namespace";
     /// v1alpha5: the provider a resource uses, as a bare name.
     pub const PROVIDER_ANNOTATION: &str = "pipelines.kubeflow.org/provider";

@@ -26,14 +26,19 @@ fn is_zero(n: &i64) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// The resource's id on the provider (v1beta1: `status.provider.id`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_id: String,
+    /// The synchronization state, the same as the `Synchronized` condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub synchronization_state: String,
+    /// The version of the spec the provider was last asked to hold (a hash of the spec).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
+    /// One condition of type `Synchronized` (see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -58,6 +63,7 @@ impl Default for RuntimeParameters {
 }
 
 impl RuntimeParameters {
+    /// True when no parameter is given, in either form.
     pub fn is_empty(&self) -> bool {
         match self {
             Self::List(list) => list.is_empty(),
@@ -127,11 +133,13 @@ fn runtime_parameters_schema(_: &mut SchemaGenerator) -> Schema {
 // Pipeline
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The pipeline: its image, compile-time environment and TFX components.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "Pipeline",
+    doc = "A TFX pipeline (v1alpha5, deprecated). The Provider is named by the annotation pipelines.kubeflow.org/provider, else the operator's spec.defaultProvider.",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -148,11 +156,16 @@ fn runtime_parameters_schema(_: &mut SchemaGenerator) -> Schema {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
+    /// The container image holding the pipeline's code.
     pub image: String,
+    /// The `module.function` returning the TFX components. Without it the Pipeline gets the operator's
+    /// `spec.defaultFramework` with empty parameters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tfx_components: String,
+    /// Environment variables of the compile step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<NamedValue>,
+    /// Beam pipeline arguments, passed as `--name=value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beam_args: Vec<NamedValue>,
 }
@@ -161,11 +174,13 @@ pub struct PipelineSpec {
 // Run
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The run: which pipeline, provider and experiment, with which parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "Run",
+    doc = "One run of a Pipeline (v1alpha5, deprecated).",
     namespaced,
     status = "RunStatus",
     derive = "PartialEq",
@@ -187,28 +202,39 @@ pub struct PipelineSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunSpec {
+    /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
     pub pipeline: PipelineIdentifier,
+    /// The Experiment, in the same namespace; empty: the provider's default experiment.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub experiment_name: String,
+    /// The pipeline's runtime parameters: a list of `{name, value}` or `{name, valueFrom: {runConfigurationRef:
+    /// {name, outputArtifact}}}`, or a map of names to string values (`{learning_rate: "0.01"}`).
     #[serde(default, skip_serializing_if = "RuntimeParameters::is_empty")]
     #[schemars(schema_with = "runtime_parameters_schema")]
     pub runtime_parameters: RuntimeParameters,
+    /// Artifacts of the finished run to record, where dependent runs can read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
 }
 
+/// The status of a Run (v1alpha5).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStatus {
+    /// The status shared by every kind.
     #[serde(flatten)]
     pub status: Status,
+    /// The pipeline version the run runs (v1beta1: `dependencies.pipeline.version`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub observed_pipeline_version: String,
+    /// The latest succeeded runs of the RunConfigurations its parameters read.
     #[serde(default, skip_serializing_if = "Dependencies::is_empty")]
     pub dependencies: Dependencies,
+    /// How the run ended (`Succeeded` or `Failed`); empty while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_state: Option<CompletionState>,
+    /// When the operator saw the completion (the start of `spec.runCompletionTTL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked_completed_at: Option<Time>,
 }
@@ -217,11 +243,13 @@ pub struct RunStatus {
 // RunConfiguration
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The run to start and the triggers that start it.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "RunConfiguration",
+    doc = "Runs of a Pipeline started by triggers (v1alpha5, deprecated).",
     namespaced,
     status = "RunConfigurationStatus",
     derive = "PartialEq",
@@ -237,7 +265,9 @@ pub struct RunStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunConfigurationSpec {
+    /// The run to start.
     pub run: RunSpec,
+    /// What starts a run.
     #[serde(default)]
     pub triggers: Triggers,
 }
@@ -246,10 +276,13 @@ pub struct RunConfigurationSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Triggers {
+    /// Cron expressions (5 fields, or 6 with leading seconds); each becomes a RunSchedule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<CronExpression>,
+    /// Start a run when the pipeline gets a new version (`pipeline`) or when `spec.run` changes (`runSpec`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_change: Vec<OnChangeType>,
+    /// RunConfigurations (`name` or `namespace/name`) whose new succeeded runs start a run of this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_configurations: Vec<NamespacedName>,
 }
@@ -258,11 +291,13 @@ pub struct Triggers {
 // RunSchedule
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The schedule: which pipeline, when, with which parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "RunSchedule",
+    doc = "A recurring run of a Pipeline registered with the Provider (v1alpha5, deprecated).",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -279,17 +314,22 @@ pub struct Triggers {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunScheduleSpec {
+    /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
     pub pipeline: PipelineIdentifier,
+    /// The Experiment, in the same namespace; empty: the provider's default experiment.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub experiment_name: String,
-    /// Values only: a RunSchedule cannot take `valueFrom`.
+    /// Runtime parameters of every run, as a list of `{name, value}` or a map of names to strings; a RunSchedule
+    /// cannot take `valueFrom`.
     #[serde(default, skip_serializing_if = "RuntimeParameters::is_empty")]
     #[schemars(schema_with = "runtime_parameters_schema")]
     pub runtime_parameters: RuntimeParameters,
+    /// Artifacts of its finished runs to record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
-    /// A cron expression; `startTime`/`endTime` of the hub travel in the remainder.
+    /// A cron expression (5 fields, or 6 with leading seconds). v1beta1's `startTime` and `endTime` are kept in
+    /// the conversion remainder annotation.
     pub schedule: CronExpression,
 }
 
@@ -297,11 +337,13 @@ pub struct RunScheduleSpec {
 // Experiment
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The experiment.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "Experiment",
+    doc = "An experiment on the Provider (v1alpha5, deprecated).",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -318,6 +360,7 @@ pub struct RunScheduleSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSpec {
+    /// A description shown by the provider.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
@@ -326,12 +369,13 @@ pub struct ExperimentSpec {
 // Provider
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Same shape as v1alpha6's Provider.
+/// The provider service to deploy and the provider's parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha5",
     kind = "Provider",
+    doc = "An orchestration platform reached through a provider service (v1alpha5, deprecated).",
     namespaced,
     status = "ProviderStatus",
     derive = "PartialEq",
@@ -347,16 +391,23 @@ pub struct ExperimentSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderSpec {
+    /// The image of the provider service the operator deploys.
     pub service_image: String,
+    /// The TFX compiler image (v1beta1: the image of the `tfx` entry of `frameworks`).
     pub image: String,
+    /// Deprecated and ignored.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub execution_mode: String,
+    /// The ServiceAccount of the provider service's pods.
     #[serde(default)]
     pub service_account: String,
+    /// Beam arguments added to every TFX pipeline (v1beta1: `json` patches of the `tfx` framework).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_beam_args: Vec<NamedValue>,
+    /// Where pipeline runs write their outputs.
     #[serde(default)]
     pub pipeline_root_storage: String,
+    /// Parameters of the provider type, read by the provider service as `PARAMETERS_<KEY>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "json_map_schema")]
     pub parameters: JsonMap,

@@ -25,13 +25,16 @@ fn is_zero(n: &i64) -> bool {
 /// `status.provider`: the provider's bare name and the resource's id there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderAndId {
+    /// The Provider's name (its namespace is not shown in this version).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// The resource's id on the provider; empty until the provider created it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
 }
 
 impl ProviderAndId {
+    /// True when neither name nor id is set (the field is left out of the status).
     pub fn is_empty(&self) -> bool {
         self.name.is_empty() && self.id.is_empty()
     }
@@ -41,14 +44,19 @@ impl ProviderAndId {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
+    /// Which Provider holds the resource, and under which id.
     #[serde(default, skip_serializing_if = "ProviderAndId::is_empty")]
     pub provider: ProviderAndId,
+    /// The synchronization state, the same as the `Synchronized` condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub synchronization_state: String,
+    /// The version of the spec the provider was last asked to hold (a hash of the spec).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
+    /// One condition of type `Synchronized` (see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -57,11 +65,13 @@ pub struct Status {
 // Pipeline
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The pipeline: its image, compile-time environment and TFX components.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "Pipeline",
+    doc = "A TFX pipeline (v1alpha6): a container image with the pipeline's code and the function that returns its components.",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -78,12 +88,17 @@ pub struct Status {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
-    /// The provider's bare name; its namespace is the remainder's `providerNamespace` or the workflow namespace.
+    /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
+    /// written in v1beta1 with another one (kept in the conversion remainder annotation).
     pub provider: String,
+    /// The container image holding the pipeline's code.
     pub image: String,
+    /// The `module.function` returning the TFX components (v1beta1: `framework.parameters.components`).
     pub tfx_components: String,
+    /// Environment variables of the compile step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<NamedValue>,
+    /// Beam pipeline arguments, passed as `--name=value` (v1beta1: `framework.parameters.beamArgs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beam_args: Vec<NamedValue>,
 }
@@ -92,11 +107,13 @@ pub struct PipelineSpec {
 // Run
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The run: which pipeline, provider and experiment, with which parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "Run",
+    doc = "One run of a Pipeline (v1alpha6).",
     namespaced,
     status = "RunStatus",
     derive = "PartialEq",
@@ -118,13 +135,19 @@ pub struct PipelineSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunSpec {
+    /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
+    /// written in v1beta1 with another one (kept in the conversion remainder annotation).
     pub provider: String,
+    /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
     pub pipeline: PipelineIdentifier,
+    /// The Experiment, in the same namespace; empty: the provider's default experiment.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub experiment_name: String,
+    /// The pipeline's runtime parameters (v1beta1: `parameters`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtime_parameters: Vec<RuntimeParameter>,
+    /// Artifacts of the finished run to record, where dependent runs can read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
 }
@@ -133,24 +156,32 @@ pub struct RunSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeParameter {
+    /// The parameter's name in the pipeline.
     pub name: String,
+    /// A literal value; leave it empty when `valueFrom` is set.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
+    /// Where the value comes from instead of `value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ValueFrom>,
 }
 
+/// The source of a parameter's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueFrom {
+    /// The location of an artifact of another RunConfiguration's latest succeeded run.
     pub run_configuration_ref: RunConfigurationRef,
 }
 
-/// Like the hub's, without `optional` (kept in the remainder, SPEC 12.14).
+/// An artifact of another RunConfiguration's latest succeeded run. v1beta1's `optional` has no field here; a
+/// conversion keeps it in the remainder annotation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunConfigurationRef {
+    /// The RunConfiguration, `name` (same namespace) or `namespace/name`.
     pub name: NamespacedName,
+    /// The name of one of its `spec.run.artifacts`.
     pub output_artifact: String,
 }
 
@@ -158,27 +189,35 @@ pub struct RunConfigurationRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependencies {
+    /// The latest succeeded run of each referenced RunConfiguration, keyed by its `namespace/name`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub run_configurations: BTreeMap<String, RunReference>,
 }
 
 impl Dependencies {
+    /// True when nothing is recorded (the field is left out of the status).
     pub fn is_empty(&self) -> bool {
         self.run_configurations.is_empty()
     }
 }
 
+/// The status of a Run (v1alpha6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStatus {
+    /// The status shared by every kind.
     #[serde(flatten)]
     pub status: Status,
+    /// The pipeline version the run runs (v1beta1: `dependencies.pipeline.version`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub observed_pipeline_version: String,
+    /// The latest succeeded runs of the RunConfigurations its parameters read.
     #[serde(default, skip_serializing_if = "Dependencies::is_empty")]
     pub dependencies: Dependencies,
+    /// How the run ended (`Succeeded` or `Failed`); empty while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_state: Option<CompletionState>,
+    /// When the operator saw the completion (the start of `spec.runCompletionTTL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked_completed_at: Option<Time>,
 }
@@ -187,11 +226,13 @@ pub struct RunStatus {
 // RunConfiguration
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The run to start and the triggers that start it.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "RunConfiguration",
+    doc = "Runs of a Pipeline started by triggers (v1alpha6).",
     namespaced,
     status = "RunConfigurationStatus",
     derive = "PartialEq",
@@ -207,7 +248,9 @@ pub struct RunStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunConfigurationSpec {
+    /// The run to start.
     pub run: RunSpec,
+    /// What starts a run.
     #[serde(default)]
     pub triggers: Triggers,
 }
@@ -216,32 +259,43 @@ pub struct RunConfigurationSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggersStatus {
+    /// Per `triggers.runConfigurations` entry (`namespace/name`): the dependency's run last seen.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub run_configurations: BTreeMap<String, TriggeredRunReference>,
+    /// The version of `spec.run` last triggered on.
     #[serde(default)]
     pub run_spec: TriggeredVersion,
 }
 
+/// The status of a RunConfiguration (v1alpha6).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunConfigurationStatus {
+    /// The synchronization state, the same as the `Synchronized` condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub synchronization_state: String,
-    /// The provider's bare name.
+    /// The Provider's name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider: String,
+    /// The pipeline version its runs run (v1beta1: `dependencies.pipeline.version`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub observed_pipeline_version: String,
+    /// The pipeline version last triggered on (v1beta1: `triggers.pipeline.version`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub triggered_pipeline_version: String,
+    /// Its latest runs, from run completion events.
     #[serde(default)]
     pub latest_runs: LatestRuns,
+    /// The latest succeeded runs of the RunConfigurations it refers to.
     #[serde(default, skip_serializing_if = "Dependencies::is_empty")]
     pub dependencies: Dependencies,
+    /// What last triggered a run.
     #[serde(default)]
     pub triggers: TriggersStatus,
+    /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
+    /// One condition of type `Synchronized` (see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -250,11 +304,13 @@ pub struct RunConfigurationStatus {
 // RunSchedule
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The schedule: which pipeline, when, with which parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "RunSchedule",
+    doc = "A recurring run of a Pipeline registered with the Provider (v1alpha6).",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -271,15 +327,22 @@ pub struct RunConfigurationStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RunScheduleSpec {
+    /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
+    /// written in v1beta1 with another one (kept in the conversion remainder annotation).
     pub provider: String,
+    /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
     pub pipeline: PipelineIdentifier,
+    /// The Experiment, in the same namespace; empty: the provider's default experiment.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub experiment_name: String,
+    /// Runtime parameters of every run (literal values only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtime_parameters: Vec<NamedValue>,
+    /// Artifacts of its finished runs to record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
+    /// When runs start.
     pub schedule: Schedule,
 }
 
@@ -287,11 +350,13 @@ pub struct RunScheduleSpec {
 // Experiment
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The experiment.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "Experiment",
+    doc = "An experiment on the Provider (v1alpha6).",
     namespaced,
     status = "Status",
     derive = "PartialEq",
@@ -308,7 +373,10 @@ pub struct RunScheduleSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSpec {
+    /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
+    /// written in v1beta1 with another one (kept in the conversion remainder annotation).
     pub provider: String,
+    /// A description shown by the provider.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
@@ -317,11 +385,13 @@ pub struct ExperimentSpec {
 // Provider
 // ---------------------------------------------------------------------------------------------------------------
 
+/// The provider service to deploy and the provider's parameters.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "pipelines.kubeflow.org",
     version = "v1alpha6",
     kind = "Provider",
+    doc = "An orchestration platform reached through a provider service (v1alpha6).",
     namespaced,
     status = "ProviderStatus",
     derive = "PartialEq",
@@ -336,29 +406,39 @@ pub struct ExperimentSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderSpec {
+    /// The image of the provider service the operator deploys.
     pub service_image: String,
-    /// The TFX compiler image.
+    /// The TFX compiler image (v1beta1: the image of the `tfx` entry of `frameworks`).
     pub image: String,
+    /// Deprecated and ignored.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub execution_mode: String,
+    /// The ServiceAccount of the provider service's pods.
     #[serde(default)]
     pub service_account: String,
+    /// Beam arguments added to every TFX pipeline (v1beta1: `json` patches of the `tfx` framework).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_beam_args: Vec<NamedValue>,
+    /// Where pipeline runs write their outputs.
     #[serde(default)]
     pub pipeline_root_storage: String,
+    /// Parameters of the provider type, read by the provider service as `PARAMETERS_<KEY>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "json_map_schema")]
     pub parameters: JsonMap,
 }
 
+/// The status of a Provider (v1alpha6 and v1alpha5).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderStatus {
+    /// The synchronization state, the same as the `Synchronized` condition's reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub synchronization_state: String,
+    /// The `metadata.generation` whose Deployment and Service are in place.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
+    /// One condition of type `Synchronized` (see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -5,7 +5,7 @@
 //! functions of its hub types):
 //! - a string field is its bytes and a `0x00` separator;
 //! - a key/value list is sorted by key then value, each entry written as two string fields, then a separator;
-//! - a JSON map is sorted by key, each key a string field, each non-null value its canonical JSON ([`go_json`]) as a
+//! - a JSON map is sorted by key, each key a string field, each non-null value its canonical JSON (module `go_json`) as a
 //!   string field, with no trailing separator.
 //!
 //! `provider` is never hashed. Vectors in the tests come from a port of the Go code (`tests/version_vectors`).
@@ -56,12 +56,14 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The version of an Experiment spec: a hash of its description.
 pub fn experiment_version(spec: &ExperimentSpec) -> String {
     let mut h = ObjectHasher::new();
     h.string(&spec.description);
     h.hex6()
 }
 
+/// The version of a RunSchedule spec, as the Go operator computes it.
 pub fn run_schedule_version(spec: &RunScheduleSpec) -> String {
     let mut h = ObjectHasher::new();
     h.display(&spec.pipeline);

@@ -45,6 +45,7 @@ pub const DEFINITION_KEY: &str = "definition.json";
 pub const COMPILED_MARKER: &str = "----- kfp-operator: compiled pipeline -----";
 /// Labels of every object the compiler creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kfp-operator");
+/// The component label of compile Jobs and their pods.
 pub const COMPONENT: (&str, &str) = ("app.kubernetes.io/component", "pipeline-compiler");
 /// Annotation naming the pipeline (`namespace/name`) a compile Job is for.
 pub const PIPELINE_ANNOTATION: &str = "pipelines.kubeflow.org/pipeline";
@@ -129,6 +130,7 @@ impl JobCompiler {
         self
     }
 
+    /// The namespace compile Jobs run in.
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

@@ -72,8 +72,8 @@ pub(crate) fn pipeline_name(request: &CompileRequest) -> String {
         .unwrap_or_else(|| "the pipeline".to_string())
 }
 
-/// The last lines of a compiler's output, for a failure message: at most [`MESSAGE_TAIL_LINES`] lines and about
-/// [`MESSAGE_TAIL_BYTES`] bytes (cut at a character boundary), trimmed.
+/// The last lines of a compiler's output, for a failure message: at most `MESSAGE_TAIL_LINES` (20) lines and
+/// about `MESSAGE_TAIL_BYTES` (2048) bytes (cut at a character boundary), trimmed.
 pub fn output_tail(text: &str) -> String {
     let text = text.trim_end();
     let start = text

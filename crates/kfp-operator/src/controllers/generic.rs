@@ -50,18 +50,26 @@ pub trait SynchronizedKind:
     + Sync
     + 'static
 {
+    /// The kind's status type.
     type Status: StatusLike + Conditions + Serialize + Debug + Send + Sync;
     /// What the planner needs beyond the object, its Provider and its outcomes.
     type Inputs: Send + Sync;
+    /// The kind, as executors and workflow labels name it.
     const KIND: ResourceKind;
 
+    /// The object's status, if it has one.
     fn status(&self) -> Option<&Self::Status>;
+    /// The object's status, to fill in.
     fn status_mut(&mut self) -> &mut Option<Self::Status>;
+    /// `spec.provider`: the Provider the object names.
     fn provider(&self) -> &NamespacedName;
+    /// Reads what [`SynchronizedKind::plan`] needs beyond the object (the Pipeline of a Run, the RunConfigurations it
+    /// reads, ...).
     fn gather(
         ctx: &Context,
         object: &Self,
     ) -> impl Future<Output = Result<Self::Inputs, ControllerError>> + Send;
+    /// The kind's pure planner.
     fn plan(observed: &Observed<'_, Self>, inputs: &Self::Inputs) -> Plan<ResourceCommand<Self::Status>>;
 }
 

@@ -49,13 +49,18 @@ pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 /// What every controller shares.
 #[derive(Clone)]
 pub struct Context {
+    /// The API client every controller uses.
     pub client: Client,
+    /// Carries out provider operations (Argo or direct).
     pub executor: Arc<dyn Executor>,
     /// Wake-ups from an executor that finishes operations itself (the direct executor). `None`: the executor
     /// reports through watched objects (Argo Workflows).
     pub completions: Option<Completions>,
+    /// The operator's configuration.
     pub config: Arc<OperatorConfig>,
+    /// The metrics every controller records.
     pub metrics: Arc<Metrics>,
+    /// Records Kubernetes Events on the reconciled objects.
     pub recorder: Recorder,
     /// Providers as the Provider controller's watch sees them, read by the other controllers.
     pub providers: ProviderCache,
@@ -119,6 +124,8 @@ impl ProviderCache {
 }
 
 impl Context {
+    /// A context for `client`, `executor` (with the `completions` of a direct executor), `config` and `metrics`;
+    /// the Event recorder names the pod (`POD_NAME`) as the reporting instance.
     pub fn new(
         client: Client,
         executor: Arc<dyn Executor>,
@@ -185,19 +192,25 @@ impl Context {
 /// Why a reconcile failed. The controller retries after [`ERROR_REQUEUE`].
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    /// An API call failed.
     #[error("{action} failed: {source}")]
     Kube {
+        /// What was being done, e.g. `writing the status of training`.
         action: String,
+        /// The API error.
         #[source]
         source: kube::Error,
     },
+    /// The executor could not submit or report an operation.
     #[error(transparent)]
     Executor(#[from] ExecutorError),
+    /// The object cannot be reconciled as it is (the message says why).
     #[error("{0}")]
     Invalid(String),
 }
 
 impl ControllerError {
+    /// A [`ControllerError::Kube`] for `action`.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Self::Kube {
             action: action.into(),

@@ -44,6 +44,7 @@ use crate::telemetry::Metrics;
 
 /// The Argo Workflows API group and version of `Workflow` and `WorkflowTemplate`.
 pub const ARGO_GROUP: &str = "argoproj.io";
+/// The version of `ARGO_GROUP` the executor uses.
 pub const ARGO_VERSION: &str = "v1alpha1";
 
 /// Label with the action of a workflow (`create`, `update`, `delete`), so a finished operation is counted under
@@ -119,6 +120,7 @@ impl Default for ArgoExecutorConfig {
 }
 
 impl ArgoExecutorConfig {
+    /// The settings `spec.argo.*` of `spec` give.
     pub fn from_spec(spec: &SpecConfig) -> Self {
         Self {
             template_prefix: spec.argo.workflow_template_prefix.clone(),
@@ -231,6 +233,7 @@ impl std::fmt::Debug for ArgoExecutor {
 }
 
 impl ArgoExecutor {
+    /// An executor creating Workflows with `client`, as `config` says, counting operations in `metrics`.
     pub fn new(client: Client, config: ArgoExecutorConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             client,

@@ -59,21 +59,32 @@ pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// [`ExecutorError::ProviderUnavailable`] and the controller retries.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
+    /// No Provider of that name exists.
     #[error("the Provider {0} does not exist")]
     NotFound(NamespacedName),
+    /// The Provider names no provider type and there is no default.
     #[error(
         "the Provider {provider} has no provider type: set its annotation {PROVIDER_TYPE_ANNOTATION} \
          (e.g. stub, kfp, vai, http) or the operator's spec.direct.defaultProviderType"
     )]
-    NoType { provider: NamespacedName },
+    NoType {
+        /// The Provider.
+        provider: NamespacedName,
+    },
+    /// The Provider could not be read.
     #[error("cannot read the Provider {provider}: {message}")]
     Api {
+        /// The Provider.
         provider: NamespacedName,
+        /// The API error.
         message: String,
     },
+    /// The registry could not build the provider.
     #[error("cannot use the Provider {provider}: {source}")]
     Build {
+        /// The Provider.
         provider: NamespacedName,
+        /// Why the registry could not build it.
         source: RegistryError,
     },
 }
@@ -81,6 +92,7 @@ pub enum ResolveError {
 /// Finds the provider implementation of a Provider resource (`ns/name`).
 #[async_trait::async_trait]
 pub trait ProviderResolver: Send + Sync {
+    /// The implementation of the Provider `provider`.
     async fn resolve(&self, provider: &NamespacedName) -> Result<Arc<dyn Provider>, ResolveError>;
 }
 
@@ -92,6 +104,7 @@ pub struct StaticResolver {
 }
 
 impl StaticResolver {
+    /// An empty resolver.
     pub fn new() -> Self {
         Self::default()
     }
@@ -102,6 +115,7 @@ impl StaticResolver {
         self
     }
 
+    /// Adds (or replaces) the implementation of the Provider `name`.
     pub fn insert(&mut self, name: NamespacedName, provider: Arc<dyn Provider>) {
         self.providers.insert(name, provider);
     }

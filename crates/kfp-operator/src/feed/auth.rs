@@ -30,8 +30,11 @@ const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 pub enum Identity {
     /// A Provider's ServiceAccount, and the Providers (`ns/name`) that run as it.
     ServiceAccount {
+        /// The ServiceAccount's namespace.
         namespace: String,
+        /// Its name.
         name: String,
+        /// The Providers whose `spec.serviceAccount` it is.
         providers: Vec<NamespacedName>,
     },
     /// The holder of the static token.
@@ -41,14 +44,18 @@ pub enum Identity {
 /// Why a request is refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// No bearer token (401).
     #[error(
         "the request has no bearer token: send 'Authorization: Bearer <token>' (the provider service's ServiceAccount token)"
     )]
     Missing,
+    /// The token is neither a valid ServiceAccount token for the audience nor the static token (401).
     #[error("the bearer token is not accepted: {0}")]
     Rejected(String),
+    /// The token is valid but not a Provider's, or not the Provider the event names (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The TokenReview could not be made (500: the provider retries).
     #[error("cannot check the bearer token: {0}")]
     Unavailable(String),
 }

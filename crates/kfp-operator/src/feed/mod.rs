@@ -56,14 +56,20 @@ pub const ENDPOINT: &str = "/events";
 /// Why an event was not recorded and published.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
+    /// The event names neither a RunConfiguration nor a Run (400).
     #[error("the event names neither a RunConfiguration (runConfigurationName) nor a Run (runName)")]
     NothingReferenced,
+    /// Nothing the event names exists (410: the provider drops it).
     #[error("{0}")]
     Gone(String),
+    /// The sender may not report this event (403).
     #[error("{0}")]
     Forbidden(String),
+    /// An API call failed (500: the provider retries).
     #[error("{0}")]
     Api(String),
+    /// The status was updated but NATS did not take the event (500: the provider retries, the status update is then
+    /// a no-op).
     #[error("the event was recorded but not published: {0}")]
     Publish(#[from] PublishError),
 }
@@ -161,6 +167,7 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// The feed of `processor`, authenticating with `client` as `config` says, counting requests in `metrics`.
     pub fn new(
         processor: Processor,
         client: Client,

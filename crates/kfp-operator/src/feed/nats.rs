@@ -24,14 +24,37 @@ pub const READINESS_CHECK: &str = "nats connection";
 /// Why an event was not published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// The client could not be set up (e.g. the URL does not parse).
     #[error("cannot set up the NATS client for {url}: {message}")]
-    Setup { url: String, message: String },
+    Setup {
+        /// The NATS URL as configured.
+        url: String,
+        /// Why not.
+        message: String,
+    },
+    /// The client is not connected (the feed answers 500; the provider retries).
     #[error("NATS at {url} is not connected")]
-    NotConnected { url: String },
+    NotConnected {
+        /// The NATS URL as configured.
+        url: String,
+    },
+    /// The server refused the message.
     #[error("publishing to NATS subject {subject:?} failed: {message}")]
-    Publish { subject: String, message: String },
+    Publish {
+        /// The subject.
+        subject: String,
+        /// The server's answer.
+        message: String,
+    },
+    /// The server did not confirm the message in time (`publishTimeout`).
     #[error("NATS did not confirm the message on subject {subject:?} within {timeout:?}")]
-    Timeout { subject: String, timeout: Duration },
+    Timeout {
+        /// The subject.
+        subject: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The event could not be serialized.
     #[error("cannot encode the event: {0}")]
     Encode(String),
 }

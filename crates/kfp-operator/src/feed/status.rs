@@ -40,7 +40,9 @@ pub struct StatusUpdater {
 /// Which of the named objects exist, as they are after the update.
 #[derive(Debug, Default)]
 pub struct Recorded {
+    /// The RunConfiguration, if the event named one and it exists.
     pub run_configuration: Option<RunConfiguration>,
+    /// The Run, if the event named one and it exists.
     pub run: Option<Run>,
 }
 

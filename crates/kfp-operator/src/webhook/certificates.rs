@@ -58,8 +58,11 @@ use crate::operator::Shutdown;
 pub const FIELD_MANAGER: &str = kfp_core::reconcile::provider::FIELD_MANAGER;
 /// The Secret type and keys of the contract (what cert-manager writes too).
 pub const SECRET_TYPE: &str = "kubernetes.io/tls";
+/// The Secret key of the serving certificate.
 pub const CERT_KEY: &str = "tls.crt";
+/// The Secret key of its private key.
 pub const PRIVATE_KEY_KEY: &str = "tls.key";
+/// The Secret key of the CA bundle.
 pub const CA_KEY: &str = "ca.crt";
 /// How long to wait after a failed pass before the next.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -69,38 +72,61 @@ const WRITE_ATTEMPTS: usize = 4;
 /// Why a certificate pass failed (each is logged and retried).
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
+    /// A certificate could not be generated.
     #[error("generating a certificate failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A generated certificate could not be loaded for serving.
     #[error("the generated certificate cannot be served: {0}")]
     Load(#[from] Box<super::tls::CertificateLoadError>),
+    /// An API call on the Secret failed.
     #[error("{action} the Secret {namespace}/{name} failed: {source}")]
     Secret {
+        /// What was being done.
         action: &'static str,
+        /// The Secret's namespace.
         namespace: String,
+        /// Its name.
         name: String,
+        /// The API error.
         #[source]
         source: Box<kube::Error>,
     },
+    /// The Secret exists with another type, which cannot change.
     #[error(
         "the Secret {namespace}/{name} has type {found:?}, not {SECRET_TYPE:?} (a Secret's type cannot change): \
          delete it, or set system.webhook.certificates.secretName to another name"
     )]
     SecretType {
+        /// The Secret's namespace.
         namespace: String,
+        /// Its name.
         name: String,
+        /// Its type.
         found: String,
     },
+    /// Other replicas kept writing the Secret.
     #[error("the Secret {namespace}/{name} kept changing while it was being written; trying again")]
-    Contended { namespace: String, name: String },
+    Contended {
+        /// The Secret's namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// Patching a `caBundle` failed.
     #[error("patching the caBundle of {what} failed: {source}")]
     CaBundle {
+        /// The object patched (a CRD or webhook configuration).
         what: String,
+        /// The API error.
         #[source]
         source: Box<kube::Error>,
     },
+    /// A certificate file could not be read (`files` mode).
     #[error("reading {path}: {source}")]
     File {
+        /// The file.
         path: String,
+        /// Why not.
         #[source]
         source: std::io::Error,
     },
@@ -138,11 +164,15 @@ impl Default for CaBundleTargets {
 pub struct SelfManagedSettings {
     /// The operator's namespace: where the Secret is.
     pub namespace: String,
+    /// The Secret holding the CA and the serving certificate.
     pub secret_name: String,
     /// The names the serving certificate is issued for (and checked against when adopting a Secret).
     pub dns_names: Vec<String>,
+    /// How long generated certificates are valid.
     pub validity: Duration,
+    /// How long before expiry a certificate is replaced.
     pub rotate_before: Duration,
+    /// The objects whose `caBundle` is kept equal to the CA bundle.
     pub targets: CaBundleTargets,
 }
 
@@ -171,7 +201,9 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
 /// A CA bundle and a serving certificate with its key, all PEM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Material {
+    /// The serving certificate.
     pub cert_pem: String,
+    /// Its private key.
     pub key_pem: String,
     /// The CA that signed `cert_pem`, first, then the previous CA (still trusted for the overlap).
     pub ca_pem: String,
@@ -341,6 +373,7 @@ pub struct Pass {
 }
 
 impl SelfManaged {
+    /// A manager of the Secret `settings` names, serving through `serving`.
     pub fn new(client: Client, settings: SelfManagedSettings, serving: ServingCertificate) -> Self {
         Self {
             client,
@@ -733,6 +766,7 @@ pub struct Files {
 }
 
 impl Files {
+    /// Serves the `tls.crt` and `tls.key` of `dir` through `serving`, reloading them when they change.
     pub fn new(dir: PathBuf, serving: ServingCertificate) -> Self {
         Self {
             dir,

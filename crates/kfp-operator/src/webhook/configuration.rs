@@ -27,7 +27,9 @@ pub const VALIDATING_CONFIGURATION_NAME: &str = "kfp-operator-validating-webhook
 pub const MUTATING_CONFIGURATION_NAME: &str = "kfp-operator-mutating-webhook-configuration";
 /// The webhook Service and its defaults (the contract).
 pub const SERVICE_NAME: &str = "kfp-operator-webhook-service";
+/// The namespace of the webhook Service by default.
 pub const SERVICE_NAMESPACE: &str = "kfp-operator-system";
+/// The port of the webhook Service.
 pub const SERVICE_PORT: i32 = 443;
 /// How long the API server waits for an answer.
 pub const TIMEOUT_SECONDS: i32 = 10;
@@ -37,8 +39,11 @@ pub const TIMEOUT_SECONDS: i32 = 10;
 pub enum Endpoint {
     /// A Service in the cluster (`<name>.<namespace>.svc:<port>`).
     Service {
+        /// The Service's namespace.
         namespace: String,
+        /// Its name.
         name: String,
+        /// Its port.
         port: i32,
     },
     /// A base URL such as `https://127.0.0.1:9443`; paths are appended.

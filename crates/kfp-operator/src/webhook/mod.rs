@@ -49,15 +49,22 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The six kinds, as the webhook paths and names spell them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// `pipelines`.
     Pipeline,
+    /// `runs`.
     Run,
+    /// `runconfigurations`.
     RunConfiguration,
+    /// `runschedules`.
     RunSchedule,
+    /// `experiments`.
     Experiment,
+    /// `providers`.
     Provider,
 }
 
 impl Kind {
+    /// Every kind.
     pub const ALL: [Kind; 6] = [
         Self::Pipeline,
         Self::Run,
@@ -103,12 +110,16 @@ impl Kind {
 /// Why the webhook server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// The webhook address could not be bound.
     #[error("the webhook server cannot listen on {address} (system.webhook.address): {source}")]
     Bind {
+        /// The address.
         address: String,
+        /// Why not.
         #[source]
         source: std::io::Error,
     },
+    /// TLS could not be set up.
     #[error("the webhook server's TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -116,7 +127,9 @@ pub enum WebhookError {
 /// What the handlers share: a client for Provider lookups and the conversion settings.
 #[derive(Clone)]
 pub struct WebhookState {
+    /// For Provider lookups.
     pub client: Client,
+    /// How v1alpha5 and v1alpha6 objects convert (default provider, framework, ...).
     pub conversion: Arc<ConversionConfig>,
 }
 
@@ -155,6 +168,7 @@ pub struct StartOptions {
 }
 
 impl StartOptions {
+    /// The options for an operator in `namespace`, with the default periods.
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),

@@ -31,12 +31,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a certificate and key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateLoadError {
+    /// The certificate is not PEM.
     #[error("the certificate is not PEM: {0}")]
     CertificatePem(String),
+    /// The PEM holds no certificate.
     #[error("the certificate PEM holds no certificate")]
     NoCertificate,
+    /// The key is not a PEM private key.
     #[error("the private key is not a PEM private key (PKCS#8, PKCS#1 or SEC1): {0}")]
     KeyPem(String),
+    /// The key does not fit the certificate.
     #[error("the private key does not fit the certificate or is not supported: {0}")]
     Key(rustls::Error),
 }
@@ -56,6 +60,7 @@ struct Loaded {
 }
 
 impl ServingCertificate {
+    /// An empty holder: no certificate until one is set.
     pub fn new() -> Self {
         Self::default()
     }

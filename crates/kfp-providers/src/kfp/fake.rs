@@ -39,6 +39,7 @@ use serde_json::{Map, Value, json};
 /// One request as the fake received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
+    /// The HTTP method.
     pub method: String,
     /// The path, e.g. `/apis/v2beta1/runs`.
     pub path: String,
@@ -52,28 +53,42 @@ pub struct RecordedRequest {
     pub upload_file_name: Option<String>,
 }
 
+/// A pipeline the fake holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakePipeline {
+    /// Its id, as the fake made it.
     pub pipeline_id: String,
+    /// Its display name, as uploaded.
     pub display_name: String,
+    /// Its namespace (multi-user mode); empty otherwise.
     pub namespace: String,
+    /// Its description.
     pub description: String,
 }
 
+/// A version of a pipeline the fake holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakePipelineVersion {
+    /// The pipeline it belongs to.
     pub pipeline_id: String,
+    /// Its id, as the fake made it.
     pub pipeline_version_id: String,
+    /// Its display name, as uploaded.
     pub display_name: String,
     /// The uploaded file, parsed.
     pub pipeline_spec: Value,
 }
 
+/// An experiment the fake holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakeExperiment {
+    /// Its id, as the fake made it.
     pub experiment_id: String,
+    /// Its display name.
     pub display_name: String,
+    /// Its description.
     pub description: String,
+    /// Its namespace (multi-user mode); empty otherwise.
     pub namespace: String,
 }
 
@@ -175,14 +190,17 @@ impl FakeKfp {
         lock(&self.state).required_token = token.map(str::to_string);
     }
 
+    /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
     }
 
+    /// Forgets the requests received so far.
     pub fn clear_requests(&self) {
         lock(&self.state).requests.clear();
     }
 
+    /// Every pipeline the fake holds.
     pub fn pipelines(&self) -> Vec<FakePipeline> {
         lock(&self.state).pipelines.clone()
     }
@@ -197,6 +215,7 @@ impl FakeKfp {
             .collect()
     }
 
+    /// Every experiment the fake holds.
     pub fn experiments(&self) -> Vec<FakeExperiment> {
         lock(&self.state).experiments.clone()
     }

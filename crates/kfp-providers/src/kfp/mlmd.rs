@@ -72,7 +72,8 @@ pub const PAGE_SIZE: i32 = 100;
 pub const IDS_PER_REQUEST: usize = 100;
 
 /// Hand-written `prost` messages: the subset of `ml_metadata` the resolver (and a test server) uses, with the
-/// official field names, tags and types.
+/// official field names, tags and types (documented in ml_metadata's `metadata_store.proto`).
+#[allow(missing_docs)]
 pub mod proto {
     use std::collections::HashMap;
 
@@ -348,6 +349,7 @@ pub mod proto {
 }
 
 /// The RPC paths, `/ml_metadata.MetadataStoreService/<Method>`.
+#[allow(missing_docs)]
 pub mod methods {
     pub const GET_CONTEXT_BY_TYPE_AND_NAME: &str =
         "/ml_metadata.MetadataStoreService/GetContextByTypeAndName";
@@ -536,6 +538,7 @@ impl MlmdArtifactResolver {
         })
     }
 
+    /// The gRPC client it reads ML Metadata with.
     pub fn client(&self) -> &MlmdClient {
         &self.client
     }

@@ -20,6 +20,8 @@
 //!
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
+// Wire types named as in the KFP v2beta1 API reference (see the module docs), which documents their fields.
+#[allow(missing_docs)]
 pub mod api;
 pub mod artifacts;
 mod client;
@@ -65,7 +67,10 @@ pub enum ArtifactSource {
     #[default]
     Rest,
     /// ML Metadata over gRPC at this address (`host:port` or `http://host:port`) ([`mlmd::MlmdArtifactResolver`]).
-    Mlmd { address: String },
+    Mlmd {
+        /// The address of the ML Metadata gRPC service.
+        address: String,
+    },
 }
 
 /// The provider's settings, read from the Provider resource's parameters by [`KfpConfig::from_provider_config`].
@@ -187,6 +192,7 @@ pub struct KfpProvider {
 }
 
 impl KfpProvider {
+    /// A provider for `config`; fails with `Invalid` when the API URL cannot be used.
     pub fn new(config: KfpConfig) -> Result<Self, ProviderError> {
         let token = TokenSource {
             path: config.token_path.clone(),
@@ -201,6 +207,7 @@ impl KfpProvider {
         Ok(Arc::new(Self::new(KfpConfig::from_provider_config(config)?)?))
     }
 
+    /// The settings it was built with.
     pub fn config(&self) -> &KfpConfig {
         &self.config
     }

@@ -62,16 +62,22 @@ fn object_at<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut M
 
 /// The labels of a run or run schedule: only those with a value.
 pub struct RunLabels<'a> {
+    /// The Provider (`provider-name`, `provider-namespace` labels).
     pub provider: &'a NamespacedName,
+    /// The Pipeline (`pipeline-name`, `pipeline-namespace`).
     pub pipeline: &'a NamespacedName,
+    /// The pipeline version run (`pipeline-version`).
     pub pipeline_version: &'a str,
+    /// The RunConfiguration that started it, if any (`runconfiguration-name`, `runconfiguration-namespace`).
     pub run_configuration: &'a NamespacedName,
     /// The Run; `None` for run schedules.
     pub run: Option<&'a NamespacedName>,
+    /// What triggered the run (`trigger-type`, `trigger-source`, `trigger-source-namespace`).
     pub trigger: &'a TriggerIndicator,
 }
 
 impl RunLabels<'_> {
+    /// The labels as a map, leaving out those without a value.
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let run = self.run.cloned().unwrap_or_default();
         let pairs = [

@@ -35,10 +35,12 @@ pub struct VaiEventSource {
 }
 
 impl VaiEventSource {
+    /// An event source for `config`; fails with `Invalid` without `eventsourcePipelineEventsSubscription`.
     pub fn new(config: VaiConfig) -> Result<Self, ProviderError> {
         Self::with_clock(config, system_clock())
     }
 
+    /// [`VaiEventSource::new`] with `clock` as "now" (tests).
     pub fn with_clock(config: VaiConfig, clock: Clock) -> Result<Self, ProviderError> {
         if config.events_subscription.is_empty() {
             return Err(ProviderError::invalid(

@@ -34,9 +34,13 @@ use serde_json::{Value, json};
 /// One request as the fake received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
+    /// The HTTP method.
     pub method: String,
+    /// The path, e.g. `/v1/projects/p/locations/l/pipelineJobs`.
     pub path: String,
+    /// Decoded query parameters.
     pub query: BTreeMap<String, String>,
+    /// The `Authorization` header, as sent.
     pub authorization: Option<String>,
     /// The body parsed as JSON, if it is JSON.
     pub body: Option<Value>,
@@ -87,6 +91,7 @@ impl Drop for FakeVai {
 }
 
 impl FakeVai {
+    /// Starts the fake on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
         let state: Shared = Arc::new(Mutex::new(FakeState {
             token_lifetime: 3600,
@@ -251,6 +256,7 @@ impl FakeVai {
         lock(&self.state).schedules.clone()
     }
 
+    /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
     }

@@ -66,6 +66,7 @@ pub fn system_clock() -> Clock {
 /// The provider's settings, read from the Provider resource's parameters by [`VaiConfig::from_provider_config`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct VaiConfig {
+    /// The Provider resource, `namespace/name`: named in every event.
     pub provider: NamespacedName,
     /// `spec.pipelineRootStorage`: jobs get `gcsOutputDirectory = <this>/<pipeline ns>/<pipeline name>`.
     pub pipeline_root_storage: String,
@@ -108,6 +109,8 @@ pub struct VaiConfig {
 }
 
 impl VaiConfig {
+    /// The settings for `project`, `location` and `bucket` with every other value at its default (tests,
+    /// embedding).
     pub fn new(provider: NamespacedName, project: &str, location: &str, bucket: &str) -> Self {
         Self {
             provider,
@@ -713,6 +716,7 @@ impl std::fmt::Debug for VaiProvider {
 }
 
 impl VaiProvider {
+    /// A provider for `config`; fails with `Invalid` when the settings cannot be used.
     pub fn new(config: VaiConfig) -> Result<Self, ProviderError> {
         Self::with_clock(config, system_clock())
     }
@@ -729,6 +733,7 @@ impl VaiProvider {
         Ok(Arc::new(Self::new(VaiConfig::from_provider_config(config)?)?))
     }
 
+    /// The settings it was built with.
     pub fn config(&self) -> &VaiConfig {
         &self.client.config
     }
