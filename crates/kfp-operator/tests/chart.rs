@@ -621,7 +621,6 @@ fn self_managed_certificates_get_exactly_the_contract_permissions() {
         BTreeSet::from([
             ("".into(), "secrets".into(), "get".into()),
             ("".into(), "secrets".into(), "update".into()),
-            ("".into(), "secrets".into(), "patch".into()),
             ("".into(), "secrets".into(), "create".into()),
         ])
     );
