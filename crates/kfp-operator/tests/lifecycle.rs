@@ -69,15 +69,15 @@ fn assert_observed_generation<K: HasStatus + kube::Resource>(object: &K) {
 }
 
 async fn assert_events(harness: &Harness, name: &str, expected: &[(&str, &str)]) {
-    let events = harness.events_of(name).await;
-    for (reason, note_start) in expected {
-        assert!(
-            events
-                .iter()
-                .any(|(r, n)| r == reason && n.starts_with(note_start)),
-            "no {reason} event starting {note_start:?} on {name}: {events:?}"
-        );
-    }
+    harness
+        .wait_for_events(name, &format!("the Events {expected:?} on {name}"), |events| {
+            expected.iter().all(|(reason, note_start)| {
+                events
+                    .iter()
+                    .any(|(r, n)| r == reason && n.starts_with(note_start))
+            })
+        })
+        .await;
 }
 
 async fn pipeline_lifecycle(mode: Mode) {

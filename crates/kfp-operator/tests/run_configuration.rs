@@ -227,11 +227,11 @@ spec:
         failed.status.unwrap().synchronized().unwrap().message,
         "the provider has changed"
     );
-    let events = harness.events_of("rc").await;
-    assert!(
-        events.iter().any(|(reason, _)| reason == "SyncFailed"),
-        "{events:?}"
-    );
+    harness
+        .wait_for_events("rc", "a SyncFailed Event", |events| {
+            events.iter().any(|(reason, _)| reason == "SyncFailed")
+        })
+        .await;
     harness.stop().await;
 }
 

@@ -245,13 +245,13 @@ spec:
     let finished = wait_for_state(&runs, "run", Succeeded, run_status).await;
     assert!(!finished.status.unwrap().status.provider.id.is_empty());
     let expected = optional_parameter_message("examples_location");
-    let events = harness.events_of("run").await;
-    assert!(
-        events
-            .iter()
-            .any(|(reason, note)| reason == "Synced" && *note == expected),
-        "no Synced event {expected:?}: {events:?}"
-    );
+    harness
+        .wait_for_events("run", &format!("a Synced Event {expected:?}"), |events| {
+            events
+                .iter()
+                .any(|(reason, note)| reason == "Synced" && *note == expected)
+        })
+        .await;
     let event_types: Vec<_> = {
         let api: Api<k8s_openapi::api::events::v1::Event> = harness.api();
         api.list(&Default::default())

@@ -482,6 +482,25 @@ impl Harness {
             .collect()
     }
 
+    /// Waits until the Events of `name` satisfy `done`, and returns them. An Event is recorded just after the status
+    /// write it reports, so a test that saw the state must still wait for the Event.
+    pub async fn wait_for_events(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&[(String, String)]) -> bool,
+    ) -> Vec<(String, String)> {
+        let last = std::sync::Mutex::new(Vec::new());
+        kfp_testenv::wait_for(what, WAIT, || async {
+            let events = self.events_of(name).await;
+            let found = done(&events);
+            *last.lock().unwrap() = events.clone();
+            Ok::<_, String>(found.then_some(events))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; the Events of {name}: {:?}", last.lock().unwrap()))
+    }
+
     /// Stops the operator (the control plane and the objects stay).
     pub async fn stop(&mut self) {
         if let Some(operator) = self.operator.take() {
