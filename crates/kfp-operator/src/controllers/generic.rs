@@ -163,8 +163,9 @@ pub fn pipeline_observation(pipeline: &Pipeline) -> PipelineObservation {
 pub fn pipeline_versions(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<Pipeline, watcher::Error>> + Send + 'static {
-    use kube::runtime::{WatchStreamExt, utils::PredicateConfig};
-    fn seen_version(pipeline: &Pipeline) -> Option<u64> {
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    fn seen_version(pipeline: &Pipeline) -> u64 {
         use std::hash::{Hash, Hasher};
         let observation = pipeline_observation(pipeline);
         let seen = match observation.state {
@@ -174,11 +175,35 @@ pub fn pipeline_versions(
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (seen, pipeline.metadata.deletion_timestamp.is_some()).hash(&mut hasher);
-        Some(hasher.finish())
+        hasher.finish()
     }
-    watcher(ctx.watched::<Pipeline>(), watcher::Config::default())
-        .touched_objects()
-        .predicate_filter(seen_version, PredicateConfig::default())
+    // kube's `predicate_filter` keys its cache on each Pipeline's name, namespace and uid (about 350 bytes per
+    // Pipeline, and two controllers watch them); a hash of namespace/name and one of the seen version are enough.
+    // Entries go with the Pipeline's Delete event; one deleted while the watch was down stays (16 bytes).
+    let seen: std::sync::Mutex<HashMap<u64, u64>> = std::sync::Mutex::default();
+    let key_of = |pipeline: &Pipeline| -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&pipeline.metadata.namespace, &pipeline.metadata.name).hash(&mut hasher);
+        hasher.finish()
+    };
+    watcher(ctx.watched::<Pipeline>(), watcher::Config::default()).filter_map(move |event| {
+        // The map is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
+        let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = match event {
+            Ok(watcher::Event::Apply(pipeline) | watcher::Event::InitApply(pipeline)) => {
+                let version = seen_version(&pipeline);
+                (seen.insert(key_of(&pipeline), version) != Some(version)).then_some(Ok(pipeline))
+            }
+            Ok(watcher::Event::Delete(pipeline)) => {
+                seen.remove(&key_of(&pipeline));
+                Some(Ok(pipeline))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(error) => Some(Err(error)),
+        };
+        futures::future::ready(out)
+    })
 }
 
 /// Reads the RunConfiguration of a dependency key (`ns/name`).
@@ -209,7 +234,7 @@ pub async fn reconcile<K: SynchronizedKind>(
         let version = cached.resource_version();
         let fresh = if ctx
             .own_writes
-            .is_current(K::KIND, &namespace, &name, version.as_deref())
+            .take_current(K::KIND, &namespace, &name, version.as_deref())
         {
             Some(Arc::unwrap_or_clone(cached))
         } else {

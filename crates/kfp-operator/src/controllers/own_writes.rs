@@ -18,7 +18,7 @@ use kfp_core::executor::ResourceKind;
 
 type Key = (ResourceKind, String, String);
 
-/// See the module documentation. Cheap to share: one small entry per resource this process wrote.
+/// See the module documentation. One small entry per resource with a write of ours not reconciled yet.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
     versions: Mutex<HashMap<Key, String>>,
@@ -39,8 +39,11 @@ impl OwnWrites {
         }
     }
 
-    /// Whether `resource_version` (of a cached copy) is the version of our last write of `namespace/name`.
-    pub fn is_current(
+    /// Whether `resource_version` (of a cached copy) is the version of our last write of `namespace/name`. A match
+    /// is used up: the copy is planned on once, and a later reconcile of the same version (a resync, another
+    /// trigger) reads again. So only resources with a write not yet reconciled are remembered, and a settled
+    /// resource costs nothing here.
+    pub fn take_current(
         &self,
         kind: ResourceKind,
         namespace: &str,
@@ -50,9 +53,14 @@ impl OwnWrites {
         let Some(version) = resource_version else {
             return false;
         };
-        self.lock()
-            .get(&(kind, namespace.to_string(), name.to_string()))
-            .is_some_and(|last| last == version)
+        let key = (kind, namespace.to_string(), name.to_string());
+        let mut versions = self.lock();
+        if versions.get(&key).is_some_and(|last| last == version) {
+            versions.remove(&key);
+            true
+        } else {
+            false
+        }
     }
 
     /// Forgets a resource that is gone (or about to be).
@@ -84,30 +92,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_version_of_our_last_write_is_current() {
+    fn only_the_version_of_our_last_write_is_current_and_only_once() {
         let writes = OwnWrites::default();
         let run = ResourceKind::Run;
-        assert!(!writes.is_current(run, "ns", "r", Some("1")), "never written");
+        assert!(!writes.take_current(run, "ns", "r", Some("1")), "never written");
         writes.record(run, "ns", "r", Some("5"));
-        assert!(writes.is_current(run, "ns", "r", Some("5")));
         assert!(
-            !writes.is_current(run, "ns", "r", Some("4")),
-            "a copy older than our write"
+            !writes.take_current(run, "ns", "r", Some("4")),
+            "older than our write"
         );
         assert!(
-            !writes.is_current(run, "ns", "r", Some("6")),
-            "someone else wrote after us"
+            !writes.take_current(run, "ns", "r", Some("6")),
+            "written by someone after us"
         );
-        assert!(!writes.is_current(run, "ns", "r", None));
+        assert!(!writes.take_current(run, "ns", "r", None));
         assert!(
-            !writes.is_current(ResourceKind::Pipeline, "ns", "r", Some("5")),
+            !writes.take_current(ResourceKind::Pipeline, "ns", "r", Some("5")),
             "another kind"
         );
+        assert!(writes.take_current(run, "ns", "r", Some("5")));
+        assert!(
+            !writes.take_current(run, "ns", "r", Some("5")),
+            "used up: read again"
+        );
+        assert!(writes.is_empty(), "a settled resource is not remembered");
         writes.record(run, "ns", "r", Some("7"));
-        assert!(!writes.is_current(run, "ns", "r", Some("5")));
-        assert!(writes.is_current(run, "ns", "r", Some("7")));
+        writes.record(run, "ns", "r", Some("8"));
+        assert!(
+            !writes.take_current(run, "ns", "r", Some("7")),
+            "only the last write counts"
+        );
         writes.forget(run, "ns", "r");
-        assert!(!writes.is_current(run, "ns", "r", Some("7")));
+        assert!(!writes.take_current(run, "ns", "r", Some("8")));
         assert!(writes.is_empty());
     }
 }
