@@ -440,9 +440,11 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     wait_succeeded(&client, NAMESPACE, target_pipelines, target_runs, &operator).await;
     let memory = operator.memory();
     eprintln!(
-        "scale: {mode:?}: {} resources cached: RSS {} MiB, peak {} MiB",
+        "scale: {mode:?}: {} resources cached: RSS {} MiB ({} MiB anonymous, {} MiB of the executable), peak {} MiB",
         target_pipelines + target_runs,
         memory.rss_kib / 1024,
+        memory.anon_kib / 1024,
+        memory.file_kib / 1024,
         memory.peak_kib / 1024
     );
     Report {

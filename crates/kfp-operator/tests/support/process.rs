@@ -41,6 +41,10 @@ pub struct Memory {
     pub rss_kib: u64,
     /// `VmHWM`: the peak resident set so far, KiB.
     pub peak_kib: u64,
+    /// `RssAnon`: the anonymous part of `VmRSS` (heap, stacks), KiB.
+    pub anon_kib: u64,
+    /// `RssFile`: the file-backed part of `VmRSS` (the executable's pages that were touched), KiB.
+    pub file_kib: u64,
 }
 
 impl OperatorProcess {
@@ -156,6 +160,8 @@ impl OperatorProcess {
         Memory {
             rss_kib: field("VmRSS:"),
             peak_kib: field("VmHWM:"),
+            anon_kib: field("RssAnon:"),
+            file_kib: field("RssFile:"),
         }
     }
 
