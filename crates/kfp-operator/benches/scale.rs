@@ -25,7 +25,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kfp_core::resources::v1beta1::{Conditions, Pipeline, Provider, Run};
 use kfp_core::values::{NamespacedName, SynchronizationState};
-use kfp_testenv::TestEnv;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -330,12 +329,7 @@ struct Report {
 }
 
 async fn measure(mode: Mode, options: &Options) -> Report {
-    let env = TestEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
-    env.install_crds(&[support::repo_root().join("config/crd")])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
-    let client = env.client().await.unwrap();
+    let (env, client) = support::dedicated_env().await;
     create_namespace(&client, NAMESPACE).await;
     create_namespace(&client, "raw").await;
     let providers: Api<Provider> = Api::namespaced(client.clone(), NAMESPACE);

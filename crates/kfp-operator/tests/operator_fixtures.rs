@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use kfp_core::values::NamespacedName;
 use kfp_operator::local::{Row, all_rows, apply_all, settled, table};
-use kfp_testenv::TestEnv;
 use support::Mode;
 use support::process::OperatorProcess;
 
@@ -79,12 +78,7 @@ fn unmet(rows: &[Row]) -> Vec<String> {
 
 async fn every_fixture_settles(mode: Mode) {
     kfp_providers::http::install_crypto_provider();
-    let env = TestEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
-    env.install_crds(&[support::repo_root().join("config/crd")])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
-    let client = env.client().await.unwrap();
+    let (env, client) = support::dedicated_env().await;
 
     let stub_compiler = support::repo_root().join("compilers/stub/compile.sh");
     let compilers = format!("{{tfx: {}}}", stub_compiler.display());

@@ -39,6 +39,17 @@ use tokio::task::JoinHandle;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// A control plane of the caller's own (not the shared one) with this project's CRDs and Argo's, and a client.
+pub async fn dedicated_env() -> (TestEnv, Client) {
+    let env = TestEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+    env.install_crds(&[repo_root().join("config/crd")])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = env.client().await.unwrap();
+    (env, client)
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -547,26 +558,12 @@ pub mod executors {
         compiler: kfp_operator::compiler::local::LocalCompiler,
     ) -> Arc<Context> {
         config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
-        let metrics = metrics();
-        let completions = Completions::default();
         let resolver = kfp_operator::executor::direct::RegistryResolver::from_config(
             client.clone(),
             kfp_providers::default_registry(),
             &config.spec.direct,
         );
-        let executor = DirectExecutor::new(
-            Arc::new(resolver),
-            Arc::new(compiler),
-            completions.clone(),
-            metrics.clone(),
-        );
-        Context::new(
-            client,
-            Arc::new(executor),
-            Some(completions),
-            Arc::new(config),
-            metrics,
-        )
+        direct_with(client, config, Arc::new(resolver), Arc::new(compiler))
     }
 
     pub fn direct_context(
@@ -575,16 +572,21 @@ pub mod executors {
         provider_name: &NamespacedName,
         provider: Arc<dyn Provider>,
     ) -> Arc<Context> {
-        let metrics = metrics();
-        let completions = Completions::default();
         let resolver = StaticResolver::new().with(provider_name.clone(), provider);
         let compiler = kfp_operator::compiler::local::LocalCompiler::new();
-        let executor = DirectExecutor::new(
-            Arc::new(resolver),
-            Arc::new(compiler),
-            completions.clone(),
-            metrics.clone(),
-        );
+        direct_with(client, config, Arc::new(resolver), Arc::new(compiler))
+    }
+
+    /// A direct-executor context finding Providers with `resolver` and compiling with `compiler`.
+    fn direct_with(
+        client: Client,
+        config: OperatorConfig,
+        resolver: Arc<dyn kfp_operator::executor::direct::ProviderResolver>,
+        compiler: Arc<dyn kfp_core::compiler::Compiler>,
+    ) -> Arc<Context> {
+        let metrics = metrics();
+        let completions = Completions::default();
+        let executor = DirectExecutor::new(resolver, compiler, completions.clone(), metrics.clone());
         Context::new(
             client,
             Arc::new(executor),
