@@ -293,7 +293,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    const FIXTURE: &str = include_str!("../tests/fixtures/event-run-succeeded.json");
+    const FIXTURE: &str = include_str!("../../../fixtures/event-run-succeeded.json");
 
     #[test]
     fn feed_request_fixture_round_trips() {

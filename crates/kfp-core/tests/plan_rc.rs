@@ -26,7 +26,8 @@ use kfp_core::resources::v1beta1::{
 use kfp_core::values::{Artifact, CronExpression, NamespacedName, SynchronizationState};
 use kfp_core::version;
 
-const FIXTURES: &str = "/work/shared/fixtures";
+/// The repository's acceptance fixtures (`fixtures/README.md`).
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()

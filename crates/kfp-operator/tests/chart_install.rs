@@ -1,6 +1,6 @@
 //! `helm install` of the chart into a real API server (kfp-testenv), then the operator process itself run as the
 //! chart's ServiceAccount (a TokenRequest token) with the configuration file the chart rendered, reconciling the
-//! shared fixtures: the chart's RBAC is enough for the operator. `helm uninstall` keeps the CRDs (and so the
+//! acceptance fixtures: the chart's RBAC is enough for the operator. `helm uninstall` keeps the CRDs (and so the
 //! resources), and a second install adopts them, with the validating webhooks registered for real.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -163,7 +163,7 @@ async fn the_chart_installs_and_the_operator_reconciles_under_its_service_accoun
     let operator = OperatorProcess::start(&operator_kubeconfig, &config);
     operator.wait_ready().await;
 
-    // The shared fixtures, as users write them.
+    // The acceptance fixtures, as users write them.
     let fixtures = support::fixtures_dir();
     for file in [
         "provider-stub.yaml",

@@ -24,8 +24,9 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The repository's acceptance fixtures (`fixtures/README.md`).
 fn fixtures_dir() -> PathBuf {
-    repo_root().join("../shared/fixtures")
+    repo_root().join("fixtures")
 }
 
 /// The shared control plane with our CRDs installed (idempotent: server-side apply).

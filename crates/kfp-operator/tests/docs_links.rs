@@ -4,6 +4,10 @@
 //! `docs/README.md` links every guide under `docs/`.
 //!
 //! Links inside code blocks and code spans are not links and are skipped. Pure file reading: no control plane.
+//!
+//! The repository stands alone: no tracked file names a path outside it (the sibling `shared` folder some
+//! machines have) or a folder of one particular machine, so a clone anywhere passes its own suite. The only
+//! exception is `.ci/run`, which points `KFP_GO_COMPAT_DIR` at the Go operator's files (`docs/development.md`).
 
 // Test code: failing loudly with the reason is the point.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -303,5 +307,75 @@ fn links_in_code_are_not_links_and_anchors_follow_github() {
     assert_eq!(
         offered,
         BTreeSet::from(["a".to_string(), "metrics".to_string(), "metrics-1".to_string()])
+    );
+}
+
+/// Where `line` names a path that leaves the repository or belongs to one machine, the offending text.
+fn foreign_path(line: &str) -> Option<String> {
+    // Spelled in pieces so that this file does not match itself.
+    let sibling = ["..", "/shared"].concat();
+    if line.contains(&sibling) {
+        return Some(sibling);
+    }
+    // A machine's home or work folder at the start of a path (not `gs://bucket/root/...`).
+    for folder in ["work", "home", "root", "Users"] {
+        let root = format!("/{folder}/");
+        for (at, _) in line.match_indices(&root) {
+            let before = line.get(..at).and_then(|b| b.chars().last());
+            if before.is_none_or(|c| c.is_whitespace() || "\"'`(=,[{<".contains(c)) {
+                return Some(root);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_tracked_file_names_a_path_outside_the_repository() {
+    let root = repo_root();
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .expect("git is needed to list the repository's files");
+    assert!(listed.status.success(), "git ls-files failed: {listed:?}");
+    let mut offending = Vec::new();
+    for file in String::from_utf8(listed.stdout).unwrap().split('\0') {
+        if file.is_empty() || file == ".ci/run" {
+            continue;
+        }
+        // Binary files and files deleted in the work tree have no lines to check.
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+            continue;
+        };
+        for (number, line) in text.lines().enumerate() {
+            if let Some(found) = foreign_path(line) {
+                offending.push(format!("{file}:{}: {found}", number + 1));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "files name paths outside the repository or of one machine (tests read data from fixtures/ or \
+         crates/*/tests/fixtures/; the Go operator's files through KFP_GO_COMPAT_DIR):\n{}",
+        offending.join("\n")
+    );
+}
+
+#[test]
+fn foreign_paths_are_recognised() {
+    let sibling = ["..", "/shared"].concat();
+    assert_eq!(foreign_path(&format!("../{sibling}/fixtures")), Some(sibling));
+    let work = ["/wo", "rk/"].concat();
+    assert_eq!(
+        foreign_path(&format!("const F: &str = \"{work}main/fixtures\";")),
+        Some(work)
+    );
+    let root = ["/ro", "ot/"].concat();
+    assert_eq!(foreign_path(&format!("venv {root}.cache/x")), Some(root));
+    assert_eq!(foreign_path("\"pipeline_root\": \"gs://bucket/root/ns/p\""), None);
+    assert_eq!(
+        foreign_path("~/.cache/kfp-operator/venv and fixtures/run.yaml"),
+        None
     );
 }

@@ -54,7 +54,7 @@ fn the_fixtures_graph_shows_the_cross_namespace_dependency() {
     let doc = std::fs::read_to_string(support::repo_root().join("docs/dependency-graph.md")).unwrap();
     assert!(
         doc.contains(&format!("```mermaid\n{mermaid}```")),
-        "docs/dependency-graph.md must show the current output of `kfp-operator graph --manifests ../shared/fixtures`:\n{mermaid}"
+        "docs/dependency-graph.md must show the current output of `kfp-operator graph --manifests fixtures`:\n{mermaid}"
     );
 
     let dot = stdout_of(&graph(
@@ -86,7 +86,11 @@ fn the_fixtures_graph_shows_the_cross_namespace_dependency() {
 
 #[test]
 fn bad_input_gets_a_clear_error() {
-    let output = graph(&["--manifests", "/work/shared/fixtures", "--format", "svg"], None);
+    let fixtures = support::fixtures_dir();
+    let output = graph(
+        &["--manifests", fixtures.to_str().unwrap(), "--format", "svg"],
+        None,
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

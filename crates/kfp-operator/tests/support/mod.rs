@@ -54,8 +54,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The repository's acceptance fixtures (`fixtures/README.md`).
 pub fn fixtures_dir() -> PathBuf {
-    repo_root().join("../shared/fixtures")
+    repo_root().join("fixtures")
 }
 
 /// The shared control plane with our CRDs and Argo's installed.
