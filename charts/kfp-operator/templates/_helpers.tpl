@@ -139,6 +139,7 @@ merged over `spec` and manager.systemConfiguration over `system`.
   "defaultTfxImage" (printf "%s/kfp-operator-tfx-compiler:%s" .Values.containerRegistry $tag)
   "defaultProviderValues" (dict "replicas" $p.replicas "servicePort" $p.servicePort "metricsPort" $p.metricsPort "labels" $p.labels "serviceContainerName" "provider-service" "podTemplateSpec" $template)
   "runCompletionFeed" (dict "port" .Values.manager.runcompletionWebhook.servicePort "endpoints" .Values.manager.runcompletionWebhook.endpoints) -}}
+{{- if .Values.manager.runcompletionWebhook.allowUnauthenticated }}{{ $_ := set $spec.runCompletionFeed "authentication" (dict "allowUnauthenticated" true) }}{{ end -}}
 {{- $spec = mergeOverwrite $spec (deepCopy .Values.manager.configuration) -}}
 {{- if .Values.manager.multiversion.enabled }}{{ $_ := set $spec "multiversion" true }}{{ end -}}
 {{- toYaml (dict "system" $system "spec" $spec) -}}

@@ -19,6 +19,14 @@ this chart replaces. Each message names the value and says what to do.
 {{- if and (gt (int .Values.manager.replicas) 1) (not .Values.manager.leaderElection.enabled) -}}
 {{- fail (printf "manager.replicas is %v but manager.leaderElection.enabled is false; replicas would reconcile the same objects at once. Enable leader election." .Values.manager.replicas) -}}
 {{- end -}}
+{{- if .Values.manager.runcompletionWebhook.allowUnauthenticated -}}
+{{- if not .Values.networkPolicy.enabled -}}
+{{- fail "manager.runcompletionWebhook.allowUnauthenticated is true but networkPolicy.enabled is false; without a token only the NetworkPolicy keeps other senders away from the run-completion feed. Enable it." -}}
+{{- end -}}
+{{- if not (or .Values.networkPolicy.feedFrom .Values.networkPolicy.providerNames .Values.providers) -}}
+{{- fail "manager.runcompletionWebhook.allowUnauthenticated is true but no provider pod may reach the feed; name the Providers in networkPolicy.providerNames (or select their pods with networkPolicy.feedFrom)." -}}
+{{- end -}}
+{{- end -}}
 {{- with .Values.namespace -}}
 {{- if and (kindIs "map" .) .name (ne .name $.Release.Namespace) -}}
 {{- fail (printf "namespace.name is %q, but this chart installs into the release namespace %q; install with `helm install -n %s --create-namespace` and drop the namespace value." .name $.Release.Namespace .name) -}}

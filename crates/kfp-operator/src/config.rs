@@ -389,6 +389,10 @@ pub struct FeedAuthentication {
     /// A file (mounted from a Secret) holding a static bearer token that is accepted too; empty: none. Read on
     /// every request, so a rotated Secret takes effect without a restart.
     pub static_token_file: String,
+    /// Migration from the Go operator, whose provider services post without a token: accept a request that has
+    /// no `Authorization` header when its event names an existing Provider. Off by default; the operator warns at
+    /// start while it is on, and the chart then limits the feed port to provider pods with its NetworkPolicy.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for FeedAuthentication {
@@ -397,6 +401,7 @@ impl Default for FeedAuthentication {
             token_review: true,
             audience: "kfp-operator".to_string(),
             static_token_file: String::new(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -945,11 +950,12 @@ fn validate_feed(feed: &RunCompletionFeedConfig) -> Result<(), ConfigError> {
         );
     }
     let auth = &feed.authentication;
-    if !auth.token_review && auth.static_token_file.is_empty() {
+    if !auth.token_review && auth.static_token_file.is_empty() && !auth.allow_unauthenticated {
         return invalid(
             "spec.runCompletionFeed.authentication.tokenReview",
             "false",
-            "the feed then accepts no one: set spec.runCompletionFeed.authentication.staticTokenFile too",
+            "the feed then accepts no one: set spec.runCompletionFeed.authentication.staticTokenFile too \
+             (or allowUnauthenticated while migrating from the Go operator)",
         );
     }
     if auth.token_review && auth.audience.trim().is_empty() {

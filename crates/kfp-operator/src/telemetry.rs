@@ -25,8 +25,9 @@
 //! - `executor_operations_total{kind,action,result}`: provider operations `submitted`, `succeeded`, `failed`;
 //! - `provider_call_duration_seconds{kind,action,result}`: in-process provider call latency (direct executor);
 //! - `run_completion_feed_requests_total{method,endpoint,code}`: requests to the run-completion feed by answer;
-//! - `run_completion_events_total{source,result}`: events from the feed (`source="feed"`) or from in-process
-//!   event sources (`source="direct"`) by outcome (`recorded`, `gone`, `rejected`, `failed`);
+//! - `run_completion_events_total{source,result}`: events from the feed (`source="feed"`; `feed_unauthenticated`
+//!   for those accepted without a token in migration mode) or from in-process event sources (`source="direct"`) by
+//!   outcome (`recorded`, `gone`, `rejected`, `failed`);
 //! - `run_completion_events_published_total{result}`: NATS publishes (`published`, `failed`).
 
 use std::collections::HashMap;

@@ -84,6 +84,15 @@ fn switches() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         (
+            "migration mode",
+            vec![
+                "--set",
+                "manager.runcompletionWebhook.allowUnauthenticated=true",
+                "--set",
+                "networkPolicy.providerNames={kfp,vai}",
+            ],
+        ),
+        (
             "direct executor with the Job compiler",
             vec![
                 "--set",
@@ -886,6 +895,64 @@ fn viewer_and_editor_roles_aggregate_into_the_built_in_roles() {
     }
 }
 
+/// The `from` peers of the NetworkPolicy rule that opens the feed port (`None`: any peer).
+fn feed_peers(objects: &[Value]) -> Option<Value> {
+    let policy = find(objects, "NetworkPolicy", "kfp-operator-controller-manager");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    let rule = rules
+        .iter()
+        .find(|r| r["ports"][0]["port"] == "runcompletion")
+        .expect("a rule for the feed port");
+    rule.get("from").cloned()
+}
+
+#[test]
+fn migration_mode_accepts_tokenless_events_only_from_provider_pods() {
+    // Off by default: tokens are required and the feed port is open to any peer (tokens keep others out).
+    let objects = template(&[]);
+    assert!(!configuration(&objects).contains("allowUnauthenticated"));
+    assert_eq!(feed_peers(&objects), None);
+
+    let mut args = provider_args();
+    args.extend([
+        "--set",
+        "manager.runcompletionWebhook.allowUnauthenticated=true",
+        "--set",
+        "networkPolicy.providerNames={kfp,stub}",
+    ]);
+    let objects = template(&args);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, configuration(&objects)).unwrap();
+    let config = kfp_operator::config::OperatorConfig::load(Some(&path), std::iter::empty()).unwrap();
+    let auth = &config.spec.run_completion_feed.authentication;
+    assert!(auth.allow_unauthenticated);
+    assert!(auth.token_review, "tokens are still checked when sent");
+    // Only the provider service pods (app: provider-<name>, any namespace) reach the feed; `stub` is named twice
+    // (a chart-created provider and in providerNames) and listed once.
+    assert_eq!(
+        feed_peers(&objects),
+        Some(json!([{
+            "namespaceSelector": {},
+            "podSelector": {"matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["provider-kfp", "provider-stub"]}
+            ]}
+        }]))
+    );
+
+    // Explicit peers win, for provider pods labelled otherwise (e.g. deployed by the Go operator's chart).
+    let objects = template(&[
+        "--set",
+        "manager.runcompletionWebhook.allowUnauthenticated=true",
+        "--set",
+        "networkPolicy.feedFrom[0].podSelector.matchLabels.role=go-provider",
+    ]);
+    assert_eq!(
+        feed_peers(&objects),
+        Some(json!([{"podSelector": {"matchLabels": {"role": "go-provider"}}}]))
+    );
+}
+
 #[test]
 fn bad_values_fail_with_messages_that_name_them() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -952,6 +1019,19 @@ fn bad_values_fail_with_messages_that_name_them() {
             ]
             .concat(),
             "providers[0].podTemplateEnv[0].name is \"parameters_token\", which is reserved by the operator",
+        ),
+        (
+            vec![
+                "--set",
+                "manager.runcompletionWebhook.allowUnauthenticated=true",
+                "--set",
+                "networkPolicy.enabled=false",
+            ],
+            "manager.runcompletionWebhook.allowUnauthenticated is true but networkPolicy.enabled is false",
+        ),
+        (
+            vec!["--set", "manager.runcompletionWebhook.allowUnauthenticated=true"],
+            "name the Providers in networkPolicy.providerNames",
         ),
     ];
     for (args, message) in cases {

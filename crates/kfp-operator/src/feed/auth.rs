@@ -11,6 +11,12 @@
 //!   `provider` must name an existing Provider.
 //!
 //! No token, or one that is not accepted: 401. A valid token of anyone but a Provider's ServiceAccount: 403.
+//!
+//! **Migration mode** (`authentication.allowUnauthenticated`, off by default): the Go operator's provider services
+//! post without any token. With the mode on, a request without an `Authorization` header is accepted as
+//! [`Identity::Unauthenticated`] and held to what the static token is held to (the event names an existing
+//! Provider); a request that does carry a token is still checked as above. The network, not a token, then keeps
+//! others out: the chart's NetworkPolicy lets only provider pods reach the feed port (`docs/run-completion-events.md`).
 
 use std::path::PathBuf;
 
@@ -39,6 +45,19 @@ pub enum Identity {
     },
     /// The holder of the static token.
     StaticToken,
+    /// A request without a token, accepted in migration mode only.
+    Unauthenticated,
+}
+
+impl Identity {
+    /// How the sender was identified, as the feed's metrics label it.
+    pub fn authentication(&self) -> &'static str {
+        match self {
+            Self::ServiceAccount { .. } => "serviceaccount",
+            Self::StaticToken => "static",
+            Self::Unauthenticated => "none",
+        }
+    }
 }
 
 /// Why a request is refused, or could not be checked.
@@ -77,6 +96,7 @@ pub struct Authenticator {
     client: Client,
     token_review: Option<String>,
     static_token_file: Option<PathBuf>,
+    allow_unauthenticated: bool,
     watch_namespace: String,
 }
 
@@ -89,12 +109,16 @@ impl Authenticator {
             token_review: config.token_review.then(|| config.audience.clone()),
             static_token_file: Some(PathBuf::from(&config.static_token_file))
                 .filter(|p| !p.as_os_str().is_empty()),
+            allow_unauthenticated: config.allow_unauthenticated,
             watch_namespace: watch_namespace.to_string(),
         }
     }
 
     /// Who sent the request with this `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
+        if authorization.is_none() && self.allow_unauthenticated {
+            return Ok(Identity::Unauthenticated);
+        }
         let token = authorization.and_then(bearer_token).ok_or(AuthError::Missing)?;
         if let Some(path) = &self.static_token_file {
             match tokio::fs::read_to_string(path).await {
@@ -146,7 +170,7 @@ impl Authenticator {
                     names.join(", ")
                 )))
             }
-            Identity::StaticToken => {
+            Identity::StaticToken | Identity::Unauthenticated => {
                 let api: Api<Provider> = Api::namespaced(self.client.clone(), &provider.namespace);
                 let exists = self.in_scope(&provider.namespace)
                     && !provider.name.is_empty()

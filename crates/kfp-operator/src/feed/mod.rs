@@ -7,7 +7,7 @@
 //! | answer | when |
 //! |---|---|
 //! | 405 | the method is not POST (`Allow: POST`) |
-//! | 401 | no bearer token, or one that is not accepted ([`auth`]) |
+//! | 401 | no bearer token (unless migration mode accepts none), or one that is not accepted ([`auth`]) |
 //! | 403 | a valid token of someone who is not a Provider's ServiceAccount |
 //! | 415 | the `Content-Type` is not `application/json` |
 //! | 413 | the body is larger than `spec.runCompletionFeed.maxBodyBytes` |
@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 
 use crate::config::OperatorConfig;
 use crate::telemetry::Metrics;
-use auth::{AuthError, Authenticator};
+use auth::{AuthError, Authenticator, Identity};
 use nats::{PublishError, Publisher};
 use status::StatusUpdater;
 
@@ -175,6 +175,13 @@ impl Feed {
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let feed = &config.spec.run_completion_feed;
+        if feed.authentication.allow_unauthenticated {
+            tracing::warn!(
+                "migration mode: the run-completion feed accepts events without a token \
+                 (spec.runCompletionFeed.authentication.allowUnauthenticated); only a NetworkPolicy keeps other \
+                 senders out. Turn it off once every provider service sends its token"
+            );
+        }
         Arc::new(Self {
             processor,
             auth: Authenticator::new(client, &feed.authentication, &config.system.watch_namespace),
@@ -343,7 +350,12 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
         )
     })?;
     feed.auth.authorize(&identity, &event.provider).await?;
-    Ok(feed.processor.process(&event, "feed").await?)
+    // Events accepted without a token are counted apart, so the end of a migration can be seen in the metrics.
+    let source = match identity {
+        Identity::Unauthenticated => "feed_unauthenticated",
+        _ => "feed",
+    };
+    Ok(feed.processor.process(&event, source).await?)
 }
 
 #[cfg(test)]
