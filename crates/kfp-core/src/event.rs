@@ -10,9 +10,14 @@
 //! Decoding is tolerant where Go's `encoding/json` is tolerant (unknown fields are ignored, `null` is "absent") and
 //! strict where the value has a shape (status `succeeded|failed`, `ns/name` names, RFC 3339 times), so a malformed
 //! body is refused with a serde error naming the field.
+//!
+//! Encoding follows Go as well (docs/run-completion-events.md): times keep their fraction of a second
+//! ([`format_time`]), and [`to_go_json`] writes the bytes Go's `json.Marshal` writes.
+
+use std::io;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::artifact;
 use crate::values::{Artifact, NamespacedName, OutputArtifact};
@@ -51,10 +56,18 @@ pub struct RunCompletionEventData {
     /// The provider's id of the run.
     pub run_id: String,
     /// When the run started, if the provider knows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_time"
+    )]
     pub run_start_time: Option<Time>,
     /// When the run ended; the operator keeps the newest succeeded run per RunConfiguration by this (SPEC 12.7).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_time"
+    )]
     pub run_end_time: Option<Time>,
     /// Every component of the run with its output artifacts. Absent or `null` decodes as empty.
     #[serde(
@@ -130,10 +143,18 @@ pub struct RunCompletionEvent {
     /// The provider's id of the run.
     pub run_id: String,
     /// When the run started, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_time"
+    )]
     pub run_start_time: Option<Time>,
     /// When the run ended, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_time"
+    )]
     pub run_end_time: Option<Time>,
     /// The artifacts selected by the RunConfiguration's (or Run's) `spec.run.artifacts`, with their locations.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -226,6 +247,7 @@ pub struct CloudEvent {
     /// The RunConfiguration (`ns/name`) if the run had one, else the Run.
     pub subject: String,
     /// When the run ended (`runEndTime`); when the provider did not say, when the operator received the event.
+    #[serde(serialize_with = "serialize_time")]
     pub time: Time,
     /// `application/json`.
     pub datacontenttype: String,
@@ -276,6 +298,68 @@ impl RunCompletionEvent {
             datacontenttype: "application/json".to_string(),
             data: self,
         }
+    }
+}
+
+/// `time` as Go's `time.Time` writes itself in JSON (`RFC3339Nano`): RFC 3339, with the fraction of a second
+/// when there is one, trailing zeros trimmed (`10:05:00.12Z`, `10:05:00Z`). The Go operator's published times are
+/// UTC (they pass through a protobuf `Timestamp`), as ours are. `Time`'s own JSON form drops the fraction, which
+/// would change the bytes consumers compare and lose the order of runs that end within one second.
+pub fn format_time(time: &Time) -> String {
+    // jiff prints a timestamp in UTC with the shortest fraction that is exact, which is Go's trimming.
+    time.0.to_string()
+}
+
+/// Serializes a [`Time`] with [`format_time`] (`#[serde(serialize_with = "kfp_core::event::serialize_time")]`).
+pub fn serialize_time<S: Serializer>(time: &Time, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_time(time))
+}
+
+/// Serializes an optional [`Time`] with [`format_time`]; `None` is `null` (usually skipped with
+/// `skip_serializing_if`).
+pub fn serialize_optional_time<S: Serializer>(time: &Option<Time>, serializer: S) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serialize_time(time, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `value` in the bytes Go's `json.Marshal` writes: compact, and in strings `<`, `>`, `&`, U+2028 and U+2029
+/// escaped as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029` (Go escapes them for HTML and JavaScript). The
+/// other escapes already agree with Go (since Go 1.22): `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, and
+/// `\u00xx` for the other control characters. Consumers of the Go operator's messages may compare bodies byte
+/// for byte (deduplication, recorded fixtures), so published events use this.
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    value.serialize(&mut serializer)?;
+    Ok(out)
+}
+
+/// serde_json's compact formatter with Go's extra escapes in strings (and object keys, which are strings too).
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            let escaped: &[u8] = match c {
+                '<' => b"\\u003c",
+                '>' => b"\\u003e",
+                '&' => b"\\u0026",
+                '\u{2028}' => b"\\u2028",
+                '\u{2029}' => b"\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            writer.write_all(escaped)?;
+            start = at + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
@@ -367,7 +451,7 @@ mod tests {
             event,
             json!({
                 "status": "failed", "pipelineName": "ns/p", "runConfigurationName": "", "runName": "",
-                "runId": "r1", "runStartTime": "2026-01-01T09:00:00Z", "artifacts": [], "provider": "ops/kfp"
+                "runId": "r1", "runStartTime": "2026-01-01T09:00:00.25Z", "artifacts": [], "provider": "ops/kfp"
             })
         );
     }
@@ -467,6 +551,59 @@ mod tests {
         );
         let back: CloudEvent = serde_json::from_value(value).unwrap();
         assert_eq!(back, envelope);
+    }
+
+    /// Go reads the times with `time.Time`'s `UnmarshalJSON` (any RFC 3339 fraction and offset) and writes them
+    /// with its `MarshalJSON` (`RFC3339Nano`: the fraction with trailing zeros trimmed, none when it is zero); the
+    /// published times are UTC because they pass through a protobuf `Timestamp`.
+    #[test]
+    fn times_keep_their_fraction_of_a_second_as_go_writes_them() {
+        let cases = [
+            ("2026-03-01T10:00:35Z", "2026-03-01T10:00:35Z"),
+            ("2026-03-01T10:00:35.000Z", "2026-03-01T10:00:35Z"),
+            ("2026-03-01T10:00:35.5Z", "2026-03-01T10:00:35.5Z"),
+            ("2026-03-01T10:00:35.120000Z", "2026-03-01T10:00:35.12Z"),
+            ("2026-03-01T10:00:35.000000001Z", "2026-03-01T10:00:35.000000001Z"),
+            ("2026-03-01T10:00:35.123456789Z", "2026-03-01T10:00:35.123456789Z"),
+            ("2026-03-01T11:00:35.25+01:00", "2026-03-01T10:00:35.25Z"),
+        ];
+        let received: Time = serde_json::from_value(json!("2030-01-01T00:00:00Z")).unwrap();
+        for (sent, written) in cases {
+            let data: RunCompletionEventData = serde_json::from_value(json!({
+                "status": "succeeded", "pipelineName": "ns/p", "runId": "r", "provider": "ops/kfp",
+                "runStartTime": sent, "runEndTime": sent
+            }))
+            .unwrap();
+            let request = serde_json::to_value(&data).unwrap();
+            assert_eq!(
+                (&request["runStartTime"], &request["runEndTime"]),
+                (&json!(written), &json!(written)),
+                "{sent}"
+            );
+            let event = data.to_event(&[]);
+            let published = serde_json::to_value(&event).unwrap();
+            assert_eq!(
+                (&published["runStartTime"], &published["runEndTime"]),
+                (&json!(written), &json!(written)),
+                "{sent}"
+            );
+            let envelope = serde_json::to_value(event.into_cloud_event(received.clone())).unwrap();
+            assert_eq!(envelope["time"], written, "{sent}");
+            assert_eq!(format_time(data.run_end_time.as_ref().unwrap()), written);
+        }
+    }
+
+    /// Go's `json.Marshal` escapes `<`, `>`, `&`, U+2028 and U+2029 in strings and keys; the other escapes are
+    /// serde_json's already (Go 1.22 and later write `\b` and `\f` too).
+    #[test]
+    fn go_json_escapes_as_go_does() {
+        let value = json!({"a<b>": "x & y <z> \u{2028}\u{2029} \" \\ / \n\t\u{8}\u{c}\u{1}\u{7f} é ☃"});
+        let bytes = to_go_json(&value).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            // DEL and other non-ASCII characters stay as they are, in Go too.
+            "{\"a\\u003cb\\u003e\":\"x \\u0026 y \\u003cz\\u003e \\u2028\\u2029 \\\" \\\\ / \\n\\t\\b\\f\\u0001\u{7f} é ☃\"}"
+        );
     }
 
     #[test]

@@ -244,8 +244,13 @@ pub struct RunReference {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<Artifact>,
     /// When the run ended, as reported by its completion event. An event about a run that ended earlier never
-    /// replaces this one, so replayed or out-of-order events are harmless.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// replaces this one, so replayed or out-of-order events are harmless. Written with its fraction of a second,
+    /// as the event carries it, so runs ending within one second keep their order.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::event::serialize_optional_time"
+    )]
     pub run_end_time: Option<Time>,
 }
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kfp_core::event::RunCompletionEvent;
+use kfp_core::event::{RunCompletionEvent, to_go_json};
 
 use crate::config::{EventFormat, NatsConfig};
 use crate::controllers::now;
@@ -191,11 +191,12 @@ impl Publisher {
     }
 }
 
-/// The message body of `event` in `format`.
+/// The message body of `event` in `format`, in the bytes Go's `json.Marshal` writes (the legacy body is then
+/// byte for byte the Go operator's; docs/run-completion-events.md).
 pub fn encode(format: EventFormat, event: &RunCompletionEvent) -> Result<Vec<u8>, PublishError> {
     let encoded = match format {
-        EventFormat::CloudEvents => serde_json::to_vec(&event.clone().into_cloud_event(now())),
-        EventFormat::Legacy => serde_json::to_vec(&event.clone().into_legacy_body()),
+        EventFormat::CloudEvents => to_go_json(&event.clone().into_cloud_event(now())),
+        EventFormat::Legacy => to_go_json(&event.clone().into_legacy_body()),
     };
     encoded.map_err(|e| PublishError::Encode(e.to_string()))
 }
@@ -243,6 +244,61 @@ mod tests {
         let legacy: Value = serde_json::from_slice(&encode(EventFormat::Legacy, &event).unwrap()).unwrap();
         assert_eq!(legacy["data"]["runId"], "r1");
         assert_eq!(legacy.as_object().unwrap().len(), 1);
+    }
+
+    /// Recorded legacy bodies: each feed request below, with the artifacts the RunConfiguration selects, and the
+    /// NATS message the Go operator publishes for it. Go's path (sky-uk/kfp-operator main: the feed converts the
+    /// event to the trigger service's protobuf message, `internal/converters/converters.go` turns it back into
+    /// `pkg/common` `RunCompletionEvent`, `internal/publisher/nats_publisher.go` writes `json.Marshal` of
+    /// `{"data": event}`) fixes every byte:
+    /// - keys in the struct's field order: status, pipelineName, runConfigurationName, runName, runId,
+    ///   runStartTime, runEndTime, artifacts, provider;
+    /// - runConfigurationName and runName always written, `""` when the event had none (the converter always sets
+    ///   the pointer); artifacts always a list, `[]` when none (the converter starts from an empty slice);
+    /// - runStartTime and runEndTime omitted when absent (`omitempty` on `*time.Time`), else UTC (protobuf
+    ///   `Timestamp.AsTime`) in `RFC3339Nano`: the fraction with trailing zeros trimmed;
+    /// - strings escaped by `encoding/json`: `<`, `>`, `&` as `\u003c`, `\u003e`, `\u0026`, U+2028 as `\u2028`.
+    #[test]
+    fn legacy_bodies_are_byte_for_byte_go_s() {
+        let cases = [
+            (
+                // A run with both names, times with nanoseconds and a trimmed fraction, one selected artifact.
+                json!({"status": "succeeded", "pipelineName": "ml/training", "runConfigurationName": "ml/nightly",
+                    "runName": "ml/nightly-x7k2p", "runId": "4f9a0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "runStartTime": "2026-03-01T10:00:35.123456789Z", "runEndTime": "2026-03-01T10:42:07.500Z",
+                    "provider": "kfp-operator-system/kfp"}),
+                vec![("serving-model", "gs://models/training/4f9a/pushed_model/1")],
+                r#"{"data":{"status":"succeeded","pipelineName":"ml/training","runConfigurationName":"ml/nightly","runName":"ml/nightly-x7k2p","runId":"4f9a0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b","runStartTime":"2026-03-01T10:00:35.123456789Z","runEndTime":"2026-03-01T10:42:07.5Z","artifacts":[{"name":"serving-model","location":"gs://models/training/4f9a/pushed_model/1"}],"provider":"kfp-operator-system/kfp"}}"#,
+            ),
+            (
+                // A scheduled run (no Run object) that failed, times in another offset, no artifacts.
+                json!({"status": "failed", "pipelineName": "ml/training", "runConfigurationName": "ml/nightly",
+                    "runId": "run-77", "runStartTime": "2026-03-01T11:00:00.120000+01:00",
+                    "runEndTime": "2026-03-01T11:00:01+01:00", "provider": "kfp-operator-system/vai"}),
+                vec![],
+                r#"{"data":{"status":"failed","pipelineName":"ml/training","runConfigurationName":"ml/nightly","runName":"","runId":"run-77","runStartTime":"2026-03-01T10:00:00.12Z","runEndTime":"2026-03-01T10:00:01Z","artifacts":[],"provider":"kfp-operator-system/vai"}}"#,
+            ),
+            (
+                // A Run without a RunConfiguration nor times, with characters Go escapes.
+                json!({"status": "succeeded", "pipelineName": "team-a/p", "runName": "team-a/adhoc",
+                    "runId": "a<b>&c\u{2028}", "provider": "ops/stub"}),
+                vec![("model", "s3://b/k?x=1&y=<2>")],
+                r#"{"data":{"status":"succeeded","pipelineName":"team-a/p","runConfigurationName":"","runName":"team-a/adhoc","runId":"a\u003cb\u003e\u0026c\u2028","artifacts":[{"name":"model","location":"s3://b/k?x=1\u0026y=\u003c2\u003e"}],"provider":"ops/stub"}}"#,
+            ),
+        ];
+        for (request, artifacts, go_body) in cases {
+            let data: RunCompletionEventData = serde_json::from_value(request).unwrap();
+            let artifacts = artifacts
+                .into_iter()
+                .map(|(name, location)| kfp_core::values::Artifact {
+                    name: name.into(),
+                    location: location.into(),
+                })
+                .collect();
+            let event = data.to_event_with_artifacts(artifacts);
+            let body = encode(EventFormat::Legacy, &event).unwrap();
+            assert_eq!(String::from_utf8(body).unwrap(), go_body);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! another Provider than the event's: [`ProcessError::Forbidden`] (a provider reports its own runs only).
 
 use kfp_core::artifact::select_artifacts;
-use kfp_core::event::{RunCompletionEvent, RunCompletionEventData};
+use kfp_core::event::{RunCompletionEvent, RunCompletionEventData, format_time};
 use kfp_core::reconcile::completion::{latest_succeeded, run_completion_state};
 use kfp_core::resources::v1beta1::{Run, RunConfiguration};
 use kfp_core::values::{NamespacedName, OutputArtifact};
@@ -85,7 +85,8 @@ impl StatusUpdater {
                         json!({"latestRuns": {"succeeded": {
                             "providerId": next.provider_id,
                             "artifacts": next.artifacts,
-                            "runEndTime": next.run_end_time,
+                            // With its fraction of a second, as the event carries it (`Time` drops it).
+                            "runEndTime": next.run_end_time.as_ref().map(format_time),
                         }}})
                     });
                     (provider.clone(), patch)
