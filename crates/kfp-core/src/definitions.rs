@@ -65,6 +65,13 @@ pub struct TriggerIndicator {
     pub source_namespace: String,
 }
 
+impl TriggerIndicator {
+    /// True when no trigger is named (a Run users created): the RunDefinition then leaves it out.
+    pub fn is_empty(&self) -> bool {
+        self.type_.is_empty() && self.source.is_empty() && self.source_namespace.is_empty()
+    }
+}
+
 /// The body of `POST /resource/run`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,8 +97,8 @@ pub struct RunDefinition {
     /// Artifacts of the finished run the completion event should select.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
-    /// What started the run.
-    #[serde(default)]
+    /// What started the run; left out when nothing did, as Go leaves out its nil `*Indicator` (`omitempty`).
+    #[serde(default, skip_serializing_if = "TriggerIndicator::is_empty")]
     pub trigger_indicator: TriggerIndicator,
 }
 
@@ -99,7 +106,9 @@ pub struct RunDefinition {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleDefinition {
-    /// A cron expression of 5 or 6 fields, as written; providers convert it to their form.
+    /// A cron expression of 5 or 6 fields, as written; providers convert it to their form. A body without it
+    /// decodes as empty, as in Go, and the provider decides (the KFP and Vertex AI providers refuse it).
+    #[serde(default)]
     pub cron_expression: String,
     /// No run before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,10 +143,12 @@ pub struct RunScheduleDefinition {
     /// Artifacts of its finished runs the completion events should select.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
-    /// What the schedule's runs are attributed to (type `schedule`).
+    /// What the schedule's runs are attributed to (type `schedule`). Always written, empty or not: Go's field is
+    /// a value without `omitempty`.
     #[serde(default)]
     pub trigger_indicator: TriggerIndicator,
-    /// When runs start.
+    /// When runs start. A body without it decodes as an empty schedule, as in Go.
+    #[serde(default)]
     pub schedule: ScheduleDefinition,
 }
 
@@ -164,4 +175,55 @@ pub struct ProviderOutput {
     /// Why the operation failed; empty on success.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Go's provider-service structs: `RunDefinition.TriggerIndicator` is a `*triggers.Indicator` with
+    /// `omitempty` (nil for a Run no trigger started), `RunScheduleDefinition.TriggerIndicator` a value without it,
+    /// and the indicator's own fields have no `omitempty`.
+    #[test]
+    fn the_trigger_indicator_is_left_out_of_a_run_only_when_empty() {
+        let mut run = RunDefinition {
+            name: NamespacedName::new("ns", "r"),
+            version: "v".into(),
+            pipeline_name: NamespacedName::new("ns", "p"),
+            ..RunDefinition::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&run).unwrap(),
+            json!({"name": "ns/r", "version": "v", "pipelineName": "ns/p", "pipelineVersion": "",
+                "runConfigurationName": "", "experimentName": ""})
+        );
+        run.trigger_indicator = TriggerIndicator {
+            type_: "onChangeRunSpec".into(),
+            source: "rc".into(),
+            source_namespace: "ns".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&run).unwrap()["triggerIndicator"],
+            json!({"type": "onChangeRunSpec", "source": "rc", "sourceNamespace": "ns"})
+        );
+        let schedule = RunScheduleDefinition::default();
+        assert_eq!(
+            serde_json::to_value(&schedule).unwrap()["triggerIndicator"],
+            json!({"type": "", "source": "", "sourceNamespace": ""})
+        );
+    }
+
+    /// Go decodes into value structs, so a missing `schedule` or `cronExpression` is an empty one (the provider
+    /// decides what an empty expression means).
+    #[test]
+    fn a_schedule_without_a_cron_expression_decodes_as_in_go() {
+        let base = json!({"name": "ns/s", "version": "v", "pipelineName": "ns/p"});
+        let mut with_schedule = base.clone();
+        with_schedule["schedule"] = json!({});
+        for body in [base, with_schedule] {
+            let decoded: RunScheduleDefinition = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(decoded.schedule.cron_expression, "", "{body}");
+        }
+    }
 }
