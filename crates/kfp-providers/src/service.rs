@@ -4,7 +4,7 @@
 //!
 //! | request | success | errors (`{"providerError": "...", "id"?}`) |
 //! |---|---|---|
-//! | `POST /resource/{type}` | 201 `{"id"}` | 400, 404, 413, 415, 500, 501 |
+//! | `POST /resource/{type}` | 201 `{"id"}` | 400, 404, 413, 500, 501 |
 //! | `PUT /resource/{type}/{id}` | 200 `{"id"}` | the same, with the decoded `id`; `PUT /resource/run/{id}` is always 501 |
 //! | `DELETE /resource/{type}/{id}` | 200 `{}` | 400, 404, 500, 501, with the decoded `id` |
 //! | `GET /livez`, `GET /readyz` | 200 `ok` | |
@@ -12,8 +12,9 @@
 //! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode, or the provider
 //! answered [`ProviderError::Invalid`]; 404 unknown `{type}` or route, or [`ProviderError::NotFound`] (this
 //! project's addition: the Go services never answer 404 from a provider); 413 the body is larger than
-//! `SERVER_MAXBODYBYTES`; 415 the `Content-Type` is not `application/json`; 501 [`ProviderError::Unimplemented`];
-//! 500 [`ProviderError::Transient`]. `{id}` is percent-decoded (`a%2Fb` is the id `a/b`).
+//! `SERVER_MAXBODYBYTES`; 501 [`ProviderError::Unimplemented`]; 500 [`ProviderError::Transient`]. `{id}` is
+//! percent-decoded (`a%2Fb` is the id `a/b`). The body is read as JSON whatever its `Content-Type`, as the Go
+//! services read it (docs/provider-service.md): clients that send none, or curl's form type, keep working.
 //!
 //! Metrics ([`crate::metrics`]) are served on their own port at `GET /metrics`.
 
@@ -205,7 +206,8 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// `Ok` when the `Content-Type` is JSON ([`is_json`]); else the message of the 415 answer, naming what was sent.
+/// `Ok` when the `Content-Type` is JSON ([`is_json`]); else the message of a 415 answer, naming what was sent. For
+/// servers that insist on the header, as the operator's run-completion feed does (the provider service does not).
 pub fn require_json(headers: &HeaderMap) -> Result<(), String> {
     if is_json(headers) {
         return Ok(());
@@ -219,13 +221,8 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), String> {
     ))
 }
 
-/// Decodes the body as `T` (`what` names it in messages).
-fn decode<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    what: &str,
-) -> Result<T, ApiError> {
-    require_json(headers).map_err(|message| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message))?;
+/// Decodes the body as `T` (`what` names it in messages), whatever the `Content-Type` says.
+fn decode<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<T, ApiError> {
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -252,26 +249,25 @@ fn decode<T: DeserializeOwned>(
 async fn create(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path(raw_kind) = path.map_err(path_error)?;
     let provider = &state.provider;
     let result = match kind(&raw_kind)? {
         ResourceKind::Pipeline => {
-            let pipeline: PipelineDefinitionWrapper = decode(&headers, body, "PipelineDefinitionWrapper")?;
+            let pipeline: PipelineDefinitionWrapper = decode(body, "PipelineDefinitionWrapper")?;
             provider.create_pipeline(&pipeline).await
         }
         ResourceKind::Run => {
-            let run: RunDefinition = decode(&headers, body, "RunDefinition")?;
+            let run: RunDefinition = decode(body, "RunDefinition")?;
             provider.create_run(&run).await
         }
         ResourceKind::RunSchedule => {
-            let schedule: RunScheduleDefinition = decode(&headers, body, "RunScheduleDefinition")?;
+            let schedule: RunScheduleDefinition = decode(body, "RunScheduleDefinition")?;
             provider.create_run_schedule(&schedule).await
         }
         ResourceKind::Experiment => {
-            let experiment: ExperimentDefinition = decode(&headers, body, "ExperimentDefinition")?;
+            let experiment: ExperimentDefinition = decode(body, "ExperimentDefinition")?;
             provider.create_experiment(&experiment).await
         }
     };
@@ -289,7 +285,6 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path((raw_kind, id)) = path.map_err(path_error)?;
@@ -298,20 +293,18 @@ async fn update(
     let result = match kind(&raw_kind)? {
         ResourceKind::Pipeline => {
             let pipeline: PipelineDefinitionWrapper =
-                decode(&headers, body, "PipelineDefinitionWrapper").map_err(with_id)?;
+                decode(body, "PipelineDefinitionWrapper").map_err(with_id)?;
             provider.update_pipeline(&pipeline, &id).await
         }
         ResourceKind::Run => Err(ProviderError::unimplemented(
             "runs cannot be updated: PUT /resource/run is not implemented",
         )),
         ResourceKind::RunSchedule => {
-            let schedule: RunScheduleDefinition =
-                decode(&headers, body, "RunScheduleDefinition").map_err(with_id)?;
+            let schedule: RunScheduleDefinition = decode(body, "RunScheduleDefinition").map_err(with_id)?;
             provider.update_run_schedule(&schedule, &id).await
         }
         ResourceKind::Experiment => {
-            let experiment: ExperimentDefinition =
-                decode(&headers, body, "ExperimentDefinition").map_err(with_id)?;
+            let experiment: ExperimentDefinition = decode(body, "ExperimentDefinition").map_err(with_id)?;
             provider.update_experiment(&experiment, &id).await
         }
     };
