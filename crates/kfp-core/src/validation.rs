@@ -398,7 +398,22 @@ pub fn provider(provider: &Provider) -> Vec<FieldError> {
             }),
     );
     for (i, framework) in frameworks.iter().enumerate() {
+        // Optional in the schema as in the Go operator (docs/decisions/0015), but no Pipeline could select it.
+        if framework.name.is_empty() {
+            errors.push(FieldError::required(
+                format!("spec.frameworks[{i}].name"),
+                "Pipelines select a framework by this name (their spec.framework.name)",
+            ));
+        }
         for (j, patch) in framework.patches.iter().enumerate() {
+            if patch.payload.is_empty() {
+                errors.push(FieldError::required(
+                    format!("spec.frameworks[{i}].patches[{j}].payload"),
+                    "the patch as a JSON string (json: an RFC 6902 array of operations, merge: an RFC 7396 \
+                     object); without it every Pipeline of the framework would fail to compile",
+                ));
+                continue;
+            }
             if let Err(reason) = patch_payload(patch.type_, &patch.payload) {
                 errors.push(FieldError::invalid(
                     format!("spec.frameworks[{i}].patches[{j}].payload"),
@@ -424,6 +439,14 @@ fn patch_payload(type_: PatchType, payload: &str) -> Result<(), String> {
 
 /// A cron expression checked with the cron parser the operator schedules with (5 fields, or 6 with seconds).
 fn cron(field: &str, expression: &str) -> Option<FieldError> {
+    // Optional in the schema as in the Go operator (docs/decisions/0015); a schedule without one would never run.
+    if expression.trim().is_empty() {
+        return Some(FieldError::required(
+            field,
+            "a cron expression of 5 fields (minute hour day-of-month month day-of-week) or 6 with leading \
+             seconds, e.g. \"0 * * * *\"",
+        ));
+    }
     match expression.parse::<crate::values::CronExpression>() {
         Ok(_) => None,
         Err(ValueError::Cron { reason, .. }) => Some(FieldError::invalid(field, expression, reason)),
@@ -796,6 +819,63 @@ mod tests {
         assert!(
             errors[2].starts_with("spec.frameworks[2].patches[2].payload: Invalid value: ")
                 && errors[2].contains("a merge patch is a JSON document"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn go_optional_framework_fields_are_refused_when_nothing_could_work_without_them() {
+        let mut p = stub_provider(&[]);
+        p.spec.frameworks.push(Framework {
+            name: String::new(),
+            image: String::new(),
+            patches: vec![Patch {
+                type_: PatchType::Json,
+                payload: String::new(),
+            }],
+        });
+        let errors = messages(&provider_errors(&p));
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("spec.frameworks[2].name: Required value: Pipelines select a framework"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with(
+                "spec.frameworks[2].patches[0].payload: Required value: the patch as a JSON string"
+            ),
+            "{errors:?}"
+        );
+        // A framework without an image is accepted: the Pipeline that uses it says what is missing.
+        p.spec.frameworks[2].name = "kfpsdk".into();
+        p.spec.frameworks[2].patches.clear();
+        assert_eq!(messages(&provider_errors(&p)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_cron_expression_is_required_not_malformed() {
+        let mut rs = RunSchedule {
+            metadata: meta("rs"),
+            ..RunSchedule::default()
+        };
+        rs.spec.provider = NamespacedName::new("ops", "stub");
+        let errors = messages(&run_schedule(&rs, Some(&stub_provider(&[]))));
+        assert_eq!(
+            errors,
+            [
+                r#"spec.schedule.cronExpression: Required value: a cron expression of 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, e.g. "0 * * * *""#
+            ]
+        );
+        let mut rc = RunConfiguration {
+            metadata: meta("rc"),
+            ..RunConfiguration::default()
+        };
+        rc.spec.run.provider = NamespacedName::new("ops", "stub");
+        rc.spec.triggers.schedules.push(Schedule::default());
+        let errors = messages(&run_configuration(&rc, Some(&stub_provider(&[]))));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("spec.triggers.schedules[0].cronExpression: Required value: "),
             "{errors:?}"
         );
     }

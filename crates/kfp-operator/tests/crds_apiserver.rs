@@ -339,7 +339,8 @@ async fn schema_rejects_malformed_objects_naming_the_field() {
     );
 }
 
-/// SPEC 12.17: the Go operator's docs wrote `patch:`; the real field is `payload`, and the refusal names it.
+/// SPEC 12.17: the Go operator's docs wrote `patch:`; the real field is `payload`, and the CRD's own rule says so
+/// (docs/decisions/0015-go-schema-compatibility.md).
 #[tokio::test]
 async fn decision_17_provider_patch_field_is_refused_naming_payload() {
     let (client, ns) = client_and_namespace().await;
@@ -353,7 +354,8 @@ async fn decision_17_provider_patch_field_is_refused_naming_payload() {
     )
     .await;
     assert!(
-        msg.contains("spec.frameworks[0].patches[0].payload") && msg.contains("Required value"),
+        msg.contains("spec.frameworks[0].patches[0]")
+            && msg.contains("patch is not a field of a framework patch: rename it to payload"),
         "{msg}"
     );
 }

@@ -61,12 +61,22 @@ pub fn pipeline_definition(
 ) -> Result<OperationDefinition, BuildError> {
     check_allowed_namespace(&pipeline.metadata, provider)?;
     let requested = &pipeline.spec.framework.name;
-    let framework = provider
+    let (index, framework) = provider
         .spec
         .frameworks
         .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(requested))
+        .enumerate()
+        .find(|(_, f)| f.name.eq_ignore_ascii_case(requested))
         .ok_or_else(|| BuildError::Parameter(format!("[{requested}] framework not support by provider")))?;
+    // Optional in the schema, as in the Go operator (docs/decisions/0015); the compile step cannot run without it.
+    if framework.image.is_empty() {
+        return Err(BuildError::Parameter(format!(
+            "framework {:?} of provider {} has no image: set spec.frameworks[{index}].image of the Provider to \
+             the framework's compiler image",
+            framework.name,
+            meta_name(&provider.metadata)
+        )));
+    }
     let definition = PipelineDefinition {
         name: meta_name(&pipeline.metadata),
         version: version.to_string(),
@@ -328,6 +338,19 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "error in workflow: [kfpsdk] framework not support by provider"
+        );
+    }
+
+    #[test]
+    fn decision_0015_a_framework_without_image_fails_the_pipeline_naming_the_field() {
+        let mut imageless = tfx(vec![]);
+        imageless.image.clear();
+        let provider = provider(vec![Framework::default(), imageless], &[]);
+        let err = pipeline_definition(&pipeline("tfx"), &provider, "v1").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error in workflow: framework \"tfx\" of provider prov/kfp has no image: set spec.frameworks[1].image \
+             of the Provider to the framework's compiler image"
         );
     }
 

@@ -104,6 +104,12 @@ pub enum ProviderPlanError {
         /// The variable.
         name: String,
     },
+    /// A user error in the Provider, reported as its `Failed` state: no provider service image. The Go operator's
+    /// v1alpha5 had no `serviceImage`, so Providers written in it arrive without one (docs/decisions/0015).
+    #[error(
+        "spec.serviceImage is empty: set it (in v1beta1 or v1alpha6) to the image of the provider service the operator deploys for this Provider"
+    )]
+    MissingServiceImage,
 }
 
 /// Which child object a failed apply was for.
@@ -289,6 +295,9 @@ pub fn desired_deployment(
         });
     }
     let spec = &provider.spec;
+    if spec.service_image.trim().is_empty() {
+        return Err(ProviderPlanError::MissingServiceImage);
+    }
     let mut template = config.pod_template_spec.clone();
     template
         .metadata
@@ -414,7 +423,7 @@ pub fn plan(observed: &Observed, config: &DefaultProviderValues) -> Result<Plan<
     }
     let deployment = match desired_deployment(provider, config) {
         Ok(deployment) => deployment,
-        Err(error @ ProviderPlanError::ReservedEnv { .. }) => {
+        Err(error @ (ProviderPlanError::ReservedEnv { .. } | ProviderPlanError::MissingServiceImage)) => {
             return Ok(Plan::new(conclude(
                 observed,
                 SynchronizationState::Failed,
@@ -509,4 +518,51 @@ fn conclude(observed: &Observed, state: SynchronizationState, message: &str) -> 
     }
     let event = (new.conditions != status.conditions).then(|| status_event(state, message));
     vec![Command::SetStatus { status: new, event }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    #[test]
+    fn decision_0015_a_provider_without_service_image_fails_naming_the_field() {
+        let config = DefaultProviderValues {
+            service_container_name: "provider-service".into(),
+            pod_template_spec: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "provider-service".into(),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DefaultProviderValues::default()
+        };
+        let mut provider = Provider::default();
+        provider.metadata.name = Some("converted-from-v1alpha5".into());
+        provider.metadata.generation = Some(2);
+        let observed = Observed {
+            provider,
+            deployments: Vec::new(),
+            services: Vec::new(),
+            now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        };
+        let plan = plan(&observed, &config).unwrap_or_default();
+        let [Command::SetStatus { status, event }] = plan.commands.as_slice() else {
+            unreachable!("only a status write, no Deployment: {plan:?}");
+        };
+        let condition = &status.conditions[0];
+        assert_eq!(condition.reason, "Failed");
+        assert!(
+            condition
+                .message
+                .starts_with("spec.serviceImage is empty: set it"),
+            "{}",
+            condition.message
+        );
+        assert!(event.is_some(), "the failure is recorded as an Event");
+    }
 }

@@ -68,9 +68,62 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         if crd.spec.names.kind == "Provider" {
             preserve_unknown_fields_at_root(crd);
         }
+        drop_zero_defaults(crd);
         add_validations(crd);
     }
     Ok(crds)
+}
+
+/// Fields that are optional as in the Go operator's schemas (docs/decisions/0015) but get no schema `default`: the
+/// zero value schemars would write (`""`, an empty spec) would be stored on every object and say nothing. A
+/// missing one reads as empty, and the webhook or the controller names it. Paths as in [`SchemaRule`]; a path a
+/// version lacks is skipped. `spec` itself is on this list for every kind.
+const NO_SCHEMA_DEFAULT: &[(&str, &[&str])] = &[
+    ("RunConfiguration", &["spec", "run"]),
+    (
+        "RunConfiguration",
+        &["spec", "triggers", "schedules", "[]", "cronExpression"],
+    ),
+    ("RunSchedule", &["spec", "schedule"]),
+    ("RunSchedule", &["spec", "schedule", "cronExpression"]),
+    ("Provider", &["spec", "serviceImage"]),
+    ("Provider", &["spec", "frameworks", "[]", "name"]),
+    ("Provider", &["spec", "frameworks", "[]", "image"]),
+    (
+        "Provider",
+        &["spec", "frameworks", "[]", "patches", "[]", "payload"],
+    ),
+];
+
+/// `spec` is not required at the root (the Go operator's schemas do not require it) and, like the fields of
+/// [`NO_SCHEMA_DEFAULT`], has no schema default.
+fn drop_zero_defaults(crd: &mut CustomResourceDefinition) {
+    let kind = crd.spec.names.kind.clone();
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = root.required.as_mut() {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                root.required = None;
+            }
+        }
+        let paths = NO_SCHEMA_DEFAULT
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, path)| *path)
+            .chain(std::iter::once(&["spec"][..]));
+        for path in paths {
+            if let Some(schema) = schema_at(root, path) {
+                schema.default = None;
+            }
+        }
+    }
 }
 
 /// What a CEL validation or list type applies to: a kind's v1beta1 schema at `path` (property names; `[]` steps
@@ -104,6 +157,16 @@ pub enum Rule {
     MaxItems(i64),
     /// `maxLength` of a string, for the same reason.
     MaxLength(i64),
+    /// A field that is not part of the API but that manifests in circulation use by mistake: declared (a string),
+    /// so the API server does not prune it silently, and refused by a CEL rule with `message`.
+    RefusedField {
+        /// The field's name.
+        name: &'static str,
+        /// Its description in the schema and the reference.
+        description: &'static str,
+        /// The refusal's message.
+        message: &'static str,
+    },
 }
 
 /// Only one of `value` and `valueFrom` (SPEC 1.5); an empty `value` is the same as none (it is omitted).
@@ -156,6 +219,21 @@ pub fn validations() -> Vec<SchemaRule> {
             path: &["spec", "podTemplateEnv", "[]", "name"],
             rule: Rule::MaxLength(1024),
         },
+        // The Go operator's Provider documentation writes framework patches under `patch`; its schema pruned the
+        // field and every Pipeline of the framework compiled without the patch (docs/decisions/0015).
+        SchemaRule {
+            kind: "Provider",
+            path: &["spec", "frameworks", "[]", "patches", "[]"],
+            rule: Rule::RefusedField {
+                name: "patch",
+                description: "Not a field: the patch goes under `payload`. Declared only so that manifests written \
+                              with `patch` (as in the Go operator's documentation, whose schema dropped it \
+                              silently) are refused with a message instead of losing their patch.",
+                message: "patch is not a field of a framework patch: rename it to payload (the Go operator \
+                          dropped `patch` silently and compiled every pipeline without the patch; see \
+                          docs/decisions/0015-go-schema-compatibility.md)",
+            },
+        },
         SchemaRule {
             kind: "Provider",
             path: &["spec", "podTemplateEnv", "[]"],
@@ -205,6 +283,28 @@ fn add_validations(crd: &mut CustomResourceDefinition) {
             Rule::ListSet => schema.x_kubernetes_list_type = Some("set".to_string()),
             Rule::MaxItems(n) => schema.max_items = Some(n),
             Rule::MaxLength(n) => schema.max_length = Some(n),
+            Rule::RefusedField {
+                name,
+                description,
+                message,
+            } => {
+                schema.properties.get_or_insert_default().insert(
+                    name.to_string(),
+                    JSONSchemaProps {
+                        type_: Some("string".to_string()),
+                        description: Some(description.to_string()),
+                        ..JSONSchemaProps::default()
+                    },
+                );
+                schema
+                    .x_kubernetes_validations
+                    .get_or_insert_default()
+                    .push(ValidationRule {
+                        rule: format!("!has(self.{name})"),
+                        message: Some(message.to_string()),
+                        ..ValidationRule::default()
+                    });
+            }
         }
     }
 }
@@ -267,6 +367,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spec_and_the_go_optional_fields_are_neither_required_nor_defaulted() {
+        let mut crds = all().unwrap_or_default();
+        assert_eq!(crds.len(), 6);
+        for crd in &mut crds {
+            let kind = crd.spec.names.kind.clone();
+            for version in &mut crd.spec.versions {
+                let name = version.name.clone();
+                let root = version
+                    .schema
+                    .as_mut()
+                    .and_then(|s| s.open_api_v3_schema.as_mut())
+                    .unwrap_or_else(|| unreachable!("{kind} {name} has a schema"));
+                assert!(
+                    !root.required.iter().flatten().any(|r| r == "spec"),
+                    "{kind} {name}: spec is optional"
+                );
+                for (_, path) in NO_SCHEMA_DEFAULT.iter().filter(|(k, _)| *k == kind) {
+                    if let Some(schema) = schema_at(root, path) {
+                        assert_eq!(schema.default, None, "{kind} {name} {path:?}");
+                    }
+                }
+                let spec = schema_at(root, &["spec"]).unwrap_or_else(|| unreachable!("{kind} {name} spec"));
+                assert_eq!(spec.default, None, "{kind} {name}: spec has no default");
+            }
+        }
+        let provider = crds.iter_mut().find(|c| c.spec.names.kind == "Provider");
+        let hub = provider
+            .and_then(|c| c.spec.versions.iter_mut().find(|v| v.name == STORAGE_VERSION))
+            .and_then(|v| v.schema.as_mut())
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .unwrap_or_else(|| unreachable!("the v1beta1 Provider schema"));
+        let framework =
+            schema_at(hub, &["spec", "frameworks", "[]"]).unwrap_or_else(|| unreachable!("frameworks"));
+        assert_eq!(framework.required, None, "framework name and image are optional");
+        let patch = schema_at(hub, &["spec", "frameworks", "[]", "patches", "[]"])
+            .unwrap_or_else(|| unreachable!("patches"));
+        assert_eq!(patch.required, None, "patch type and payload are optional");
+        let type_ = schema_at(hub, &["spec", "frameworks", "[]", "patches", "[]", "type"])
+            .unwrap_or_else(|| unreachable!("patch type"));
+        assert_eq!(
+            type_.default,
+            Some(
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(serde_json::json!(
+                    "json"
+                ))
+            )
+        );
+    }
+
+    #[test]
     fn every_validation_lands_in_the_v1beta1_schema() {
         let mut crds = all().unwrap_or_default();
         for rule in validations() {
@@ -291,6 +441,14 @@ mod tests {
                 (Rule::ListSet, Some(schema)) => schema.x_kubernetes_list_type.as_deref() == Some("set"),
                 (Rule::MaxItems(n), Some(schema)) => schema.max_items == Some(*n),
                 (Rule::MaxLength(n), Some(schema)) => schema.max_length == Some(*n),
+                (Rule::RefusedField { name, .. }, Some(schema)) => {
+                    schema.properties.as_ref().is_some_and(|p| p.contains_key(*name))
+                        && schema
+                            .x_kubernetes_validations
+                            .iter()
+                            .flatten()
+                            .any(|v| v.rule == format!("!has(self.{name})"))
+                }
                 (_, None) => false,
             };
             assert!(present, "{rule:?} is in the {} CRD", rule.kind);

@@ -155,6 +155,7 @@ fn runtime_parameters_schema(_: &mut SchemaGenerator) -> Schema {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct PipelineSpec {
     /// The container image holding the pipeline's code.
     pub image: String,
@@ -201,6 +202,7 @@ pub struct PipelineSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunSpec {
     /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
@@ -264,8 +266,11 @@ pub struct RunStatus {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunConfigurationSpec {
-    /// The run to start.
+    /// The run to start. Optional, as in the Go operator; without it the run gets the default provider and no
+    /// pipeline.
+    #[serde(default)]
     pub run: RunSpec,
     /// What starts a run.
     #[serde(default)]
@@ -313,6 +318,7 @@ pub struct Triggers {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunScheduleSpec {
     /// The Pipeline, in the same namespace: `name` or `name:version`.
     #[serde(default, skip_serializing_if = "PipelineIdentifier::is_empty")]
@@ -329,7 +335,9 @@ pub struct RunScheduleSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
     /// A cron expression (5 fields, or 6 with leading seconds). v1beta1's `startTime` and `endTime` are kept in
-    /// the conversion remainder annotation.
+    /// the conversion remainder annotation. Optional in the schema, as in the Go operator; the admission webhook
+    /// refuses a RunSchedule without one.
+    #[serde(default)]
     pub schedule: CronExpression,
 }
 
@@ -359,6 +367,7 @@ pub struct RunScheduleSpec {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ExperimentSpec {
     /// A description shown by the provider.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -390,8 +399,12 @@ pub struct ExperimentSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ProviderSpec {
-    /// The image of the provider service the operator deploys.
+    /// The image of the provider service the operator deploys. The Go operator's v1alpha5 had no such field, so it
+    /// is optional here; a Provider without one is `Failed` with a message naming `spec.serviceImage` until it is
+    /// set (in v1beta1 or v1alpha6).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_image: String,
     /// The TFX compiler image (v1beta1: the image of the `tfx` entry of `frameworks`).
     pub image: String,
@@ -412,3 +425,13 @@ pub struct ProviderSpec {
     #[schemars(schema_with = "json_map_schema")]
     pub parameters: JsonMap,
 }
+
+// A missing `spec` reads as the empty one (docs/decisions/0015).
+super::optional_spec!(
+    PipelineSpec,
+    RunSpec,
+    RunConfigurationSpec,
+    RunScheduleSpec,
+    ExperimentSpec,
+    ProviderSpec
+);

@@ -87,6 +87,7 @@ pub struct Status {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct PipelineSpec {
     /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
     /// written in v1beta1 with another one (kept in the conversion remainder annotation).
@@ -134,6 +135,7 @@ pub struct PipelineSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunSpec {
     /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
     /// written in v1beta1 with another one (kept in the conversion remainder annotation).
@@ -247,8 +249,11 @@ pub struct RunStatus {
     printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunConfigurationSpec {
-    /// The run to start.
+    /// The run to start. Optional in the schema, as in the Go operator; the admission webhook refuses a
+    /// RunConfiguration without `run.provider`.
+    #[serde(default)]
     pub run: RunSpec,
     /// What starts a run.
     #[serde(default)]
@@ -326,6 +331,7 @@ pub struct RunConfigurationStatus {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunScheduleSpec {
     /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
     /// written in v1beta1 with another one (kept in the conversion remainder annotation).
@@ -342,7 +348,9 @@ pub struct RunScheduleSpec {
     /// Artifacts of its finished runs to record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
-    /// When runs start.
+    /// When runs start. Optional in the schema, as in the Go operator; the admission webhook refuses a
+    /// RunSchedule without `schedule.cronExpression`.
+    #[serde(default)]
     pub schedule: Schedule,
 }
 
@@ -372,6 +380,7 @@ pub struct RunScheduleSpec {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ExperimentSpec {
     /// The Provider's name. Its namespace is the operator's `spec.workflowNamespace`, unless the object was
     /// written in v1beta1 with another one (kept in the conversion remainder annotation).
@@ -405,6 +414,7 @@ pub struct ExperimentSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ProviderSpec {
     /// The image of the provider service the operator deploys.
     pub service_image: String,
@@ -442,3 +452,13 @@ pub struct ProviderStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+// A missing `spec` reads as the empty one (docs/decisions/0015).
+super::optional_spec!(
+    PipelineSpec,
+    RunSpec,
+    RunConfigurationSpec,
+    RunScheduleSpec,
+    ExperimentSpec,
+    ProviderSpec
+);

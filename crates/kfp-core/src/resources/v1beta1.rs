@@ -119,6 +119,7 @@ impl Conditions for Status {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct PipelineSpec {
     /// The Provider that registers the pipeline, `namespace/name`.
     #[schemars(schema_with = "provider_reference_schema")]
@@ -177,6 +178,7 @@ pub struct PipelineFramework {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunSpec {
     /// The Provider that runs it, `namespace/name`.
     #[schemars(schema_with = "provider_reference_schema")]
@@ -349,8 +351,11 @@ impl Conditions for RunStatus {
     printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunConfigurationSpec {
-    /// The run to start, as a Run's spec (`provider` required).
+    /// The run to start, as a Run's spec. Optional in the schema, as in the Go operator; the admission webhook
+    /// refuses a RunConfiguration without `run.provider`.
+    #[serde(default)]
     pub run: RunSpec,
     /// What starts a run.
     #[serde(default)]
@@ -389,7 +394,9 @@ pub enum OnChangeType {
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
     /// A cron expression of 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds,
-    /// e.g. `0 * * * *`. Kubeflow Pipelines gets 6 fields, Vertex AI 5.
+    /// e.g. `0 * * * *`. Kubeflow Pipelines gets 6 fields, Vertex AI 5. Optional in the schema, as in the Go
+    /// operator; the admission webhook refuses a schedule without one.
+    #[serde(default)]
     pub cron_expression: CronExpression,
     /// No run starts before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -499,6 +506,7 @@ impl Conditions for RunConfigurationStatus {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct RunScheduleSpec {
     /// The Provider that runs the schedule, `namespace/name`.
     #[schemars(schema_with = "provider_reference_schema")]
@@ -515,7 +523,9 @@ pub struct RunScheduleSpec {
     /// Artifacts of its finished runs to record in their run completion events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
-    /// When runs start.
+    /// When runs start. Optional in the schema, as in the Go operator; the admission webhook refuses a
+    /// RunSchedule without `schedule.cronExpression`.
+    #[serde(default)]
     pub schedule: Schedule,
 }
 
@@ -545,6 +555,7 @@ pub struct RunScheduleSpec {
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version")
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ExperimentSpec {
     /// The Provider that holds the experiment, `namespace/name`.
     #[schemars(schema_with = "provider_reference_schema")]
@@ -579,6 +590,7 @@ pub struct ExperimentSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct ProviderSpec {
     /// The image of the provider service the operator deploys for this Provider (Argo executor).
     pub service_image: String,
@@ -617,9 +629,13 @@ pub struct ProviderSpec {
 /// A pipeline framework the provider supports: its compiler image and patches applied to pipeline definitions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Framework {
-    /// The name Pipelines give in `spec.framework.name` (compared ignoring case).
+    /// The name Pipelines give in `spec.framework.name` (compared ignoring case). Optional in the schema, as in
+    /// the Go operator; the admission webhook refuses a framework without one (no Pipeline could select it).
+    #[serde(default)]
     pub name: String,
-    /// The framework image: its `/entrypoint.sh` copies the compiler into the compile step.
+    /// The framework image: its `/entrypoint.sh` copies the compiler into the compile step. Optional, as in the
+    /// Go operator: a Pipeline of a framework without one fails with a message naming this field.
+    #[serde(default)]
     pub image: String,
     /// Patches applied in order to every pipeline definition of this framework before it is compiled (e.g.
     /// default `beamArgs`).
@@ -630,11 +646,14 @@ pub struct Framework {
 /// A patch of the pipeline definition: RFC 6902 (`json`) or RFC 7396 (`merge`), as a JSON string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Patch {
-    /// `json`: an RFC 6902 JSON patch (an `add` creates missing parents); `merge`: an RFC 7396 merge patch.
-    #[serde(rename = "type")]
+    /// `json` (the default): an RFC 6902 JSON patch (an `add` creates missing parents); `merge`: an RFC 7396 merge
+    /// patch.
+    #[serde(rename = "type", default)]
     pub type_: PatchType,
     /// The patch as a JSON string, e.g. `[{"op": "add", "path": "/framework/parameters/beamArgs/0", "value":
-    /// {"name": "a", "value": "b"}}]`.
+    /// {"name": "a", "value": "b"}}]`. Optional in the schema, as in the Go operator; the admission webhook
+    /// refuses a patch without one, and a patch written under `patch` (see docs/decisions/0015).
+    #[serde(default)]
     pub payload: String,
 }
 
@@ -668,3 +687,13 @@ impl Conditions for ProviderStatus {
         &self.conditions
     }
 }
+
+// A missing `spec` reads as the empty one (docs/decisions/0015).
+super::optional_spec!(
+    PipelineSpec,
+    RunSpec,
+    RunConfigurationSpec,
+    RunScheduleSpec,
+    ExperimentSpec,
+    ProviderSpec
+);
