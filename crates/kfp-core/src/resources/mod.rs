@@ -4,7 +4,7 @@
 //! it by [`crate::conversion`]. [`crd`] renders the multi-version CustomResourceDefinitions.
 //!
 //! `spec` is optional, as in the Go operator's schemas: an object without one reads as the empty spec
-//! ([`optional_spec`]) instead of failing to decode, which would stop a controller's whole list. The admission
+//! (`optional_spec`) instead of failing to decode, which would stop a controller's whole list. The admission
 //! webhook then names the first field the kind cannot do without (docs/decisions/0015).
 
 /// Serde for the spec types of the kinds: a missing (or `null`) `spec` decodes as `Default::default()`.
