@@ -367,11 +367,22 @@ async fn spec_is_optional_and_a_missing_one_names_the_first_field_needed() {
     let experiment = json!({"apiVersion": A5, "kind": "Experiment", "metadata": {"name": "bare"}});
     let hub = create_and_read(&client, &namespace, experiment, HUB).await;
     assert_eq!(hub["spec"]["provider"], format!("{PROVIDER_NS}/kfp"), "{hub}");
-    // A Provider without spec is stored; its controller reports the missing serviceImage.
+    // A Provider without spec is stored, and a typed list (what a controller's watch reads) still decodes, the
+    // spec-less one as the empty spec; its controller reports the missing serviceImage.
     let provider = json!({"apiVersion": HUB, "kind": "Provider", "metadata": {"name": "bare"}});
-    try_create(&client, &namespace, &provider)
+    let stored = create_and_read(&client, &namespace, provider, HUB).await;
+    assert_eq!(stored.get("spec"), None, "{stored}");
+    let providers: Api<kfp_core::resources::v1beta1::Provider> = Api::namespaced(client.clone(), &namespace);
+    let listed = providers
+        .list(&Default::default())
         .await
-        .unwrap_or_else(|message| panic!("a Provider without spec is accepted: {message}"));
+        .unwrap_or_else(|e| panic!("a typed list with a spec-less Provider: {e}"));
+    let bare = listed
+        .items
+        .iter()
+        .find(|p| p.name_any() == "bare")
+        .expect("the spec-less Provider is listed");
+    assert_eq!(bare.spec, Default::default());
     // Kinds that cannot do without their Provider say so.
     for kind in ["Pipeline", "Run", "RunSchedule", "Experiment"] {
         let object = json!({"apiVersion": HUB, "kind": kind, "metadata": {"name": "bare"}});
