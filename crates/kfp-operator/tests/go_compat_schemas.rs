@@ -12,18 +12,15 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod support;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfp_core::conversion::ConversionConfig;
 use kfp_core::values::NamespacedName;
-use kfp_operator::webhook::certificates::Material;
-use kfp_operator::webhook::configuration::{self, Endpoint};
-use kfp_operator::webhook::{ServingCertificate, WebhookState};
 use kfp_testenv::TestEnv;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -87,38 +84,6 @@ fn conversion_config() -> ConversionConfig {
     }
 }
 
-/// Starts the webhook server on its own thread and runtime (every test has its own runtime, and the server must
-/// outlive each of them); returns its port.
-async fn start_server(env: &'static TestEnv, material: &Material) -> u16 {
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
-    let (cert, key) = (material.cert_pem.clone(), material.key_pem.clone());
-    std::thread::Builder::new()
-        .name("webhook-server".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let client = env.client().await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let serving = ServingCertificate::new();
-                serving.set_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-                let router = kfp_operator::webhook::router(WebhookState {
-                    client,
-                    conversion: Arc::new(conversion_config()),
-                });
-                kfp_operator::webhook::tls::serve(listener, serving, router, std::future::pending())
-                    .await
-                    .unwrap();
-            });
-        })
-        .unwrap();
-    port_rx.await.unwrap()
-}
-
 static OURS: OnceCell<()> = OnceCell::const_new();
 
 /// The shared control plane, set up once: CRDs and webhooks, and the Providers the Go documentation names (no
@@ -126,35 +91,9 @@ static OURS: OnceCell<()> = OnceCell::const_new();
 async fn ours() -> &'static TestEnv {
     let env = TestEnv::shared().await.unwrap_or_else(|e| panic!("{e}"));
     OURS.get_or_init(|| async {
-        let material = Material::generate(
-            &["127.0.0.1".to_string()],
-            SystemTime::now(),
-            Duration::from_secs(24 * 3600),
-            None,
-        )
-        .unwrap();
-        let port = start_server(env, &material).await;
-        let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}"));
-        let ca = material.ca_pem.as_bytes();
+        support::webhook_server::serve_webhooks(env, conversion_config(), MANAGER).await;
         let client = env.client().await.unwrap();
         let apply = PatchParams::apply(MANAGER).force();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in configuration::crds(&endpoint, Some(ca)).unwrap() {
-            crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd))
-                .await
-                .unwrap();
-        }
-        for crd in configuration::crds(&endpoint, None).unwrap() {
-            kfp_testenv::wait_until_served(&client, &crd.name_any(), WAIT)
-                .await
-                .unwrap();
-        }
-        let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let validating = configuration::validating(&endpoint, Some(ca));
-        configurations
-            .patch(&validating.name_any(), &apply, &Patch::Apply(&validating))
-            .await
-            .unwrap();
 
         let namespaces: Api<Namespace> = Api::all(client.clone());
         for namespace in [PROVIDER_NS, "kfp-operator-system"] {

@@ -14,22 +14,17 @@ mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfp_core::conversion::{ConversionConfig, convert};
 use kfp_core::resources::v1beta1::{Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule};
 use kfp_core::values::{NamespacedName, SynchronizationState};
-use kfp_operator::webhook::certificates::Material;
-use kfp_operator::webhook::configuration::{self, Endpoint};
-use kfp_operator::webhook::{ServingCertificate, WebhookState};
 use kfp_testenv::TestEnv;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use support::webhook_server::WebhookServer;
 use tokio::sync::OnceCell;
 
 /// Where the Providers of these tests live; v1alpha5 objects name a bare provider, and the conversion puts it in
@@ -41,12 +36,7 @@ const A5: &str = "pipelines.kubeflow.org/v1alpha5";
 const MANAGER: &str = "kubectl";
 
 /// The webhook server of this binary and how the API server reaches it.
-struct Webhooks {
-    url: String,
-    ca_pem: String,
-}
-
-static WEBHOOKS: OnceCell<Webhooks> = OnceCell::const_new();
+static WEBHOOKS: OnceCell<WebhookServer> = OnceCell::const_new();
 
 fn conversion_config() -> ConversionConfig {
     ConversionConfig {
@@ -61,75 +51,17 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1alpha5")
 }
 
-/// Starts the webhook server on its own thread and runtime (tests each have a runtime of their own, and the
-/// server must outlive every one of them); returns its port.
-async fn start_server(env: &'static TestEnv, material: &Material) -> u16 {
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
-    let (cert, key) = (material.cert_pem.clone(), material.key_pem.clone());
-    std::thread::Builder::new()
-        .name("webhook-server".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let client = env.client().await.unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let serving = ServingCertificate::new();
-                serving.set_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-                let router = kfp_operator::webhook::router(WebhookState {
-                    client,
-                    conversion: Arc::new(conversion_config()),
-                });
-                kfp_operator::webhook::tls::serve(listener, serving, router, std::future::pending())
-                    .await
-                    .unwrap();
-            });
-        })
-        .unwrap();
-    port_rx.await.unwrap()
-}
-
 /// The control plane with CRDs converting through this binary's webhook server, the ValidatingWebhookConfiguration
 /// pointing at it, and the Providers `stub` (frameworks tfx and stub, any namespace) and `restricted` (only
 /// namespace `elsewhere`) in [`PROVIDER_NS`].
-async fn webhooks() -> &'static Webhooks {
+async fn webhooks() -> &'static WebhookServer {
     WEBHOOKS
         .get_or_init(|| async {
             let env = TestEnv::shared().await.unwrap_or_else(|e| panic!("{e}"));
-            let material = Material::generate(
-                &["127.0.0.1".to_string()],
-                SystemTime::now(),
-                Duration::from_secs(24 * 3600),
-                None,
-            )
-            .unwrap();
-            let port = start_server(env, &material).await;
-            let url = format!("https://127.0.0.1:{port}");
-            let endpoint = Endpoint::Url(url.clone());
-            let ca = material.ca_pem.as_bytes();
+            let server =
+                support::webhook_server::serve_webhooks(env, conversion_config(), "kfp-webhook-tests").await;
             let client = env.client().await.unwrap();
             let apply = PatchParams::apply("kfp-webhook-tests").force();
-            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-            for crd in configuration::crds(&endpoint, Some(ca)).unwrap() {
-                crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd))
-                    .await
-                    .unwrap();
-            }
-            for crd in configuration::crds(&endpoint, None).unwrap() {
-                kfp_testenv::wait_until_served(&client, &crd.name_any(), support::WAIT)
-                    .await
-                    .unwrap();
-            }
-            let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-            let validating = configuration::validating(&endpoint, Some(ca));
-            configurations
-                .patch(&validating.name_any(), &apply, &Patch::Apply(&validating))
-                .await
-                .unwrap();
 
             let namespaces: Api<Namespace> = Api::all(client.clone());
             let namespace: Namespace =
@@ -181,10 +113,7 @@ async fn webhooks() -> &'static Webhooks {
             })
             .await
             .unwrap();
-            Webhooks {
-                url,
-                ca_pem: material.ca_pem.clone(),
-            }
+            server
         })
         .await
 }
@@ -936,7 +865,7 @@ async fn metadata_updates_pass_when_the_provider_is_gone() {
 // Malformed reviews, straight to the server
 // ---------------------------------------------------------------------------------------------------------------
 
-fn https(webhooks: &Webhooks) -> reqwest::Client {
+fn https(webhooks: &WebhookServer) -> reqwest::Client {
     kfp_providers::http::install_crypto_provider();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(webhooks.ca_pem.as_bytes()).unwrap())

@@ -12,6 +12,7 @@ pub mod chart;
 pub mod nats;
 pub mod process;
 pub mod python;
+pub mod webhook_server;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
