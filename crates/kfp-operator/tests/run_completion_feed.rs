@@ -319,13 +319,10 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
     assert_eq!(latest(&rcs.get("rc").await.unwrap()).0, "r2");
 }
 
-/// The request a Go KFP Operator provider service sends, byte for byte: its webhook sink POSTs
-/// `json.Marshal(RunCompletionEventData)` with resty (`SetHeader("Content-Type", "application/json")`, no
-/// `Authorization`); Go's HTTP client writes Host, User-Agent, Content-Length, Content-Type, Accept-Encoding in that
-/// order; the body has Go's field order, RFC 3339 times with nanoseconds and `null` for nil slices.
-fn go_provider_service_request(feed_url: &str, ns: &str, run_id: &str) -> Vec<u8> {
-    let authority = feed_url.trim_start_matches("http://").trim_end_matches("/events");
-    let body = format!(
+/// A run completion event of `rc` as a Go provider service marshals it (Go's field order, RFC 3339 times with
+/// nanoseconds, `null` for a nil slice).
+fn go_event(ns: &str, run_id: &str) -> String {
+    format!(
         concat!(
             r#"{{"status":"succeeded","pipelineName":"{ns}/p","runConfigurationName":"{ns}/rc","runId":"{id}","#,
             r#""runStartTime":"2026-01-01T10:00:00.123456789Z","runEndTime":"2026-01-01T10:05:35.5Z","#,
@@ -335,37 +332,7 @@ fn go_provider_service_request(feed_url: &str, ns: &str, run_id: &str) -> Vec<u8
         ),
         ns = ns,
         id = run_id
-    );
-    format!(
-        "POST /events HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: go-resty/2.16.5 (https://github.com/go-resty/resty)\r\n\
-         Content-Length: {}\r\nContent-Type: application/json\r\nAccept-Encoding: gzip\r\n\r\n{body}",
-        body.len()
     )
-    .into_bytes()
-}
-
-/// Sends `request` as it is on a new connection and returns the status code of the answer.
-async fn send_raw(feed_url: &str, request: &[u8]) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = feed_url.trim_start_matches("http://").trim_end_matches("/events");
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    // The status line is all that is needed; read until it is complete.
-    while !answer.windows(2).any(|w| w == b"\r\n") {
-        let read = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("the feed answers")
-            .unwrap();
-        assert!(read > 0, "the feed closed the connection without answering");
-        answer.extend_from_slice(&buffer[..read]);
-    }
-    let line = String::from_utf8_lossy(&answer);
-    line.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {line}"))
 }
 
 /// Migration from the Go operator (`authentication.allowUnauthenticated`): exactly what a Go provider service
@@ -376,9 +343,8 @@ async fn migration_mode_accepts_what_a_go_provider_service_sends() {
     let (client, ns) = client_and_namespace().await;
     objects(&client, &ns).await;
     let strict = RunningFeed::start(&client, feed_config(&ns, None)).await;
-    let request = go_provider_service_request(&strict.url, &ns, "go-1");
     assert_eq!(
-        send_raw(&strict.url, &request).await,
+        strict.post_as_go_provider_service(&go_event(&ns, "go-1")).await,
         401,
         "tokens are required by default"
     );
@@ -390,8 +356,10 @@ async fn migration_mode_accepts_what_a_go_provider_service_sends() {
         .authentication
         .allow_unauthenticated = true;
     let feed = RunningFeed::start(&client, config).await;
-    let request = go_provider_service_request(&feed.url, &ns, "go-1");
-    assert_eq!(send_raw(&feed.url, &request).await, 200);
+    assert_eq!(
+        feed.post_as_go_provider_service(&go_event(&ns, "go-1")).await,
+        200
+    );
     let rcs: Api<RunConfiguration> = Api::namespaced(client.clone(), &ns);
     let (run_id, artifacts) = latest(&rcs.get("rc").await.unwrap());
     assert_eq!(run_id, "go-1");

@@ -152,6 +152,38 @@ impl RunningFeed {
         }
     }
 
+    /// Posts `body` exactly as a Go KFP Operator provider service does and returns the answer's status code. Its
+    /// webhook sink POSTs `json.Marshal(RunCompletionEventData)` with resty (`Content-Type: application/json`, no
+    /// `Authorization`), and Go's HTTP client writes Host, User-Agent, Content-Length, Content-Type,
+    /// Accept-Encoding in that order; the bytes go out as they are on a new connection.
+    pub async fn post_as_go_provider_service(&self, body: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self.url.trim_start_matches("http://").trim_end_matches("/events");
+        let request = format!(
+            "POST /events HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: go-resty/2.16.5 (https://github.com/go-resty/resty)\r\n\
+             Content-Length: {}\r\nContent-Type: application/json\r\nAccept-Encoding: gzip\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // The status line is all that is needed; read until it is complete.
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer))
+                .await
+                .expect("the feed answers")
+                .unwrap();
+            assert!(read > 0, "the feed closed the connection without answering");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        line.split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {line}"))
+    }
+
     /// How many feed requests were answered `code`.
     pub fn answered(&self, code: u16) -> u64 {
         let needle = format!("code=\"{code}\"");
