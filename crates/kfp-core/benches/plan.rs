@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
             name: NamespacedName::new("prov", "kfp"),
             id: "id-1".into(),
         },
-        version: version::pipeline_version(&succeeded.spec),
+        version: version::pipeline_version(&succeeded.spec, version::HashAlgorithm::Head),
         observed_generation: 1,
         conditions: vec![synchronized_condition(
             SynchronizationState::Succeeded,

@@ -33,7 +33,7 @@ fn in_sync() -> Observed {
     let mut status = RunConfigurationStatus::default();
     status.dependencies.pipeline.version = "v1".into();
     status.triggers.pipeline.version = "v1".into();
-    status.triggers.run_spec.version = version::run_spec_version(&rc.spec.run);
+    status.triggers.run_spec.version = version::run_spec_version(&rc.spec.run, version::HashAlgorithm::Head);
     status.provider = rc.spec.run.provider.clone();
     status.observed_generation = 2;
     status.conditions = vec![synchronized_condition(

@@ -4,7 +4,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kfp_core::resources::v1beta1::{PipelineSpec, RunScheduleSpec, RunSpec};
-use kfp_core::version::{pipeline_version, run_schedule_version, run_spec_version, run_version};
+use kfp_core::version::{
+    HashAlgorithm, pipeline_version, run_schedule_version, run_spec_version, run_version,
+};
 
 /// The pipeline-tfx fixture's spec.
 const PIPELINE_TFX: &str = r#"{"provider": "kfp-operator-system/stub", "image": "kfp-quickstart:v1",
@@ -35,16 +37,16 @@ fn version(c: &mut Criterion) {
         return;
     };
     c.bench_function("pipeline_version (pipeline-tfx)", |b| {
-        b.iter(|| pipeline_version(black_box(&pipeline)))
+        b.iter(|| pipeline_version(black_box(&pipeline), HashAlgorithm::Head))
     });
     c.bench_function("run_schedule_version (runschedule)", |b| {
-        b.iter(|| run_schedule_version(black_box(&schedule)))
+        b.iter(|| run_schedule_version(black_box(&schedule), HashAlgorithm::Head))
     });
     c.bench_function("run_spec_version (run)", |b| {
-        b.iter(|| run_spec_version(black_box(&run)))
+        b.iter(|| run_spec_version(black_box(&run), HashAlgorithm::Head))
     });
     c.bench_function("run_version (run)", |b| {
-        b.iter(|| run_version(black_box(&run), black_box("v1-3929ba")))
+        b.iter(|| run_version(black_box(&run), black_box("v1-3929ba"), HashAlgorithm::Head))
     });
 }
 

@@ -5,10 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{JsonMap, NamedValue, NamespacedName, OutputArtifact};
+use crate::values::{JsonMap, NamedValue, NamespacedName, OutputArtifact, ScheduleTime};
 
 /// A pipeline as the compiler and the provider see it, before framework patches.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,10 +111,10 @@ pub struct ScheduleDefinition {
     pub cron_expression: String,
     /// No run before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<Time>,
+    pub start_time: Option<ScheduleTime>,
     /// No run after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_time: Option<Time>,
+    pub end_time: Option<ScheduleTime>,
 }
 
 /// The body of `POST/PUT /resource/runschedule`.

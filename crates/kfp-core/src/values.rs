@@ -12,6 +12,10 @@ use regex::Regex;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod schedule_time;
+
+pub use schedule_time::ScheduleTime;
+
 /// A value that does not have the shape its field requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -36,6 +40,14 @@ pub enum ValueError {
     ArtifactPath {
         /// The value as written.
         value: String,
+    },
+    /// Not an RFC 3339 time.
+    #[error("invalid time {value:?}: {reason}")]
+    Time {
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// Not a cron expression of 5 or 6 fields.
     #[error("invalid cron expression {value:?}: {reason}")]
@@ -225,7 +237,34 @@ impl FromStr for PipelineIdentifier {
     }
 }
 
-string_serde!(PipelineIdentifier);
+impl PipelineIdentifier {
+    /// What the Go operator's `PipelineIdentifier.UnmarshalJSON` makes of any string: the name is the text before
+    /// the first `:`, the version the text after it only when there is exactly one `:` (`p:v1:v2` is `p`).
+    /// The CRD pattern keeps such strings out of the API server; reading them like Go keeps version hashes of
+    /// manifests from elsewhere (the `version` command, the Go operator's own vectors) identical to Go's.
+    pub fn from_go(s: &str) -> Self {
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or_default();
+        match (parts.next(), parts.next()) {
+            (Some(version), None) => Self::new(name, version),
+            _ => Self::new(name, ""),
+        }
+    }
+}
+
+impl Serialize for PipelineIdentifier {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PipelineIdentifier {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        // Strict when valid; anything else as Go reads it, never an error (see `from_go`).
+        Ok(raw.parse().unwrap_or_else(|_| Self::from_go(&raw)))
+    }
+}
 
 impl JsonSchema for PipelineIdentifier {
     fn schema_name() -> std::borrow::Cow<'static, str> {
@@ -597,6 +636,17 @@ mod tests {
             PipelineIdentifier::new("p", "v1-abc.2")
         );
         assert!("p:".parse::<PipelineIdentifier>().is_err());
+        // Deserialising reads any string as the Go operator does.
+        for (raw, name, version) in [
+            ("p:v1:v2", "p", ""),
+            ("p:", "p", ""),
+            ("a b:v", "a b", "v"),
+            (":v", "", "v"),
+        ] {
+            let read: PipelineIdentifier =
+                serde_json::from_value(serde_json::Value::String(raw.into())).unwrap();
+            assert_eq!(read, PipelineIdentifier::new(name, version), "{raw}");
+        }
         assert!("a b".parse::<PipelineIdentifier>().is_err());
         assert_eq!(PipelineIdentifier::new("p", "v").to_string(), "p:v");
     }

@@ -105,7 +105,7 @@ fn pipeline() -> Pipeline {
 }
 
 fn v() -> String {
-    version::pipeline_version(&pipeline().spec)
+    version::pipeline_version(&pipeline().spec, version::HashAlgorithm::Head)
 }
 
 fn pipeline_in(state: St, version: &str, id: &str) -> Pipeline {
@@ -357,7 +357,7 @@ fn spec_3_2_cell_1_unknown_with_id_updates() {
 fn spec_3_2_cell_1_unknown_build_error_fails() {
     let mut p = pipeline();
     p.spec.framework.name = "kfpsdk".into();
-    let version = version::pipeline_version(&p.spec);
+    let version = version::pipeline_version(&p.spec, version::HashAlgorithm::Head);
     let plan = plan(&p, &[]);
     let message = "error in workflow: [kfpsdk] framework not support by provider (permanent failure: waiting for a spec change)";
     assert_eq!(
@@ -903,7 +903,10 @@ fn spec_3_5_run_schedule_definition() {
         panic!("{plan:?}")
     };
     assert_eq!(d.name, NamespacedName::new("ns", "rs"));
-    assert_eq!(d.version, version::run_schedule_version(&rs.spec));
+    assert_eq!(
+        d.version,
+        version::run_schedule_version(&rs.spec, version::HashAlgorithm::Head)
+    );
     assert_eq!(d.pipeline_name, NamespacedName::new("ns", "pl"));
     assert_eq!(d.pipeline_version, "1.0");
     assert_eq!(d.run_configuration_name, NamespacedName::new("ns", "rc"));
@@ -938,7 +941,7 @@ fn spec_3_6_experiment_create() {
         outcomes: &[],
         now: now(),
     });
-    let version = version::experiment_version(&e.spec);
+    let version = version::experiment_version(&e.spec, version::HashAlgorithm::Head);
     assert_eq!(
         plan.commands[1],
         ResourceCommand::Submit(Operation {
@@ -1093,7 +1096,7 @@ fn spec_3_4_run_is_created_with_its_definition() {
     ]));
     r.status = Some(run_status("pv1", BTreeMap::new()));
     let plan = plan_r(&r, &inputs());
-    let version = version::run_version(&r.spec, "pv1");
+    let version = version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head);
     let current = r.status.clone().unwrap();
     assert_eq!(
         plan.commands[0],
@@ -1137,7 +1140,7 @@ fn decision_3_unresolved_parameter_pends() {
     };
     let plan = plan_r(&r, &inputs());
     let current = r.status.clone().unwrap();
-    let version = version::run_version(&r.spec, "pv1");
+    let version = version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head);
     let message = "Unable to resolve parameters: artifact 'examples' not found in dependency 'base/rc'";
     assert_eq!(
         plan.commands,
@@ -1255,7 +1258,12 @@ fn spec_3_4_completion_is_marked() {
 fn spec_3_4_ttl_expired_deletes_the_run() {
     let mut r = run(vec![]);
     let mut s = run_status("pv1", BTreeMap::new());
-    s.status = status(St::Succeeded, &version::run_version(&r.spec, "pv1"), "id-1", "");
+    s.status = status(
+        St::Succeeded,
+        &version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head),
+        "id-1",
+        "",
+    );
     s.completion_state = Some(CompletionState::Failed);
     s.marked_completed_at = Some(t("2023-12-31T23:00:00Z"));
     r.status = Some(s);
@@ -1274,7 +1282,12 @@ fn spec_3_4_ttl_expired_deletes_the_run() {
 fn spec_3_4_provider_changed_fails() {
     let mut r = run(vec![]);
     let mut s = run_status("pv1", BTreeMap::new());
-    s.status = status(St::Succeeded, &version::run_version(&r.spec, "pv1"), "id-1", "");
+    s.status = status(
+        St::Succeeded,
+        &version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head),
+        "id-1",
+        "",
+    );
     s.status.provider.name = NamespacedName::new("prov", "old");
     r.status = Some(s.clone());
     assert_eq!(

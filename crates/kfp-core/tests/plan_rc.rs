@@ -96,7 +96,7 @@ fn stub_synced_status(rc: &RunConfiguration) -> RunConfigurationStatus {
     let mut status = RunConfigurationStatus::default();
     status.dependencies.pipeline.version = "v1".into();
     status.triggers.pipeline.version = "v1".into();
-    status.triggers.run_spec.version = version::run_spec_version(&rc.spec.run);
+    status.triggers.run_spec.version = version::run_spec_version(&rc.spec.run, version::HashAlgorithm::Head);
     status
 }
 

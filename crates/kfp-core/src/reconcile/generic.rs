@@ -788,7 +788,8 @@ pub(crate) fn current_status<S: StatusLike>(status: &Option<S>) -> std::borrow::
 /// SPEC 3.3: plans a Pipeline.
 pub fn plan_pipeline(observed: &Observed<'_, Pipeline>) -> Plan<ResourceCommand<Status>> {
     let pipeline = observed.resource;
-    let version = version::pipeline_version(&pipeline.spec);
+    let stored = pipeline.status.as_ref().map_or("", |s| s.version.as_str());
+    let version = version::current(stored, |a| version::pipeline_version(&pipeline.spec, a));
     let machine = Machine {
         kind: ResourceKind::Pipeline,
         meta: &pipeline.metadata,
@@ -815,7 +816,9 @@ pub fn plan_run_schedule(observed: &Observed<'_, RunSchedule>) -> Plan<ResourceC
         provider: observed.provider,
         outcomes: observed.outcomes,
         now: &observed.now,
-        version: version::run_schedule_version(&rs.spec),
+        version: version::current(rs.status.as_ref().map_or("", |s| s.version.as_str()), |a| {
+            version::run_schedule_version(&rs.spec, a)
+        }),
     };
     let current = current_status(&rs.status);
     let v = machine.version.clone();
@@ -837,7 +840,10 @@ pub fn plan_experiment(observed: &Observed<'_, Experiment>) -> Plan<ResourceComm
         provider: observed.provider,
         outcomes: observed.outcomes,
         now: &observed.now,
-        version: version::experiment_version(&experiment.spec),
+        version: version::current(
+            experiment.status.as_ref().map_or("", |s| s.version.as_str()),
+            |a| version::experiment_version(&experiment.spec, a),
+        ),
     };
     let current = current_status(&experiment.status);
     let v = machine.version.clone();

@@ -106,7 +106,8 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
                     run.spec.pipeline.name.clone()
                 )
             );
-            machine.version = version::run_version(&run.spec, "");
+            machine.version =
+                version::current(&status.status.version, |a| version::run_version(&run.spec, "", a));
             let unchanged = state == SynchronizationState::Pending
                 && status.synchronized().is_some_and(|c| c.message == message);
             if matches!(
@@ -124,7 +125,9 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
         }
     }
 
-    machine.version = version::run_version(&run.spec, &status.dependencies.pipeline.version);
+    machine.version = version::current(&status.status.version, |a| {
+        version::run_version(&run.spec, &status.dependencies.pipeline.version, a)
+    });
     let resolution = dependencies::resolve_parameters(&run.spec.parameters, namespace, &status.dependencies);
     let pipeline_version = status.dependencies.pipeline.version.clone();
     let v = machine.version.clone();

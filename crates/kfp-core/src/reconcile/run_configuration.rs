@@ -210,7 +210,10 @@ fn desired_triggers(
         triggers.pipeline.version = status.dependencies.pipeline.version.clone();
     }
     if spec.triggers.on_change.contains(&OnChangeType::RunSpec) {
-        triggers.run_spec.version = version::run_spec_version(&spec.run);
+        // A version written by the Go operator at v0.7.0 for the same spec is no change.
+        triggers.run_spec.version = version::current(&status.triggers.run_spec.version, |a| {
+            version::run_spec_version(&spec.run, a)
+        });
     }
     for reference in &spec.triggers.run_configurations {
         let key = dependency_key(reference, namespace);

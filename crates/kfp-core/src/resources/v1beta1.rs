@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{
     Artifact, CronExpression, JsonMap, NamedValue, NamespacedName, OutputArtifact, PipelineIdentifier,
-    SynchronizationState, json_map_schema, provider_reference_schema,
+    ScheduleTime, SynchronizationState, json_map_schema, provider_reference_schema,
 };
 
 fn is_zero(n: &i64) -> bool {
@@ -400,10 +400,10 @@ pub struct Schedule {
     pub cron_expression: CronExpression,
     /// No run starts before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<Time>,
+    pub start_time: Option<ScheduleTime>,
     /// No run starts after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_time: Option<Time>,
+    pub end_time: Option<ScheduleTime>,
 }
 
 /// The latest runs of a RunConfiguration, by how they ended.

@@ -1,13 +1,21 @@
-//! The tag a Pipeline version starts with: Go's `reference.TagNameOnly(reference.ParseNormalizedNamed(image))`
-//! from `github.com/distribution/reference` v0.6.0 (with `github.com/opencontainers/go-digest` v1.0.0), as the Go
-//! operator's `Pipeline.ComputeVersion` uses it.
+//! The tag a Pipeline version starts with: Go's `reference.TagNameOnly(reference.ParseNormalizedNamed(image))`, as
+//! the Go operator's `Pipeline.ComputeVersion` uses it. Each Go operator links its own reference parser:
+//! - head: `github.com/distribution/reference` v0.6.0;
+//! - v0.7.0: the `reference` package of `github.com/docker/distribution` v2, which differs in three ways: no IPv6
+//!   registry (`[::1]:5000/img:dev` is not a reference), a first path component with upper case but no `.` or `:`
+//!   is not a registry (`UPPER/img:tag` is a Docker Hub repository, refused as not lower case), and the 255
+//!   character limit counts the registry too.
+//!
+//! Both use `github.com/opencontainers/go-digest` v1.0.0 for digests.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-// The grammar of distribution/reference v0.6.0 (regexp.go). Go's `\w` is ASCII-only, spelled out here because the
-// regex crate's `\w` is Unicode.
+use super::HashAlgorithm;
+
+// The reference grammar (regexp.go of both libraries). Go's `\w` is ASCII-only, spelled out here because the regex
+// crate's `\w` is Unicode.
 const ALPHANUMERIC: &str = "[a-z0-9]+";
 const SEPARATOR: &str = "(?:[._]|__|[-]+)";
 const DOMAIN_NAME_COMPONENT: &str = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
@@ -16,9 +24,12 @@ const TAG: &str = "[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}";
 const DIGEST: &str = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}";
 const IPV6_ADDRESS: &str = r"\[(?:[a-fA-F0-9:]+)\]";
 
-fn domain_and_port() -> String {
+fn domain_and_port(algorithm: HashAlgorithm) -> String {
     let domain_name = format!(r"{DOMAIN_NAME_COMPONENT}(?:\.{DOMAIN_NAME_COMPONENT})*");
-    format!("(?:{domain_name}|{IPV6_ADDRESS}){OPTIONAL_PORT}")
+    match algorithm {
+        HashAlgorithm::Head => format!("(?:{domain_name}|{IPV6_ADDRESS}){OPTIONAL_PORT}"),
+        HashAlgorithm::V0_7_0 => format!("{domain_name}{OPTIONAL_PORT}"),
+    }
 }
 
 fn remote_name() -> String {
@@ -27,14 +38,23 @@ fn remote_name() -> String {
 }
 
 /// `ReferenceRegexp`: `^(name)(?::(tag))?(?:@(digest))?$`.
-static REFERENCE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    let name = format!("(?:{}/)?{}", domain_and_port(), remote_name());
+fn reference_regex(algorithm: HashAlgorithm) -> Option<Regex> {
+    let name = format!("(?:{}/)?{}", domain_and_port(algorithm), remote_name());
     Regex::new(&format!("^({name})(?::({TAG}))?(?:@({DIGEST}))?$")).ok()
-});
+}
 
-/// `anchoredNameRegexp`: `^(?:(domainAndPort)/)?(remoteName)$`.
-static ANCHORED_NAME: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(&format!("^(?:({})/)?({})$", domain_and_port(), remote_name())).ok());
+static REFERENCE_HEAD: LazyLock<Option<Regex>> = LazyLock::new(|| reference_regex(HashAlgorithm::Head));
+static REFERENCE_V0_7_0: LazyLock<Option<Regex>> = LazyLock::new(|| reference_regex(HashAlgorithm::V0_7_0));
+
+/// `anchoredNameRegexp` of the head library: `^(?:(domainAndPort)/)?(remoteName)$`.
+static ANCHORED_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        "^(?:({})/)?({})$",
+        domain_and_port(HashAlgorithm::Head),
+        remote_name()
+    ))
+    .ok()
+});
 
 const DEFAULT_DOMAIN: &str = "docker.io";
 const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
@@ -45,19 +65,19 @@ const REPOSITORY_NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// The tag of `image` when Go's `ParseNormalizedNamed` accepts it and `TagNameOnly` makes it a `NamedTagged`:
 /// its tag, or `latest` when it has neither tag nor digest. `None` for a digest-only reference or an image that
 /// is not a valid reference.
-pub(crate) fn tag(image: &str) -> Option<&str> {
+pub(crate) fn tag(image: &str, algorithm: HashAlgorithm) -> Option<&str> {
     // anchoredIdentifierRegexp: a bare 64-character hex string is refused as a repository name.
     if image.len() == 64 && image.bytes().all(|b| matches!(b, b'a'..=b'f' | b'0'..=b'9')) {
         return None;
     }
-    let (domain, prefix, remainder) = split_docker_domain(image);
+    let (domain, prefix, remainder) = split_docker_domain(image, algorithm);
     let remote = remainder.split(':').next().unwrap_or_default();
     // `strings.ToLower(remote) != remote` refuses the image. Non-ASCII input fails the grammar below either way.
     if remote.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
     let reference = [domain, "/", prefix, remainder].concat();
-    let (tag, digest) = parse(&reference)?;
+    let (tag, digest) = parse(&reference, algorithm)?;
     if let Some(digest) = digest {
         validate_digest(digest)?;
     }
@@ -74,7 +94,7 @@ pub(crate) fn tag(image: &str) -> Option<&str> {
 }
 
 /// `splitDockerDomain`, with the `library/` prefix kept apart so nothing is allocated here.
-fn split_docker_domain(name: &str) -> (&str, &'static str, &str) {
+fn split_docker_domain(name: &str, algorithm: HashAlgorithm) -> (&str, &'static str, &str) {
     let Some((maybe_domain, maybe_remote)) = name.split_once('/') else {
         return (DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX, name);
     };
@@ -82,7 +102,10 @@ fn split_docker_domain(name: &str) -> (&str, &'static str, &str) {
         (maybe_domain, maybe_remote)
     } else if maybe_domain == LEGACY_DEFAULT_DOMAIN {
         (DEFAULT_DOMAIN, maybe_remote)
-    } else if maybe_domain.contains(['.', ':']) || maybe_domain.bytes().any(|b| b.is_ascii_uppercase()) {
+    } else if maybe_domain.contains(['.', ':'])
+        // Only the head library takes an upper-case first component for a registry.
+        || (algorithm == HashAlgorithm::Head && maybe_domain.bytes().any(|b| b.is_ascii_uppercase()))
+    {
         (maybe_domain, maybe_remote)
     } else {
         (DEFAULT_DOMAIN, name)
@@ -99,8 +122,12 @@ fn split_docker_domain(name: &str) -> (&str, &'static str, &str) {
 /// Where the grammar matches, the parts are unambiguous: the digest follows the only `@`, and the tag follows the
 /// last `:` when no `/` comes after it (a `:` before a `/` is a registry port). So a match test and a split do
 /// what Go's capture groups do, without the cost of captures.
-fn parse(reference: &str) -> Option<(Option<&str>, Option<&str>)> {
-    if !REFERENCE.as_ref()?.is_match(reference) {
+fn parse(reference: &str, algorithm: HashAlgorithm) -> Option<(Option<&str>, Option<&str>)> {
+    let grammar = match algorithm {
+        HashAlgorithm::Head => &REFERENCE_HEAD,
+        HashAlgorithm::V0_7_0 => &REFERENCE_V0_7_0,
+    };
+    if !grammar.as_ref()?.is_match(reference) {
         return None;
     }
     let (name_and_tag, digest) = match reference.split_once('@') {
@@ -111,7 +138,10 @@ fn parse(reference: &str) -> Option<(Option<&str>, Option<&str>)> {
         Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
         _ => (name_and_tag, None),
     };
-    // The repository path (the name without its domain) is limited to 255 characters.
+    // v0.7.0 limits the whole name to 255 characters, head only the repository path (the name without its domain).
+    if name.len() > REPOSITORY_NAME_TOTAL_LENGTH_MAX && algorithm == HashAlgorithm::V0_7_0 {
+        return None;
+    }
     if name.len() > REPOSITORY_NAME_TOTAL_LENGTH_MAX {
         let path = match ANCHORED_NAME.as_ref()?.captures(name) {
             Some(name_caps) => name_caps.get(2).map_or(name, |m| m.as_str()),
@@ -142,6 +172,7 @@ mod tests {
     use super::*;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const BOTH: [HashAlgorithm; 2] = HashAlgorithm::ALL;
 
     #[test]
     fn tags_of_valid_references() {
@@ -157,14 +188,19 @@ mod tests {
                 "registry.example.com:5000/team/pipeline:2024.01-rc.1",
                 "2024.01-rc.1",
             ),
-            ("MyRegistry/repo:Tag_1", "Tag_1"),
-            ("[::1]:5000/repo:v", "v"),
             ("a_b.c/foo:v", "v"),
             ("localhost:5000", "5000"),
         ] {
-            assert_eq!(tag(image), Some(expected), "{image}");
+            for algorithm in BOTH {
+                assert_eq!(tag(image, algorithm), Some(expected), "{image} {algorithm}");
+            }
         }
-        assert_eq!(tag(&format!("gcr.io/p/pipeline:v2@sha256:{SHA}")), Some("v2"));
+        for algorithm in BOTH {
+            assert_eq!(
+                tag(&format!("gcr.io/p/pipeline:v2@sha256:{SHA}"), algorithm),
+                Some("v2")
+            );
+        }
     }
 
     #[test]
@@ -184,8 +220,22 @@ mod tests {
             format!("repo:{}", "t".repeat(129)),
             format!("example.com/{}", "a".repeat(256)),
         ] {
-            assert_eq!(tag(&image), None, "{image}");
+            for algorithm in BOTH {
+                assert_eq!(tag(&image, algorithm), None, "{image} {algorithm}");
+            }
         }
-        assert_eq!(tag(&format!("example.com/{}:t", "a".repeat(255))), Some("t"));
+    }
+
+    #[test]
+    fn the_v0_7_0_library_has_no_ipv6_no_upper_case_registry_and_counts_the_registry_in_the_length() {
+        let long_path = format!("example.com/{}:t", "a".repeat(250));
+        for (image, head, v0_7_0) in [
+            ("[::1]:5000/repo:v", Some("v"), None),
+            ("MyRegistry/repo:Tag_1", Some("Tag_1"), None),
+            (long_path.as_str(), Some("t"), None),
+        ] {
+            assert_eq!(tag(image, HashAlgorithm::Head), head, "{image}");
+            assert_eq!(tag(image, HashAlgorithm::V0_7_0), v0_7_0, "{image}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Version hashing, byte-exact with the Go operator (SPEC 1.6), so existing `status.version` values stay valid.
+//! Version hashing, byte-exact with the Go operator, so `status.version` values it wrote stay valid
+//! (docs/decisions/0003-conversion-and-hashing.md).
 //!
 //! Every version is the hex of the first 3 bytes of a SHA-1 over a byte stream built as the Go operator's
 //! `ObjectHasher` builds it (`apis/pipelines/object_hasher.go` and the `ComputeHash`/`ComputeVersion`/`WriteRunSpec`
@@ -8,31 +9,92 @@
 //! - a JSON map is sorted by key, each key a string field, each non-null value its canonical JSON (module `go_json`) as a
 //!   string field, with no trailing separator.
 //!
-//! `provider` is never hashed. Vectors in the tests come from a port of the Go code (`tests/version_vectors`).
+//! `provider` is never hashed. Two Go algorithms exist ([`HashAlgorithm`]): release v0.7.0 and the later main
+//! branch (head), which this operator writes. They differ only in `valueFrom.runConfigurationRef.optional` (hashed
+//! by head only) and in the image reference parser behind a Pipeline version's tag (module `image`); [`current`]
+//! accepts a stored version of either. `tests/go_hash_vectors.rs` holds every function to the Go operator's own
+//! output for both.
 
 mod go_json;
 mod image;
+mod manifest;
 
 use std::cmp::Ordering;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sha1::{Digest, Sha1};
 
 pub use go_json::canonical_json;
+pub use manifest::{ManifestVersion, of_manifest};
 
 use crate::resources::v1beta1::{ExperimentSpec, Parameter, PipelineSpec, RunScheduleSpec, RunSpec};
-use crate::values::{JsonMap, NamedValue, OutputArtifact};
+use crate::values::{JsonMap, NamedValue, OutputArtifact, ScheduleTime};
+
+/// Which Go operator's algorithm computes a version. They agree on most specs; where they differ, a cluster
+/// migrated from that operator holds that algorithm's versions in its statuses (see [`current`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HashAlgorithm {
+    /// The Go operator's main branch after v0.7.0: what this operator writes.
+    #[default]
+    Head,
+    /// The Go operator's release v0.7.0.
+    V0_7_0,
+}
+
+impl HashAlgorithm {
+    /// Every algorithm, the one this operator writes first.
+    pub const ALL: [HashAlgorithm; 2] = [HashAlgorithm::Head, HashAlgorithm::V0_7_0];
+
+    /// The name the `version` command takes: `head` or `v0.7.0`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Head => "head",
+            HashAlgorithm::V0_7_0 => "v0.7.0",
+        }
+    }
+}
+
+impl std::fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for HashAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HashAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("unknown hash algorithm {s:?}: expected head or v0.7.0"))
+    }
+}
+
+/// The version to keep for a spec whose status holds `stored`: `stored` itself when one of the algorithms gives it
+/// for the spec (`compute(algorithm)`), else the spec's head version. So a status written by the Go operator, at
+/// v0.7.0 or later, reads as unchanged, and nothing is sent to the provider until the spec really changes.
+pub fn current(stored: &str, compute: impl Fn(HashAlgorithm) -> String) -> String {
+    let head = compute(HashAlgorithm::Head);
+    if stored.is_empty() || stored == head {
+        return head;
+    }
+    let older = HashAlgorithm::ALL
+        .into_iter()
+        .filter(|a| *a != HashAlgorithm::Head)
+        .any(|a| compute(a) == stored);
+    if older { stored.to_string() } else { head }
+}
 
 /// `<tag>-<hex6>` when the image is a docker reference (untagged: `latest`), else `<hex6>`.
-pub fn pipeline_version(spec: &PipelineSpec) -> String {
-    let mut h = ObjectHasher::new();
+pub fn pipeline_version(spec: &PipelineSpec, algorithm: HashAlgorithm) -> String {
+    let mut h = ObjectHasher::new(algorithm);
     h.string(&spec.image);
     h.named_values(&spec.env);
     h.string(&spec.framework.name);
     h.json_map(&spec.framework.parameters);
-    let digest = h.0.finalize();
+    let digest = h.sha.finalize();
     let hash = digest.get(..3).unwrap_or_default();
-    match image::tag(&spec.image) {
+    match image::tag(&spec.image, algorithm) {
         Some(tag) => {
             let mut version = String::with_capacity(tag.len() + 7);
             version.push_str(tag);
@@ -57,15 +119,15 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// The version of an Experiment spec: a hash of its description.
-pub fn experiment_version(spec: &ExperimentSpec) -> String {
-    let mut h = ObjectHasher::new();
+pub fn experiment_version(spec: &ExperimentSpec, algorithm: HashAlgorithm) -> String {
+    let mut h = ObjectHasher::new(algorithm);
     h.string(&spec.description);
     h.hex6()
 }
 
 /// The version of a RunSchedule spec, as the Go operator computes it.
-pub fn run_schedule_version(spec: &RunScheduleSpec) -> String {
-    let mut h = ObjectHasher::new();
+pub fn run_schedule_version(spec: &RunScheduleSpec, algorithm: HashAlgorithm) -> String {
+    let mut h = ObjectHasher::new(algorithm);
     h.display(&spec.pipeline);
     h.string(&spec.experiment_name);
     h.named_values(&spec.parameters);
@@ -81,38 +143,44 @@ pub fn run_schedule_version(spec: &RunScheduleSpec) -> String {
 }
 
 /// The version of a RunConfiguration's `spec.run` (its `triggers.runSpec.version`).
-pub fn run_spec_version(spec: &RunSpec) -> String {
-    let mut h = ObjectHasher::new();
+pub fn run_spec_version(spec: &RunSpec, algorithm: HashAlgorithm) -> String {
+    let mut h = ObjectHasher::new(algorithm);
     h.run_spec(spec);
     h.hex6()
 }
 
 /// A Run's version: its RunSpec stream plus the observed pipeline version (`status.dependencies.pipeline.version`).
-pub fn run_version(spec: &RunSpec, observed_pipeline_version: &str) -> String {
-    let mut h = ObjectHasher::new();
+pub fn run_version(spec: &RunSpec, observed_pipeline_version: &str, algorithm: HashAlgorithm) -> String {
+    let mut h = ObjectHasher::new(algorithm);
     h.run_spec(spec);
     h.string(observed_pipeline_version);
     h.hex6()
 }
 
 /// The Go operator's `ObjectHasher`, streaming into SHA-1.
-struct ObjectHasher(Sha1);
+struct ObjectHasher {
+    sha: Sha1,
+    algorithm: HashAlgorithm,
+}
 
 impl go_json::Sink for ObjectHasher {
     fn put(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.sha.update(bytes);
     }
 }
 
 const SEPARATOR: &[u8] = &[0];
 
 impl ObjectHasher {
-    fn new() -> Self {
-        Self(Sha1::new())
+    fn new(algorithm: HashAlgorithm) -> Self {
+        Self {
+            sha: Sha1::new(),
+            algorithm,
+        }
     }
 
     fn put(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.sha.update(bytes);
     }
 
     /// `WriteStringField`.
@@ -172,10 +240,11 @@ impl ObjectHasher {
         }
     }
 
-    /// `WriteStringField(t.String())` of a `metav1.Time`.
-    fn time(&mut self, time: &Time) {
+    /// `WriteStringField(t.String())` of a `metav1.Time`, which holds the instant in UTC after unmarshalling
+    /// (`.Local()` in a container without a time zone).
+    fn time(&mut self, time: &ScheduleTime) {
         // Writing into the hasher cannot fail.
-        let _ = write_go_time(&mut FmtSink(self), time);
+        let _ = time.write_go_utc(&mut FmtSink(self));
         self.put(SEPARATOR);
     }
 
@@ -193,7 +262,10 @@ impl ObjectHasher {
                 self.string(&r.name.name);
                 self.string(&r.name.namespace);
                 self.string(&r.output_artifact);
-                self.string(if r.optional { "true" } else { "false" });
+                // v0.7.0 does not hash `optional`.
+                if self.algorithm == HashAlgorithm::Head {
+                    self.string(if r.optional { "true" } else { "false" });
+                }
             }
         }
         self.put(SEPARATOR);
@@ -201,44 +273,11 @@ impl ObjectHasher {
     }
 
     fn hex6(self) -> String {
-        let digest = self.0.finalize();
+        let digest = self.sha.finalize();
         let mut version = String::with_capacity(6);
         push_hex(&mut version, digest.get(..3).unwrap_or_default());
         version
     }
-}
-
-/// Go's `time.Time.String()` (`2006-01-02 15:04:05.999999999 -0700 MST`) in the UTC location: what a `metav1.Time`
-/// holds after unmarshalling (`.Local()`) in the operator's container, which has no `TZ` and no zoneinfo.
-fn write_go_time(w: &mut impl std::fmt::Write, time: &Time) -> std::fmt::Result {
-    let mut seconds = time.0.as_second();
-    let mut nanos = time.0.subsec_nanosecond();
-    if nanos < 0 {
-        seconds -= 1;
-        nanos += 1_000_000_000;
-    }
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    // Go's "2006" pads to 4 digits after the sign.
-    if year < 0 {
-        write!(w, "-{:04}", -year)?;
-    } else {
-        write!(w, "{year:04}")?;
-    }
-    let (hour, minute, second) = (second_of_day / 3600, second_of_day / 60 % 60, second_of_day % 60);
-    write!(w, "-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")?;
-    if nanos > 0 {
-        // ".999999999": nine digits with trailing zeros trimmed.
-        let mut digits = 9;
-        let mut fraction = nanos;
-        while fraction % 10 == 0 {
-            fraction /= 10;
-            digits -= 1;
-        }
-        write!(w, ".{fraction:0digits$}")?;
-    }
-    w.write_str(" +0000 UTC")
 }
 
 /// Adapts the hasher to `fmt::Write`, so formatted values stream into it without an intermediate string.
@@ -301,24 +340,6 @@ fn go_insertion_sort<T>(items: &mut [T], less: impl Fn(&T, &T) -> bool) {
             j -= 1;
         }
     }
-}
-
-/// Proleptic Gregorian (year, month, day) of days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or_default(),
-        u32::try_from(day).unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]
