@@ -20,4 +20,5 @@ pub mod local;
 pub mod operator;
 pub mod reference;
 pub mod telemetry;
+pub mod versions;
 pub mod webhook;

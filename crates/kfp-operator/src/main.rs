@@ -69,6 +69,17 @@ enum Command {
         #[arg(long, default_value = "mermaid")]
         format: kfp_core::graph::Format,
     },
+    /// Print the version the operator gives each Pipeline, Run, RunConfiguration, RunSchedule and Experiment of
+    /// YAML or JSON files (any served apiVersion, lists included), one `KIND NAMESPACE/NAME VERSION` line each,
+    /// to compare with the `status.version` a cluster holds. Providers have no version and are not listed.
+    Version {
+        /// The Go operator's hash algorithm: `head` (its main branch, what this operator writes) or `v0.7.0`.
+        #[arg(long, default_value = "head")]
+        algorithm: kfp_core::version::HashAlgorithm,
+        /// YAML or JSON files, or folders of them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print the ValidatingWebhookConfiguration (the contract's names, paths and settings) as YAML: for the
     /// webhook Service in a namespace, or for a URL (out-of-cluster development). No kind needs a mutating webhook.
     WebhookConfigurations {
@@ -148,6 +159,12 @@ async fn main() -> ExitCode {
         .await
         .map(|graph| print!("{graph}"))
         .map_err(Into::into),
+        Command::Version { algorithm, files } => {
+            let config = kfp_operator::config::SpecConfig::default().conversion();
+            kfp_operator::versions::compute(&files, algorithm, &config)
+                .map(|versions| print!("{}", kfp_operator::versions::render(&versions)))
+                .map_err(Into::into)
+        }
         Command::WebhookConfigurations {
             namespace,
             service_name,
