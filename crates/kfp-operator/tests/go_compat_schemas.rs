@@ -393,7 +393,7 @@ fn compat_dir() -> PathBuf {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => panic!(
             "{COMPAT_DIR_ENV} is not set: these tests need a folder with the Go operator's go-crds/ and \
-             go-doc-manifests/ (for this repository's CI, ../shared/compat)"
+             go-doc-manifests/ (.ci/run sets it; docs/development.md says where the files come from)"
         ),
     }
 }

@@ -1,7 +1,9 @@
 //! An operator restarted mid-operation loses nothing and duplicates nothing (SPEC 3.1: all state is in the API
 //! server). Argo: a Pipeline whose create Workflow was submitted by an operator that then stopped is finished by
 //! a new operator, with still exactly one Workflow. Direct: objects created while no operator runs are
-//! reconciled by the next one, and a restarted operator that finds everything Succeeded writes nothing.
+//! reconciled by the next one, and a restarted operator that finds everything Succeeded writes nothing. A migration:
+//! objects the Go operator v0.7.0 left (its versions, its status shape, a tokenless provider service) are taken over
+//! without a provider call.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -190,4 +192,238 @@ async fn an_operator_stopped_before_its_caches_filled_stops_at_once() {
         harness.start_operator();
         harness.stop().await;
     }
+}
+
+/// The Go KFP Operator v0.7.0's leavings: a Pipeline whose image v0.7.0 and head parse differently, a Run and a
+/// RunConfiguration (`onChange: [runSpec]`) with `valueFrom` parameters (head hashes `optional`, v0.7.0 does not),
+/// all `Succeeded` under v0.7.0's versions, with its finalizer and its status shape.
+const GO_V0_7_0_OBJECTS: &str = "
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Pipeline
+metadata: {name: pipeline, namespace: $NS, finalizers: [finalizer.pipelines.kubeflow.org], generation: 1}
+spec: {provider: $PROVIDER, image: 'UPPER/img:tag', framework: {name: stub, parameters: {}}}
+---
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunConfiguration
+metadata: {name: dep, namespace: $NS}
+spec: {run: {provider: $PROVIDER, pipeline: pipeline}}
+---
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunConfiguration
+metadata: {name: rc, namespace: $NS}
+spec:
+  run:
+    provider: $PROVIDER
+    pipeline: pipeline
+    parameters: [{name: model, valueFrom: {runConfigurationRef: {name: dep, outputArtifact: model}}}]
+  triggers: {onChange: [runSpec]}
+---
+apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Run
+metadata: {name: run, namespace: $NS, finalizers: [finalizer.pipelines.kubeflow.org]}
+spec:
+  provider: $PROVIDER
+  pipeline: pipeline
+  parameters: [{name: model, valueFrom: {runConfigurationRef: {name: dep, outputArtifact: model, optional: true}}}]
+";
+
+/// A `Synchronized` condition as the Go operator wrote it.
+fn go_condition(state: &str) -> serde_json::Value {
+    serde_json::json!([{"type": "Synchronized", "status": "True", "reason": state, "message": "",
+        "observedGeneration": 1, "lastTransitionTime": "2026-11-01T10:00:00Z"}])
+}
+
+/// A migration from the Go operator v0.7.0 (docs/platform-guide.md): our operator starts on the objects the Go
+/// operator left, with v0.7.0's versions in their statuses, and a Go provider service without a token reports a
+/// run. Nothing is sent to the provider (no Workflow), no Run is started, every status is kept as it is, and the
+/// event is recorded.
+#[tokio::test]
+async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provider_call() {
+    use kfp_core::resources::v1beta1::{CompletionState, RunConfiguration};
+    use kfp_core::version::{self, HashAlgorithm};
+    use kube::api::{Patch, PatchParams};
+    use serde_json::json;
+
+    let mut harness = Harness::prepare(Mode::Argo, |config| {
+        config
+            .spec
+            .run_completion_feed
+            .authentication
+            .allow_unauthenticated = true;
+    })
+    .await;
+    let ns = harness.namespace.clone();
+    let provider = harness.provider.to_string();
+    let yaml = GO_V0_7_0_OBJECTS
+        .replace("$NS", &ns)
+        .replace("$PROVIDER", &provider);
+    kfp_testenv::apply_yaml(
+        &harness.client,
+        &yaml,
+        &kfp_testenv::ApplyOptions::in_namespace(&ns),
+    )
+    .await
+    .unwrap();
+    let pipelines = harness.api::<Pipeline>();
+    let runs = harness.api::<Run>();
+    let rcs = harness.api::<RunConfiguration>();
+
+    // The statuses v0.7.0 wrote; where its hash differs from head's, the test would catch a recomputation.
+    let pipeline = pipelines.get("pipeline").await.unwrap();
+    let pipeline_version = version::pipeline_version(&pipeline.spec, HashAlgorithm::V0_7_0);
+    assert_ne!(
+        pipeline_version,
+        version::pipeline_version(&pipeline.spec, HashAlgorithm::Head),
+        "the image must be one the two algorithms read differently"
+    );
+    let rc = rcs.get("rc").await.unwrap();
+    let run_spec_version = version::run_spec_version(&rc.spec.run, HashAlgorithm::V0_7_0);
+    assert_ne!(
+        run_spec_version,
+        version::run_spec_version(&rc.spec.run, HashAlgorithm::Head)
+    );
+    let run = runs.get("run").await.unwrap();
+    let run_version = version::run_version(&run.spec, &pipeline_version, HashAlgorithm::V0_7_0);
+    assert_ne!(
+        run_version,
+        version::run_version(&run.spec, &pipeline_version, HashAlgorithm::Head)
+    );
+    let statuses = [
+        (
+            "pipelines",
+            "pipeline",
+            json!({"provider": {"name": provider, "id": "go-pipeline-id"}, "version": pipeline_version,
+                "observedGeneration": 1, "conditions": go_condition("Succeeded")}),
+        ),
+        (
+            "runconfigurations",
+            "dep",
+            json!({"provider": provider, "observedGeneration": 1, "conditions": go_condition("Succeeded"),
+                "dependencies": {"pipeline": {"version": pipeline_version}},
+                "latestRuns": {"succeeded": {"providerId": "go-dep-run",
+                    "artifacts": [{"name": "model", "location": "gs://models/1"}]}}}),
+        ),
+        (
+            "runconfigurations",
+            "rc",
+            json!({"provider": provider, "observedGeneration": 1, "conditions": go_condition("Succeeded"),
+                "dependencies": {"pipeline": {"version": pipeline_version}, "runConfigurations": {
+                    format!("{ns}/dep"): {"providerId": "go-dep-run",
+                        "artifacts": [{"name": "model", "location": "gs://models/1"}]}}},
+                "triggers": {"runSpec": {"version": run_spec_version}}}),
+        ),
+        (
+            "runs",
+            "run",
+            json!({"provider": {"name": provider, "id": "go-run-id"}, "version": run_version,
+                "observedGeneration": 1, "conditions": go_condition("Succeeded"),
+                "dependencies": {"pipeline": {"version": pipeline_version}}}),
+        ),
+    ];
+    for (plural, name, status) in &statuses {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            harness.client.clone(),
+            &ns,
+            &kube::api::ApiResource {
+                group: "pipelines.kubeflow.org".into(),
+                version: "v1beta1".into(),
+                api_version: "pipelines.kubeflow.org/v1beta1".into(),
+                kind: String::new(),
+                plural: (*plural).into(),
+            },
+        );
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await
+        .unwrap();
+    }
+    let before = (
+        versions(&pipelines).await,
+        versions(&runs).await,
+        versions(&rcs).await,
+    );
+
+    harness.start_argo();
+    harness.start_operator();
+    let feed = support::nats::RunningFeed::start(&harness.client, harness.config.clone()).await;
+    wait_for_reconciles(&harness, &["pipeline", "run", "runconfiguration"]).await;
+
+    // The Go provider service reports the Run's completion, without a token.
+    let event = format!(
+        r#"{{"status":"succeeded","pipelineName":"{ns}/pipeline","runName":"{ns}/run","runId":"go-run-id","runStartTime":"2026-12-01T10:00:00.25Z","runEndTime":"2026-12-01T10:05:00.125Z","servingModelArtifacts":null,"pipelineComponents":null,"provider":"{provider}"}}"#
+    );
+    assert_eq!(feed.post_as_go_provider_service(&event).await, 200);
+    let run = support::wait_until(&runs, "run", "the Run completed", |r: &Run| {
+        r.status.as_ref().and_then(|s| s.completion_state) == Some(CompletionState::Succeeded)
+    })
+    .await;
+
+    let workflows: Api<DynamicObject> = Api::namespaced_with(
+        harness.client.clone(),
+        &ns,
+        &kfp_operator::executor::argo::workflow_api_resource(),
+    );
+    let submitted: Vec<String> = workflows
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert!(
+        submitted.is_empty(),
+        "no provider operation may start: {submitted:?}"
+    );
+    let run_names: Vec<String> = runs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert_eq!(run_names, ["run"], "no RunConfiguration may start a Run");
+    let status = run.status.unwrap();
+    assert_eq!(
+        status.status.version, run_version,
+        "the Run keeps v0.7.0's version"
+    );
+    assert_eq!(status.status.provider.id, "go-run-id");
+    // Only the recorded completion changed anything: the other objects were not written at all.
+    let after = (
+        versions(&pipelines).await,
+        versions(&runs).await,
+        versions(&rcs).await,
+    );
+    assert_eq!(before.0, after.0, "the Pipeline was not written");
+    if before.2 != after.2 {
+        for rc in rcs.list(&ListParams::default()).await.unwrap().items {
+            eprintln!(
+                "DEBUG {} {}",
+                rc.name_any(),
+                serde_json::to_string(&rc.status).unwrap()
+            );
+        }
+    }
+    assert_eq!(before.2, after.2, "no RunConfiguration was written");
+    assert_eq!(
+        pipelines.get("pipeline").await.unwrap().status.unwrap().version,
+        pipeline_version
+    );
+    assert_eq!(
+        rcs.get("rc")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .triggers
+            .run_spec
+            .version,
+        run_spec_version
+    );
+    harness.stop().await;
 }
