@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,38 +27,16 @@ use kfp_core::values::{
 };
 use kfp_core::version;
 
+use common::{now, provider, provider_name};
+
 type Cmd = ResourceCommand<Status>;
 
 fn t(s: &str) -> Time {
     Time(s.parse().unwrap())
 }
 
-fn now() -> Time {
-    t("2024-01-01T00:00:00Z")
-}
-
 fn later(after: Duration) -> Time {
     Time(now().0.checked_add(after).unwrap())
-}
-
-fn provider_name() -> NamespacedName {
-    NamespacedName::new("prov", "kfp")
-}
-
-fn provider() -> Provider {
-    let mut p = Provider::new(
-        "kfp",
-        ProviderSpec {
-            frameworks: vec![Framework {
-                name: "tfx".into(),
-                image: "compiler:1".into(),
-                patches: vec![],
-            }],
-            ..Default::default()
-        },
-    );
-    p.metadata.namespace = Some("prov".into());
-    p
 }
 
 fn status(state: St, version: &str, id: &str, message: &str) -> Status {

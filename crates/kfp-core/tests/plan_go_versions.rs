@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::executor::{Action, Operation};
 use kfp_core::reconcile::generic::{Observed, ResourceCommand, plan_pipeline};
 use kfp_core::reconcile::run::{PipelineObservation, RunInputs, plan_run};
@@ -14,32 +15,10 @@ use kfp_core::reconcile::run_configuration::{self, Command};
 use kfp_core::reconcile::{Plan, synchronized_condition};
 use kfp_core::resources::FINALIZER;
 use kfp_core::resources::v1beta1::*;
-use kfp_core::values::{NamespacedName, PipelineIdentifier, SynchronizationState as St};
+use kfp_core::values::{PipelineIdentifier, SynchronizationState as St};
 use kfp_core::version::{self, HashAlgorithm};
 
-fn now() -> Time {
-    Time("2024-01-01T00:00:00Z".parse().unwrap())
-}
-
-fn provider_name() -> NamespacedName {
-    NamespacedName::new("prov", "kfp")
-}
-
-fn provider() -> Provider {
-    let mut p = Provider::new(
-        "kfp",
-        ProviderSpec {
-            frameworks: vec![Framework {
-                name: "tfx".into(),
-                image: "compiler:1".into(),
-                patches: vec![],
-            }],
-            ..Default::default()
-        },
-    );
-    p.metadata.namespace = Some("prov".into());
-    p
-}
+use common::{now, provider, provider_name};
 
 fn succeeded(version: &str) -> Status {
     Status {
