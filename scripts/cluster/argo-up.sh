@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# SPIKE (issue 15): starts the real Argo workflow-controller against the node node-up.sh started, inside its
+# network namespace, with argoexec from a locally written image. Not yet used by any test.
+# Environment: KFP_NODE_STATE, KFP_NODE_NETNS, KFP_TESTENV_CACHE as for node-up.sh.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ASSETS="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4"
+STATE="${KFP_NODE_STATE:-/tmp/kfp-node}"
+NETNS="${KFP_NODE_NETNS:-kfp-node}"
+NODE=kfp-node
+ARGO_VERSION=v3.7.9
+# Pinned local tag: a `:latest` image is always pulled, and nothing can be pulled here.
+EXECUTOR_IMAGE=kfp.local/argoexec:${ARGO_VERSION}
+NS=argo
+
+log() { echo "argo-up: $(date +%T) $*" >&2; }
+die() { echo "argo-up: error: $*" >&2; exit 1; }
+for b in workflow-controller argoexec; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run build-node-assets.sh"; done
+[[ -d "$ASSETS/argo-node-crds" ]] || die "$ASSETS/argo-node-crds missing: run build-node-assets.sh"
+[[ -e "/run/netns/$NETNS" ]] || die "no netns $NETNS: run node-up.sh first"
+T0=$SECONDS
+KC=(nsenter --net="/run/netns/$NETNS" kubectl --kubeconfig "$STATE/admin.kubeconfig")
+CTR=(ctr --address "$STATE/containerd.sock" -n k8s.io)
+
+# The executor image: argoexec alone (static, CGO_ENABLED=0). Its init container copies /bin/argoexec into the
+# shared /var/run/argo volume; the main container (any image) then runs it as its entrypoint wrapper (emissary).
+python3 "$HERE/oci-image.py" "$STATE/images/argoexec.tar" "$EXECUTOR_IMAGE" "$ASSETS/argoexec:/bin/argoexec" \
+    --entrypoint '["argoexec"]'
+"${CTR[@]}" image import "$STATE/images/argoexec.tar" >/dev/null
+log "argoexec image imported after $((SECONDS - T0))s"
+
+# All Argo CRDs: the controller watches workflowtaskresults, workflowtasksets, cronworkflows, ... too.
+"${KC[@]}" apply --server-side -f "$ASSETS/argo-node-crds" >/dev/null
+# (kubectl wait fails at once on a CRD with no status yet: retry.)
+for i in $(seq 1 20); do "${KC[@]}" wait --for=condition=Established crd --all --timeout=30s >/dev/null 2>&1 && break; sleep 0.5; done
+log "CRDs established after $((SECONDS - T0))s"
+
+"${KC[@]}" get namespace "$NS" >/dev/null 2>&1 || "${KC[@]}" create namespace "$NS" >/dev/null
+"${KC[@]}" -n "$NS" get serviceaccount default >/dev/null 2>&1 || "${KC[@]}" -n "$NS" create serviceaccount default >/dev/null
+"${KC[@]}" -n "$NS" create configmap kube-root-ca.crt --from-file=ca.crt="$STATE/pki/ca.crt" --dry-run=client -o yaml \
+    | "${KC[@]}" apply -f - >/dev/null
+# argoexec (wait container) writes WorkflowTaskResults and reads pods as the workflow's ServiceAccount.
+# SPIKE: cluster-admin; the real harness would bind Argo's executor Role.
+"${KC[@]}" create clusterrolebinding argo-default-admin --clusterrole=cluster-admin --serviceaccount="$NS:default" \
+    --dry-run=client -o yaml | "${KC[@]}" apply -f - >/dev/null
+
+# The controller reads this ConfigMap from the namespace of its kubeconfig context.
+# workflowDefaults: every workflow pod is hostNetwork (there is no CNI) and bound to the node (no scheduler).
+"${KC[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: workflow-controller-configmap, namespace: $NS}
+data:
+  executor: |
+    imagePullPolicy: Never
+  workflowDefaults: |
+    spec:
+      hostNetwork: true
+      podSpecPatch: '{"nodeName": "$NODE"}'
+EOF
+
+sed -e "s/namespace: default/namespace: $NS/" "$STATE/admin.kubeconfig" >"$STATE/argo.kubeconfig"
+# LEADER_ELECTION_DISABLE: one replica; skips waiting for a Lease. DEFAULT_REQUEUE_TIME=1s (default 10s): a
+# workflow is seen Succeeded ~1s after its last pod instead of up to 10s.
+setsid nsenter --net="/run/netns/$NETNS" env LEADER_ELECTION_DISABLE=true DEFAULT_REQUEUE_TIME=1s \
+    "$ASSETS/workflow-controller" --kubeconfig "$STATE/argo.kubeconfig" \
+    --executor-image "$EXECUTOR_IMAGE" --executor-image-pull-policy Never \
+    >"$STATE/logs/workflow-controller.log" 2>&1 </dev/null &
+echo $! >"$STATE/workflow-controller.pid"
+for i in $(seq 1 60); do
+    nsenter --net="/run/netns/$NETNS" curl -sf http://127.0.0.1:6060/healthz >/dev/null 2>&1 && break; sleep 0.5
+done
+log "workflow-controller started after $((SECONDS - T0))s (healthz: $(nsenter --net="/run/netns/$NETNS" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6060/healthz))"
