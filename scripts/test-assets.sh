@@ -13,13 +13,11 @@
 #   GO                  the go command (default: go on PATH, else /usr/local/go/bin/go)
 set -euo pipefail
 
-K8S_VERSION=v1.35.4
-# The k8s.io staging modules are published as v0.<minor>.<patch> alongside each Kubernetes release.
-STAGING_VERSION=v0.35.4
 # The etcd release Kubernetes 1.35 is tested with (hack/lib/etcd.sh). Debian 12's etcd 3.4.23 is not enough:
 # it lacks RequestWatchProgress, so kube-apiserver refuses streaming lists (sendInitialEvents) with a 500.
 ETCD_VERSION=v3.6.6
-ARGO_VERSION=v3.7.9
+# K8S_VERSION, STAGING_VERSION, ARGO_VERSION, find_go, module_dir, build_kubernetes_command, version_of.
+source "$(dirname "$0")/lib/go-build.sh"
 
 CACHE_ROOT="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}"
 ASSETS="${CACHE_ROOT}/${K8S_VERSION}"
@@ -27,57 +25,9 @@ ASSETS="${CACHE_ROOT}/${K8S_VERSION}"
 log() { echo "test-assets: $*" >&2; }
 die() { echo "test-assets: error: $*" >&2; exit 1; }
 
-find_go() {
-    if [[ -n "${GO:-}" ]]; then echo "$GO"; return; fi
-    if command -v go >/dev/null 2>&1; then command -v go; return; fi
-    if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-    die "Go is needed to build the test binaries: install Go >= 1.25 or set GO=/path/to/go"
-}
-
 # Scratch space for generated modules; removed on exit.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/kfp-test-assets.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-
-# go mod download -json MODULE@VERSION, printing the module's extracted folder.
-module_dir() {
-    local out dir
-    out="$(cd "$WORK" && GOFLAGS=-mod=mod "$GOCMD" mod download -json "$1" 2>&1)" \
-        || die "could not download Go module $1: $out"
-    dir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | head -n1)"
-    [[ -n "$dir" && -d "$dir" ]] || die "go mod download $1 gave no module folder: $out"
-    echo "$dir"
-}
-
-build_kube_apiserver() {
-    local dest="$1" gomod mod_dir
-    log "building kube-apiserver ${K8S_VERSION} from k8s.io/kubernetes (takes a while on a cold Go cache)"
-    mod_dir="$WORK/kube-apiserver"
-    mkdir -p "$mod_dir"
-    gomod="$(module_dir "k8s.io/kubernetes@${K8S_VERSION}")/go.mod"
-    # k8s.io/kubernetes points every staging module at ./staging/...: point them at the published versions instead.
-    {
-        echo "module kfp-testenv.invalid/kube-apiserver"
-        echo
-        echo "go 1.25.0"
-        echo
-        echo "godebug default=go1.25"
-        echo
-        echo "require k8s.io/kubernetes ${K8S_VERSION}"
-        echo
-        echo "replace ("
-        sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._/-]*\) => \./staging/.*$#\t\1 => \1 '"${STAGING_VERSION}"'#p' "$gomod"
-        echo ")"
-    } >"$mod_dir/go.mod"
-    grep -q 'k8s.io/apiserver =>' "$mod_dir/go.mod" || die "found no staging replaces in $gomod"
-    local pkg=k8s.io/component-base/version
-    (
-        cd "$mod_dir"
-        GOFLAGS=-mod=mod CGO_ENABLED=0 "$GOCMD" build -trimpath \
-            -ldflags "-s -w -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=35 -X ${pkg}.gitTreeState=clean" \
-            -o "$dest.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-    ) || die "building kube-apiserver failed (see above)"
-    mv -f "$dest.tmp" "$dest"
-}
 
 build_etcd() {
     local dest="$1" mod_dir
@@ -121,13 +71,6 @@ fetch_argo_crds() {
     mv "$dest.tmp" "$dest"
 }
 
-# First line of `BINARY --version`, empty when it is missing or fails.
-version_of() {
-    local out=""
-    [[ -x "$1" ]] && out="$("$1" --version 2>/dev/null)" || true
-    echo "${out%%$'\n'*}"
-}
-
 check_binaries() {
     local dir="$1" missing=()
     for b in kube-apiserver etcd; do
@@ -147,7 +90,7 @@ main() {
             mkdir -p "$ASSETS"
             fetch_argo_crds "$ASSETS/argo-crds"
         fi
-        case "$(version_of "$KUBEBUILDER_ASSETS/etcd")" in
+        case "$(version_of "$KUBEBUILDER_ASSETS/etcd" --version)" in
             "etcd Version: 3.4."*) log "warning: etcd 3.4 lacks RequestWatchProgress; kube-apiserver 1.35 then refuses streaming lists (use etcd >= 3.5.13)" ;;
         esac
         log "using KUBEBUILDER_ASSETS"
@@ -158,14 +101,14 @@ main() {
     mkdir -p "$ASSETS"
     local need_etcd=1 need_apiserver=1 need_argo=1
     # Present and of the pinned version: keep. (A binary from an older version of this script is replaced.)
-    [[ "$(version_of "$ASSETS/etcd")" == "etcd Version: ${ETCD_VERSION#v}" ]] && need_etcd=0
-    [[ "$(version_of "$ASSETS/kube-apiserver")" == "Kubernetes ${K8S_VERSION}" ]] && need_apiserver=0
+    [[ "$(version_of "$ASSETS/etcd" --version)" == "etcd Version: ${ETCD_VERSION#v}" ]] && need_etcd=0
+    [[ "$(version_of "$ASSETS/kube-apiserver" --version)" == "Kubernetes ${K8S_VERSION}" ]] && need_apiserver=0
     [[ "$(cat "$ASSETS/argo-crds/VERSION" 2>/dev/null)" == "$ARGO_VERSION" ]] && need_argo=0
     if ((need_etcd + need_apiserver + need_argo)); then
         GOCMD="$(find_go)"
     fi
     ((need_etcd == 0)) || build_etcd "$ASSETS/etcd"
-    ((need_apiserver == 0)) || build_kube_apiserver "$ASSETS/kube-apiserver"
+    ((need_apiserver == 0)) || build_kubernetes_command kube-apiserver "$ASSETS/kube-apiserver"
     ((need_argo == 0)) || fetch_argo_crds "$ASSETS/argo-crds"
     check_binaries "$ASSETS" || die "binaries missing in $ASSETS after building"
     log "assets ready"
