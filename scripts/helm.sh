@@ -21,12 +21,8 @@ DEST="${CACHE_ROOT}/helm-${HELM_VERSION}/helm"
 log() { echo "helm.sh: $*" >&2; }
 die() { echo "helm.sh: error: $*" >&2; exit 1; }
 
-find_go() {
-    if [[ -n "${GO:-}" ]]; then echo "$GO"; return; fi
-    if command -v go >/dev/null 2>&1; then command -v go; return; fi
-    if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-    die "Go is needed to build helm: install Go >= 1.24 or set GO=/path/to/go (or set HELM=/path/to/helm)"
-}
+# find_go, shared with test-assets.sh.
+source "$(dirname "$0")/lib/go-build.sh"
 
 # `helm version --template '{{.Version}}'`, empty when the binary is missing or fails.
 version_of() {
@@ -36,7 +32,7 @@ version_of() {
 
 build_helm() {
     local dest="$1" gocmd started
-    gocmd="$(find_go)"
+    gocmd="$(find_go "(or set HELM=/path/to/helm)")"
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/kfp-helm.XXXXXX")"
     trap 'rm -rf "$WORK"' EXIT
     log "building helm ${HELM_VERSION} from helm.sh/helm/v3 (cmd/helm; about 3-4 minutes on a cold Go cache)"

@@ -1,5 +1,6 @@
-# Sourced (not run) by scripts/test-assets.sh and scripts/cluster/build-node-assets.sh: the pinned versions and the
-# Go builds both need, so that kube-apiserver and kubelet are built the same way and share the Go build cache.
+# Sourced (not run) by scripts/test-assets.sh, scripts/cluster/build-node-assets.sh and scripts/helm.sh: the pinned
+# versions and the Go builds they need, so that kube-apiserver and kubelet are built the same way and share the Go
+# build cache.
 #
 # The sourcing script defines `log` and `die`, sets WORK (a scratch folder it removes) before calling anything
 # here, and sets GOCMD="$(find_go)" before module_dir or build_kubernetes_command.
@@ -9,11 +10,12 @@ K8S_VERSION=v1.35.4
 STAGING_VERSION=v0.35.4
 ARGO_VERSION=v3.7.9
 
+# find_go [HINT]: the go command; HINT is added to the message when there is none.
 find_go() {
     if [[ -n "${GO:-}" ]]; then echo "$GO"; return; fi
     if command -v go >/dev/null 2>&1; then command -v go; return; fi
     if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-    die "Go is needed to build the test binaries: install Go >= 1.25 or set GO=/path/to/go"
+    die "Go is needed to build the test binaries: install Go >= 1.25 or set GO=/path/to/go${1:+ $1}"
 }
 
 # go mod download -json MODULE@VERSION, printing the module's extracted folder.
