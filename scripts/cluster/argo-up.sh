@@ -10,8 +10,8 @@ STATE="${KFP_NODE_STATE:-/tmp/kfp-node}"
 NETNS="${KFP_NODE_NETNS:-kfp-node}"
 NODE=kfp-node
 ARGO_VERSION=v3.7.9
-# Pinned local tag: a `:latest` image is always pulled, and nothing can be pulled here.
-EXECUTOR_IMAGE=kfp.local/argoexec:${ARGO_VERSION}
+# Pinned local tag, as scripts/images.sh writes it: a `:latest` image is always pulled, and nothing can be pulled here.
+EXECUTOR_IMAGE=kfp-operator.local/argoexec:${ARGO_VERSION}
 NS=argo
 
 log() { echo "argo-up: $(date +%T) $*" >&2; }
@@ -23,10 +23,10 @@ T0=$SECONDS
 KC=(nsenter --net="/run/netns/$NETNS" kubectl --kubeconfig "$STATE/admin.kubeconfig")
 CTR=(ctr --address "$STATE/containerd.sock" -n k8s.io)
 
-# The executor image: argoexec alone (static, CGO_ENABLED=0). Its init container copies /bin/argoexec into the
-# shared /var/run/argo volume; the main container (any image) then runs it as its entrypoint wrapper (emissary).
-python3 "$HERE/oci-image.py" "$STATE/images/argoexec.tar" "$EXECUTOR_IMAGE" "$ASSETS/argoexec:/bin/argoexec" \
-    --entrypoint '["argoexec"]'
+# The executor image (scripts/images.sh): argoexec alone (static, CGO_ENABLED=0). Its init container copies
+# /bin/argoexec into the shared /var/run/argo volume; the main container (any image) then runs it as its entrypoint
+# wrapper (emissary).
+KFP_IMAGES_REGISTRY=kfp-operator.local "$HERE/../images.sh" --out "$STATE/images" argoexec >/dev/null
 "${CTR[@]}" image import "$STATE/images/argoexec.tar" >/dev/null
 log "argoexec image imported after $((SECONDS - T0))s"
 

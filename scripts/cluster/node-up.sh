@@ -126,8 +126,8 @@ log "kube-apiserver ready after $((SECONDS - T0))s"
 # busybox: every applet as a symlink. pause: the CRI sandbox container (containerd would pull registry.k8s.io/pause
 # otherwise); busybox's sh waiting forever, exiting on TERM.
 links=(); for a in $(/bin/busybox --list); do [[ "$a" == busybox ]] || links+=(--link "/bin/busybox:/bin/$a"); done
-python3 "$HERE/oci-image.py" "$STATE/images/busybox.tar" "$BUSYBOX_IMAGE" /bin/busybox:/bin/busybox "${links[@]}" --cmd '["/bin/sh"]' 
-python3 "$HERE/oci-image.py" "$STATE/images/pause.tar" "$PAUSE_IMAGE" /bin/busybox:/bin/busybox --link /bin/busybox:/bin/sh \
+python3 "$HERE/../oci-image.py" "$STATE/images/busybox.tar" "$BUSYBOX_IMAGE" /bin/busybox:/bin/busybox "${links[@]}" --cmd '["/bin/sh"]' 
+python3 "$HERE/../oci-image.py" "$STATE/images/pause.tar" "$PAUSE_IMAGE" /bin/busybox:/bin/busybox --link /bin/busybox:/bin/sh \
     --link /bin/busybox:/bin/sleep --entrypoint '["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 3600 & wait $!; done"]'
 
 # --- containerd ------------------------------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Builds the project's container images without Docker or a registry: one OCI image-layout tar per image
+# (scripts/oci-image.py), reproducible (same inputs, same digests).
+#
+#   scripts/images.sh [--out DIR] [IMAGE ...]     IMAGE: operator stub-compiler tools argoexec (default: all)
+#
+#   operator       $REGISTRY/kfp-operator-controller:$VERSION: the release binary as the Dockerfile's image runs it
+#                  (same path, user, entrypoint); serves `run` and `provider-service` alike
+#   stub-compiler  $REGISTRY/kfp-operator-stub-compiler:$VERSION: framework image of `stub` (/compiler, /entrypoint.sh)
+#   tools          $REGISTRY/kfp-operator-tools:$VERSION: curl, jq and a busybox shell for the WorkflowTemplates' steps
+#   argoexec       $REGISTRY/argoexec:$ARGO_VERSION: Argo's executor, as scripts/cluster/build-node-assets.sh builds it
+#
+# The names are the chart's (<containerRegistry>/kfp-operator-controller:<appVersion>), so the chart's defaults run
+# the loaded images. Each lands in DIR/<repository>.tar (default DIR: target/images). Load with
+# `ctr -n k8s.io image import DIR/kfp-operator-controller.tar`, or push with `skopeo copy
+# oci-archive:DIR/kfp-operator-controller.tar docker://registry.example.com/kfp-operator-controller:0.1.0`
+# (docs/installation.md). Prints the output folder last.
+#
+# The images take their shared libraries, busybox, curl, jq and CA certificates from this machine (Debian 12:
+# apt-get install busybox-static curl jq ca-certificates), as the Dockerfile's distroless base is Debian 12's.
+#
+# Environment:
+#   KFP_IMAGES_REGISTRY  the name prefix (default kfp-operator.local, the chart's default containerRegistry)
+#   KFP_TESTENV_CACHE    where build-node-assets.sh put argoexec (default: $HOME/.cache/kfp-testenv)
+#   CARGO_TARGET_DIR     cargo's target folder (default: target/)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/scripts/lib/go-build.sh" # ARGO_VERSION, K8S_VERSION
+REGISTRY="${KFP_IMAGES_REGISTRY:-kfp-operator.local}"
+VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml")"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+ARGOEXEC="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/${K8S_VERSION}/argoexec"
+OUT="$ROOT/target/images"
+ALL=(operator stub-compiler tools argoexec)
+
+log() { echo "images: $*" >&2; }
+die() { echo "images: error: $*" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/kfp-images.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# SRC:DEST arguments for the shared libraries `ldd` lists for the given binaries (a static one has none), at the
+# paths the dynamic loader looks them up (Debian's multiarch folders are in its built-in search path).
+libraries() {
+    local b
+    for b in "$@"; do
+        ldd "$b" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' || true
+    done | sort -u | while read -r lib; do echo "$lib:$lib"; done
+}
+
+# /etc files every image gets: users (root, distroless' nonroot 65532, the WorkflowTemplates' 1000), host lookups
+# in /etc/hosts first (pods' hostAliases), and the CA bundle (HTTPS to Vertex AI, provider services, registries).
+etc_files() {
+    local etc="$WORK/etc"
+    if [[ ! -d "$etc" ]]; then
+        mkdir -p "$etc"
+        printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' \
+            'kfp:x:1000:1000:kfp:/tmp:/sbin/nologin' >"$etc/passwd"
+        printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' 'kfp:x:1000:' >"$etc/group"
+        printf '%s\n' 'passwd: files' 'group: files' 'hosts: files dns' >"$etc/nsswitch.conf"
+        chmod 0644 "$etc"/*
+    fi
+    local certs=/etc/ssl/certs/ca-certificates.crt
+    [[ -f "$certs" ]] || die "$certs missing: apt-get install ca-certificates"
+    echo "$etc/passwd:/etc/passwd" "$etc/group:/etc/group" "$etc/nsswitch.conf:/etc/nsswitch.conf" "$certs:$certs"
+}
+
+# --link arguments for busybox-static at /bin/busybox with every applet beside it (sh, cp, mkdir, cat, ...).
+busybox_files() {
+    [[ -x /bin/busybox ]] && /bin/busybox --list >/dev/null || die "/bin/busybox missing: apt-get install busybox-static"
+    ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is not static: apt-get install busybox-static"
+    echo /bin/busybox:/bin/busybox
+    local a
+    for a in $(/bin/busybox --list); do
+        [[ "$a" == busybox ]] || echo "--link" "/bin/busybox:/bin/$a"
+    done
+}
+
+image() { # name args...: writes $OUT/<repository>.tar
+    local name="$1" t0=$SECONDS file
+    shift
+    file="${name%:*}"
+    file="${file##*/}"
+    python3 "$ROOT/scripts/oci-image.py" "$OUT/$file.tar" "$name" --gzip \
+        --label org.opencontainers.image.version="${name##*:}" "$@" >/dev/null
+    log "$name: $OUT/$file.tar ($(du -k "$OUT/$file.tar" | cut -f1) KiB, $((SECONDS - t0))s)"
+}
+
+build_operator() {
+    local t0=$SECONDS bin="$TARGET/release/kfp-operator"
+    # The Dockerfile's build: the locked dependency graph, release profile. Up to date: a second or two.
+    (cd "$ROOT" && nice -n 10 cargo build --release --locked -p kfp-operator --bin kfp-operator) \
+        || die "cargo build --release failed (see above)"
+    log "release binary ready after $((SECONDS - t0))s"
+    local libs etc
+    libs="$(libraries "$bin")"
+    etc="$(etc_files)"
+    # Path, user, entrypoint, command and ports as in the Dockerfile (the chart runs it with `run --config ...`).
+    # shellcheck disable=SC2086 # word splitting of the SRC:DEST lists is intended (no spaces in them)
+    image "$REGISTRY/kfp-operator-controller:$VERSION" "$bin:/kfp-operator" $libs $etc \
+        --user 65532:65532 --entrypoint '["/kfp-operator"]' --cmd '["run"]' \
+        --port 8080 --port 8081 --port 8082 --port 9443 \
+        --label org.opencontainers.image.title=kfp-operator \
+        --label "org.opencontainers.image.description=Kubernetes operator for ML pipelines (Kubeflow Pipelines, Vertex AI)" \
+        --label org.opencontainers.image.licenses=Apache-2.0
+}
+
+# The framework image contract (compilers/README.md): /compiler holds compile.sh, `/entrypoint.sh <dir>` copies it
+# into the shared folder. The stub's compile.sh is a sh script with no Python package, so assemble.sh (which lays out
+# the Python frameworks) is not needed; user and entrypoint as compilers/kfpsdk/Dockerfile.
+build_stub_compiler() {
+    local busybox etc
+    busybox="$(busybox_files)"
+    etc="$(etc_files)"
+    # shellcheck disable=SC2086
+    image "$REGISTRY/kfp-operator-stub-compiler:$VERSION" \
+        "$ROOT/compilers/stub/compile.sh:/compiler/compile.sh" "$ROOT/compilers/shim/entrypoint.sh:/entrypoint.sh" \
+        $busybox $etc --user 1000 --entrypoint '["/entrypoint.sh"]' \
+        --label org.opencontainers.image.title=kfp-operator-stub-compiler
+}
+
+# What config/argo/workflow-templates.yaml runs in its helper images: `sh -c` scripts with curl, jq, printf, cat.
+# User 1000 as the templates' securityContext.
+build_tools() {
+    local b libs busybox etc
+    for b in /usr/bin/curl /usr/bin/jq; do [[ -x "$b" ]] || die "$b missing: apt-get install curl jq"; done
+    libs="$(libraries /usr/bin/curl /usr/bin/jq)"
+    busybox="$(busybox_files)"
+    etc="$(etc_files)"
+    # shellcheck disable=SC2086
+    image "$REGISTRY/kfp-operator-tools:$VERSION" /usr/bin/curl:/usr/bin/curl /usr/bin/jq:/usr/bin/jq \
+        $libs $busybox $etc --user 1000 --cmd '["/bin/sh"]' \
+        --label org.opencontainers.image.title=kfp-operator-tools
+}
+
+# Argo's executor as its own image lays it out (/bin/argoexec, entrypoint argoexec, user 8737): static, so nothing
+# else but CA certificates (artifact repositories over HTTPS).
+build_argoexec() {
+    [[ -x "$ARGOEXEC" ]] || die "$ARGOEXEC missing: run scripts/cluster/build-node-assets.sh"
+    local etc
+    etc="$(etc_files)"
+    # shellcheck disable=SC2086
+    image "$REGISTRY/argoexec:$ARGO_VERSION" "$ARGOEXEC:/bin/argoexec" $etc \
+        --user 8737 --entrypoint '["argoexec"]' --label org.opencontainers.image.title=argoexec
+}
+
+main() {
+    local images=()
+    while (($#)); do
+        case "$1" in
+            --out) [[ $# -ge 2 ]] || die "--out needs a folder"; OUT="$2"; shift 2 ;;
+            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
+            -*) die "unknown option $1" ;;
+            *) images+=("$1"); shift ;;
+        esac
+    done
+    ((${#images[@]})) || images=("${ALL[@]}")
+    [[ -n "$VERSION" ]] || die "no [workspace.package] version in $ROOT/Cargo.toml"
+    mkdir -p "$OUT"
+    OUT="$(cd "$OUT" && pwd)"
+    local i
+    for i in "${images[@]}"; do
+        case "$i" in
+            operator | stub-compiler | tools | argoexec) "build_${i//-/_}" ;;
+            *) die "unknown image $i (known: ${ALL[*]})" ;;
+        esac
+    done
+    echo "$OUT"
+}
+
+main "$@"
