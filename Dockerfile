@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # The operator image: `kfp-operator` (all subcommands; the chart runs `kfp-operator run --config ...`).
 #
-#   docker build -t ghcr.io/kfp-operator/kfp-operator-controller:0.1.0 .
+#   docker build -t kfp-operator.local/kfp-operator-controller:0.1.0 .
+#
+# scripts/images.sh builds the same image without Docker (same binary, path, user, entrypoint), as an OCI tar.
 #
 # Builder: the Rust toolchain the workspace is developed with, building the locked dependency graph in release
 # mode. Runtime: distroless `cc` (glibc and libgcc, no shell, no package manager), as its non-root user. TLS is
@@ -14,6 +16,8 @@ WORKDIR /src
 # Manifests first, so the dependency layer is cached while only sources change.
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+# The examples are workspace members: cargo reads every member's manifest, even to build one package.
+COPY examples examples
 # The stub compile shim is compiled into the binary (include_str!).
 COPY compilers compilers
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -235,8 +235,8 @@ fn the_default_deployment_is_locked_down() {
     assert_eq!(pod["enableServiceLinks"], false);
     let manager = container(deployment, "manager");
     assert_eq!(
-        manager["image"],
-        "ghcr.io/kfp-operator/kfp-operator-controller:0.1.0"
+        manager["image"], "kfp-operator.local/kfp-operator-controller:0.1.0",
+        "the name scripts/images.sh gives the operator image"
     );
     assert_eq!(
         manager["args"],
@@ -323,7 +323,7 @@ fn the_default_configuration_follows_the_webhook_contract() {
     assert_eq!(spec["runCompletionFeed"]["port"], 8082);
     assert_eq!(
         spec["defaultTfxImage"],
-        "ghcr.io/kfp-operator/kfp-operator-tfx-compiler:0.1.0"
+        "kfp-operator.local/kfp-operator-tfx-compiler:0.1.0"
     );
     let provider_env = &spec["defaultProviderValues"]["podTemplateSpec"]["spec"]["containers"][0]["env"];
     assert!(
@@ -1131,18 +1131,73 @@ fn the_dockerfile_image_runs_the_way_the_chart_runs_it() {
             .any(|l| l.contains("cargo build --release --locked -p kfp-operator --bin kfp-operator")),
         "the release build of the binary"
     );
-    // Everything the build reads: the workspace manifests, the crates, and the stub compile shim the binary embeds.
-    for copied in [
-        "COPY Cargo.toml Cargo.lock ./",
-        "COPY crates crates",
-        "COPY compilers compilers",
-    ] {
-        assert!(lines.contains(&copied), "{copied}");
-    }
-    let ignored = std::fs::read_to_string(support::repo_root().join(".dockerignore")).unwrap();
-    assert!(
-        !ignored
-            .lines()
-            .any(|l| l.trim() == "compilers/" || l.trim() == "crates/")
+    // Everything the build reads: the workspace manifests, every workspace member (cargo loads them all, even to
+    // build one package: `docker build` failed when the examples were left out), and the stub compile shim the
+    // binary embeds.
+    let mut folders = vec!["crates".to_string(), "compilers".to_string()];
+    folders.extend(
+        workspace_members()
+            .iter()
+            .map(|m| m.split('/').next().unwrap().to_string()),
     );
+    folders.sort();
+    folders.dedup();
+    assert!(lines.contains(&"COPY Cargo.toml Cargo.lock ./"));
+    let ignored = std::fs::read_to_string(support::repo_root().join(".dockerignore")).unwrap();
+    for folder in &folders {
+        let copy = format!("COPY {folder} {folder}");
+        assert!(lines.contains(&copy.as_str()), "the Dockerfile lacks `{copy}`");
+        assert!(
+            !ignored.lines().any(|l| l.trim().trim_end_matches('/') == folder),
+            ".dockerignore leaves {folder}/ out of the build context"
+        );
+    }
+}
+
+#[test]
+fn the_image_script_builds_the_image_the_chart_runs() {
+    // scripts/images.sh (no Docker) and the Dockerfile must make the same image, under the chart's default name.
+    let script = std::fs::read_to_string(support::repo_root().join("scripts/images.sh")).unwrap();
+    let objects = template(&[]);
+    let pod = &find(&objects, "Deployment", "kfp-operator-controller-manager")["spec"]["template"]["spec"];
+    let image = container(
+        find(&objects, "Deployment", "kfp-operator-controller-manager"),
+        "manager",
+    )["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (registry, rest) = image.split_once('/').unwrap();
+    let (repository, tag) = rest.split_once(':').unwrap();
+    assert_eq!(tag, env!("CARGO_PKG_VERSION"));
+    for expected in [
+        format!("REGISTRY=\"${{KFP_IMAGES_REGISTRY:-{registry}}}\""),
+        format!("image \"$REGISTRY/{repository}:$VERSION\" \"$bin:/kfp-operator\""),
+        format!(
+            "--user {}:{}",
+            pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+        ),
+        r#"--entrypoint '["/kfp-operator"]' --cmd '["run"]'"#.to_string(),
+        "cargo build --release --locked -p kfp-operator --bin kfp-operator".to_string(),
+    ] {
+        assert!(script.contains(&expected), "scripts/images.sh lacks `{expected}`");
+    }
+}
+
+/// The `members` of the workspace's Cargo.toml (`crates/kfp-core`, `examples/embedded`, ...).
+fn workspace_members() -> Vec<String> {
+    let manifest = std::fs::read_to_string(support::repo_root().join("Cargo.toml")).unwrap();
+    let list = manifest
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .expect("Cargo.toml has a `members = [...]` list")
+        .0;
+    let members: Vec<String> = list
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().trim_end_matches(','))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_matches('"').to_string())
+        .collect();
+    assert!(members.iter().any(|m| m.starts_with("examples/")), "{members:?}");
+    members
 }
