@@ -366,26 +366,12 @@ async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provide
         &ns,
         &kfp_operator::executor::argo::workflow_api_resource(),
     );
-    let submitted: Vec<String> = workflows
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
+    let submitted: Vec<String> = versions(&workflows).await.into_keys().collect();
     assert!(
         submitted.is_empty(),
         "no provider operation may start: {submitted:?}"
     );
-    let run_names: Vec<String> = runs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
+    let run_names: Vec<String> = versions(&runs).await.into_keys().collect();
     assert_eq!(run_names, ["run"], "no RunConfiguration may start a Run");
     let status = run.status.unwrap();
     assert_eq!(
