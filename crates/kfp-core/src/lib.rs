@@ -15,6 +15,7 @@ pub mod definitions;
 pub mod event;
 pub mod executor;
 pub mod graph;
+pub mod pipeline_spec;
 pub mod provider;
 pub mod reconcile;
 pub mod registry;

@@ -184,6 +184,12 @@ async fn the_example_pipeline_compiles_to_ir_that_the_kfp_provider_uploads() {
     .unwrap();
     kfp.create_run(&run).await.unwrap();
     assert_eq!(fake.runs().len(), 1);
+    // The float inputs are sent as numbers: KFP refuses strings for them (docs/providers/kubeflow-pipelines.md).
+    let parameters = &fake.runs()[0]["runtime_config"]["parameters"];
+    assert_eq!(
+        (&parameters["a"], &parameters["b"], &parameters["c"]),
+        (&json!(4.0), &json!(5.0), &json!(6.0))
+    );
     assert_eq!(
         fake.runs()[0]["pipeline_version_reference"]["pipeline_version_id"],
         version.pipeline_version_id.as_str()

@@ -470,6 +470,193 @@ async fn an_invalid_cron_is_invalid_before_any_request() {
     assert!(s.fake.requests().is_empty());
 }
 
+// --- typed parameters --------------------------------------------------------------------------------------------
+
+/// `examples/pipelines` `add_pipeline` as the kfp SDK compiled it: `a`, `b`, `c` are NUMBER_DOUBLE with defaults.
+fn add_pipeline() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines/add_pipeline.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A pipeline with one input of every type a run can set.
+fn every_type() -> Value {
+    json!({
+        "pipelineInfo": {"name": "ns-p"},
+        "root": {"dag": {"tasks": {}}, "inputDefinitions": {"parameters": {
+            "i": {"parameterType": "NUMBER_INTEGER"},
+            "d": {"parameterType": "NUMBER_DOUBLE"},
+            "b": {"parameterType": "BOOLEAN"},
+            "l": {"parameterType": "LIST"},
+            "s": {"parameterType": "STRUCT"},
+            "t": {"parameterType": "STRING"}
+        }}},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.7.0"
+    })
+}
+
+fn with_parameters<T: serde::de::DeserializeOwned + serde::Serialize>(definition: T, parameters: Value) -> T {
+    let mut value = serde_json::to_value(definition).unwrap();
+    value["parameters"] = parameters;
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn the_example_pipeline_runs_with_numbers_for_its_float_inputs() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", "kfp-sdk", add_pipeline()))
+        .await
+        .unwrap();
+    s.provider.create_experiment(&experiment("")).await.unwrap();
+    let run = with_parameters(run("ns/e"), json!({"a": "1.5", "b": "2", "c": ""}));
+    s.provider.create_run(&run).await.unwrap();
+    let parameters = &s.fake.runs()[0]["runtime_config"]["parameters"];
+    assert_eq!(parameters["a"], json!(1.5));
+    assert_eq!(parameters["b"], json!(2.0));
+    assert!(parameters.get("c").is_none(), "empty: c keeps its default");
+    assert_eq!(parameters["run-name"], "r");
+
+    let schedule = with_parameters(schedule("0 * * * *"), json!({"a": "-0.25"}));
+    s.provider.create_run_schedule(&schedule).await.unwrap();
+    let parameters = &s.fake.recurring_runs()[0]["runtime_config"]["parameters"];
+    assert_eq!(parameters["a"], json!(-0.25));
+    assert_eq!(parameters["trigger-type"], "schedule");
+}
+
+#[tokio::test]
+async fn runs_and_recurring_runs_send_every_parameter_with_its_declared_type() {
+    let s = setup().await;
+    let pipeline_id = s
+        .provider
+        .create_pipeline(&pipeline("v1", "kfp-sdk", every_type()))
+        .await
+        .unwrap();
+    s.provider.create_experiment(&experiment("")).await.unwrap();
+    let parameters = json!({
+        "i": "42", "d": "0.5", "b": "true", "l": "[1, \"two\"]", "s": "{\"k\": {\"n\": 1}}", "t": "7",
+        "undeclared": "8"
+    });
+    let expected = json!({
+        "i": 42, "d": 0.5, "b": true, "l": [1, "two"], "s": {"k": {"n": 1}}, "t": "7", "undeclared": "8"
+    });
+    s.fake.clear_requests();
+    s.provider
+        .create_run(&with_parameters(run("ns/e"), parameters.clone()))
+        .await
+        .unwrap();
+    // The types come from the version KFP holds.
+    let version_id = &s.fake.pipeline_versions(&pipeline_id)[0].pipeline_version_id;
+    assert!(
+        s.fake.requests().iter().any(|r| r.method == "GET"
+            && r.path == format!("/apis/v2beta1/pipelines/{pipeline_id}/versions/{version_id}")),
+        "{:#?}",
+        s.fake.requests()
+    );
+    s.provider
+        .create_run_schedule(&with_parameters(schedule("0 * * * *"), parameters))
+        .await
+        .unwrap();
+    for sent in [&s.fake.runs()[0], &s.fake.recurring_runs()[0]] {
+        let sent = &sent["runtime_config"]["parameters"];
+        for (name, value) in expected.as_object().unwrap() {
+            assert_eq!(&sent[name], value, "{name} in {sent}");
+        }
+        // Labels are declared STRING inputs, so they stay strings.
+        assert_eq!(sent["pipeline-version"], "v1");
+    }
+}
+
+#[tokio::test]
+async fn a_value_that_cannot_take_its_type_fails_before_anything_is_created() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", "kfp-sdk", every_type()))
+        .await
+        .unwrap();
+    s.provider.create_experiment(&experiment("")).await.unwrap();
+    let message = assert_invalid(
+        s.provider
+            .create_run(&with_parameters(run("ns/e"), json!({"d": "zero point five"})))
+            .await,
+    );
+    assert_eq!(
+        message,
+        "run parameter \"d\" has the value \"zero point five\", which is not a NUMBER_DOUBLE as the compiled \
+         pipeline declares: expected a finite number such as 0.5"
+    );
+    let long = format!("[{}", "1, ".repeat(500));
+    let message = assert_invalid(
+        s.provider
+            .create_run_schedule(&with_parameters(schedule("0 * * * *"), json!({"l": long})))
+            .await,
+    );
+    assert!(
+        message.contains("\"l\"") && message.contains("LIST") && message.contains("1, 1, …\""),
+        "{message}"
+    );
+    assert!(message.len() < 300, "the value is cut: {message}");
+    assert!(s.fake.runs().is_empty() && s.fake.recurring_runs().is_empty());
+}
+
+#[tokio::test]
+async fn the_fake_refuses_a_string_for_a_typed_input_as_kfp_does() {
+    let s = setup().await;
+    let pipeline_id = s
+        .provider
+        .create_pipeline(&pipeline("v1", "kfp-sdk", add_pipeline()))
+        .await
+        .unwrap();
+    let version_id = s.fake.pipeline_versions(&pipeline_id)[0]
+        .pipeline_version_id
+        .clone();
+    let reference = json!({"pipeline_id": pipeline_id, "pipeline_version_id": version_id});
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{}/apis/v2beta1/{path}", s.fake.url()))
+            .json(&body)
+            .send()
+    };
+    let answer = post(
+        "runs",
+        json!({"display_name": "r", "pipeline_version_reference": reference,
+               "runtime_config": {"parameters": {"a": "1.5"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"code": 3, "details": [], "message": "Failed to create a run: Failed to generate the ExecutionSpec: \
+               invalid pipeline job inputs: input parameter a requires type double or integer, but the parameter \
+               value is not of number value type"})
+    );
+    let answer = post(
+        "recurringruns",
+        json!({"display_name": "r", "pipeline_version_reference": reference, "max_concurrency": "1",
+               "mode": "ENABLE", "trigger": {"cron_schedule": {"cron": "0 0 * * * *"}},
+               "runtime_config": {"parameters": {"b": true}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 400);
+    let message = answer.json::<Value>().await.unwrap()["message"].clone();
+    assert!(
+        message.as_str().unwrap().ends_with("input parameter b requires type double or integer, but the parameter value is not of number value type"),
+        "{message}"
+    );
+    // Numbers pass; so does a string for a label, which uploads declare STRING.
+    let answer = post(
+        "runs",
+        json!({"display_name": "r", "pipeline_version_reference": reference,
+               "runtime_config": {"parameters": {"a": 1.5, "b": 2, "run-name": "r"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
 // --- experiments -------------------------------------------------------------------------------------------------
 
 #[tokio::test]

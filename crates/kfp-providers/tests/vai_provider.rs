@@ -214,6 +214,162 @@ async fn schema_2_0_puts_parameters_in_the_deprecated_string_values() {
     assert!(!uses_parameter_values(""));
 }
 
+// --- typed parameters --------------------------------------------------------------------------------------------
+
+/// `examples/pipelines` `add_pipeline` as the kfp SDK compiled it: `a`, `b`, `c` are NUMBER_DOUBLE with defaults.
+fn add_pipeline() -> Value {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines/add_pipeline.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `spec(schema)` with one input of every type a run can set.
+fn every_type(schema: &str) -> Value {
+    let mut spec = spec(schema);
+    spec["root"]["inputDefinitions"] = json!({"parameters": {
+        "i": {"parameterType": "NUMBER_INTEGER"},
+        "d": {"parameterType": "NUMBER_DOUBLE"},
+        "b": {"parameterType": "BOOLEAN"},
+        "l": {"parameterType": "LIST"},
+        "s": {"parameterType": "STRUCT"},
+        "t": {"parameterType": "STRING"}
+    }});
+    spec
+}
+
+fn with_parameters<T: serde::de::DeserializeOwned + serde::Serialize>(definition: T, parameters: Value) -> T {
+    let mut value = serde_json::to_value(definition).unwrap();
+    value["parameters"] = parameters;
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn the_example_pipeline_runs_with_numbers_for_its_float_inputs() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", add_pipeline()))
+        .await
+        .unwrap();
+    let run = with_parameters(run(), json!({"a": "1.5", "b": "2", "c": ""}));
+    s.provider.create_run(&run).await.unwrap();
+    assert_eq!(
+        only_job(&s.fake)["runtimeConfig"]["parameterValues"],
+        json!({"a": 1.5, "b": 2.0}),
+        "empty: c keeps its default"
+    );
+    let schedule = with_parameters(schedule("0 * * * *"), json!({"a": "-0.25"}));
+    let id = s.provider.create_run_schedule(&schedule).await.unwrap();
+    assert_eq!(
+        s.fake.schedules()[&id]["createPipelineJobRequest"]["pipelineJob"]["runtimeConfig"]["parameterValues"],
+        json!({"a": -0.25})
+    );
+}
+
+#[tokio::test]
+async fn jobs_and_schedules_send_every_parameter_with_its_declared_type() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", every_type("2.1.0")))
+        .await
+        .unwrap();
+    let parameters = json!({
+        "i": "42", "d": "0.5", "b": "false", "l": "[1, \"two\"]", "s": "{\"k\": {\"n\": 1}}", "t": "7",
+        "undeclared": "8"
+    });
+    let expected = json!({
+        "i": 42, "d": 0.5, "b": false, "l": [1, "two"], "s": {"k": {"n": 1}}, "t": "7", "undeclared": "8"
+    });
+    s.provider
+        .create_run(&with_parameters(run(), parameters.clone()))
+        .await
+        .unwrap();
+    assert_eq!(only_job(&s.fake)["runtimeConfig"]["parameterValues"], expected);
+    let id = s
+        .provider
+        .create_run_schedule(&with_parameters(schedule("0 * * * *"), parameters))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.fake.schedules()[&id]["createPipelineJobRequest"]["pipelineJob"]["runtimeConfig"]["parameterValues"],
+        expected
+    );
+}
+
+#[tokio::test]
+async fn schema_2_0_sends_int_and_double_values_as_declared() {
+    let s = setup().await;
+    let mut legacy = spec("2.0.0");
+    legacy["root"]["inputDefinitions"] = json!({"parameters": {
+        "n": {"type": "INT"}, "x": {"type": "DOUBLE"}, "t": {"type": "STRING"}
+    }});
+    s.provider.create_pipeline(&pipeline("v1", legacy)).await.unwrap();
+    let run = with_parameters(run(), json!({"n": "3", "x": "2", "t": "4"}));
+    s.provider.create_run(&run).await.unwrap();
+    assert_eq!(
+        only_job(&s.fake)["runtimeConfig"]["parameters"],
+        json!({"n": {"intValue": "3"}, "x": {"doubleValue": 2.0}, "t": {"stringValue": "4"}})
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_cannot_take_its_type_fails_before_any_job_is_created() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", every_type("2.1.0")))
+        .await
+        .unwrap();
+    let error = s
+        .provider
+        .create_run(&with_parameters(run(), json!({"b": "yes"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Invalid(
+            "run parameter \"b\" has the value \"yes\", which is not a BOOLEAN as the compiled pipeline declares: \
+             expected true or false"
+                .into()
+        )
+    );
+    let error = s
+        .provider
+        .create_run_schedule(&with_parameters(schedule("0 * * * *"), json!({"s": "[1]"})))
+        .await
+        .unwrap_err();
+    assert!(
+        error.is_permanent() && error.message().contains("\"s\"") && error.message().contains("STRUCT"),
+        "{error:?}"
+    );
+    assert!(s.fake.pipeline_jobs().is_empty() && s.fake.schedules().is_empty());
+}
+
+#[tokio::test]
+async fn the_fake_refuses_a_value_of_another_type_than_declared() {
+    let s = setup().await;
+    s.fake.accept_token("t");
+    let client = reqwest::Client::new();
+    let post = |parameter_values: Value| {
+        client
+            .post(format!("{}/v1/{PARENT}/pipelineJobs", s.fake.url()))
+            .bearer_auth("t")
+            .json(&json!({"pipelineSpec": add_pipeline(), "runtimeConfig": {"parameterValues": parameter_values}}))
+            .send()
+    };
+    let answer = post(json!({"a": "1.5"})).await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("runtime parameter \"a\" does not match its type NUMBER_DOUBLE"),
+        "{body}"
+    );
+    let answer = post(json!({"a": 1.5, "b": 2})).await.unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+}
+
 #[tokio::test]
 async fn tfx_wrappers_are_unwrapped_and_their_labels_kept() {
     let s = setup().await;

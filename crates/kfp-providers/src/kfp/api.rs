@@ -31,7 +31,8 @@ pub struct Pipeline {
     pub display_name: String,
 }
 
-/// `v2beta1PipelineVersion` (answer of `UploadPipelineVersion`, items of `ListPipelineVersions`).
+/// `v2beta1PipelineVersion` (answer of `UploadPipelineVersion` and `GetPipelineVersion`, items of
+/// `ListPipelineVersions`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct PipelineVersion {
     #[serde(default)]
@@ -40,6 +41,10 @@ pub struct PipelineVersion {
     pub pipeline_version_id: String,
     #[serde(default)]
     pub display_name: String,
+    /// The uploaded pipeline spec (`google.protobuf.Struct`); with a platform spec, newer servers nest it as
+    /// `{pipeline_spec, platform_spec}`.
+    #[serde(default)]
+    pub pipeline_spec: Option<serde_json::Value>,
 }
 
 /// `v2beta1ListPipelinesResponse`.

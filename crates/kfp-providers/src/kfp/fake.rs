@@ -10,6 +10,9 @@
 //!   `FAILED_PRECONDITION`, code 9), the uploaded file is kept ([`FakePipelineVersion::pipeline_spec`]);
 //! - lists paginate with `page_size` (default 20, capped by [`FakeKfp::set_max_page_size`]) and an opaque
 //!   `next_page_token`, and apply `filter` predicates `display_name EQUALS <string_value>`;
+//! - runs and recurring runs: a parameter the version's spec declares must be of its type's JSON kind (a number for
+//!   `NUMBER_*`, a boolean, list, struct or string), as KFP's `validatePipelineJobInputs` requires, else 400
+//!   `invalid pipeline job inputs: input parameter <name> requires type ...`;
 //! - recurring runs: the cron must have 6 fields (leading seconds) as the backend's parser wants, `max_concurrency`
 //!   in 1..=10, `mode` `ENABLE`/`DISABLE`;
 //! - missing ids answer 404 (`NOT_FOUND`, code 5);
@@ -752,19 +755,25 @@ fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) 
     )?;
     let pipeline_id = string_field(reference, "pipeline_id", "pipeline_version_reference")?;
     let version_id = string_field(reference, "pipeline_version_id", "pipeline_version_reference")?;
-    find_version(s, &pipeline_id, &version_id)?;
+    let version = find_version(s, &pipeline_id, &version_id)?;
     if let Some(config) = map.get("runtime_config") {
         let config = object(
             Some(config),
             &format!("{message}.runtime_config"),
             &["parameters", "pipeline_root"],
         )?;
-        if let Some(parameters) = config.get("parameters")
-            && !parameters.is_object()
-        {
-            return Err(ApiError::invalid(
-                "runtime_config.parameters: expected a JSON object",
-            ));
+        if let Some(parameters) = config.get("parameters") {
+            let parameters = parameters
+                .as_object()
+                .ok_or_else(|| ApiError::invalid("runtime_config.parameters: expected a JSON object"))?;
+            check_parameter_types(&version.pipeline_spec, parameters).map_err(|e| {
+                let action = if message == "run" {
+                    "Failed to create a run: Failed to generate the ExecutionSpec"
+                } else {
+                    "Failed to create a recurring run during scheduled workflow creation"
+                };
+                ApiError::invalid(format!("{action}: invalid pipeline job inputs: {e}"))
+            })?;
         }
         string_field(config, "pipeline_root", "runtime_config")?;
     }
@@ -774,6 +783,55 @@ fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) 
     }
     if string_field(map, "display_name", message)?.is_empty() {
         return Err(ApiError::invalid(format!("{message}.display_name is required")));
+    }
+    Ok(())
+}
+
+/// The type check of KFP's `validatePipelineJobInputs` (`backend/src/apiserver/template/v2_template.go`, since
+/// kubeflow/pipelines#9228): a parameter the root component declares must hold a `google.protobuf.Value` of the
+/// declared kind; the messages are the backend's. Its checks of missing and undeclared parameters are not made here.
+fn check_parameter_types(spec: &Value, parameters: &Map<String, Value>) -> Result<(), String> {
+    let Some(declared) = spec
+        .get("root")
+        .and_then(|root| root.get("inputDefinitions"))
+        .and_then(|inputs| inputs.get("parameters"))
+        .and_then(Value::as_object)
+    else {
+        return Ok(());
+    };
+    for (name, value) in parameters {
+        let Some(parameter_type) = declared
+            .get(name)
+            .and_then(|d| d.get("parameterType"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let (ok, wanted, what) = match parameter_type {
+            "NUMBER_DOUBLE" | "NUMBER_INTEGER" => (
+                value.is_number(),
+                "double or integer",
+                "the parameter value is not of number",
+            ),
+            "STRING" => (
+                value.is_string(),
+                "string",
+                "the input parameter is not of string",
+            ),
+            "BOOLEAN" => (value.is_boolean(), "bool", "the input parameter is not of bool"),
+            "LIST" => (value.is_array(), "list", "the input parameter is not of list"),
+            "STRUCT" => (
+                value.is_object(),
+                "struct",
+                "the input parameter is not of struct",
+            ),
+            _ => continue,
+        };
+        if !ok {
+            return Err(format!(
+                "input parameter {name} requires type {wanted}, but {what} value type"
+            ));
+        }
     }
     Ok(())
 }

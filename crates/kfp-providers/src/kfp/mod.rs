@@ -5,7 +5,7 @@
 //! | create pipeline | `POST /apis/v2beta1/pipelines/upload` (multipart `uploadfile`=`resource.yaml`, `name=<ns>-<name>`), then update; an existing pipeline of that name is adopted (idempotent create) |
 //! | update pipeline | list + `DELETE .../pipelines/{id}/versions/{vid}` for every version, `POST /apis/v2beta1/pipelines/upload_version` (`pipelineid`, `name=<version>`); id unchanged |
 //! | delete pipeline | delete every version, `DELETE /apis/v2beta1/pipelines/{id}`; NotFound ignored |
-//! | create run | pipeline, version and experiment ids by `filter` `display_name EQUALS`, `POST /apis/v2beta1/runs` |
+//! | create run | pipeline, version and experiment ids by `filter` `display_name EQUALS`, the version's spec by `GET /apis/v2beta1/pipelines/{id}/versions/{vid}` (parameter types), `POST /apis/v2beta1/runs` |
 //! | delete run | nothing (runs are kept in KFP) |
 //! | create/update/delete run schedule | `POST /apis/v2beta1/recurringruns` / delete + create (new id) / `DELETE .../recurringruns/{id}` (NotFound ignored) |
 //! | create/update/delete experiment | `POST /apis/v2beta1/experiments` / delete + create (new id) / `DELETE .../experiments/{id}` (NotFound ignored) |
@@ -38,6 +38,7 @@ use std::time::Duration;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
+use kfp_core::pipeline_spec::input_parameters;
 use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
 use kfp_core::values::{CronExpression, NamespacedName};
 
@@ -354,6 +355,21 @@ impl KfpProvider {
         let pipeline_version_id = self
             .pipeline_version_id(&pipeline_id, run.labels.pipeline_version)
             .await?;
+        // The parameters take the types the version's spec declares (KFP refuses a string for a typed input), so
+        // the spec is read back from KFP: the run names a version, not the compiled pipeline.
+        let version: PipelineVersion = self
+            .client
+            .get(
+                self.client
+                    .url(&["pipelines", &pipeline_id, "versions", &pipeline_version_id])?,
+                &[],
+            )
+            .await?;
+        let inputs = version
+            .pipeline_spec
+            .as_ref()
+            .map(input_parameters)
+            .unwrap_or_default();
         let experiment_id = self.experiment_id(run.experiment).await?;
         let pipeline_root = if self.config.pipeline_root_storage.is_empty() {
             String::new()
@@ -366,7 +382,7 @@ impl KfpProvider {
             )
         };
         let runtime_config = RuntimeConfig {
-            parameters: runtime_parameters(run.parameters, &run.labels.to_map()),
+            parameters: runtime_parameters(&inputs, run.parameters, &run.labels.to_map())?,
             pipeline_root,
         };
         Ok((

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kfp_core::definitions::TriggerIndicator;
+use kfp_core::pipeline_spec::{InputParameter, typed_parameters};
 use kfp_core::provider::ProviderError;
 use kfp_core::values::NamespacedName;
 use serde_json::{Map, Value, json};
@@ -105,16 +106,17 @@ impl RunLabels<'_> {
     }
 }
 
-/// Run parameters merged with the labels; labels win. All values are strings.
+/// Run parameters merged with the labels (labels win), each of the type the pipeline version declares for it
+/// (`inputs`, see [`kfp_core::pipeline_spec`]); undeclared ones stay strings. A value that cannot take its type is
+/// [`ProviderError::Invalid`]: KFP would refuse it, and retrying cannot help.
 pub fn runtime_parameters(
+    inputs: &BTreeMap<String, InputParameter>,
     parameters: &BTreeMap<String, String>,
     labels: &BTreeMap<String, String>,
-) -> Map<String, Value> {
-    parameters
-        .iter()
-        .chain(labels.iter())
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect()
+) -> Result<Map<String, Value>, ProviderError> {
+    let mut merged = parameters.clone();
+    merged.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    typed_parameters(inputs, &merged).map_err(|e| ProviderError::invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -191,7 +193,7 @@ mod tests {
             ("pipeline-name".to_string(), "mine".to_string()),
             ("a".to_string(), "b".to_string()),
         ]);
-        let merged = runtime_parameters(&parameters, &labels);
+        let merged = runtime_parameters(&BTreeMap::new(), &parameters, &labels).unwrap();
         assert_eq!(merged["pipeline-name"], "p");
         assert_eq!(merged["a"], "b");
         assert_eq!(merged["trigger-type"], "schedule");

@@ -7,7 +7,9 @@
 //! - JSON bodies may only hold the documented (camelCase) fields, else 400 with Google's error body
 //!   `{"error": {"code", "message", "status"}}`; `pipelineJobId` must match `[a-z0-9][a-z0-9-]{0,127}`; labels must
 //!   be at most 63 characters of `[a-z0-9_-]`; a schedule's `cron` must be a valid 5-field cron; `updateMask` is
-//!   required on patch and may only name Schedule fields;
+//!   required on patch and may only name Schedule fields; `runtimeConfig.parameterValues` must be of the kind the
+//!   job's `pipelineSpec` declares for each input (a number, whole for `NUMBER_INTEGER`, a boolean, list, struct or
+//!   string), and old schemas' `parameters` must use the declared `intValue`/`doubleValue`/`stringValue`;
 //! - missing objects, jobs, schedules answer 404 (`NOT_FOUND`); a repeated `pipelineJobId` 409 (`ALREADY_EXISTS`);
 //! - schedule deletes answer a long-running operation `{name, done: false}` that is done on the next `GET`;
 //! - every request needs `Authorization: Bearer <token>` with a token the fake's metadata server issued (or one set
@@ -384,10 +386,72 @@ fn label_ok(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
+/// Vertex AI binds `parameterValues` to the inputs `pipelineSpec` declares and refuses a value of another kind (the
+/// aiplatform SDK converts values to the declared type before sending, `pipeline_utils.py`); the wording of the
+/// error is this fake's, Vertex AI's own is not documented. Old schemas' `parameters` must use the `Value` field of
+/// the declared `INT`/`DOUBLE`/`STRING` type.
+fn validate_parameter_types(job: &Value, runtime: &Value) -> Result<(), String> {
+    let declared = job
+        .get("pipelineSpec")
+        .and_then(|spec| spec.get("root"))
+        .and_then(|root| root.get("inputDefinitions"))
+        .and_then(|inputs| inputs.get("parameters"))
+        .and_then(Value::as_object);
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    if let Some(values) = runtime.get("parameterValues").and_then(Value::as_object) {
+        for (name, value) in values {
+            let Some(parameter_type) = declared
+                .get(name)
+                .and_then(|d| d.get("parameterType"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let ok = match parameter_type {
+                "NUMBER_INTEGER" => value.as_f64().is_some_and(|x| x.fract() == 0.0),
+                "NUMBER_DOUBLE" => value.is_number(),
+                "BOOLEAN" => value.is_boolean(),
+                "LIST" => value.is_array(),
+                "STRUCT" => value.is_object(),
+                "STRING" => value.is_string(),
+                _ => true,
+            };
+            if !ok {
+                return Err(format!(
+                    "The value {value} of runtime parameter \"{name}\" does not match its type {parameter_type} in the pipeline spec."
+                ));
+            }
+        }
+    }
+    if let Some(values) = runtime.get("parameters").and_then(Value::as_object) {
+        for (name, value) in values {
+            let field = match declared
+                .get(name)
+                .and_then(|d| d.get("type"))
+                .and_then(Value::as_str)
+            {
+                Some("INT") => "intValue",
+                Some("DOUBLE") => "doubleValue",
+                Some("STRING") => "stringValue",
+                _ => continue,
+            };
+            if value.get(field).is_none() {
+                return Err(format!(
+                    "Runtime parameter \"{name}\" must be given as {field} as the pipeline spec declares."
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate_job(job: &Value, what: &str) -> Result<(), String> {
     unknown_fields(job, PIPELINE_JOB_FIELDS, what)?;
     if let Some(runtime) = job.get("runtimeConfig") {
         unknown_fields(runtime, RUNTIME_CONFIG_FIELDS, &format!("{what}.runtime_config"))?;
+        validate_parameter_types(job, runtime)?;
         if let Some(parameters) = runtime.get("parameters").and_then(Value::as_object) {
             for (k, v) in parameters {
                 let known = ["intValue", "doubleValue", "stringValue"];

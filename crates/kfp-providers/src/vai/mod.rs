@@ -34,6 +34,7 @@ use chrono::{DateTime, Utc};
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
+use kfp_core::pipeline_spec::{input_parameters, typed_parameters};
 use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
 use kfp_core::values::{CronExpression, NamespacedName};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -686,6 +687,24 @@ pub fn uses_parameter_values(schema: &str) -> bool {
     (at(0), at(1), at(2)) >= (2, 1, 0)
 }
 
+/// Parameters for schemas before 2.1.0 (`runtimeConfig.parameters`): a `Value` message holding `intValue` (int64,
+/// a decimal string in JSON), `doubleValue` or `stringValue`, the only types those schemas declare (`INT`, `DOUBLE`,
+/// `STRING`).
+fn legacy_values(typed: Map<String, Value>) -> Map<String, Value> {
+    typed
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Value::Number(n) if n.is_i64() => json!({"intValue": n.to_string()}),
+                Value::Number(n) => json!({"doubleValue": n}),
+                Value::String(text) => json!({"stringValue": text}),
+                other => json!({"stringValue": other.to_string()}),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
 /// A PipelineJob id (`[a-z0-9][a-z0-9-]{0,127}`): lower case, other characters replaced with `-`, cut to 128.
 pub fn pipeline_job_id(text: &str) -> String {
     text.to_lowercase()
@@ -777,19 +796,15 @@ impl VaiProvider {
             None => compiled.clone(),
         };
         let schema = spec["schemaVersion"].as_str().unwrap_or_default();
+        // Vertex AI takes each parameter as the type the spec declares (as the aiplatform SDK sends it), so the
+        // strings are converted; one that cannot be is a permanent error naming it.
+        let typed = typed_parameters(&input_parameters(&spec), parameters)
+            .map_err(|e| ProviderError::invalid(e.to_string()))?;
         let mut runtime = Map::new();
         if uses_parameter_values(schema) {
-            let values: Map<String, Value> = parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            runtime.insert("parameterValues".into(), Value::Object(values));
+            runtime.insert("parameterValues".into(), Value::Object(typed));
         } else {
-            let values: Map<String, Value> = parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), json!({"stringValue": v})))
-                .collect();
-            runtime.insert("parameters".into(), Value::Object(values));
+            runtime.insert("parameters".into(), Value::Object(legacy_values(typed)));
         }
         if !config.pipeline_root_storage.is_empty() {
             runtime.insert(
