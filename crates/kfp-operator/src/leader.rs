@@ -6,7 +6,8 @@
 //! race for a free Lease cannot both win: the API server refuses the second write with 409 Conflict.
 //!
 //! ## Semantics
-//! - **Acquire** ([`LeaderElector::acquire`]): a candidate polls every `renew_period` (plus up to 20% jitter). It
+//! - **Acquire** ([`LeaderElector::acquire`]): a candidate polls every `renew_period` (plus up to 20% jitter);
+//!   while the API server cannot be reached it backs off, doubling up to `lease_duration` (jittered). It
 //!   takes the Lease when it does not exist, when `spec.holderIdentity` is empty (released), or when
 //!   `spec.renewTime + spec.leaseDurationSeconds` has passed (the holder stopped renewing). Taking an existing
 //!   Lease that another identity held, or that was released, increments `spec.leaseTransitions` and sets
@@ -20,7 +21,9 @@
 //!   `renewTime + leaseDuration` has passed, so the holder must have stopped writing before that moment. The
 //!   margin (`renew_period`) covers the request latency and clock skew between the replicas, which compare
 //!   `renewTime`, written by the leader's clock, with their own clocks. The caller must stop writing the moment
-//!   the channel turns `false` (the operator exits, and its Deployment restarts it as a candidate).
+//!   the channel turns `false`: the operator stops its controllers and becomes a candidate again in the same
+//!   process (`operator::run_as_leader`; docs/decisions/0016-backoff-during-outages.md), so an API server
+//!   outage longer than the Lease costs no restart.
 //! - **Release** ([`LeaderGuard::release`], on graceful shutdown): the channel turns `false`, renewal stops, and
 //!   the Lease is written with no holder, so that another replica takes over at its next poll instead of waiting
 //!   for the Lease to expire. Dropping the guard without releasing stops renewing, and the Lease expires.
@@ -183,12 +186,24 @@ impl LeaderElector {
         &self.config
     }
 
-    /// Waits until this identity holds the Lease. Transient errors are logged and retried; permanent ones
-    /// ([`LeaderError::is_permanent`]) are returned.
+    /// Waits until this identity holds the Lease. Transient errors are logged (once per 30 s) and retried with
+    /// jittered exponential backoff up to `lease_duration`; permanent ones ([`LeaderError::is_permanent`]) are
+    /// returned.
     pub async fn acquire(&self) -> Result<(), LeaderError> {
         self.config.validate()?;
+        let backoff = crate::retry::Backoff::new(
+            self.config.renew_period,
+            self.config.lease_duration.max(self.config.renew_period),
+        );
+        let mut failures = 0u32;
         loop {
-            match self.try_acquire_or_renew().await {
+            let attempt = self.try_acquire_or_renew().await;
+            failures = if attempt.is_err() {
+                failures.saturating_add(1)
+            } else {
+                0
+            };
+            match attempt {
                 Ok(true) => {
                     tracing::info!(
                         lease = %self.lease_key(),
@@ -199,9 +214,23 @@ impl LeaderElector {
                 }
                 Ok(false) => {}
                 Err(e) if e.is_permanent() => return Err(e),
-                Err(e) => tracing::warn!(error = %e, "leader election attempt failed; retrying"),
+                Err(e) => {
+                    if let Some(suppressed) = crate::telemetry::failure_log().check("leader/acquire") {
+                        tracing::warn!(
+                            failure = "leader/acquire",
+                            error = %e,
+                            failures,
+                            suppressed,
+                            "leader election attempt failed; retrying with backoff"
+                        );
+                    }
+                }
             }
-            tokio::time::sleep(jittered(self.config.renew_period)).await;
+            let wait = match failures {
+                0 => jittered(self.config.renew_period),
+                failures => backoff.delay(failures),
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -214,7 +243,13 @@ impl LeaderElector {
     /// Starts renewing the Lease in a task (on the current Tokio runtime). The guard's channel starts `true`
     /// when this identity holds the Lease from a recent [`acquire`](Self::acquire), else `false`.
     pub fn run(self) -> LeaderGuard {
-        let elector = Arc::new(self);
+        Arc::new(self).run_shared()
+    }
+
+    /// [`run`](Self::run) keeping the elector, so that it can [`acquire`](Self::acquire) the Lease again after
+    /// the guard stopped leading.
+    pub fn run_shared(self: Arc<Self>) -> LeaderGuard {
+        let elector = self;
         let last = elector.last_renewed();
         let leading = last.is_some_and(|last| last.elapsed() < elector.config.renew_deadline());
         let (sender, receiver) = watch::channel(leading);
@@ -447,7 +482,15 @@ async fn renew_loop(
                 return;
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "renewing the leader election Lease failed; retrying");
+                // At most four attempts per renew period until the renew deadline: bounded without a backoff.
+                if let Some(suppressed) = crate::telemetry::failure_log().check("leader/renew") {
+                    tracing::warn!(
+                        failure = "leader/renew",
+                        error = %e,
+                        suppressed,
+                        "renewing the leader election Lease failed; retrying"
+                    );
+                }
                 next = Instant::now() + retry_interval;
             }
             Err(_) => break,

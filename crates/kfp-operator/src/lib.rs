@@ -19,6 +19,7 @@ pub mod leader;
 pub mod local;
 pub mod operator;
 pub mod reference;
+pub mod retry;
 pub mod telemetry;
 pub mod versions;
 pub mod webhook;

@@ -139,8 +139,14 @@ pub fn executor_for(
 }
 
 /// Runs the controllers only while `elector` holds the Lease: waits to acquire it, runs until `shutdown` or until
-/// leadership is lost, and releases the Lease on shutdown. Returns [`OperatorError::LostLeadership`] when the
-/// Lease was lost: the process should exit so it restarts as a follower (two replicas never write at once).
+/// leadership is lost, and releases the Lease on shutdown.
+///
+/// A leader that loses the Lease (it could not renew before the renew deadline, e.g. during an API server outage
+/// longer than the Lease, or another replica holds it) stops its controllers before the Lease expires, then
+/// competes for the Lease again in the same process, with backoff, and runs the controllers afresh (empty
+/// caches) once it holds it. It does not exit: an outage makes no replica restart or flap
+/// (docs/decisions/0016-backoff-during-outages.md). Returns only on `shutdown` or a permanent leader election
+/// error (bad settings, 401/403).
 pub async fn run_as_leader(
     ctx: Arc<Context>,
     elector: LeaderElector,
@@ -148,13 +154,42 @@ pub async fn run_as_leader(
     readiness: &Readiness,
 ) -> Result<(), OperatorError> {
     let identity = elector.config().identity.clone();
-    tracing::info!(%identity, "waiting for the leader election Lease");
-    tokio::select! {
-        acquired = elector.acquire() => acquired?,
-        () = shutdown.signalled() => return Ok(()),
+    let elector = Arc::new(elector);
+    loop {
+        tracing::info!(%identity, "waiting for the leader election Lease");
+        tokio::select! {
+            acquired = elector.acquire() => acquired?,
+            () = shutdown.signalled() => return Ok(()),
+        }
+        let guard = elector.clone().run_shared();
+        if lead(
+            ctx.clone().with_fresh_caches(),
+            guard.leading(),
+            &shutdown,
+            readiness,
+        )
+        .await
+        {
+            drop(guard);
+            tracing::warn!(
+                %identity,
+                "lost the leader election Lease and stopped the controllers; competing for the Lease again"
+            );
+            continue;
+        }
+        guard.release().await?;
+        tracing::info!(%identity, "released the leader election Lease");
+        return Ok(());
     }
-    let guard = elector.run();
-    let mut leading = guard.leading();
+}
+
+/// Runs the controllers until `shutdown` or until `leading` turns false; true when leadership was lost.
+async fn lead(
+    ctx: Arc<Context>,
+    mut leading: watch::Receiver<bool>,
+    shutdown: &Shutdown,
+    readiness: &Readiness,
+) -> bool {
     let (trigger, controllers_shutdown) = Shutdown::new();
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
@@ -175,12 +210,7 @@ pub async fn run_as_leader(
     };
     run_controllers(ctx, controllers_shutdown, readiness).await;
     watcher.abort();
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(OperatorError::LostLeadership);
-    }
-    guard.release().await?;
-    tracing::info!(%identity, "released the leader election Lease");
-    Ok(())
+    lost.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Why `kfp-operator run` stopped with an error.
@@ -207,8 +237,9 @@ pub enum OperatorError {
     /// Leader election failed.
     #[error(transparent)]
     Leader(#[from] crate::leader::LeaderError),
-    /// This replica lost the Lease: exit and restart as a follower.
-    #[error("lost the leader election Lease; exiting so that this replica restarts as a follower")]
+    /// This replica lost the Lease. Not returned by [`run_as_leader`] since it competes for the Lease again
+    /// instead of exiting (docs/decisions/0016-backoff-during-outages.md); kept for embedders that match on it.
+    #[error("lost the leader election Lease")]
     LostLeadership,
     /// The NATS publisher could not be set up.
     #[error(transparent)]

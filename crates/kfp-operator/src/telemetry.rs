@@ -13,6 +13,11 @@
 //!  "duration_ms":12}
 //! ```
 //!
+//! A failure that repeats (the API server unreachable: every watch, reconcile and Lease poll fails) is logged once
+//! per kind and [`FAILURE_LOG_INTERVAL`] ([`failure_log`]); the line names the kind in `failure` (e.g.
+//! `watch/pipeline`, `reconcile/run/transport`, `leader/acquire`) and counts the repeats held back since the last
+//! line in `suppressed`. kube-client's own error line per failed request is filtered out (see [`log_filter`]).
+//!
 //! Controllers wrap each reconcile in [`reconcile_span`] and record `duration_ms` on it (or on their last event).
 //! Levels follow the Go operator's verbosity: `info` state transitions and errors, `debug` provider operations and
 //! retrievals, `trace` object dumps.
@@ -410,6 +415,12 @@ pub enum LoggingError {
     },
 }
 
+/// The target of kube-client's own line per failed request (see [`log_filter`]).
+pub const KUBE_CLIENT_REQUEST_LOG: &str = "kube_client::client::builder";
+/// The target of kube-client's warnings about broken watch connections and undecodable bodies (see
+/// [`log_filter`]).
+pub const KUBE_CLIENT_LOG: &str = "kube_client::client";
+
 /// The filter of `level` (a level name, a Go verbosity `0`-`3`, or `EnvFilter` directives), unless `rust_log`
 /// (the value of `RUST_LOG`) is set and not empty, which wins.
 pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LoggingError> {
@@ -433,7 +444,17 @@ pub fn log_filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, Logg
         }
         directives => directives,
     };
-    EnvFilter::try_new(directives).map_err(|e| LoggingError::Level {
+    // kube-client logs an error line of its own for every failed request, and a warning for every watch
+    // connection that breaks (and one echoing the whole body of a response it cannot decode), none saying what the
+    // request was for: during an API server outage that is a line per connection attempt. The operator logs each
+    // failure where it happens, with its context and throttled by kind (`failure_log`), so those lines are left
+    // out unless directives (or `RUST_LOG`) ask for them.
+    let directives = if directives.contains(['=', ',']) || directives.eq_ignore_ascii_case("off") {
+        directives.to_string()
+    } else {
+        format!("{directives},{KUBE_CLIENT_LOG}=error,{KUBE_CLIENT_REQUEST_LOG}=off")
+    };
+    EnvFilter::try_new(&directives).map_err(|e| LoggingError::Level {
         level: level.to_string(),
         message: e.to_string(),
     })
@@ -468,6 +489,63 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<(), LoggingError> 
     // Err only when a global subscriber exists already, which is what idempotence asks for.
     let _ = tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stderr));
     Ok(())
+}
+
+/// How often a line of one failure kind is logged while the failure repeats ([`failure_log`]).
+pub const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Lets one log line per failure kind through per interval and counts the ones it holds back, so that a
+/// failure repeating many times a second (an API server outage: every watch, reconcile and Lease poll fails)
+/// logs a line per kind per interval, with the count of repeats (docs/reliability.md).
+#[derive(Debug)]
+pub struct LogThrottle {
+    interval: Duration,
+    kinds: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+}
+
+impl LogThrottle {
+    /// A throttle letting one line per kind through every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            kinds: Mutex::default(),
+        }
+    }
+
+    /// `Some(suppressed)` when a line of `kind` may be logged now, `suppressed` being how many lines of that kind
+    /// were held back since the last one; `None` when this one is held back. `kind` names the failure (a fixed
+    /// set of words, never user input), e.g. `watch/pipeline`.
+    pub fn check(&self, kind: &str) -> Option<u64> {
+        self.check_at(kind, std::time::Instant::now())
+    }
+
+    /// [`check`](Self::check) at the instant `now`.
+    pub fn check_at(&self, kind: &str, now: std::time::Instant) -> Option<u64> {
+        let mut kinds = self
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kinds.get_mut(kind) {
+            Some((last, suppressed)) if now.saturating_duration_since(*last) < self.interval => {
+                *suppressed = suppressed.saturating_add(1);
+                None
+            }
+            Some((last, suppressed)) => {
+                *last = now;
+                Some(std::mem::take(suppressed))
+            }
+            None => {
+                kinds.insert(kind.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// The process-wide [`LogThrottle`] of repeating failures, one line per kind per [`FAILURE_LOG_INTERVAL`].
+pub fn failure_log() -> &'static LogThrottle {
+    static THROTTLE: OnceLock<LogThrottle> = OnceLock::new();
+    THROTTLE.get_or_init(|| LogThrottle::new(FAILURE_LOG_INTERVAL))
 }
 
 /// The span of one reconcile: `info_span!("reconcile", kind, namespace, name, reconcile_id, duration_ms)`, with
@@ -686,10 +764,16 @@ mod tests {
 
     #[test]
     fn levels_verbosities_and_rust_log() {
-        assert_eq!(log_filter("0", None).unwrap().to_string(), "info");
-        assert_eq!(log_filter("2", None).unwrap().to_string(), "debug");
-        assert_eq!(log_filter("3", None).unwrap().to_string(), "trace");
-        assert_eq!(log_filter("warn", Some("")).unwrap().to_string(), "warn");
+        let quiet = |level: &str| format!("{KUBE_CLIENT_REQUEST_LOG}=off,{KUBE_CLIENT_LOG}=error,{level}");
+        assert_eq!(log_filter("0", None).unwrap().to_string(), quiet("info"));
+        assert_eq!(log_filter("2", None).unwrap().to_string(), quiet("debug"));
+        assert_eq!(log_filter("3", None).unwrap().to_string(), quiet("trace"));
+        assert_eq!(log_filter("warn", Some("")).unwrap().to_string(), quiet("warn"));
+        assert_eq!(
+            log_filter("info,kube_client=debug", None).unwrap().to_string(),
+            "kube_client=debug,info",
+            "explicit directives are taken as written"
+        );
         assert_eq!(
             log_filter("warn", Some("kfp_operator=trace"))
                 .unwrap()
@@ -710,6 +794,43 @@ mod tests {
                 .to_string()
                 .contains("xml")
         );
+    }
+
+    #[test]
+    fn kube_clients_line_per_failed_request_is_left_out() {
+        let buffer = Buffer::default();
+        let subscriber = log_subscriber(LogFormat::Json, log_filter("info", None).unwrap(), buffer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "kube_client::client::builder", "failed with error connection refused");
+            tracing::warn!(target: "kube_client::client", "eof in poll: a watch connection broke");
+            tracing::error!(target: "kube_client::client", "other kube-client errors stay");
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("other kube-client errors stay"), "{lines:?}");
+    }
+
+    #[test]
+    fn the_throttle_lets_one_line_per_kind_through_per_interval_and_counts_the_rest() {
+        let throttle = LogThrottle::new(Duration::from_secs(30));
+        let start = std::time::Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        assert_eq!(throttle.check_at("watch/pipeline", at(0)), Some(0));
+        assert_eq!(throttle.check_at("watch/pipeline", at(1)), None);
+        assert_eq!(throttle.check_at("watch/pipeline", at(29)), None);
+        assert_eq!(
+            throttle.check_at("watch/run", at(29)),
+            Some(0),
+            "kinds are counted apart"
+        );
+        assert_eq!(
+            throttle.check_at("watch/pipeline", at(30)),
+            Some(2),
+            "the repeats held back"
+        );
+        assert_eq!(throttle.check_at("watch/pipeline", at(31)), None);
+        assert_eq!(throttle.check_at("watch/pipeline", at(100)), Some(1));
+        assert_eq!(throttle.check_at("watch/pipeline", at(101)), None);
     }
 
     #[test]

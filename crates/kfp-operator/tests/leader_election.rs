@@ -1,5 +1,8 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-//! Leader election on a real API server: two electors on one Lease.
+//! Leader election on a real API server: two electors on one Lease, and a leader through an API server outage
+//! longer than its Lease.
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -248,4 +251,78 @@ async fn a_leader_that_cannot_renew_stops_before_its_lease_expires() {
     timeout(PROMPTLY, b.acquire()).await.unwrap().unwrap();
     assert!(Timestamp::now().as_millisecond() >= expires);
     assert_eq!(lease(&client, ns.name()).await.lease_transitions, Some(1));
+}
+
+/// The API server goes away for longer than the Lease (docs/decisions/0016-backoff-during-outages.md): the leader
+/// stops its controllers before its Lease expires, keeps competing for the Lease with backoff instead of exiting,
+/// takes it again once the API server is back, and reconciles what was created meanwhile. Current-thread, so that
+/// the capturing subscriber sees every task of the operator and nothing of other tests.
+#[tokio::test(flavor = "current_thread")]
+async fn a_leader_outlives_an_outage_longer_than_its_lease_without_exiting() {
+    use kfp_operator::health::Readiness;
+    use kfp_operator::operator::{Shutdown, run_as_leader};
+    use support::outage::{Fixture, LogCapture};
+    const OUTAGE: Duration = Duration::from_secs(12);
+    // A fresh controller lists at once; the Lease poll backs off to at most the Lease duration.
+    const RECOVERY: Duration = Duration::from_secs(60);
+
+    let fixture = Fixture::start().await;
+    let logs = LogCapture::default();
+    let _logging = tracing::subscriber::set_default(logs.subscriber());
+    let settings = lease_config(&fixture.namespace, "replica-a");
+    assert!(
+        settings.lease_duration * 3 < OUTAGE,
+        "the outage outlasts the Lease"
+    );
+    let elector = LeaderElector::new(fixture.proxied.clone(), settings);
+    let ctx = fixture.context().with_instance("replica-a");
+    let (trigger, shutdown) = Shutdown::new();
+    let operator =
+        tokio::spawn(async move { run_as_leader(ctx, elector, shutdown, &Readiness::new()).await });
+    fixture.create_pipeline("before").await;
+    fixture.wait_succeeded("before", support::WAIT).await;
+
+    let figures = fixture
+        .outage(&logs, OUTAGE, fixture.create_pipeline("during"))
+        .await;
+    assert!(
+        !operator.is_finished(),
+        "the leader exited during the outage: {figures:#?}"
+    );
+    let stopped = |line: &String| line.contains("lost the leader election Lease and stopped the controllers");
+    assert_eq!(
+        figures.lines.iter().filter(|l| stopped(l)).count(),
+        1,
+        "the leader stopped leading once: {figures:#?}"
+    );
+    let back = std::time::Instant::now();
+    fixture.wait_succeeded("during", RECOVERY).await;
+    eprintln!(
+        "leader outage {:.1} s: {} connection attempts ({:.2}/s), {} log lines ({:.1}/min) {:?}; reconciling again \
+         {:.1} s after the API server came back",
+        figures.seconds,
+        figures.attempts,
+        figures.attempts_per_second(),
+        figures.lines.len(),
+        figures.lines_per_minute(),
+        figures.lines_by_failure(),
+        back.elapsed().as_secs_f64()
+    );
+    figures.assert_bounded();
+    let spec = lease(&fixture.client, &fixture.namespace).await;
+    assert_eq!(
+        spec.holder_identity.as_deref(),
+        Some("replica-a"),
+        "it took the Lease again"
+    );
+    assert!(!operator.is_finished(), "the leader runs on");
+
+    trigger.trigger();
+    timeout(support::WAIT, operator)
+        .await
+        .expect("the leader stops on shutdown")
+        .unwrap()
+        .unwrap();
+    let spec = lease(&fixture.client, &fixture.namespace).await;
+    assert_eq!(spec.holder_identity, None, "released on shutdown");
 }

@@ -413,3 +413,46 @@ async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provide
     );
     harness.stop().await;
 }
+
+/// How long the tests take the API server away.
+const OUTAGE: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long the operator may take to pick up again: its watches back off to at most 30 s (jittered).
+const RECOVERY: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The API server goes away for 15 s (a proxy between the operator and it closes every connection): the operator
+/// backs off (a few connection attempts per second, one log line per failure kind, no line per attempt), does not
+/// stop, and reconciles a Pipeline created meanwhile once the API server is back (docs/reliability.md).
+/// Current-thread, so that the capturing subscriber sees every task of the operator and nothing of other tests.
+#[tokio::test(flavor = "current_thread")]
+async fn an_api_server_outage_costs_few_connections_and_log_lines_and_the_operator_resumes() {
+    use support::outage::{Fixture, LogCapture};
+    let fixture = Fixture::start().await;
+    let logs = LogCapture::default();
+    let _logging = tracing::subscriber::set_default(logs.subscriber());
+    let operator = support::RunningOperator::start(fixture.context());
+    fixture.create_pipeline("before").await;
+    fixture.wait_succeeded("before", support::WAIT).await;
+
+    let figures = fixture
+        .outage(&logs, OUTAGE, fixture.create_pipeline("during"))
+        .await;
+    let back = std::time::Instant::now();
+    fixture.wait_succeeded("during", RECOVERY).await;
+    eprintln!(
+        "outage {:.1} s: {} connection attempts ({:.2}/s), {} log lines ({:.1}/min) {:?}; reconciling again {:.1} s \
+         after the API server came back",
+        figures.seconds,
+        figures.attempts,
+        figures.attempts_per_second(),
+        figures.lines.len(),
+        figures.lines_per_minute(),
+        figures.lines_by_failure(),
+        back.elapsed().as_secs_f64()
+    );
+    figures.assert_bounded();
+    assert!(
+        figures.attempts > 0,
+        "the operator kept trying during the outage: {figures:#?}"
+    );
+    operator.stop().await;
+}

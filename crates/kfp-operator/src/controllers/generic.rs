@@ -26,7 +26,7 @@ use kfp_core::values::NamespacedName;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,7 +34,7 @@ use serde_json::json;
 
 use super::{
     Context, ControllerError, action, completion_triggers, controller_with_readiness, drive, error_policy,
-    get_opt, instrumented, now, replace_status, share_shutdown,
+    get_opt, instrumented, log_run_result, now, replace_status, share_shutdown,
 };
 use crate::executor::argo;
 use crate::health::ReadinessFlag;
@@ -187,7 +187,9 @@ pub fn pipeline_versions(
         (&pipeline.metadata.namespace, &pipeline.metadata.name).hash(&mut hasher);
         hasher.finish()
     };
-    watcher(ctx.watched::<Pipeline>(), watcher::Config::default()).filter_map(move |event| {
+    // Its own backoff: a stream given to `watches_stream` is retried as soon as it is polled again.
+    let watch = watcher(ctx.watched::<Pipeline>(), watcher::Config::default()).default_backoff();
+    watch.filter_map(move |event| {
         // The map is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
         let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let out = match event {
@@ -429,7 +431,7 @@ pub async fn run_simple<K: SynchronizedKind>(
     let run = controller
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<K>, error_policy, ctx)
-        .for_each(|_| async {});
+        .for_each(|result| async move { log_run_result(K::KIND.as_str(), result) });
     drive(store, shutdown, run).await;
 }
 
@@ -472,6 +474,6 @@ pub async fn run_runs(
         })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<Run>, error_policy, ctx)
-        .for_each(|_| async {});
+        .for_each(|result| async move { log_run_result("run", result) });
     drive(store, shutdown, run).await;
 }

@@ -43,8 +43,14 @@ pub const REPORTER: &str = "kfp-operator";
 /// that matters arrives through a watch or an executor completion.
 pub const RESYNC: Duration = Duration::from_secs(600);
 
-/// How soon a reconcile that failed (API error, executor unreachable) is tried again.
+/// How soon a reconcile that failed (API error, executor unreachable) is tried again the first time.
 pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+
+/// The backoff of an object whose reconciles keep failing: [`ERROR_REQUEUE`] doubling up to 5 minutes, jittered.
+/// A watch event of the object (or the re-list after the API server comes back) reconciles it earlier, so the
+/// cap only bounds how often a failing object is retried on its own (docs/reliability.md).
+pub const ERROR_BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(ERROR_REQUEUE, Duration::from_secs(300));
 
 /// What every controller shares.
 #[derive(Clone)]
@@ -68,6 +74,8 @@ pub struct Context {
     pub event_sources: Option<crate::feed::sources::EventSources>,
     /// The versions of our last writes: a cached object carrying one needs no fresh read (see [`own_writes`]).
     pub own_writes: Arc<own_writes::OwnWrites>,
+    /// Consecutive reconcile failures per object, for [`error_policy`]'s backoff.
+    pub failures: Arc<crate::retry::Failures>,
 }
 
 /// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
@@ -144,7 +152,18 @@ impl Context {
             providers: ProviderCache::default(),
             event_sources: None,
             own_writes: Arc::default(),
+            failures: Arc::default(),
         })
+    }
+
+    /// The same context with empty caches (Providers, own writes, failure counts), for controllers started again
+    /// in the same process: a leader that lost its Lease and took it again starts from what the API server says.
+    pub fn with_fresh_caches(self: Arc<Self>) -> Arc<Self> {
+        let mut ctx = Arc::unwrap_or_clone(self);
+        ctx.providers = ProviderCache::default();
+        ctx.own_writes = Arc::default();
+        ctx.failures = Arc::default();
+        Arc::new(ctx)
     }
 
     /// The same context with the Providers' event sources run beside the controllers (direct mode).
@@ -184,7 +203,16 @@ impl Context {
     /// Records a Kubernetes Event on `object`. A failure to record is logged, never fatal: events are for humans.
     pub async fn record<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
         if let Err(error) = self.recorder.record(object, event).await {
-            tracing::warn!(%error, reason = %event.reason, "could not record an event");
+            // Fails for every object while the API server is away: one line per 30 s.
+            if let Some(suppressed) = crate::telemetry::failure_log().check("events/record") {
+                tracing::warn!(
+                    failure = "events/record",
+                    %error,
+                    reason = %event.reason,
+                    suppressed,
+                    "could not record an event"
+                );
+            }
         }
     }
 }
@@ -232,6 +260,20 @@ impl ControllerError {
         }
     }
 
+    /// Whether the failure says nothing about the object: the API server or the executor could not be reached or
+    /// answered 5xx/429. These repeat for every object during an outage, so they are logged once per kind and
+    /// interval (`telemetry::failure_log`), not once per object.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => status.code >= 500 || status.code == 429,
+            Self::Kube { .. } | Self::Executor(_) => true,
+            Self::Invalid(_) => false,
+        }
+    }
+
     /// A conflict means the object changed under us: the next reconcile (its watch event) sees the new version,
     /// so it is not worth a warning.
     pub fn is_conflict(&self) -> bool {
@@ -249,18 +291,72 @@ pub fn action(requeue_after: Option<Duration>) -> Action {
     Action::requeue(requeue_after.map_or(RESYNC, |d| d.min(RESYNC)))
 }
 
-/// The error policy of every controller: log and retry soon.
+/// The error policy of every controller: log, and retry after the object's [`ERROR_BACKOFF`] (a success
+/// resets it, see [`instrumented`]). Failures that say nothing about the object ([`ControllerError::is_unavailable`])
+/// are logged once per controller and reason per interval, with the count of repeats.
 pub fn error_policy<K: Resource<DynamicType = ()>>(
     object: Arc<K>,
     error: &ControllerError,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> Action {
+    let controller = K::kind(&()).to_ascii_lowercase();
+    let namespace = object.namespace().unwrap_or_default();
+    let failures = ctx.failures.fail(&crate::retry::Failures::key(
+        &controller,
+        &namespace,
+        &object.name_any(),
+    ));
+    let retry_in = ERROR_BACKOFF.delay(failures);
     if error.is_conflict() {
         tracing::debug!(name = %object.name_any(), %error, "conflict; reconciling again");
+    } else if error.is_unavailable() {
+        let kind = format!("reconcile/{controller}/{}", error.reason());
+        if let Some(suppressed) = crate::telemetry::failure_log().check(&kind) {
+            tracing::warn!(
+                failure = %kind,
+                name = %object.name_any(),
+                %namespace,
+                %error,
+                failures,
+                ?retry_in,
+                suppressed,
+                "reconcile failed; retrying with backoff (one line per controller and reason every 30 s, \
+                 `suppressed` counts the others)"
+            );
+        }
     } else {
-        tracing::warn!(name = %object.name_any(), namespace = ?object.namespace(), %error, "reconcile failed");
+        tracing::warn!(name = %object.name_any(), %namespace, %error, failures, ?retry_in, "reconcile failed");
     }
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(retry_in)
+}
+
+/// Logs what a controller's run stream reports besides reconciles, which [`error_policy`] logs: a failed watch
+/// (the API server unreachable or refusing the watch), once per controller per interval with the count of
+/// repeats. The watches retry by themselves with kube-runtime's jittered backoff.
+pub fn log_run_result<T, E1, E2>(
+    controller: &'static str,
+    result: Result<T, kube::runtime::controller::Error<E1, E2>>,
+) where
+    E1: std::error::Error,
+    E2: std::error::Error,
+{
+    use kube::runtime::controller::Error;
+    match result {
+        Err(Error::QueueError(error)) => {
+            let kind = format!("watch/{controller}");
+            if let Some(suppressed) = crate::telemetry::failure_log().check(&kind) {
+                tracing::warn!(
+                    failure = %kind,
+                    %error,
+                    suppressed,
+                    "a watch failed; retrying with backoff (one line per controller every 30 s, `suppressed` counts \
+                     the others)"
+                );
+            }
+        }
+        Err(Error::ReconcilerFailed(..)) | Ok(_) => {}
+        Err(error) => tracing::debug!(controller, %error, "controller"),
+    }
 }
 
 /// Runs `reconcile` inside a span carrying the object's identity, and records its duration and result.
@@ -277,6 +373,10 @@ where
     let span = crate::telemetry::reconcile_span(controller, namespace, name);
     let started = Instant::now();
     let result = reconcile.instrument(span.clone()).await;
+    if result.is_ok() {
+        ctx.failures
+            .succeed(&crate::retry::Failures::key(controller, namespace, name));
+    }
     let elapsed = started.elapsed();
     ctx.metrics.reconciled(
         controller,
@@ -352,7 +452,9 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     use kube::runtime::WatchStreamExt;
-    let watch = kube::runtime::watcher(api, config).modify(slim);
+    // Backoff per watch (kube-runtime also backs off all trigger streams of a controller together): without it
+    // a watch that cannot reach the API server reconnects at once, thousands of times a second.
+    let watch = kube::runtime::watcher(api, config).default_backoff().modify(slim);
     let stream = kube::runtime::reflector(writer, watch)
         .inspect(move |event| {
             if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {

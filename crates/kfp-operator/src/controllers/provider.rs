@@ -185,6 +185,6 @@ pub async fn run(
         .owns(ctx.watched::<Service>(), managed)
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {});
+        .for_each(|result| async move { super::log_run_result(CONTROLLER, result) });
     super::drive(store, shutdown, run).await;
 }

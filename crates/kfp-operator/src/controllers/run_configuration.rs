@@ -203,6 +203,6 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {});
+        .for_each(|result| async move { super::log_run_result(CONTROLLER, result) });
     super::drive(store, shutdown, run).await;
 }

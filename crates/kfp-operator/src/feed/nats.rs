@@ -201,10 +201,14 @@ pub fn encode(format: EventFormat, event: &RunCompletionEvent) -> Result<Vec<u8>
     encoded.map_err(|e| PublishError::Encode(e.to_string()))
 }
 
-/// The wait before reconnect attempt `attempts`: 100 ms doubling, at most 2 s.
+/// The backoff of NATS reconnects: 100 ms doubling, at most 2 s, jittered (docs/reliability.md).
+const RECONNECT: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+
+/// The wait before reconnect attempt `attempts` (0 after the first failure): within [½, 1] of 100 ms doubling,
+/// at most 2 s, so that replicas that lost NATS together do not reconnect in lockstep.
 fn reconnect_delay(attempts: usize) -> Duration {
-    let exponent = u32::try_from(attempts.min(5)).unwrap_or(5);
-    Duration::from_millis(100 * 2u64.pow(exponent)).min(Duration::from_secs(2))
+    RECONNECT.delay(u32::try_from(attempts).unwrap_or(u32::MAX).saturating_add(1))
 }
 
 #[cfg(test)]
@@ -303,8 +307,12 @@ mod tests {
 
     #[test]
     fn reconnects_back_off_to_two_seconds() {
-        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
-        assert_eq!(reconnect_delay(3), Duration::from_millis(800));
-        assert_eq!(reconnect_delay(100), Duration::from_secs(2));
+        let within = |attempts: usize, ceiling: Duration| {
+            let delay = reconnect_delay(attempts);
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "{attempts}: {delay:?}");
+        };
+        within(0, Duration::from_millis(100));
+        within(3, Duration::from_millis(800));
+        within(100, Duration::from_secs(2));
     }
 }

@@ -24,7 +24,7 @@ use kfp_core::values::NamespacedName;
 use kfp_providers::config::RetryPolicy;
 use kfp_providers::events::{EventSink, forward_events};
 use kube::ResourceExt;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -107,7 +107,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let mut running: HashMap<NamespacedName, Running> = HashMap::new();
     // Providers listed since the watch (re)started: the others were deleted while it was down.
     let mut listed: Option<HashSet<NamespacedName>> = None;
-    let mut events = watcher::watcher(ctx.watched::<Provider>(), watcher::Config::default()).boxed();
+    // With backoff: this loop polls the watch again at once, so a watch failing fast (the API server down)
+    // would otherwise reconnect thousands of times a second.
+    let mut events = watcher::watcher(ctx.watched::<Provider>(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
     tokio::pin!(shutdown);
     loop {
         let event = tokio::select! {
@@ -150,7 +154,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 }
             }
             Some(Err(error)) => {
-                tracing::debug!(%error, "the Provider watch for event sources failed; retrying")
+                if let Some(suppressed) = crate::telemetry::failure_log().check("watch/event-sources") {
+                    tracing::warn!(
+                        failure = "watch/event-sources",
+                        %error,
+                        suppressed,
+                        "the Provider watch for event sources failed; retrying with backoff (one line every 30 s, \
+                         `suppressed` counts the others)"
+                    );
+                }
             }
             None => break,
         }

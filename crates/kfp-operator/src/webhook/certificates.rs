@@ -408,14 +408,17 @@ impl SelfManaged {
     }
 
     /// Runs passes until `shutdown`: every [`period`](Self::period), and when a CRD or webhook configuration
-    /// changes. Errors are logged and retried after 5 s.
+    /// changes. Errors are logged (once per 30 s) and retried after 5 s, doubling up to the period, jittered.
     pub async fn run(self, shutdown: Shutdown) {
         let changes = tokio::sync::Notify::new();
         let changes = Arc::new(changes);
         let watchers = self.watch_targets(changes.clone());
+        let backoff = crate::retry::Backoff::new(RETRY_AFTER.min(self.period()), self.period());
+        let mut failures = 0u32;
         loop {
             let wait = match self.pass().await {
                 Ok(pass) => {
+                    failures = 0;
                     if pass.wrote_secret || !pass.patched.is_empty() {
                         tracing::info!(
                             secret = %self.secret_ref(),
@@ -428,8 +431,17 @@ impl SelfManaged {
                     pass.next
                 }
                 Err(error) => {
-                    tracing::error!(%error, "webhook certificate pass failed");
-                    RETRY_AFTER.min(self.period())
+                    failures = failures.saturating_add(1);
+                    if let Some(suppressed) = crate::telemetry::failure_log().check("webhook/certificate") {
+                        tracing::error!(
+                            failure = "webhook/certificate",
+                            %error,
+                            failures,
+                            suppressed,
+                            "webhook certificate pass failed"
+                        );
+                    }
+                    backoff.delay(failures)
                 }
             };
             tokio::select! {

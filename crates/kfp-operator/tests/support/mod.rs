@@ -10,6 +10,7 @@
 
 pub mod chart;
 pub mod nats;
+pub mod outage;
 pub mod process;
 pub mod python;
 pub mod webhook_server;
