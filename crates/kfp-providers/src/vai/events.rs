@@ -1,7 +1,8 @@
 //! The Vertex AI event source (SPEC 5.4): pulls the Pub/Sub subscription fed by a log sink on
 //! `aiplatform.googleapis.com/PipelineJob` terminal states, reads each job, and yields finished runs.
 //!
-//! Per message (a base64 `LogEntry`): no `resource.labels.pipeline_job_id` -> Nack; `GetPipelineJob` NotFound ->
+//! Per message (a base64 `LogEntry`): data that is not a base64 JSON object -> Ack (dropped: it can never be
+//! read); no `resource.labels.pipeline_job_id` -> Nack; `GetPipelineJob` NotFound ->
 //! Ack (dropped); job not finished or the read failed -> Nack; `PIPELINE_STATE_SUCCEEDED` -> `succeeded`,
 //! `PIPELINE_STATE_FAILED`/`PIPELINE_STATE_CANCELLED` -> `failed`, yielded with the ack id as receipt. Settling
 //! acknowledges delivered and rejected (410) events and nacks (`modifyAckDeadline` 0) failed ones.
@@ -28,7 +29,10 @@ pub struct VaiEventSource {
     client: Client,
     subscription: String,
     pending: VecDeque<Value>,
-    /// How long to wait after an empty pull (default 1 s).
+    /// A message was nacked since the last pull: Pub/Sub hands it back at once, so the next pull waits
+    /// `pull_interval` rather than spinning on it (and on `GetPipelineJob`).
+    nacked: bool,
+    /// How long to wait after an empty pull, and before pulling again after a nack (default 1 s).
     pub pull_interval: Duration,
     /// `maxMessages` of a pull (default 10).
     pub max_messages: u32,
@@ -59,6 +63,7 @@ impl VaiEventSource {
             client: Client::new(config, clock)?,
             subscription,
             pending: VecDeque::new(),
+            nacked: false,
             pull_interval: Duration::from_secs(1),
             max_messages: 10,
         })
@@ -85,7 +90,8 @@ impl VaiEventSource {
         Ok(())
     }
 
-    async fn nack(&self, ack_id: &str) -> Result<(), ProviderError> {
+    async fn nack(&mut self, ack_id: &str) -> Result<(), ProviderError> {
+        self.nacked = true;
         let body = json!({"ackIds": [ack_id], "ackDeadlineSeconds": 0});
         self.client
             .json(Method::POST, self.pubsub("modifyAckDeadline"), Some(&body))
@@ -94,13 +100,19 @@ impl VaiEventSource {
     }
 
     /// The event of one received message, or `None` when the message was settled here.
-    async fn handle(&self, received: &Value) -> Result<Option<EventDelivery>, ProviderError> {
+    async fn handle(&mut self, received: &Value) -> Result<Option<EventDelivery>, ProviderError> {
         let ack_id = received["ackId"].as_str().unwrap_or_default().to_string();
         let entry = received["message"]["data"]
             .as_str()
             .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok())
             .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .unwrap_or(Value::Null);
+            .filter(Value::is_object);
+        let Some(entry) = entry else {
+            // Redelivering it would not make it readable.
+            tracing::warn!("a Pub/Sub message is not a base64 JSON LogEntry; acknowledged and dropped");
+            self.ack(&ack_id).await?;
+            return Ok(None);
+        };
         let Some(job_id) = entry["resource"]["labels"]["pipeline_job_id"]
             .as_str()
             .filter(|id| !id.is_empty())
@@ -109,10 +121,10 @@ impl VaiEventSource {
             self.nack(&ack_id).await?;
             return Ok(None);
         };
-        let config = &self.client.config;
+        let job_id = job_id.to_string();
         let url = self
             .client
-            .aiplatform(&format!("{}/pipelineJobs/{job_id}", config.parent()));
+            .aiplatform(&format!("{}/pipelineJobs/{job_id}", self.client.config.parent()));
         let job = match self.client.json(Method::GET, url, None).await {
             Ok(job) => job,
             Err(f) if f.error.is_not_found() => {
@@ -133,7 +145,7 @@ impl VaiEventSource {
             }
         };
         Ok(Some(EventDelivery {
-            event: event_of(&job, job_id, status, &config.provider),
+            event: event_of(&job, &job_id, status, &self.client.config.provider),
             receipt: DeliveryReceipt(ack_id),
         }))
     }
@@ -201,7 +213,12 @@ impl EventSource for VaiEventSource {
                     return Ok(Some(delivery));
                 }
             }
-            let body = json!({"maxMessages": self.max_messages});
+            if std::mem::take(&mut self.nacked) {
+                tokio::time::sleep(self.pull_interval).await;
+            }
+            // `returnImmediately`: without it Pub/Sub may hold an empty pull open (the emulator ~90 s), past
+            // `requestTimeoutSeconds`, and every quiet period would end in a timeout error.
+            let body = json!({"maxMessages": self.max_messages, "returnImmediately": true});
             let pulled = self
                 .client
                 .json(Method::POST, self.pubsub("pull"), Some(&body))
