@@ -51,7 +51,8 @@ if [[ -n "${KFP_GO_COMPAT_DIR:-}" ]]; then
         exit 1
     }
     echo "test.sh: KFP_GO_COMPAT_DIR=$KFP_GO_COMPAT_DIR: running the Go compatibility tests" >&2
-    cargo test -p kfp-operator --test go_compat_schemas -- --ignored
+    # --workspace: built with the same features as the run below, so it is built once.
+    cargo test --workspace --test go_compat_schemas -- --ignored
 else
     echo "test.sh: KFP_GO_COMPAT_DIR is not set: the Go compatibility tests (go_compat_schemas) stay ignored" >&2
 fi
