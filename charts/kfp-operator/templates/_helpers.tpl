@@ -70,6 +70,19 @@ app.kubernetes.io/component: controller-manager
 {{- if kindIs "bool" $sm }}{{ if $sm }}true{{ end }}{{ else if $sm.create }}true{{ end -}}
 {{- end -}}
 
+{{/* The metrics Service: asked for, or needed by the ServiceMonitor, which selects it. */}}
+{{- define "kfp-operator.metricsService" -}}
+{{- if or .Values.manager.monitoring.create (include "kfp-operator.serviceMonitor" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* The token Secret of the ServiceMonitor's authorization block: the given one, or the chart's scraper's. */}}
+{{- define "kfp-operator.scraperTokenSecret" -}}
+{{- $sm := .Values.manager.monitoring.serviceMonitor -}}
+{{- $name := "" -}}
+{{- if and (kindIs "map" $sm) $sm.tokenSecret -}}{{- $name = $sm.tokenSecret.name -}}{{- end -}}
+{{- default (printf "%s-metrics-scraper-token" (include "kfp-operator.fullname" .)) $name -}}
+{{- end -}}
+
 {{/*
 Where caBundles come from: annotations for cert-manager's CA injector, or the given bundle (custom). In `self`
 mode the operator patches the caBundle itself, so neither is rendered.

@@ -42,6 +42,50 @@ this chart replaces. Each message names the value and says what to do.
 {{- fail "statusFeedback.enabled is true, but this chart does not install an Argo Events EventBus; drop the value and configure NATS under manager.configuration.runCompletionFeed." -}}
 {{- end -}}
 {{- end -}}
+{{- /*
+The Go operator's (v0.7.0) values this chart does not have: refused with the key to use instead, since the
+migration guide says old values files load and a silently ignored value would be a surprise later.
+*/ -}}
+{{- if .Values.nameOverride -}}
+{{- fail "nameOverride is a value of the Go operator's chart; this chart names objects by fullnameOverride (the prefix of every object name). Use that and drop nameOverride." -}}
+{{- end -}}
+{{- with .Values.namespace -}}
+{{- if and (kindIs "map" .) .metadata -}}
+{{- fail "namespace.metadata is a value of the Go operator's chart; this chart does not create the namespace (helm install -n <namespace> --create-namespace). Label or annotate the namespace yourself and drop namespace.metadata." -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.manager.metadata -}}
+{{- fail "manager.metadata is a value of the Go operator's chart; use manager.podLabels and manager.podAnnotations for the operator pods' metadata." -}}
+{{- end -}}
+{{- with .Values.manager.argo -}}
+{{- if kindIs "map" . -}}
+{{- range $key := keys . | sortAlpha -}}
+{{- $value := index $.Values.manager.argo $key -}}
+{{- if eq $key "serviceAccount" -}}
+{{- /* The Go default (kfp-operator-argo, created) is what argo.serviceAccount does here: accepted. */ -}}
+{{- if or (ne (toString ($value | default dict).create) "true") (ne (($value | default dict).name | default $.Values.argo.serviceAccount.name) $.Values.argo.serviceAccount.name) -}}
+{{- fail "manager.argo.serviceAccount is a value of the Go operator's chart; the Argo Workflows' ServiceAccount is argo.serviceAccount.name (and argo.serviceAccount.annotations), created by argo.create." -}}
+{{- end -}}
+{{- else if $value -}}
+{{- fail (printf "manager.argo.%s is a value of the Go operator's chart; this chart has no equivalent: the operator's Workflows come from the WorkflowTemplates of argo.create (images in argo.images, ServiceAccount in argo.serviceAccount). Drop manager.argo.%s." $key $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.manager.runcompletionWebhook -}}
+{{- if hasKey . "port" -}}
+{{- fail "manager.runcompletionWebhook.port is not a value of this chart; the feed's container port is manager.runcompletionWebhook.servicePort." -}}
+{{- end -}}
+{{- end -}}
+{{- $sm := .Values.manager.monitoring.serviceMonitor -}}
+{{- if and (kindIs "map" $sm) $sm.endpointConfiguration -}}
+{{- fail "manager.monitoring.serviceMonitor.endpointConfiguration is a value of the Go operator's chart; this chart renders the endpoint itself (port, scheme, authorization with manager.monitoring.serviceMonitor.tokenSecret) and takes manager.monitoring.serviceMonitor.interval. Drop endpointConfiguration." -}}
+{{- end -}}
+{{- with .Values.eventsourceServer -}}
+{{- if and (kindIs "map" .) (ne (toString .create) "false") -}}
+{{- fail "eventsourceServer is a value of the Go operator's chart; this operator serves the run-completion feed itself (manager.runcompletionWebhook). Drop eventsourceServer (or set eventsourceServer.create=false)." -}}
+{{- end -}}
+{{- end -}}
 {{- range $i, $p := .Values.providers -}}
 {{- range $key := list "name" "serviceImage" "pipelineRootStorage" -}}
 {{- if not (index $p $key) -}}

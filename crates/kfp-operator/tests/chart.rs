@@ -1,8 +1,9 @@
 //! The Helm chart `charts/kfp-operator`, rendered by the real helm binary: it lints, its copy of the Argo
 //! templates matches `config/argo/` (its CRDs are checked by `crds_drift.rs`), every value is documented, the defaults and each switch (cert-manager,
 //! custom certificates, monitoring, providers, multiversion, the direct executor's Job compiler) render what the
-//! webhook contract and SPEC 7 say, bad values fail with messages that name them, and everything rendered is
-//! accepted by a real API server (server-side dry run).
+//! webhook contract and SPEC 7 say, more than one replica gets a PodDisruptionBudget and spread, a ServiceMonitor
+//! has its Service, bad values fail on the schema or with messages that name them (the Go operator's values name
+//! their replacement), and everything rendered is accepted by a real API server (server-side dry run).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,6 +75,16 @@ fn switches() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         ("provider", provider_args()),
+        ("two replicas", vec!["--set", "manager.replicas=2"]),
+        (
+            "a ServiceMonitor alone, behind kube-rbac-proxy",
+            vec![
+                "--set",
+                "manager.monitoring.serviceMonitor.create=true",
+                "--set",
+                "manager.monitoring.rbacSecured=true",
+            ],
+        ),
         (
             "webhooks off",
             vec![
@@ -732,6 +743,170 @@ fn monitoring_renders_scraping_alerts_and_a_dashboard_on_the_real_metric_names()
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["scheme"], "https");
     find(&secured, "ClusterRole", "kfp-operator-metrics-reader");
+    assert_scrapes_with_the_scraper_token(&secured);
+}
+
+/// The rbacSecured ServiceMonitor authenticates with the `authorization` block (not the deprecated
+/// `bearerTokenFile`), from the token Secret of a ServiceAccount bound to the metrics reader role.
+fn assert_scrapes_with_the_scraper_token(objects: &[Value]) {
+    let monitor = find(
+        objects,
+        "ServiceMonitor",
+        "kfp-operator-controller-manager-metrics-monitor",
+    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert!(endpoint.get("bearerTokenFile").is_none(), "{endpoint}");
+    assert_eq!(
+        endpoint["authorization"],
+        json!({"type": "Bearer", "credentials": {"name": "kfp-operator-metrics-scraper-token", "key": "token"}})
+    );
+    let secret = find(objects, "Secret", "kfp-operator-metrics-scraper-token");
+    assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+    assert_eq!(
+        secret["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+        "kfp-operator-metrics-scraper"
+    );
+    find(objects, "ServiceAccount", "kfp-operator-metrics-scraper");
+    let binding = find(objects, "ClusterRoleBinding", "kfp-operator-metrics-scraper");
+    assert_eq!(binding["roleRef"]["name"], "kfp-operator-metrics-reader");
+    assert_eq!(binding["subjects"][0]["name"], "kfp-operator-metrics-scraper");
+}
+
+#[test]
+fn a_service_monitor_alone_selects_a_rendered_metrics_service() {
+    let objects = template(&sets(&[
+        "manager.monitoring.serviceMonitor.create=true",
+        "manager.monitoring.rbacSecured=true",
+    ]));
+    let monitor = find(
+        &objects,
+        "ServiceMonitor",
+        "kfp-operator-controller-manager-metrics-monitor",
+    );
+    let service = find(
+        &objects,
+        "Service",
+        "kfp-operator-controller-manager-metrics-service",
+    );
+    let selector = monitor["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(&service["metadata"]["labels"][key], value, "label {key}");
+    }
+    let port = monitor["spec"]["endpoints"][0]["port"].as_str().unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port),
+        "the Service has no port {port}: {service}"
+    );
+    assert_scrapes_with_the_scraper_token(&objects);
+
+    // A Secret of one's own replaces the chart's scraper.
+    let own = template(&sets(&[
+        "manager.monitoring.serviceMonitor.create=true",
+        "manager.monitoring.rbacSecured=true",
+        "manager.monitoring.serviceMonitor.tokenSecret.name=prometheus-token",
+        "manager.monitoring.serviceMonitor.tokenSecret.key=bearer",
+    ]));
+    let monitor = find(
+        &own,
+        "ServiceMonitor",
+        "kfp-operator-controller-manager-metrics-monitor",
+    );
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["authorization"]["credentials"],
+        json!({"name": "prometheus-token", "key": "bearer"})
+    );
+    assert!(
+        !names(&own).iter().any(|n| n.contains("metrics-scraper")),
+        "{:?}",
+        names(&own)
+    );
+}
+
+/// A Go operator values file that keeps the Go defaults of the keys this chart refuses still loads: only values
+/// that would change something are refused.
+#[test]
+fn go_operator_defaults_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = chart::values_file(
+        dir.path(),
+        "go.yaml",
+        "namespace: {create: true, name: kfp-operator-system}\n\
+         manager:\n  metadata: {}\n  argo:\n    serviceAccount: {name: kfp-operator-argo, create: true}\n    \
+         containerDefaults: {}\n    metadata: {}\n  monitoring:\n    serviceMonitor: {create: false, endpointConfiguration: {}}\n",
+    );
+    template(&["-f", values.to_str().unwrap()]);
+}
+
+#[test]
+fn more_than_one_replica_gets_a_disruption_budget_and_spread() {
+    let selector = json!({
+        "app.kubernetes.io/name": "kfp-operator",
+        "app.kubernetes.io/instance": "kfp-operator",
+        "app.kubernetes.io/component": "controller-manager",
+    });
+    let two = template(&["--set", "manager.replicas=2"]);
+    let deployment = find(&two, "Deployment", "kfp-operator-controller-manager");
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"],
+        "controller-manager"
+    );
+    let budget = find(&two, "PodDisruptionBudget", "kfp-operator-controller-manager");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(budget["spec"]["selector"]["matchLabels"], selector);
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], selector);
+    let spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        .as_array()
+        .unwrap();
+    let keys: Vec<&str> = spread
+        .iter()
+        .map(|c| c["topologyKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+    for constraint in spread {
+        assert_eq!(constraint["whenUnsatisfiable"], "ScheduleAnyway");
+        assert_eq!(constraint["labelSelector"]["matchLabels"], selector);
+    }
+
+    let one = template(&[]);
+    assert!(all_of(&one, "PodDisruptionBudget").is_empty());
+    let deployment = find(&one, "Deployment", "kfp-operator-controller-manager");
+    assert!(
+        deployment["spec"]["template"]["spec"]
+            .get("topologySpreadConstraints")
+            .is_none()
+    );
+
+    // Both are overridable.
+    let tuned = template(&[
+        "--set",
+        "manager.replicas=3",
+        "--set",
+        "manager.podDisruptionBudget.maxUnavailable=50%",
+        "--set",
+        "manager.topologySpreadConstraints[0].maxSkew=2",
+        "--set",
+        "manager.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+        "--set",
+        "manager.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+    ]);
+    let budget = find(&tuned, "PodDisruptionBudget", "kfp-operator-controller-manager");
+    assert_eq!(budget["spec"]["maxUnavailable"], "50%");
+    let deployment = find(&tuned, "Deployment", "kfp-operator-controller-manager");
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread.as_array().unwrap().len(), 1);
+    assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+    let off = template(&[
+        "--set",
+        "manager.replicas=2",
+        "--set",
+        "manager.podDisruptionBudget.create=false",
+    ]);
+    assert!(all_of(&off, "PodDisruptionBudget").is_empty());
 }
 
 /// The metric names the operator's registry exposes (`kfp_operator_*`, counters with `_total`, histograms with
@@ -956,9 +1131,66 @@ fn migration_mode_accepts_tokenless_events_only_from_provider_pods() {
 #[test]
 fn bad_values_fail_with_messages_that_name_them() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        // Types and enums: values.schema.json, checked by helm before any template runs.
         (
             vec!["--set", "manager.webhookCertificates.provider=vault"],
-            "manager.webhookCertificates.provider is \"vault\"; it must be self, cert-manager or custom.",
+            "at '/manager/webhookCertificates/provider': value must be one of 'self', 'cert-manager', 'custom'",
+        ),
+        (
+            vec!["--set", "manager.replicas=two"],
+            "at '/manager/replicas': got string, want integer",
+        ),
+        (
+            vec!["--set", "networkPolicy.enabled=yes"],
+            "at '/networkPolicy/enabled': got string, want boolean",
+        ),
+        (
+            vec!["--set", "manager.monitoring.serviceMonitor=weekly"],
+            "at '/manager/monitoring/serviceMonitor': got string, want boolean or object",
+        ),
+        (
+            vec!["--set", "crds.install=true"],
+            "at '/crds': additional properties 'install' not allowed",
+        ),
+        // The Go operator's (v0.7.0) values this chart does not have, each refused naming its replacement.
+        (
+            vec!["--set", "nameOverride=kfp"],
+            "nameOverride is a value of the Go operator's chart; this chart names objects by fullnameOverride",
+        ),
+        (
+            vec!["--set", "namespace.metadata.labels.team=ml"],
+            "namespace.metadata is a value of the Go operator's chart",
+        ),
+        (
+            vec!["--set", "manager.metadata.labels.team=ml"],
+            "manager.metadata is a value of the Go operator's chart; use manager.podLabels and manager.podAnnotations",
+        ),
+        (
+            vec!["--set", "manager.argo.serviceAccount.name=argo"],
+            "manager.argo.serviceAccount is a value of the Go operator's chart; the Argo Workflows' ServiceAccount is argo.serviceAccount.name",
+        ),
+        (
+            vec!["--set", "manager.argo.ttlStrategy.secondsAfterCompletion=3600"],
+            "manager.argo.ttlStrategy is a value of the Go operator's chart; this chart has no equivalent",
+        ),
+        (
+            vec!["--set", "manager.argo.containerDefaults.resources.limits.cpu=1"],
+            "manager.argo.containerDefaults is a value of the Go operator's chart",
+        ),
+        (
+            vec!["--set", "manager.runcompletionWebhook.port=8082"],
+            "the feed's container port is manager.runcompletionWebhook.servicePort",
+        ),
+        (
+            vec![
+                "--set",
+                "manager.monitoring.serviceMonitor.endpointConfiguration.honorLabels=true",
+            ],
+            "manager.monitoring.serviceMonitor.endpointConfiguration is a value of the Go operator's chart",
+        ),
+        (
+            vec!["--set", "eventsourceServer.port=8080"],
+            "this operator serves the run-completion feed itself (manager.runcompletionWebhook)",
         ),
         (
             vec!["--set", "manager.webhookCertificates.provider=custom"],
