@@ -277,6 +277,14 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
         status, 403,
         "Provider other reports Provider stub's run: {answer}"
     );
+    assert_eq!(
+        answer["error"],
+        format!(
+            "the event names provider \"{ns}/stub\", but the token belongs to ServiceAccount {ns}/other-sa \
+             of Provider {ns}/other"
+        ),
+        "the provider as written, not a Debug struct"
+    );
     let mut foreign = event(&ns, "r1", "2026-01-01T10:00:00Z");
     foreign["provider"] = json!(format!("{ns}/other"));
     foreign["runConfigurationName"] = json!(format!("{ns}/rc"));
@@ -312,7 +320,12 @@ async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
     assert_eq!(post_json(&static_feed.url, Some("s3cret"), &later).await.0, 200);
     let mut unknown = later.clone();
     unknown["provider"] = json!(format!("{ns}/nobody"));
-    assert_eq!(post_json(&static_feed.url, Some("s3cret"), &unknown).await.0, 403);
+    let (status, answer) = post_json(&static_feed.url, Some("s3cret"), &unknown).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(
+        answer["error"],
+        format!("the event names provider \"{ns}/nobody\", which is not a Provider this operator knows")
+    );
     std::fs::write(&token_file, "rotated").unwrap();
     assert_eq!(post_json(&static_feed.url, Some("s3cret"), &later).await.0, 401);
     assert_eq!(post_json(&static_feed.url, Some("rotated"), &later).await.0, 200);

@@ -165,8 +165,9 @@ impl Authenticator {
                 }
                 let names: Vec<String> = providers.iter().map(ToString::to_string).collect();
                 Err(AuthError::Forbidden(format!(
-                    "the event names provider {provider:?}, but the token belongs to ServiceAccount {namespace}/{name} \
+                    "the event names provider {}, but the token belongs to ServiceAccount {namespace}/{name} \
                      of Provider {}",
+                    shown(provider),
                     names.join(", ")
                 )))
             }
@@ -183,7 +184,8 @@ impl Authenticator {
                     Ok(())
                 } else {
                     Err(AuthError::Forbidden(format!(
-                        "the event names provider {provider:?}, which is not a Provider this operator knows"
+                        "the event names provider {}, which is not a Provider this operator knows",
+                        shown(provider)
                     )))
                 }
             }
@@ -271,6 +273,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The event's provider as the user wrote it (`ns/name`), quoted and cut to a few hundred bytes: it comes from the
+/// request body, and a 403 answer and its log line should not echo whatever a caller sent (docs/platform-guide.md).
+fn shown(provider: &NamespacedName) -> String {
+    const MAX: usize = 200;
+    let text = provider.to_string();
+    if text.len() <= MAX {
+        return format!("\"{text}\"");
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("\"{}…\" ({} bytes)", &text[..end], text.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +310,16 @@ mod tests {
         assert_eq!(service_account("system:serviceaccount:ops"), None);
         assert_eq!(service_account("alice"), None);
         assert_eq!(service_account("system:serviceaccount::x"), None);
+    }
+
+    #[test]
+    fn providers_are_shown_as_written_and_bounded() {
+        assert_eq!(shown(&NamespacedName::new("ml", "kfp")), r#""ml/kfp""#);
+        let long = NamespacedName::new("ml", "é".repeat(300));
+        let text = shown(&long);
+        assert!(text.starts_with(r#""ml/éé"#), "{text}");
+        assert!(text.ends_with("…\" (603 bytes)"), "{text}");
+        assert!(text.len() < 230, "{text}");
     }
 
     #[test]
