@@ -416,14 +416,68 @@ impl FromStr for CronExpression {
                 "expected 5 fields, or 6 with leading seconds, found {count}"
             )));
         }
+        if let Some(reason) = cron_out_of_range(s) {
+            return Err(err(reason));
+        }
         croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .year(croner::parser::Year::Disallowed)
             .build()
             .parse(s)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(format!("{e}; the fields are: {}", cron_field_names(count))))?;
         Ok(Self(s.to_string()))
     }
+}
+
+/// The cron fields in order and the numbers each allows (day-of-week 7 is Sunday too, as in the parser).
+const CRON_FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+];
+
+fn cron_fields(count: usize) -> &'static [(&'static str, u32, u32)] {
+    // 5 fields have no seconds; 6 fields start with them.
+    if count == 6 {
+        &CRON_FIELDS
+    } else {
+        &CRON_FIELDS[1..]
+    }
+}
+
+fn cron_field_names(count: usize) -> String {
+    let names: Vec<&str> = cron_fields(count).iter().map(|(name, _, _)| *name).collect();
+    names.join(" ")
+}
+
+/// The first number outside its field's range, said the way a user can act on it ("minute 61 is out of range
+/// 0-59"): the parser only says "Number out of bounds" (issue 19). Names and the parser's special forms (`L`, `W`,
+/// `#`) are left to the parser.
+fn cron_out_of_range(expression: &str) -> Option<String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    for (field, (name, min, max)) in fields.iter().zip(cron_fields(fields.len())) {
+        for item in field.split(',') {
+            let mut parts = item.split('/');
+            let range = parts.next().unwrap_or_default();
+            if let Some(Ok(step)) = parts.next().map(str::parse::<u64>)
+                && !(1..=u64::from(*max)).contains(&step)
+            {
+                return Some(format!("{name} step {step} is out of range 1-{max}"));
+            }
+            let range = range.split('#').next().unwrap_or_default();
+            for number in range.split('-') {
+                if let Ok(n) = number.parse::<u64>()
+                    && !(u64::from(*min)..=u64::from(*max)).contains(&n)
+                {
+                    return Some(format!("{name} {n} is out of range {min}-{max}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 impl CronExpression {
@@ -706,6 +760,39 @@ mod tests {
                 err.starts_with(&format!("invalid cron expression {bad:?}")),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn cron_says_which_field_is_out_of_range() {
+        let reason = |s: &str| match s.parse::<CronExpression>() {
+            Err(ValueError::Cron { reason, .. }) => reason,
+            other => panic!("{s:?} parsed: {other:?}"),
+        };
+        assert_eq!(reason("61 * * * *"), "minute 61 is out of range 0-59");
+        assert_eq!(reason("0 24 * * *"), "hour 24 is out of range 0-23");
+        assert_eq!(reason("0 0 0 * *"), "day-of-month 0 is out of range 1-31");
+        assert_eq!(reason("0 0 1 1-13 *"), "month 13 is out of range 1-12");
+        assert_eq!(reason("0 0 * * 1,8"), "day-of-week 8 is out of range 0-7");
+        assert_eq!(reason("60 0 * * * *"), "second 60 is out of range 0-59");
+        assert_eq!(reason("0 60 * * * *"), "minute 60 is out of range 0-59");
+        assert_eq!(reason("70/5 * * * *"), "minute 70 is out of range 0-59");
+        assert_eq!(reason("*/0 * * * *"), "minute step 0 is out of range 1-59");
+        assert_eq!(reason("0 */24 * * *"), "hour step 24 is out of range 1-23");
+        assert_eq!(
+            reason("0 0 * * FOO"),
+            "Pattern contains illegal characters: CronPattern contains illegal character 'F' in part 'FOO'; \
+             the fields are: minute hour day-of-month month day-of-week"
+        );
+        // Forms the parser handles are not second-guessed.
+        for good in [
+            "*/15 * * * *",
+            "0 0 L * *",
+            "0 0 * * 1#2",
+            "0 0 * JAN-MAR MON-FRI",
+            "0 0 * * 7",
+        ] {
+            assert!(good.parse::<CronExpression>().is_ok(), "{good}");
         }
     }
 

@@ -674,7 +674,9 @@ async fn run_configuration_triggers_are_unique_and_crons_parse() {
     )
     .await;
     assert!(
-        message.contains(r#"spec.triggers.schedules[0].cronExpression: Invalid value: "0 25 * * *": "#),
+        message.contains(
+            r#"spec.triggers.schedules[0].cronExpression: Invalid value: "0 25 * * *": hour 25 is out of range 0-23"#
+        ),
         "{message}"
     );
     let message = refused(&client, &ns, rc(json!({"runConfigurations": ["rc"]}))).await;
@@ -719,7 +721,9 @@ async fn decision_15_run_schedule_cron_is_parsed() {
     .await;
     assert!(
         message.contains(r#"admission webhook "vrunschedule.pipelines.kubeflow.org" denied the request"#)
-            && message.contains(r#"spec.schedule.cronExpression: Invalid value: "*/0 * * * *": "#),
+            && message.contains(
+                r#"spec.schedule.cronExpression: Invalid value: "*/0 * * * *": minute step 0 is out of range 1-59"#
+            ),
         "{message}"
     );
 }
