@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 `ok` while the process serves requests (liveness) |
 //! | `GET /readyz` | 200 `ok` when every registered readiness check passes, else 503 with one line per check that does not, `not ready: <name>` (readiness) |
+//! | `GET /readyz?verbose` | the same status, and one line per check, reported ones included: `[+]<name> ok`, `[-]<name> not ok` |
 //! | `GET /metrics` | 200, the OpenMetrics text of [`Metrics::encode`], content type [`CONTENT_TYPE`] |
 //!
 //! [`serve`] serves all three routes on one listener. The binary calls it once per distinct address: when
@@ -14,6 +15,10 @@
 //! Readiness is a set of named flags ([`Readiness::register`]), each owned by the part of the operator it
 //! describes (for example `caches` once the informers have synced, `leader` while leader election is held, if
 //! non-leaders should not be ready). No check registered: ready.
+//!
+//! A *reported* check ([`Readiness::register_reported`]) is listed by `/readyz?verbose` but never makes the
+//! process unready: the NATS connection is one, because every replica shares NATS and an outage would otherwise
+//! take all of them out of the webhook Service, refusing every change (docs/platform-guide.md#endpoints).
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
@@ -21,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,6 +58,8 @@ pub struct Readiness {
 pub struct ReadinessFlag {
     name: Arc<str>,
     ready: Arc<AtomicBool>,
+    /// False for a reported check, which `/readyz` lists (verbose) but does not wait for.
+    gates: bool,
 }
 
 impl ReadinessFlag {
@@ -80,9 +87,20 @@ impl Readiness {
 
     /// Adds the check `name`, not ready at first. Registering a name again returns the same flag.
     pub fn register(&self, name: &str) -> ReadinessFlag {
+        self.add(name, true)
+    }
+
+    /// Adds the reported check `name`, not ok at first: `/readyz?verbose` lists it and [`check`](Self::check)
+    /// answers it, but the process stays ready while it fails. Registering a name again returns the same flag.
+    pub fn register_reported(&self, name: &str) -> ReadinessFlag {
+        self.add(name, false)
+    }
+
+    fn add(&self, name: &str, gates: bool) -> ReadinessFlag {
         let new_flag = || ReadinessFlag {
             name: Arc::from(name),
             ready: Arc::new(AtomicBool::new(false)),
+            gates,
         };
         match self.checks.lock() {
             Ok(mut checks) => checks.entry(name.to_string()).or_insert_with(new_flag).clone(),
@@ -97,18 +115,36 @@ impl Readiness {
         self.not_ready_reasons().is_empty()
     }
 
-    /// The names of the checks that are not set, in name order.
+    /// The names of the checks that are not set and make the process unready, in name order.
     pub fn not_ready_reasons(&self) -> Vec<String> {
         match self.checks.lock() {
             Ok(checks) => checks
                 .values()
-                .filter(|flag| !flag.is_set())
+                .filter(|flag| flag.gates && !flag.is_set())
                 .map(|flag| flag.name().to_string())
                 .collect(),
-            Err(_) => vec!["readiness state (a thread panicked while updating it)".to_string()],
+            Err(_) => vec![POISONED.to_string()],
+        }
+    }
+
+    /// Whether check `name` (gating or reported) is set; `None` when no such check is registered.
+    pub fn check(&self, name: &str) -> Option<bool> {
+        self.checks.lock().ok()?.get(name).map(ReadinessFlag::is_set)
+    }
+
+    /// Every check, reported ones included, as `(name, set)` in name order.
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        match self.checks.lock() {
+            Ok(checks) => checks
+                .values()
+                .map(|flag| (flag.name().to_string(), flag.is_set()))
+                .collect(),
+            Err(_) => vec![(POISONED.to_string(), false)],
         }
     }
 }
+
+const POISONED: &str = "readiness state (a thread panicked while updating it)";
 
 #[derive(Clone)]
 struct AppState {
@@ -147,8 +183,32 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let reasons = state.readiness.not_ready_reasons();
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    // `?verbose` (as the Kubernetes API server's) lists every check, reported ones included, so a failing
+    // reported check (NATS) is visible although the probe passes.
+    if query.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose="))) {
+        let body: String = state
+            .readiness
+            .checks()
+            .iter()
+            .map(|(name, ok)| match ok {
+                true => format!("[+]{name} ok\n"),
+                false => format!("[-]{name} not ok\n"),
+            })
+            .collect();
+        let verdict = if status == StatusCode::OK {
+            "ok"
+        } else {
+            "not ready"
+        };
+        return (status, format!("{body}readyz: {verdict}\n")).into_response();
+    }
     if reasons.is_empty() {
         return (StatusCode::OK, "ok").into_response();
     }
@@ -185,5 +245,20 @@ mod tests {
         assert!(readiness.is_ready());
         caches.set(false);
         assert!(!readiness.is_ready());
+    }
+
+    #[test]
+    fn a_reported_check_never_makes_the_process_unready() {
+        let readiness = Readiness::new();
+        let nats = readiness.register_reported("nats connection");
+        assert!(
+            readiness.is_ready(),
+            "a failing reported check leaves the process ready"
+        );
+        assert_eq!(readiness.check("nats connection"), Some(false));
+        assert_eq!(readiness.checks(), vec![("nats connection".to_string(), false)]);
+        nats.set(true);
+        assert_eq!(readiness.check("nats connection"), Some(true));
+        assert_eq!(readiness.check("missing"), None);
     }
 }

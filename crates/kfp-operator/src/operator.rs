@@ -339,8 +339,9 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
 }
 
 /// Starts the run-completion feed on `spec.runCompletionFeed.address:port` (on every replica, leader or not) and,
-/// when `spec.runCompletionFeed.nats.url` is set, the NATS publisher (its connection joins `/readyz`). Returns the
-/// processor the feed uses, for the in-process event sources of direct mode.
+/// when `spec.runCompletionFeed.nats.url` is set, the NATS publisher (its connection is a reported check:
+/// `/readyz?verbose` lists it, `/readyz` does not wait for it). Returns the processor the feed uses, for the
+/// in-process event sources of direct mode.
 pub async fn start_feed(
     config: &OperatorConfig,
     client: &Client,

@@ -73,6 +73,51 @@ async fn readyz_names_what_is_not_ready() {
     assert_eq!((status, body.as_str()), (503, "not ready: webhooks\n"));
 }
 
+/// A reported check (the NATS connection) never takes `/readyz` down, so an outage of what it reports cannot empty
+/// the webhook Service; `/readyz?verbose` lists it beside the gating checks (docs/platform-guide.md#endpoints).
+#[tokio::test]
+async fn a_reported_check_is_listed_but_never_makes_readyz_fail() {
+    let readiness = Readiness::new();
+    let caches = readiness.register("caches");
+    let nats = readiness.register_reported("nats connection");
+    let server = start(readiness.clone(), Metrics::shared()).await;
+    let (plain, verbose) = (
+        format!("{}/readyz", server.base),
+        format!("{}/readyz?verbose", server.base),
+    );
+
+    let (status, _, body) = get(&verbose).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            503,
+            "[-]caches not ok\n[-]nats connection not ok\nreadyz: not ready\n"
+        )
+    );
+    let (status, _, body) = get(&plain).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: caches\n"),
+        "only gating checks are named"
+    );
+
+    caches.set(true);
+    let (status, _, body) = get(&plain).await;
+    assert_eq!((status, body.as_str()), (200, "ok"), "NATS down: still ready");
+    let (status, _, body) = get(&verbose).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "[+]caches ok\n[-]nats connection not ok\nreadyz: ok\n")
+    );
+
+    nats.set(true);
+    let (status, _, body) = get(&verbose).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "[+]caches ok\n[+]nats connection ok\nreadyz: ok\n")
+    );
+}
+
 #[tokio::test]
 async fn metrics_are_openmetrics_text() {
     let metrics = Metrics::shared();

@@ -535,20 +535,42 @@ async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
 }
 
 /// Decision 11: with NATS down the feed records the status, answers 500, and the provider service retries until
-/// NATS is back; the event then arrives, none is lost, and the status is right. `/readyz` follows the connection.
+/// NATS is back; the event then arrives, none is lost, and the status is right. Throughout, `/readyz` stays 200
+/// (the replica keeps serving the webhooks: docs/platform-guide.md#endpoints) and `/readyz?verbose` follows the
+/// connection.
 #[tokio::test]
 async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lost() {
     let (client, ns) = client_and_namespace().await;
     let (mut nats, mut subscriber, feed) = feed_with_nats(&client, &ns).await;
     let provider = ProviderProcess::start(&ns, &feed.url).await;
+    // The probe server `kfp-operator run` serves, on the feed's readiness, as the kubelet and an operator see it.
+    let probes = ProbeServer::start(&feed).await;
+    assert_eq!(
+        probes.get("/readyz?verbose").await,
+        (200, "[+]nats connection ok\nreadyz: ok\n".to_string())
+    );
 
     nats.stop().await;
-    kfp_testenv::wait_for("/readyz to report the NATS connection", WAIT, || async {
-        let reasons = feed.readiness.not_ready_reasons();
-        Ok::<_, String>(reasons.contains(&"nats connection".to_string()).then_some(()))
-    })
+    kfp_testenv::wait_for(
+        "/readyz?verbose to report the NATS connection down",
+        WAIT,
+        || async {
+            let answer = probes.get("/readyz?verbose").await;
+            Ok::<_, String>(answer.1.contains("[-]nats connection not ok").then_some(()))
+        },
+    )
     .await
     .unwrap();
+    assert_eq!(
+        probes.get("/readyz?verbose").await,
+        (200, "[-]nats connection not ok\nreadyz: ok\n".to_string()),
+        "NATS down is reported but the status stays 200"
+    );
+    assert_eq!(
+        probes.get("/readyz").await,
+        (200, "ok".to_string()),
+        "NATS down leaves the replica ready"
+    );
     provider.create_run(&ns, "run", "rc").await;
     feed.wait_answered(500, 1).await;
     // The status is recorded first (Decision 11), although the publish failed.
@@ -564,7 +586,10 @@ async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lo
     assert_eq!(message["data"]["runId"], "stub-run-1");
     assert_eq!(message["data"]["runName"], format!("{ns}/run"));
     feed.wait_answered(200, 1).await;
-    assert!(feed.readiness.is_ready());
+    assert_eq!(
+        probes.get("/readyz?verbose").await,
+        (200, "[+]nats connection ok\nreadyz: ok\n".to_string())
+    );
     let rcs: Api<RunConfiguration> = Api::namespaced(client.clone(), &ns);
     assert_eq!(latest(&rcs.get("rc").await.unwrap()).0, "stub-run-1");
     // Exactly the one event: nothing else arrives.
@@ -599,4 +624,33 @@ async fn an_event_for_missing_objects_is_gone_and_the_provider_drops_it() {
         "the first event was answered 410 once and dropped"
     );
     drop(provider);
+}
+
+/// `/healthz`, `/readyz` and `/metrics` served on a free loopback port for a feed's readiness and metrics.
+struct ProbeServer {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ProbeServer {
+    async fn start(feed: &RunningFeed) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(kfp_operator::health::serve(
+            listener,
+            feed.readiness.clone(),
+            feed.metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self { base, _stop: stop }
+    }
+
+    /// The status and body of `GET path`.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
 }

@@ -7,7 +7,10 @@
 //! A publish succeeds once the server has the message (a flush within `publishTimeout`); while the connection is
 //! down it fails at once. The feed then answers 500 and the provider delivers the event again: at-least-once, with
 //! the same CloudEvents `id` for every copy. The client reconnects by itself, forever (a short backoff capped at
-//! 2 s), and starts even if NATS is not reachable yet; `/readyz` reports `nats connection` until it is connected.
+//! 2 s), and starts even if NATS is not reachable yet. The connection is a *reported* readiness check,
+//! `nats connection`: `/readyz?verbose` lists it and a disconnect is logged, but it never makes the replica unready,
+//! since a NATS outage would otherwise empty the webhook Service and refuse every change (nothing is lost meanwhile:
+//! the provider retries; docs/run-completion-events.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use crate::config::{EventFormat, NatsConfig};
 use crate::controllers::now;
 use crate::health::{Readiness, ReadinessFlag};
 
-/// The readiness check of the NATS connection.
+/// The reported readiness check of the NATS connection (listed by `/readyz?verbose`, not waited for).
 pub const READINESS_CHECK: &str = "nats connection";
 
 /// Why an event was not published.
@@ -113,9 +116,10 @@ impl Publisher {
             url: shown.clone(),
             message: message.replace(&url, &shown),
         };
-        let connected = readiness.register(READINESS_CHECK);
+        let connected = readiness.register_reported(READINESS_CHECK);
         connected.set(false);
         let flag = connected.clone();
+        let logged_url = shown.clone();
         let options = async_nats::ConnectOptions::new()
             .name("kfp-operator")
             .retry_on_initial_connect()
@@ -124,10 +128,19 @@ impl Publisher {
             .reconnect_delay_callback(reconnect_delay)
             .event_callback(move |event| {
                 let flag = flag.clone();
+                let url = logged_url.clone();
                 async move {
+                    // Logged because readiness no longer shows an outage to the kubelet: the log and
+                    // `/readyz?verbose` are where it is seen.
                     match event {
-                        async_nats::Event::Connected => flag.set(true),
-                        async_nats::Event::Disconnected | async_nats::Event::Closed => flag.set(false),
+                        async_nats::Event::Connected => {
+                            flag.set(true);
+                            tracing::info!(url = %url, "connected to NATS");
+                        }
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                            flag.set(false);
+                            tracing::warn!(url = %url, "disconnected from NATS; run completion events are answered 500 and retried by the provider until it is back");
+                        }
                         _ => {}
                     }
                 }

@@ -218,10 +218,11 @@ impl RunningFeed {
         .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// Waits until the NATS publisher is connected (`/readyz` would answer 200).
+    /// Waits until the NATS publisher is connected (its reported check, `[+]nats connection` in `/readyz?verbose`).
     pub async fn wait_connected(&self) {
         kfp_testenv::wait_for("the NATS publisher to connect", super::WAIT, || async {
-            Ok::<_, String>(self.readiness.is_ready().then_some(()))
+            let connected = self.readiness.check(kfp_operator::feed::nats::READINESS_CHECK);
+            Ok::<_, String>((connected == Some(true)).then_some(()))
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
