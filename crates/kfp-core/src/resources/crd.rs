@@ -367,6 +367,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn provider_is_the_first_printer_column_of_every_kind_that_has_one() {
+        let crds = all().unwrap_or_default();
+        assert_eq!(crds.len(), 6);
+        let mut checked = Vec::new();
+        for crd in &crds {
+            for version in &crd.spec.versions {
+                let columns: Vec<&str> = version
+                    .additional_printer_columns
+                    .iter()
+                    .flatten()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if columns.contains(&"Provider") {
+                    assert_eq!(
+                        columns[0], "Provider",
+                        "{} {}: {columns:?}",
+                        crd.spec.names.kind, version.name
+                    );
+                    checked.push(format!("{} {}", crd.spec.names.kind, version.name));
+                }
+            }
+        }
+        assert!(
+            checked.contains(&"RunConfiguration v1beta1".to_string()),
+            "{checked:?}"
+        );
+        assert!(
+            checked.contains(&"RunConfiguration v1alpha6".to_string()),
+            "{checked:?}"
+        );
+    }
+
+    #[test]
     fn spec_and_the_go_optional_fields_are_neither_required_nor_defaulted() {
         let mut crds = all().unwrap_or_default();
         assert_eq!(crds.len(), 6);

@@ -241,12 +241,13 @@ pub struct RunStatus {
     derive = "Default",
     shortname = "mlrc",
     category = "kfp",
+    // Provider first, as on every other kind (issue 19).
+    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider"),
     printcolumn(
         name = "SynchronizationState",
         type_ = "string",
         json_path = ".status.synchronizationState"
-    ),
-    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider")
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[serde(remote = "Self")]

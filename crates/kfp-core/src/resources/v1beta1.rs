@@ -343,12 +343,13 @@ impl Conditions for RunStatus {
     derive = "Default",
     shortname = "mlrc",
     category = "kfp",
+    // Provider first, as on every other kind (issue 19).
+    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider"),
     printcolumn(
         name = "SynchronizationState",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Synchronized\")].reason"
-    ),
-    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider")
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[serde(remote = "Self")]
