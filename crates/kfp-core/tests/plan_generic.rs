@@ -1121,7 +1121,7 @@ fn decision_3_unresolved_parameter_pends() {
     let plan = plan_r(&r, &inputs());
     let current = r.status.clone().unwrap();
     let version = version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head);
-    let message = "Unable to resolve parameters: dependency 'base/rc' not found";
+    let message = "Unable to resolve parameters: artifact 'examples' not found in dependency 'base/rc'";
     assert_eq!(
         plan.commands,
         vec![expect_status(&current, St::Pending, message, |s| s.version = version)]

@@ -291,8 +291,8 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
         RunReference::default(),
     );
     dependant.status = Some(status.clone());
-    let message =
-        "Unable to resolve parameters: dependency 'base-namespace/penguin-pipeline-examples-rc' not found";
+    let message = "Unable to resolve parameters: artifact 'examples' not found in dependency \
+                   'base-namespace/penguin-pipeline-examples-rc'";
     let mut expected = status;
     expected.triggers.run_configurations.insert(
         "base-namespace/penguin-pipeline-examples-rc".into(),

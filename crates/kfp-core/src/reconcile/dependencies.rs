@@ -80,13 +80,7 @@ pub fn resolve_parameters(
         let reference = &value_from.run_configuration_ref;
         let dependency = dependency_key(&reference.name, namespace);
         let location = match dependencies.run_configurations.get(&dependency) {
-            // The snapshot keeps an empty entry for a RunConfiguration that is missing or never succeeded
-            // ([`snapshot_run_configurations`]): the user has to act on the dependency, not on an artifact path
-            // (docs/platform-guide.md, troubleshooting).
             None => Err(ResolutionError::DependencyNotFound { dependency }),
-            Some(run) if run.provider_id.is_empty() => {
-                Err(ResolutionError::DependencyNotFound { dependency })
-            }
             Some(run) => run
                 .artifacts
                 .iter()
@@ -292,16 +286,12 @@ mod tests {
 
     #[test]
     fn spec_3_4_resolution_errors_name_artifact_and_dependency() {
-        let d = deps(&[("base/rc", "r1", &[("model", "gs://m")]), ("base/never", "", &[])]);
+        let d = deps(&[("base/rc", "", &[])]);
         let err = resolve_parameters(&[value_from("a", "base/rc", "examples", false)], "ns", &d).unwrap_err();
         assert_eq!(
             err.to_string(),
             "artifact 'examples' not found in dependency 'base/rc'"
         );
-        // Missing or never succeeded (an empty snapshot entry): the dependency is what to fix.
-        let err =
-            resolve_parameters(&[value_from("a", "base/never", "examples", false)], "ns", &d).unwrap_err();
-        assert_eq!(err.to_string(), "dependency 'base/never' not found");
         let err = resolve_parameters(&[value_from("a", "other", "examples", false)], "ns", &d).unwrap_err();
         assert_eq!(err.to_string(), "dependency 'ns/other' not found");
     }
