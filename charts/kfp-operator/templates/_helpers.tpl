@@ -120,8 +120,8 @@ merged over `spec` and manager.systemConfiguration over `system`.
 {{- $certificates := .Values.manager.webhookCertificates -}}
 {{- $system := dict
   "leaderElection" (dict "enabled" .Values.manager.leaderElection.enabled "id" .Values.manager.leaderElection.id)
-  "healthAddress" "0.0.0.0:8081"
-  "metricsAddress" (ternary "127.0.0.1:8080" "0.0.0.0:8080" (.Values.manager.monitoring.rbacSecured | default false))
+  "healthAddress" (printf "0.0.0.0:%v" .Values.manager.healthPort)
+  "metricsAddress" (printf "%s:%v" (ternary "127.0.0.1" "0.0.0.0" (.Values.manager.monitoring.rbacSecured | default false)) .Values.manager.metricsPort)
   "logging" (dict "format" "json" "level" (toString .Values.logging.verbosity)) -}}
 {{- if include "kfp-operator.webhookServer" . -}}
 {{- $mode := ternary "self" "files" (eq $certificates.provider "self") -}}

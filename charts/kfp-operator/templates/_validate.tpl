@@ -19,6 +19,20 @@ this chart replaces. Each message names the value and says what to do.
 {{- if and (gt (int .Values.manager.replicas) 1) (not .Values.manager.leaderElection.enabled) -}}
 {{- fail (printf "manager.replicas is %v but manager.leaderElection.enabled is false; replicas would reconcile the same objects at once. Enable leader election." .Values.manager.replicas) -}}
 {{- end -}}
+{{- /*
+The operator pod's ports must differ: with manager.hostNetwork they are all ports of the node, and the API server
+refuses a pod whose host ports repeat.
+*/ -}}
+{{- $ports := list (list "manager.healthPort" .Values.manager.healthPort) (list "manager.metricsPort" .Values.manager.metricsPort) (list "manager.runcompletionWebhook.servicePort" .Values.manager.runcompletionWebhook.servicePort) -}}
+{{- if include "kfp-operator.webhookServer" . }}{{ $ports = append $ports (list "manager.webhookServicePort" .Values.manager.webhookServicePort) }}{{ end -}}
+{{- if .Values.manager.monitoring.rbacSecured }}{{ $ports = append $ports (list "kube-rbac-proxy's port (manager.monitoring.rbacSecured)" 8443) }}{{ end -}}
+{{- range $i, $a := $ports -}}
+{{- range $j, $b := $ports -}}
+{{- if and (lt $i $j) (eq (int (index $a 1)) (int (index $b 1))) -}}
+{{- fail (printf "%s and %s are both %v; the operator pod's ports must differ. Change one of them." (index $a 0) (index $b 0) (int (index $a 1))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.manager.runcompletionWebhook.allowUnauthenticated -}}
 {{- if not .Values.networkPolicy.enabled -}}
 {{- fail "manager.runcompletionWebhook.allowUnauthenticated is true but networkPolicy.enabled is false; without a token only the NetworkPolicy keeps other senders away from the run-completion feed. Enable it." -}}

@@ -31,6 +31,16 @@ const MONITORING: [&str; 4] = [
     "manager.monitoring.grafanaDashboard.create=true",
 ];
 
+/// The operator on the node's network, with /etc/hosts entries and its own health and metrics ports.
+const HOST_NETWORK: [&str; 6] = [
+    "manager.hostNetwork=true",
+    "manager.hostAliases[0].ip=10.0.0.5",
+    "manager.hostAliases[0].hostnames={nats.local,api.local}",
+    "manager.healthPort=18081",
+    "manager.metricsPort=18080",
+    "manager.monitoring.create=true",
+];
+
 /// `--set` arguments for `values`.
 fn sets(values: &[&'static str]) -> Vec<&'static str> {
     values.iter().flat_map(|v| ["--set", *v]).collect()
@@ -103,6 +113,7 @@ fn switches() -> Vec<(&'static str, Vec<&'static str>)> {
                 "networkPolicy.providerNames={kfp,vai}",
             ],
         ),
+        ("host network with its own ports", sets(&HOST_NETWORK)),
         (
             "direct executor with the Job compiler",
             vec![
@@ -308,6 +319,141 @@ fn the_default_deployment_is_locked_down() {
         .unwrap();
     assert_eq!(config_volume["configMap"]["name"], "kfp-operator-manager-config");
     assert!(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"].is_string());
+}
+
+/// The container ports of `container`, by name.
+fn ports_of(container: &Value) -> Vec<(String, i64)> {
+    container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The number of the container port a probe names (`port: health`), or its number.
+fn probe_port(container: &Value, probe: &str) -> i64 {
+    let port = &container[probe]["httpGet"]["port"];
+    match port.as_str() {
+        Some(name) => {
+            ports_of(container)
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{probe} names port {name}, which the container does not have"))
+                .1
+        }
+        None => port.as_i64().unwrap(),
+    }
+}
+
+#[test]
+fn host_network_host_aliases_and_the_health_and_metrics_ports_follow_the_values() {
+    let objects = template(&sets(&HOST_NETWORK));
+    let deployment = find(&objects, "Deployment", "kfp-operator-controller-manager");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(
+        pod["dnsPolicy"], "ClusterFirstWithHostNet",
+        "Service names (NATS, provider services) still resolve"
+    );
+    assert_eq!(
+        pod["hostAliases"],
+        json!([{"ip": "10.0.0.5", "hostnames": ["nats.local", "api.local"]}])
+    );
+    let manager = container(deployment, "manager");
+    let ports = ports_of(manager);
+    for port in [
+        ("health", 18081),
+        ("http-metrics", 18080),
+        ("webhook-server", 9443),
+        ("runcompletion", 8082),
+    ] {
+        assert!(ports.contains(&(port.0.to_string(), port.1)), "{ports:?}");
+    }
+    assert_eq!(ports.len(), 4, "{ports:?}");
+    assert_eq!(probe_port(manager, "livenessProbe"), 18081);
+    assert_eq!(probe_port(manager, "readinessProbe"), 18081);
+    // The operator listens where the container ports are, and loads the file.
+    let text = configuration(&objects);
+    let config: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(config["system"]["healthAddress"], "0.0.0.0:18081");
+    assert_eq!(config["system"]["metricsAddress"], "0.0.0.0:18080");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = kfp_operator::config::OperatorConfig::load(Some(&path), std::iter::empty())
+        .unwrap_or_else(|e| panic!("the operator refuses the chart's configuration: {e}"));
+    assert_eq!(loaded.system.health_address, "0.0.0.0:18081");
+    assert_eq!(loaded.system.metrics_address, "0.0.0.0:18080");
+    let service = find(
+        &objects,
+        "Service",
+        "kfp-operator-controller-manager-metrics-service",
+    );
+    assert_eq!(
+        service["spec"]["ports"][0],
+        json!({"name": "http-metrics", "port": 18080, "targetPort": "http-metrics", "protocol": "TCP"})
+    );
+    // The NetworkPolicy opens the ports by name, so it follows them.
+    let policy = find(&objects, "NetworkPolicy", "kfp-operator-controller-manager");
+    let opened: BTreeSet<String> = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["ports"].as_array().unwrap().iter())
+        .map(|p| p["port"].as_str().unwrap().to_string())
+        .collect();
+    for name in ["health", "http-metrics", "webhook-server", "runcompletion"] {
+        assert!(opened.contains(name), "{opened:?}");
+    }
+
+    // Behind kube-rbac-proxy: the operator on the loopback at metricsPort, the proxy's upstream there.
+    let secured = template(&[
+        "--set",
+        "manager.hostNetwork=true",
+        "--set",
+        "manager.metricsPort=18080",
+        "--set",
+        "manager.monitoring.rbacSecured=true",
+    ]);
+    let config: Value = serde_saphyr::from_str(&configuration(&secured)).unwrap();
+    assert_eq!(config["system"]["metricsAddress"], "127.0.0.1:18080");
+    assert_eq!(config["system"]["healthAddress"], "0.0.0.0:8081");
+    let deployment = find(&secured, "Deployment", "kfp-operator-controller-manager");
+    let proxy = container(deployment, "kube-rbac-proxy");
+    assert!(
+        proxy["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--upstream=http://127.0.0.1:18080/")),
+        "{}",
+        proxy["args"]
+    );
+    assert!(
+        !ports_of(container(deployment, "manager"))
+            .iter()
+            .any(|(name, _)| name == "http-metrics"),
+        "metrics only through the proxy"
+    );
+
+    // Defaults: the pod network, cluster DNS, no host aliases, 8081 and 8080.
+    let objects = template(&[]);
+    let deployment = find(&objects, "Deployment", "kfp-operator-controller-manager");
+    let pod = &deployment["spec"]["template"]["spec"];
+    for key in ["hostNetwork", "dnsPolicy", "hostAliases"] {
+        assert!(pod.get(key).is_none(), "{key}: {}", pod[key]);
+    }
+    let manager = container(deployment, "manager");
+    assert_eq!(probe_port(manager, "livenessProbe"), 8081);
+    assert_eq!(probe_port(manager, "readinessProbe"), 8081);
+    let config: Value = serde_saphyr::from_str(&configuration(&objects)).unwrap();
+    assert_eq!(config["system"]["healthAddress"], "0.0.0.0:8081");
+    assert_eq!(config["system"]["metricsAddress"], "0.0.0.0:8080");
 }
 
 #[test]
@@ -1149,6 +1295,18 @@ fn bad_values_fail_with_messages_that_name_them() {
             "at '/manager/monitoring/serviceMonitor': got string, want boolean or object",
         ),
         (
+            vec!["--set", "manager.hostNetwork=yes"],
+            "at '/manager/hostNetwork': got string, want boolean",
+        ),
+        (
+            vec!["--set", "manager.hostAliases[0].hostnames={nats.local}"],
+            "at '/manager/hostAliases/0': missing property 'ip'",
+        ),
+        (
+            vec!["--set", "manager.metricsPort=70000"],
+            "at '/manager/metricsPort'",
+        ),
+        (
             vec!["--set", "crds.install=true"],
             "at '/crds': additional properties 'install' not allowed",
         ),
@@ -1208,6 +1366,24 @@ fn bad_values_fail_with_messages_that_name_them() {
                 "manager.leaderElection.enabled=false",
             ],
             "manager.replicas is 2 but manager.leaderElection.enabled is false",
+        ),
+        // With hostNetwork the pod's ports are the node's: they must differ.
+        (
+            vec!["--set", "manager.metricsPort=8081"],
+            "manager.healthPort and manager.metricsPort are both 8081; the operator pod's ports must differ",
+        ),
+        (
+            vec!["--set", "manager.healthPort=9443"],
+            "manager.healthPort and manager.webhookServicePort are both 9443",
+        ),
+        (
+            vec![
+                "--set",
+                "manager.metricsPort=8443",
+                "--set",
+                "manager.monitoring.rbacSecured=true",
+            ],
+            "manager.metricsPort and kube-rbac-proxy's port (manager.monitoring.rbacSecured) are both 8443",
         ),
         (
             vec!["--set", "namespace.create=true", "--set", "namespace.name=kfp"],
