@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# SPIKE (issue 15): starts the real Argo workflow-controller against the node node-up.sh started, inside its
-# network namespace, with argoexec from a locally written image. Not yet used by any test.
-# Environment: KFP_NODE_STATE, KFP_NODE_NETNS, KFP_TESTENV_CACHE as for node-up.sh.
+# Starts the real Argo workflow-controller against the node node-up.sh started, inside its network namespace, with
+# argoexec from a locally written image and fake-gcs-server on loopback as the artifact repository (GCS driver).
+# Environment: KFP_NODE_STATE, KFP_NODE_NETNS, KFP_TESTENV_CACHE as for node-up.sh;
+#   KFP_NODE_HOSTNAMES  names every workflow pod resolves to 127.0.0.1 (hostAliases), e.g. provider Service names:
+#                       pods share the node's network and there is no cluster DNS.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -16,7 +18,7 @@ NS=argo
 
 log() { echo "argo-up: $(date +%T) $*" >&2; }
 die() { echo "argo-up: error: $*" >&2; exit 1; }
-for b in workflow-controller argoexec; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run build-node-assets.sh"; done
+for b in workflow-controller argoexec fake-gcs-server; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run build-node-assets.sh"; done
 [[ -d "$ASSETS/argo-node-crds" ]] || die "$ASSETS/argo-node-crds missing: run build-node-assets.sh"
 [[ -e "/run/netns/$NETNS" ]] || die "no netns $NETNS: run node-up.sh first"
 T0=$SECONDS
@@ -37,16 +39,33 @@ for i in $(seq 1 20); do "${KC[@]}" wait --for=condition=Established crd --all -
 log "CRDs established after $((SECONDS - T0))s"
 
 "${KC[@]}" get namespace "$NS" >/dev/null 2>&1 || "${KC[@]}" create namespace "$NS" >/dev/null
-"${KC[@]}" -n "$NS" get serviceaccount default >/dev/null 2>&1 || "${KC[@]}" -n "$NS" create serviceaccount default >/dev/null
-"${KC[@]}" -n "$NS" create configmap kube-root-ca.crt --from-file=ca.crt="$STATE/pki/ca.crt" --dry-run=client -o yaml \
-    | "${KC[@]}" apply -f - >/dev/null
+# (kube-controller-manager creates the namespace's `default` ServiceAccount and `kube-root-ca.crt`.)
 # argoexec (wait container) writes WorkflowTaskResults and reads pods as the workflow's ServiceAccount.
-# SPIKE: cluster-admin; the real harness would bind Argo's executor Role.
+# (Only for workflows in this namespace, such as smoke.sh's; the operator's run as the chart's ServiceAccount.)
 "${KC[@]}" create clusterrolebinding argo-default-admin --clusterrole=cluster-admin --serviceaccount="$NS:default" \
     --dry-run=client -o yaml | "${KC[@]}" apply -f - >/dev/null
 
+# The artifact repository: fake-gcs-server on the namespace's loopback (plain HTTP, in memory). argoexec's GCS
+# client talks to it through STORAGE_EMULATOR_HOST, without credentials.
+GCS_PORT=4443
+setsid nsenter --net="/run/netns/$NETNS" "$ASSETS/fake-gcs-server" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
+    -backend memory -public-host "127.0.0.1:$GCS_PORT" -log-level warn \
+    >"$STATE/logs/fake-gcs-server.log" 2>&1 </dev/null &
+echo $! >"$STATE/fake-gcs-server.pid"
+for i in $(seq 1 60); do
+    nsenter --net="/run/netns/$NETNS" curl -sf "http://127.0.0.1:$GCS_PORT/storage/v1/b" >/dev/null 2>&1 && break; sleep 0.5
+done
+nsenter --net="/run/netns/$NETNS" curl -sf -X POST -H 'Content-Type: application/json' -d '{"name":"argo-artifacts"}' \
+    "http://127.0.0.1:$GCS_PORT/storage/v1/b?project=kfp-node" >/dev/null \
+    || die "fake-gcs-server did not create the bucket: see $STATE/logs/fake-gcs-server.log"
+log "artifact repository up after $((SECONDS - T0))s"
+
+aliases=""
+if [[ -n "${KFP_NODE_HOSTNAMES:-}" ]]; then
+    aliases="hostAliases: [{ip: 127.0.0.1, hostnames: [$(echo $KFP_NODE_HOSTNAMES | sed 's/ /, /g')]}]"
+fi
 # The controller reads this ConfigMap from the namespace of its kubeconfig context.
-# workflowDefaults: every workflow pod is hostNetwork (there is no CNI) and bound to the node (no scheduler).
+# workflowDefaults: every workflow pod is hostNetwork (there is no CNI), with the names above on loopback.
 "${KC[@]}" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: ConfigMap
@@ -54,10 +73,18 @@ metadata: {name: workflow-controller-configmap, namespace: $NS}
 data:
   executor: |
     imagePullPolicy: Never
+    env:
+    - {name: STORAGE_EMULATOR_HOST, value: "127.0.0.1:$GCS_PORT"}
+  artifactRepository: |
+    archiveLogs: false
+    gcs:
+      bucket: argo-artifacts
+      keyFormat: "{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}"
   workflowDefaults: |
     spec:
       hostNetwork: true
-      podSpecPatch: '{"nodeName": "$NODE"}'
+      dnsPolicy: ClusterFirstWithHostNet
+      $aliases
 EOF
 
 sed -e "s/namespace: default/namespace: $NS/" "$STATE/admin.kubeconfig" >"$STATE/argo.kubeconfig"

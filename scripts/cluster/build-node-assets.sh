@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# SPIKE (issue 15, "a cluster in a box"): not yet used by any test.
-#
 # Builds the extra binaries a local one-node cluster needs, next to test-assets.sh's kube-apiserver and etcd:
-#   kubelet              from the published k8s.io/kubernetes module, as test-assets.sh builds kube-apiserver
+#   kubelet, kube-controller-manager, kube-scheduler
+#                        from the published k8s.io/kubernetes module, as test-assets.sh builds kube-apiserver
 #   workflow-controller  from github.com/argoproj/argo-workflows/v3
 #   argoexec             idem, from a patched writable copy of the module (see argo_module_copy)
+#   fake-gcs-server      github.com/fsouza/fake-gcs-server: Argo's artifact repository (GCS driver), on loopback
 # containerd, runc and busybox-static come from Debian (apt-get install containerd runc busybox-static).
 #
 # Idempotent: present binaries of the pinned version are kept. Prints the assets folder last.
@@ -64,6 +64,20 @@ build_argo() {
     log "built ${cmd} in $((SECONDS - t0))s"
 }
 
+# fake-gcs-server, built as its own main module (its go.mod's versions apply), like the Argo binaries.
+build_fake_gcs() {
+    local dest="$1" src t0=$SECONDS
+    log "building fake-gcs-server ${FAKE_GCS_VERSION}"
+    src="$WORK/fake-gcs-server"
+    cp -r "$(module_dir "github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}")" "$src"
+    chmod -R u+w "$src"
+    (cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 10 "$GOCMD" build -trimpath -ldflags "-s -w" -o "$dest.tmp" .) \
+        || die "building fake-gcs-server failed (see above)"
+    echo "$FAKE_GCS_VERSION" >"$dest.version"
+    mv -f "$dest.tmp" "$dest"
+    log "built fake-gcs-server in $((SECONDS - t0))s"
+}
+
 # All Argo CRDs (test-assets.sh copies only workflows and workflowtemplates): the real controller watches the others.
 copy_argo_crds() {
     local dest="$1" dir
@@ -81,11 +95,18 @@ copy_argo_crds() {
 main() {
     mkdir -p "$ASSETS"
     GOCMD="$(find_go)"
-    [[ "$(version_of "$ASSETS/kubelet" --version)" == "Kubernetes ${K8S_VERSION}" ]] || build_kubernetes_command kubelet "$ASSETS/kubelet"
+    # kube-controller-manager (Deployments, ReplicaSets, Endpoints, garbage collection) and kube-scheduler: the chart
+    # installs Deployments and the operator creates them for provider services.
+    local k
+    for k in kubelet kube-controller-manager kube-scheduler; do
+        [[ "$(version_of "$ASSETS/$k" --version)" == "Kubernetes ${K8S_VERSION}" ]] || build_kubernetes_command "$k" "$ASSETS/$k"
+    done
     [[ "$(version_of "$ASSETS/workflow-controller" version --short)" == *"${ARGO_VERSION}"* ]] \
         || build_argo workflow-controller "$ASSETS/workflow-controller"
     [[ "$(version_of "$ASSETS/argoexec" version --short)" == *"${ARGO_VERSION}"* ]] \
         || build_argo argoexec "$ASSETS/argoexec"
+    [[ -x "$ASSETS/fake-gcs-server" && "$(cat "$ASSETS/fake-gcs-server.version" 2>/dev/null)" == "$FAKE_GCS_VERSION" ]] \
+        || build_fake_gcs "$ASSETS/fake-gcs-server"
     [[ "$(cat "$ASSETS/argo-node-crds/VERSION" 2>/dev/null)" == "$ARGO_VERSION minimal+full" ]] || copy_argo_crds "$ASSETS/argo-node-crds"
     for t in containerd runc ctr; do
         command -v "$t" >/dev/null || log "warning: $t missing: apt-get install containerd runc"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPIKE (issue 15): stops what node-up.sh (and argo-up.sh) started and leaves no process, mount, cgroup or netns.
+# Stops what node-up.sh (and argo-up.sh) started and leaves no process, mount, cgroup or netns.
 # Environment: KFP_NODE_STATE, KFP_NODE_NETNS as for node-up.sh. KFP_NODE_KEEP_STATE=1 keeps the state folder.
 set -uo pipefail
 
@@ -22,6 +22,9 @@ stop() { # name: TERM the process group node-up.sh started with setsid, KILL aft
 
 # The controller first, then kubelet (it would restart containers), then the containers themselves.
 stop workflow-controller
+stop fake-gcs-server
+stop kube-scheduler
+stop kube-controller-manager
 stop kubelet
 if [[ -S "$STATE/containerd.sock" ]]; then
     CTR=(ctr --address "$STATE/containerd.sock" -n k8s.io)

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# SPIKE (issue 15, "a cluster in a box"): not yet used by any test.
-#
-# Starts a one-node Kubernetes cluster inside a network namespace of its own:
-#   etcd, kube-apiserver, containerd (CRI) and kubelet, all in netns $KFP_NODE_NETNS,
-#   images imported from OCI tars written here (nothing is ever pulled), the `default` ServiceAccount and the
-#   `kube-root-ca.crt` ConfigMap created by hand (there is no controller-manager and no scheduler).
+# A one-node Kubernetes cluster in a network namespace of its own (kfp-testenv's cluster mode runs it):
+#   etcd, kube-apiserver, kube-controller-manager (the controllers a chart needs), kube-scheduler, containerd (CRI)
+#   and kubelet, all in netns $KFP_NODE_NETNS; pods share the namespace's network (hostNetwork, no CNI plugin);
+#   images imported from OCI tars written here (nothing is ever pulled).
 #
 # NETWORK SAFETY: every daemon and every pod runs inside the namespace. It has only `lo` and a veth pair whose
 # both ends are inside it, so no packet can leave it. Talk to the cluster from the host with
@@ -37,7 +35,7 @@ log() { echo "node-up: $(date +%T) $*" >&2; }
 die() { echo "node-up: error: $*" >&2; exit 1; }
 in_ns() { nsenter --net="/run/netns/$NETNS" "$@"; }
 
-for b in kube-apiserver etcd kubelet; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run scripts/test-assets.sh and scripts/cluster/build-node-assets.sh"; done
+for b in kube-apiserver etcd kubelet kube-controller-manager kube-scheduler; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run scripts/test-assets.sh and scripts/cluster/build-node-assets.sh"; done
 for b in containerd containerd-shim-runc-v2 runc ctr openssl python3; do command -v "$b" >/dev/null || die "$b missing (apt-get install containerd runc)"; done
 [[ -x /bin/busybox ]] || die "/bin/busybox missing (apt-get install busybox-static)"
 [[ ! -e "/run/netns/$NETNS" ]] || die "netns $NETNS exists: run node-down.sh first"
@@ -55,6 +53,9 @@ ip -n "$NETNS" link set veth1 up
 # A default route: some components look for one to pick an interface. It leads to veth1, inside the namespace.
 ip -n "$NETNS" route add default dev veth0
 ip -n "$NETNS" addr add "$SERVICE_IP/32" dev lo
+# Pods share the namespace's network (hostNetwork): services that listen on a Service's own port below 1024 (the
+# operator's feed on 80) may then bind it as non-root, as they could in a pod network of their own.
+ip netns exec "$NETNS" sysctl -qw net.ipv4.ip_unprivileged_port_start=0
 
 # --- PKI (openssl) ----------------------------------------------------------------------------------------------
 P="$STATE/pki"
@@ -114,7 +115,10 @@ start kube-apiserver "$ASSETS/kube-apiserver" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --profiling=false \
-    --kubelet-preferred-address-types=InternalIP
+    --kubelet-preferred-address-types=InternalIP \
+    --enable-aggregator-routing=true
+# --enable-aggregator-routing: webhooks (admission, conversion) are called at their Service's endpoints (pod IP and
+# target port) rather than its ClusterIP, which nothing routes here (no kube-proxy).
 # ServiceAccount admission stays on (unlike kfp-testenv): pods then get their projected token volume.
 
 KC=(in_ns kubectl --kubeconfig "$STATE/admin.kubeconfig")
@@ -157,6 +161,17 @@ state = "$STATE/containerd/state"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = ""
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$STATE/cni/net.d"
+    # Empty: no CNI plugin can run, so a pod without hostNetwork fails to start (with a clear event) rather than
+    # getting a network of its own.
+    bin_dir = "$STATE/cni/bin"
+EOF
+# A CNI network configuration makes the runtime report its network ready, so the node becomes Ready and is not
+# tainted not-ready (kube-scheduler would not place pods on it). hostNetwork pods never call a CNI plugin.
+mkdir -p "$STATE/cni/net.d" "$STATE/cni/bin"
+cat >"$STATE/cni/net.d/10-host-network-only.conflist" <<EOF
+{"cniVersion": "1.0.0", "name": "host-network-only", "plugins": [{"type": "loopback"}]}
 EOF
 start containerd containerd --config "$STATE/containerd.toml"
 CTR=(ctr --address "$STATE/containerd.sock" -n k8s.io)
@@ -191,18 +206,23 @@ serializeImagePulls: false
 EOF
 start kubelet "$ASSETS/kubelet" --config="$STATE/kubelet.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
     --root-dir="$STATE/kubelet" --hostname-override="$NODE" --node-ip="$NODE_IP" --v=1
-# The node stays NotReady ("cni plugin not initialized": there is no CNI), which does not stop hostNetwork pods
-# bound with nodeName; so wait for registration only.
-for i in $(seq 1 120); do "${KC[@]}" get node "$NODE" >/dev/null 2>&1 && break; sleep 0.5; done
-"${KC[@]}" get node "$NODE" >/dev/null 2>&1 || die "kubelet did not register: see $STATE/logs/kubelet.log"
-log "node registered after $((SECONDS - T0))s"
+ready() { [[ "$("${KC[@]}" get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]; }
+for i in $(seq 1 120); do ready && break; sleep 0.5; done
+ready || die "the node did not become Ready: see $STATE/logs/kubelet.log"
+log "node Ready after $((SECONDS - T0))s"
 
-# --- what a controller-manager would create ----------------------------------------------------------------------
-ensure_ns() { # namespace: the default ServiceAccount and the kube-root-ca.crt ConfigMap
-    "${KC[@]}" get namespace "$1" >/dev/null 2>&1 || "${KC[@]}" create namespace "$1" >/dev/null
-    "${KC[@]}" -n "$1" create serviceaccount default --dry-run=client -o yaml | "${KC[@]}" apply -f - >/dev/null
-    "${KC[@]}" -n "$1" create configmap kube-root-ca.crt --from-file=ca.crt="$P/ca.crt" --dry-run=client -o yaml \
-        | "${KC[@]}" apply -f - >/dev/null
-}
-ensure_ns default
+# --- controller-manager and scheduler ------------------------------------------------------------------------------
+# The controllers a chart install needs: Deployments and ReplicaSets, Endpoints (the webhooks are called there),
+# garbage collection (a deleted Workflow takes its pods), each namespace's `default` ServiceAccount and
+# `kube-root-ca.crt`, namespace deletion, the node lifecycle (it lifts the not-ready taint kubelet registers with).
+# No service-account token Secrets: pods get projected tokens.
+start kube-controller-manager "$ASSETS/kube-controller-manager" --kubeconfig="$STATE/admin.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=10257 \
+    --controllers=deployment,replicaset,endpoint,endpointslice,garbagecollector,serviceaccount,root-ca-cert-publisher,namespace,nodelifecycle \
+    --root-ca-file="$P/ca.crt" --service-account-private-key-file="$P/sa.key" --use-service-account-credentials=false
+start kube-scheduler "$ASSETS/kube-scheduler" --kubeconfig="$STATE/admin.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259
+for i in $(seq 1 120); do "${KC[@]}" -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
+"${KC[@]}" -n default get serviceaccount default >/dev/null 2>&1 \
+    || die "kube-controller-manager created no default ServiceAccount: see $STATE/logs/kube-controller-manager.log"
 log "up in $((SECONDS - T0))s; kubectl: nsenter --net=/run/netns/$NETNS kubectl --kubeconfig $STATE/admin.kubeconfig"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# SPIKE (issue 15): the whole path once, with timings: node-up.sh, a busybox pod, argo-up.sh, a two-step Argo
-# Workflow to Succeeded, memory of the daemons, node-down.sh. Not yet used by any test.
+# The cluster in a box once, by hand, with timings: node-up.sh, a busybox pod (scheduled by kube-scheduler),
+# argo-up.sh, a two-step Argo Workflow passing an artifact through the repository, memory of the daemons,
+# node-down.sh. The tests use the same scripts through kfp-testenv's cluster mode (kfp_testenv::cluster).
 # Needs: scripts/test-assets.sh and scripts/cluster/build-node-assets.sh run before; apt containerd runc busybox-static.
 set -euo pipefail
 
@@ -23,7 +24,6 @@ apiVersion: v1
 kind: Pod
 metadata: {name: hello, namespace: default}
 spec:
-  nodeName: kfp-node      # no scheduler
   hostNetwork: true       # no CNI
   restartPolicy: Never
   containers:
@@ -51,13 +51,22 @@ spec:
   templates:
   - name: main
     steps:
-    - - {name: a, template: say}
-    - - {name: b, template: say}
-  - name: say
+    - - {name: a, template: write}
+    - - name: b
+        template: read
+        arguments: {artifacts: [{name: in, from: "{{steps.a.outputs.artifacts.out}}"}]}
+  - name: write
     container:
       image: kfp.local/busybox:1.35.0
       imagePullPolicy: Never
-      command: [sh, -c, 'echo hello from argo']
+      command: [sh, -c, 'echo hello from argo >/tmp/out']
+    outputs: {artifacts: [{name: out, path: /tmp/out}]}
+  - name: read
+    inputs: {artifacts: [{name: in, path: /tmp/in}]}
+    container:
+      image: kfp.local/busybox:1.35.0
+      imagePullPolicy: Never
+      command: [sh, -c, 'grep "hello from argo" /tmp/in']
 EOF
 for _ in $(seq 1 600); do
     phase="$("${KC[@]}" -n argo get workflow hello -o 'jsonpath={.status.phase}')"
@@ -66,7 +75,7 @@ done
 log "two-step workflow: $phase after $(since "$t")s"
 [[ "$phase" == Succeeded ]] || { "${KC[@]}" -n argo get workflow hello -o yaml; tail -30 "$STATE/logs/workflow-controller.log"; exit 1; }
 
-for n in etcd kube-apiserver containerd kubelet workflow-controller; do
+for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet workflow-controller fake-gcs-server; do
     pid="$(cat "$STATE/$n.pid")"
     kb=0; for p in $(pgrep -g "$pid"); do kb=$((kb + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done
     log "RSS $n: $((kb / 1024)) MiB"

@@ -9,6 +9,8 @@ K8S_VERSION=v1.35.4
 # The k8s.io staging modules are published as v0.<minor>.<patch> alongside each Kubernetes release.
 STAGING_VERSION=v0.35.4
 ARGO_VERSION=v3.7.9
+# The artifact repository of the local cluster's Argo (GCS API through STORAGE_EMULATOR_HOST).
+FAKE_GCS_VERSION=v1.56.1
 
 # find_go [HINT]: the go command; HINT is added to the message when there is none.
 find_go() {
