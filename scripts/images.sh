@@ -2,10 +2,13 @@
 # Builds the project's container images without Docker or a registry: one OCI image-layout tar per image
 # (scripts/oci-image.py), reproducible (same inputs, same digests).
 #
-#   scripts/images.sh [--out DIR] [IMAGE ...]     IMAGE: operator stub-compiler tools argoexec (default: all)
+#   scripts/images.sh [--out DIR] [IMAGE ...]     IMAGE: operator stub-provider stub-compiler tools argoexec
+#                                                 (default: all)
 #
 #   operator       $REGISTRY/kfp-operator-controller:$VERSION: the release binary as the Dockerfile's image runs it
 #                  (same path, user, entrypoint); serves `run` and `provider-service` alike
+#   stub-provider  $REGISTRY/kfp-operator-stub-provider:$VERSION: the same binary, command `provider-service` with
+#                  PROVIDER_TYPE=stub: a Provider's serviceImage for the stub provider (no backend needed)
 #   stub-compiler  $REGISTRY/kfp-operator-stub-compiler:$VERSION: framework image of `stub` (/compiler, /entrypoint.sh)
 #   tools          $REGISTRY/kfp-operator-tools:$VERSION: curl, jq and a busybox shell for the WorkflowTemplates' steps
 #   argoexec       $REGISTRY/argoexec:$ARGO_VERSION: Argo's executor, as scripts/cluster/build-node-assets.sh builds it
@@ -23,6 +26,9 @@
 #   KFP_IMAGES_REGISTRY  the name prefix (default kfp-operator.local, the chart's default containerRegistry)
 #   KFP_TESTENV_CACHE    where build-node-assets.sh put argoexec (default: $HOME/.cache/kfp-testenv)
 #   CARGO_TARGET_DIR     cargo's target folder (default: target/)
+#   KFP_OPERATOR_BINARY  pack this kfp-operator binary instead of building the release one (the cluster tests pack
+#                        the binary cargo test built, so they need no second, release build)
+#   KFP_IMAGES_GZIP      0: leave layers uncompressed (faster to write and import; the tests' choice). Default 1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,9 +36,11 @@ source "$ROOT/scripts/lib/go-build.sh" # ARGO_VERSION, K8S_VERSION
 REGISTRY="${KFP_IMAGES_REGISTRY:-kfp-operator.local}"
 VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml")"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-ARGOEXEC="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/${K8S_VERSION}/argoexec"
+ARGOEXEC="${KFP_NODE_ASSETS:-${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/${K8S_VERSION}}/argoexec"
 OUT="$ROOT/target/images"
-ALL=(operator stub-compiler tools argoexec)
+ALL=(operator stub-provider stub-compiler tools argoexec)
+GZIP=(--gzip)
+[[ "${KFP_IMAGES_GZIP:-1}" != 0 ]] || GZIP=()
 
 log() { echo "images: $*" >&2; }
 die() { echo "images: error: $*" >&2; exit 1; }
@@ -82,28 +90,52 @@ image() { # name args...: writes $OUT/<repository>.tar
     shift
     file="${name%:*}"
     file="${file##*/}"
-    python3 "$ROOT/scripts/oci-image.py" "$OUT/$file.tar" "$name" --gzip \
+    python3 "$ROOT/scripts/oci-image.py" "$OUT/$file.tar" "$name" "${GZIP[@]}" \
         --label org.opencontainers.image.version="${name##*:}" "$@" >/dev/null
     log "$name: $OUT/$file.tar ($(du -k "$OUT/$file.tar" | cut -f1) KiB, $((SECONDS - t0))s)"
 }
 
-build_operator() {
-    local t0=$SECONDS bin="$TARGET/release/kfp-operator"
-    # The Dockerfile's build: the locked dependency graph, release profile. Up to date: a second or two.
-    (cd "$ROOT" && nice -n 10 cargo build --release --locked -p kfp-operator --bin kfp-operator) \
+# The binary both operator images hold: KFP_OPERATOR_BINARY, or the release build (the Dockerfile's: the locked
+# dependency graph, release profile; up to date, a second or two).
+operator_binary() {
+    if [[ -n "${KFP_OPERATOR_BINARY:-}" ]]; then
+        [[ -x "$KFP_OPERATOR_BINARY" ]] || die "KFP_OPERATOR_BINARY=$KFP_OPERATOR_BINARY is not an executable"
+        echo "$KFP_OPERATOR_BINARY"
+        return
+    fi
+    local t0=$SECONDS
+    (cd "$ROOT" && nice -n 10 cargo build --release --locked -p kfp-operator --bin kfp-operator) >&2 \
         || die "cargo build --release failed (see above)"
     log "release binary ready after $((SECONDS - t0))s"
-    local libs etc
+    echo "$TARGET/release/kfp-operator"
+}
+
+# operator_image NAME ARGS...: the binary at /kfp-operator with its shared libraries and /etc files, user and
+# entrypoint as in the Dockerfile; ARGS add the command, ports and labels.
+operator_image() {
+    local name="$1" bin libs etc
+    shift
+    bin="$(operator_binary)"
     libs="$(libraries "$bin")"
     etc="$(etc_files)"
-    # Path, user, entrypoint, command and ports as in the Dockerfile (the chart runs it with `run --config ...`).
     # shellcheck disable=SC2086 # word splitting of the SRC:DEST lists is intended (no spaces in them)
-    image "$REGISTRY/kfp-operator-controller:$VERSION" "$bin:/kfp-operator" $libs $etc \
-        --user 65532:65532 --entrypoint '["/kfp-operator"]' --cmd '["run"]' \
+    image "$name" "$bin:/kfp-operator" $libs $etc --user 65532:65532 --entrypoint '["/kfp-operator"]' "$@"
+}
+
+# Command and ports as in the Dockerfile (the chart runs it with `run --config ...`).
+build_operator() {
+    operator_image "$REGISTRY/kfp-operator-controller:$VERSION" --cmd '["run"]' \
         --port 8080 --port 8081 --port 8082 --port 9443 \
         --label org.opencontainers.image.title=kfp-operator \
         --label "org.opencontainers.image.description=Kubernetes operator for ML pipelines (Kubeflow Pipelines, Vertex AI)" \
         --label org.opencontainers.image.licenses=Apache-2.0
+}
+
+# The stub provider's service: the operator image started as `provider-service` (docs/provider-service.md; ports
+# from SERVER_PORT/METRICS_PORT, which the Provider's Deployment sets).
+build_stub_provider() {
+    operator_image "$REGISTRY/kfp-operator-stub-provider:$VERSION" --cmd '["provider-service"]' \
+        --env PROVIDER_TYPE=stub --port 8080 --port 8081 --label org.opencontainers.image.title=kfp-operator-stub-provider
 }
 
 # The framework image contract (compilers/README.md): /compiler holds compile.sh, `/entrypoint.sh <dir>` copies it
@@ -162,7 +194,7 @@ main() {
     local i
     for i in "${images[@]}"; do
         case "$i" in
-            operator | stub-compiler | tools | argoexec) "build_${i//-/_}" ;;
+            operator | stub-provider | stub-compiler | tools | argoexec) "build_${i//-/_}" ;;
             *) die "unknown image $i (known: ${ALL[*]})" ;;
         esac
     done

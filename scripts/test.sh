@@ -2,7 +2,10 @@
 # The whole test suite, on a fresh clone and a fresh Debian machine. Installs or builds what the tests need, each
 # step idempotent and cached:
 #   nats-server            Debian's package (apt-get, when missing; the run-completion feed tests start one)
+#   containerd, runc, busybox-static   Debian's packages, for the cluster tier (cluster_e2e; needs root)
 #   kube-apiserver, etcd   built once from Go modules (scripts/test-assets.sh), cached in ~/.cache/kfp-testenv
+#   kubelet, kube-controller-manager, kube-scheduler, kubectl, Argo workflow-controller and argoexec,
+#   fake-gcs-server        built once from Go modules (scripts/cluster/build-node-assets.sh), cached there too
 #   helm                   built once from its Go module (scripts/helm.sh), cached there too
 #   Python environment     the compilers' venv with the pinned kfp SDK (scripts/python-env.sh)
 # then runs cargo test for the workspace. The output ends with cargo test's summary line.
@@ -15,14 +18,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The feed tests start a real NATS server (Debian's nats-server 2.9.x).
+# Debian packages: nats-server 2.9.x (the feed tests start a real NATS server); containerd 1.6, runc and
+# busybox-static (the cluster tier's node: crates/kfp-operator/tests/cluster_e2e.rs).
+missing=()
 if [[ -z "${NATS_SERVER:-}" ]] && ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
+    missing+=(nats-server)
+fi
+for p in containerd:containerd runc:runc busybox-static:/bin/busybox; do
+    command -v "${p#*:}" >/dev/null 2>&1 || [[ -x "${p#*:}" ]] || missing+=("${p%%:*}")
+done
+if ((${#missing[@]})); then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "test.sh: installing nats-server with apt-get" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null \
-            || { echo "test.sh: error: apt-get could not install nats-server" >&2; exit 1; }
+        echo "test.sh: installing ${missing[*]} with apt-get" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+            || { echo "test.sh: error: apt-get could not install ${missing[*]}" >&2; exit 1; }
     else
-        echo "test.sh: error: nats-server is needed (Debian: sudo apt-get install nats-server), or set NATS_SERVER" >&2
+        echo "test.sh: error: ${missing[*]} needed (Debian: sudo apt-get install ${missing[*]})" >&2
         exit 1
     fi
 fi
@@ -34,6 +45,9 @@ echo "test.sh: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS" >&2
 KFP_OPERATOR_VENV="$(bash scripts/python-env.sh | tail -n 1)"
 export KFP_OPERATOR_VENV
 echo "test.sh: KFP_OPERATOR_VENV=$KFP_OPERATOR_VENV" >&2
+# The cluster tier's node: kubelet, kube-controller-manager, kube-scheduler, kubectl, Argo's workflow-controller
+# and argoexec, fake-gcs-server, built once from Go modules into the same cache.
+bash scripts/cluster/build-node-assets.sh >/dev/null
 # The chart tests (crates/kfp-operator/tests/chart*.rs) run this helm.
 HELM="$(bash scripts/helm.sh | tail -n 1)"
 export HELM

@@ -7,7 +7,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ASSETS="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4"
+# KFP_NODE_ASSETS: a folder with your own binaries (kube-apiserver, etcd, kubelet, kube-controller-manager,
+# kube-scheduler, workflow-controller, argoexec, fake-gcs-server, argo-node-crds/), as KUBEBUILDER_ASSETS is for kfp-testenv.
+ASSETS="${KFP_NODE_ASSETS:-${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4}"
 STATE="${KFP_NODE_STATE:-/tmp/kfp-node}"
 NETNS="${KFP_NODE_NETNS:-kfp-node}"
 NODE=kfp-node
@@ -18,11 +20,11 @@ NS=argo
 
 log() { echo "argo-up: $(date +%T) $*" >&2; }
 die() { echo "argo-up: error: $*" >&2; exit 1; }
-for b in workflow-controller argoexec fake-gcs-server; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run build-node-assets.sh"; done
+for b in workflow-controller argoexec fake-gcs-server kubectl; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run build-node-assets.sh"; done
 [[ -d "$ASSETS/argo-node-crds" ]] || die "$ASSETS/argo-node-crds missing: run build-node-assets.sh"
 [[ -e "/run/netns/$NETNS" ]] || die "no netns $NETNS: run node-up.sh first"
 T0=$SECONDS
-KC=(nsenter --net="/run/netns/$NETNS" kubectl --kubeconfig "$STATE/admin.kubeconfig")
+KC=(nsenter --net="/run/netns/$NETNS" "$ASSETS/kubectl" --kubeconfig "$STATE/admin.kubeconfig")
 CTR=(ctr --address "$STATE/containerd.sock" -n k8s.io)
 
 # The executor image (scripts/images.sh): argoexec alone (static, CGO_ENABLED=0). Its init container copies

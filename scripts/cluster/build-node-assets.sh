@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the extra binaries a local one-node cluster needs, next to test-assets.sh's kube-apiserver and etcd:
-#   kubelet, kube-controller-manager, kube-scheduler
+#   kubelet, kube-controller-manager, kube-scheduler, kubectl
 #                        from the published k8s.io/kubernetes module, as test-assets.sh builds kube-apiserver
 #   workflow-controller  from github.com/argoproj/argo-workflows/v3
 #   argoexec             idem, from a patched writable copy of the module (see argo_module_copy)
@@ -98,7 +98,7 @@ main() {
     # kube-controller-manager (Deployments, ReplicaSets, Endpoints, garbage collection) and kube-scheduler: the chart
     # installs Deployments and the operator creates them for provider services.
     local k
-    for k in kubelet kube-controller-manager kube-scheduler; do
+    for k in kubelet kube-controller-manager kube-scheduler kubectl; do
         [[ "$(version_of "$ASSETS/$k" --version)" == "Kubernetes ${K8S_VERSION}" ]] || build_kubernetes_command "$k" "$ASSETS/$k"
     done
     [[ "$(version_of "$ASSETS/workflow-controller" version --short)" == *"${ARGO_VERSION}"* ]] \

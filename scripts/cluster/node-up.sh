@@ -17,7 +17,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ASSETS="${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4"
+# KFP_NODE_ASSETS: a folder with your own binaries (kube-apiserver, etcd, kubelet, kube-controller-manager,
+# kube-scheduler, workflow-controller, argoexec, fake-gcs-server, argo-node-crds/), as KUBEBUILDER_ASSETS is for kfp-testenv.
+ASSETS="${KFP_NODE_ASSETS:-${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4}"
 STATE="${KFP_NODE_STATE:-/tmp/kfp-node}"
 NETNS="${KFP_NODE_NETNS:-kfp-node}"
 NODE=kfp-node
@@ -35,7 +37,7 @@ log() { echo "node-up: $(date +%T) $*" >&2; }
 die() { echo "node-up: error: $*" >&2; exit 1; }
 in_ns() { nsenter --net="/run/netns/$NETNS" "$@"; }
 
-for b in kube-apiserver etcd kubelet kube-controller-manager kube-scheduler; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run scripts/test-assets.sh and scripts/cluster/build-node-assets.sh"; done
+for b in kube-apiserver etcd kubelet kube-controller-manager kube-scheduler kubectl; do [[ -x "$ASSETS/$b" ]] || die "$ASSETS/$b missing: run scripts/test-assets.sh and scripts/cluster/build-node-assets.sh"; done
 for b in containerd containerd-shim-runc-v2 runc ctr openssl python3; do command -v "$b" >/dev/null || die "$b missing (apt-get install containerd runc)"; done
 [[ -x /bin/busybox ]] || die "/bin/busybox missing (apt-get install busybox-static)"
 [[ ! -e "/run/netns/$NETNS" ]] || die "netns $NETNS exists: run node-down.sh first"
@@ -121,7 +123,7 @@ start kube-apiserver "$ASSETS/kube-apiserver" \
 # target port) rather than its ClusterIP, which nothing routes here (no kube-proxy).
 # ServiceAccount admission stays on (unlike kfp-testenv): pods then get their projected token volume.
 
-KC=(in_ns kubectl --kubeconfig "$STATE/admin.kubeconfig")
+KC=(in_ns "$ASSETS/kubectl" --kubeconfig "$STATE/admin.kubeconfig")
 for i in $(seq 1 120); do "${KC[@]}" get --raw /readyz >/dev/null 2>&1 && break; sleep 0.5; done
 "${KC[@]}" get --raw /readyz >/dev/null || die "kube-apiserver not ready: see $STATE/logs/kube-apiserver.log"
 log "kube-apiserver ready after $((SECONDS - T0))s"
@@ -225,4 +227,4 @@ start kube-scheduler "$ASSETS/kube-scheduler" --kubeconfig="$STATE/admin.kubecon
 for i in $(seq 1 120); do "${KC[@]}" -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
 "${KC[@]}" -n default get serviceaccount default >/dev/null 2>&1 \
     || die "kube-controller-manager created no default ServiceAccount: see $STATE/logs/kube-controller-manager.log"
-log "up in $((SECONDS - T0))s; kubectl: nsenter --net=/run/netns/$NETNS kubectl --kubeconfig $STATE/admin.kubeconfig"
+log "up in $((SECONDS - T0))s; kubectl: nsenter --net=/run/netns/$NETNS $ASSETS/kubectl --kubeconfig $STATE/admin.kubeconfig"

@@ -9,7 +9,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 export KFP_NODE_STATE="${KFP_NODE_STATE:-/tmp/kfp-node}"
 export KFP_NODE_NETNS="${KFP_NODE_NETNS:-kfp-node}"
 STATE="$KFP_NODE_STATE"
-KC=(nsenter --net="/run/netns/$KFP_NODE_NETNS" kubectl --kubeconfig "$STATE/admin.kubeconfig")
+KC=(nsenter --net="/run/netns/$KFP_NODE_NETNS" "${KFP_NODE_ASSETS:-${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/v1.35.4}/kubectl" --kubeconfig "$STATE/admin.kubeconfig")
 now() { date +%s.%N; }
 since() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 log() { echo "smoke: $*" >&2; }

@@ -15,6 +15,9 @@
 //!   [`apply_yaml`] (server-side apply of any kind, through discovery), [`create_namespace`],
 //!   [`wait_for`].
 //!
+//! * [`cluster::Cluster`]: cluster mode, a one-node cluster running real pods (kubelet, containerd) and the real
+//!   Argo workflow-controller inside a network namespace of its own (root only; the end-to-end tier).
+//!
 //! The binaries come from `$KUBEBUILDER_ASSETS` or from the cache folder that the repository's
 //! `scripts/test-assets.sh` fills (see [`Assets::find`]). Without them [`TestEnv::start`] fails with
 //! one message saying how to get them: tests fail, they do not skip.
@@ -42,6 +45,7 @@
 
 mod apply;
 pub mod assets;
+pub mod cluster;
 mod crds;
 mod env;
 mod error;
