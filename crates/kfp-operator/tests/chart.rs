@@ -1580,12 +1580,12 @@ fn the_image_script_builds_the_image_the_chart_runs() {
     assert_eq!(tag, env!("CARGO_PKG_VERSION"));
     for expected in [
         format!("REGISTRY=\"${{KFP_IMAGES_REGISTRY:-{registry}}}\""),
-        format!("image \"$REGISTRY/{repository}:$VERSION\" \"$bin:/kfp-operator\""),
+        format!("operator_image \"$REGISTRY/{repository}:$VERSION\" --cmd '[\"run\"]'"),
+        "image \"$name\" \"$bin:/kfp-operator\"".to_string(),
         format!(
-            "--user {}:{}",
+            "--user {}:{} --entrypoint '[\"/kfp-operator\"]'",
             pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
         ),
-        r#"--entrypoint '["/kfp-operator"]' --cmd '["run"]'"#.to_string(),
         "cargo build --release --locked -p kfp-operator --bin kfp-operator".to_string(),
     ] {
         assert!(script.contains(&expected), "scripts/images.sh lacks `{expected}`");

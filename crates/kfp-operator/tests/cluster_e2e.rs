@@ -159,6 +159,41 @@ async fn scenario(cluster: &Cluster) {
             .collect::<Vec<_>>()
     );
 
+    // A dependency: dependant-rc starts a run when upstream-rc's run (started by onChange: [runSpec]) succeeds,
+    // reading upstream's artifact. The dependant exists first: a success seen before it is only a baseline.
+    apply(&client, USER_NAMESPACE, &dependant_rc_yaml())
+        .await
+        .expect("dependant-rc");
+    wait_until(
+        &client,
+        "RunConfiguration",
+        USER_NAMESPACE,
+        "dependant-rc",
+        "a state",
+        |o| !state(o).0.is_empty(),
+    )
+    .await;
+    apply(&client, USER_NAMESPACE, &upstream_rc_yaml())
+        .await
+        .expect("upstream-rc");
+    let dependant_run = kfp_testenv::wait_for("a Succeeded run of dependant-rc", WAIT, || async {
+        let runs = api(&client, "Run", USER_NAMESPACE)
+            .list(&ListParams::default())
+            .await?;
+        Ok::<_, kube::Error>(runs.items.iter().map(json).find(|r| {
+            r["metadata"]["ownerReferences"][0]["name"] == "dependant-rc"
+                && r["status"]["completionState"] == "Succeeded"
+        }))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let location = &dependant_run["status"]["dependencies"]["runConfigurations"]
+        [format!("{USER_NAMESPACE}/upstream-rc")]["artifacts"][0]["location"];
+    assert!(
+        location.as_str().is_some_and(|l| l.starts_with("stub://")),
+        "the dependant's run read upstream's artifact: {dependant_run}"
+    );
+
     // An update: a new spec gives a new version, uploaded through another Workflow.
     apply(
         &client,
@@ -411,6 +446,40 @@ spec:
     experimentName: stub-experiment
   triggers:
     schedules: [{{cronExpression: "{cron}"}}]
+"#
+    )
+}
+
+fn upstream_rc_yaml() -> String {
+    format!(
+        r#"apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunConfiguration
+metadata: {{name: upstream-rc}}
+spec:
+  run:
+    provider: {NAMESPACE}/stub
+    pipeline: stub-pipeline
+    experimentName: stub-experiment
+    artifacts: [{{name: examples, path: "Gen:examples"}}]
+  triggers: {{onChange: [runSpec]}}
+"#
+    )
+}
+
+fn dependant_rc_yaml() -> String {
+    format!(
+        r#"apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunConfiguration
+metadata: {{name: dependant-rc}}
+spec:
+  run:
+    provider: {NAMESPACE}/stub
+    pipeline: stub-pipeline
+    experimentName: stub-experiment
+    parameters:
+    - name: examples_location
+      valueFrom: {{runConfigurationRef: {{name: upstream-rc, outputArtifact: examples}}}}
+  triggers: {{runConfigurations: [upstream-rc]}}
 "#
     )
 }
