@@ -3,7 +3,7 @@
 # (scripts/oci-image.py), reproducible (same inputs, same digests).
 #
 #   scripts/images.sh [--out DIR] [IMAGE ...]     IMAGE: operator stub-provider stub-compiler tools argoexec
-#                                                 (default: all)
+#                                                 kfpsdk-compiler example-pipelines (default: all)
 #
 #   operator       $REGISTRY/kfp-operator-controller:$VERSION: the release binary as the Dockerfile's image runs it
 #                  (same path, user, entrypoint); serves `run` and `provider-service` alike
@@ -12,6 +12,11 @@
 #   stub-compiler  $REGISTRY/kfp-operator-stub-compiler:$VERSION: framework image of `stub` (/compiler, /entrypoint.sh)
 #   tools          $REGISTRY/kfp-operator-tools:$VERSION: curl, jq and a busybox shell for the WorkflowTemplates' steps
 #   argoexec       $REGISTRY/argoexec:$ARGO_VERSION: Argo's executor, as scripts/cluster/build-node-assets.sh builds it
+#   kfpsdk-compiler  $REGISTRY/kfp-operator-kfpsdk-compiler:$VERSION: framework image of `kfpsdk`, as
+#                  compilers/kfpsdk/Dockerfile lays it out (the compiler and the pinned kfp SDK in /compiler), the SDK
+#                  taken from the compilers' virtualenv (scripts/python-env.sh) instead of a pip install
+#   example-pipelines  $REGISTRY/kfp-operator-example-pipelines:$VERSION: a pipeline image: this machine's Python
+#                  3.11 with examples/pipelines on its PYTHONPATH (what `kfpsdk` Pipelines of the examples name)
 #
 # The names are the chart's (<containerRegistry>/kfp-operator-controller:<appVersion>), so the chart's defaults run
 # the loaded images. Each lands in DIR/<repository>.tar (default DIR: target/images). Load with
@@ -28,6 +33,7 @@
 #   CARGO_TARGET_DIR     cargo's target folder (default: target/)
 #   KFP_OPERATOR_BINARY  pack this kfp-operator binary instead of building the release one (the cluster tests pack
 #                        the binary cargo test built, so they need no second, release build)
+#   KFP_OPERATOR_VENV    the compilers' virtualenv (default: $HOME/.cache/kfp-operator/venv; scripts/python-env.sh)
 #   KFP_IMAGES_GZIP      0: leave layers uncompressed (faster to write and import; the tests' choice). Default 1.
 set -euo pipefail
 
@@ -38,7 +44,7 @@ VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 ARGOEXEC="${KFP_NODE_ASSETS:-${KFP_TESTENV_CACHE:-${HOME}/.cache/kfp-testenv}/${K8S_VERSION}}/argoexec"
 OUT="$ROOT/target/images"
-ALL=(operator stub-provider stub-compiler tools argoexec)
+ALL=(operator stub-provider stub-compiler tools argoexec kfpsdk-compiler example-pipelines)
 GZIP=(--gzip)
 [[ "${KFP_IMAGES_GZIP:-1}" != 0 ]] || GZIP=()
 
@@ -177,6 +183,55 @@ build_argoexec() {
         --user 8737 --entrypoint '["argoexec"]' --label org.opencontainers.image.title=argoexec
 }
 
+# The kfpsdk framework image: compilers/assemble.sh's layout with the kfp SDK beside the compiler (PYTHONPATH=/shared
+# finds both once /entrypoint.sh copied them), as the Dockerfile's `pip install --target /compiler`; the packages come
+# from the venv scripts/python-env.sh installs from the same pinned requirements, without its test-only ones.
+build_kfpsdk_compiler() {
+    local venv="${KFP_OPERATOR_VENV:-${HOME}/.cache/kfp-operator/venv}" site busybox etc
+    site="$(echo "$venv"/lib/python3.*/site-packages)"
+    [[ -d "$site/kfp" ]] || die "no kfp SDK in $venv: run scripts/python-env.sh (or set KFP_OPERATOR_VENV)"
+    sh "$ROOT/compilers/assemble.sh" kfpsdk "$WORK/kfpsdk" >/dev/null
+    cp -R "$site"/. "$WORK/kfpsdk/compiler/"
+    (cd "$WORK/kfpsdk/compiler" && rm -rf pip pip-* setuptools setuptools-* pkg_resources _distutils_hack \
+        distutils-precedence.pth pytest pytest-* _pytest pluggy pluggy-* iniconfig iniconfig-* py.py pygments \
+        pygments-* && find . -name __pycache__ -type d -prune -exec rm -rf {} +)
+    busybox="$(busybox_files)"
+    etc="$(etc_files)"
+    # shellcheck disable=SC2086
+    image "$REGISTRY/kfp-operator-kfpsdk-compiler:$VERSION" "$WORK/kfpsdk/compiler:/compiler" \
+        "$WORK/kfpsdk/entrypoint.sh:/entrypoint.sh" $busybox $etc --user 1000 --entrypoint '["/entrypoint.sh"]' \
+        --label org.opencontainers.image.title=kfp-operator-kfpsdk-compiler
+}
+
+# A pipeline image for the examples' KFP SDK pipelines: python3 (Debian's, with its standard library and the
+# shared libraries its modules link), busybox's sh for the compile shim, the pipelines in /pipelines.
+build_example_pipelines() {
+    local python lib libs busybox etc
+    # Debian's interpreter (not a pyenv shim or a venv's): its standard library is where the image expects it.
+    [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 missing: apt-get install python3"
+    python="$(readlink -f /usr/bin/python3)"
+    lib="/usr/lib/$(basename "$python")"
+    [[ -d "$lib" ]] || die "$python has no standard library at $lib (Debian: apt-get install python3)"
+    # The libraries of the standard library's modules and of the kfp SDK's (the kfpsdk framework image brings the SDK,
+    # this image the libraries it links), and libgcc_s, which glibc opens at run time (thread cancellation) so ldd
+    # never lists it.
+    local venv="${KFP_OPERATOR_VENV:-${HOME}/.cache/kfp-operator/venv}" gcc_s
+    gcc_s="$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ {print $NF; exit}')"
+    [[ -n "$gcc_s" ]] || die "libgcc_s.so.1 not found (Debian: apt-get install libgcc-s1)"
+    # (Libraries the wheels bundle, under the venv, come with the SDK itself: only the machine's are added.)
+    # shellcheck disable=SC2046 # one word per file found
+    libs="$(libraries "$python" "$lib"/lib-dynload/*.so $(find "$venv"/lib/python3.*/site-packages -name '*.so*' -type f) \
+        | grep -v "^$(readlink -f "$venv")\|^$venv" || true)
+$gcc_s:$gcc_s"
+    busybox="$(busybox_files)"
+    etc="$(etc_files)"
+    # shellcheck disable=SC2086
+    image "$REGISTRY/kfp-operator-example-pipelines:$VERSION" "$python:/usr/bin/$(basename "$python")" \
+        --link "$(basename "$python"):/usr/bin/python3" "$lib:$lib" $libs $busybox $etc \
+        "$ROOT/examples/pipelines:/pipelines" --env PYTHONPATH=/pipelines --user 1000 --cmd '["python3"]' \
+        --label org.opencontainers.image.title=kfp-operator-example-pipelines
+}
+
 main() {
     local images=()
     while (($#)); do
@@ -194,7 +249,8 @@ main() {
     local i
     for i in "${images[@]}"; do
         case "$i" in
-            operator | stub-provider | stub-compiler | tools | argoexec) "build_${i//-/_}" ;;
+            operator | stub-provider | stub-compiler | tools | argoexec | kfpsdk-compiler | example-pipelines)
+                "build_${i//-/_}" ;;
             *) die "unknown image $i (known: ${ALL[*]})" ;;
         esac
     done

@@ -4,6 +4,8 @@
 //! a set of manifests (by default `examples/local/`, copies of the acceptance fixtures) and prints every resource
 //! with its synchronization state. With `--once` it then exits and tears the control plane down; otherwise it stays
 //! up and says how to point `kubectl` at it.
+//!
+//! With `--cluster` ([`run_on_cluster`], [`cluster`]) the same demo runs on real pods and real Argo Workflows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -29,6 +31,8 @@ use crate::executor::direct::{DirectExecutor, RegistryResolver};
 use crate::health::Readiness;
 use crate::operator::{Shutdown, run_controllers};
 use crate::telemetry::Metrics;
+
+pub mod cluster;
 
 /// The field manager of everything `local` applies.
 const FIELD_MANAGER: &str = "kfp-operator-local";
@@ -64,6 +68,9 @@ pub enum LocalError {
     /// Not every resource settled in time (the table is printed anyway).
     #[error("not every resource reached a settled state within {0:?}")]
     NotSettled(Duration),
+    /// `--cluster`: loading the images or installing the chart failed.
+    #[error("{0}")]
+    Cluster(String),
     /// Listing objects failed.
     #[error("listing {kind} failed: {source}")]
     List {
@@ -85,6 +92,17 @@ pub struct LocalOptions {
     pub compilers: PathBuf,
     /// The compilers' virtualenv (`scripts/python-env.sh`); `None`: [`default_python_env`].
     pub python_env: Option<PathBuf>,
+}
+
+impl LocalOptions {
+    /// The manifests to apply: those given, else `examples/local` (or `examples/cluster` on the cluster).
+    fn manifests_or(&self, default: &str) -> Vec<PathBuf> {
+        if self.manifests.is_empty() {
+            vec![PathBuf::from(default)]
+        } else {
+            self.manifests.clone()
+        }
+    }
 }
 
 /// The kfpsdk compiler `local` can use: `<compilers>/kfpsdk/compile.sh` with the virtualenv's python3, when both
@@ -113,11 +131,8 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `local`, writing progress and the resource table to standard output.
 pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
-    for path in &options.manifests {
-        if !path.exists() {
-            return Err(LocalError::NoManifests(path.display().to_string()));
-        }
-    }
+    let manifests = options.manifests_or("examples/local");
+    check_manifests(&manifests)?;
     let env = TestEnv::start().await?;
     println!(
         "control plane: kube-apiserver {} at {} (ready in {:.1?})",
@@ -132,15 +147,7 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     println!("installed {} CRDs", installed.len());
 
     let client = env.client().await?;
-    let objects = kfp_testenv::read_manifests(&options.manifests)?;
-    if objects.is_empty() {
-        let paths: Vec<String> = options
-            .manifests
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        return Err(LocalError::NoManifests(paths.join(", ")));
-    }
+    let objects = read(&manifests)?;
 
     let kfpsdk = kfpsdk_compiler(options);
     let (trigger, shutdown) = Shutdown::new();
@@ -157,19 +164,7 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
         Err(reason) => println!("kfpsdk compiler: not available: {reason}"),
     }
 
-    for (object, name) in objects.iter().zip(apply_all(&client, &objects).await?) {
-        println!(
-            "applied {} {name}",
-            object.value["kind"].as_str().unwrap_or("object")
-        );
-    }
-
-    println!();
-    let settled = follow_states(&client, SETTLE_TIMEOUT).await?;
-    print!("\n{}", table(&client).await?);
-    if !settled {
-        println!("\nnot every resource settled within {SETTLE_TIMEOUT:?}; the table shows where each one is");
-    }
+    let settled = apply_and_follow(&client, &objects, SETTLE_TIMEOUT).await?;
 
     if !options.once {
         println!(
@@ -186,6 +181,100 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     } else {
         Err(LocalError::NotSettled(SETTLE_TIMEOUT))
     }
+}
+
+/// How long `local --cluster` waits for every resource to settle: each operation is a Workflow with real pods.
+pub const CLUSTER_SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `local --cluster`: loads images of this binary into `cluster` (started and entered by the caller, see
+/// [`cluster::start_and_enter`]), installs the chart, applies the manifests (default `examples/cluster`) and
+/// follows them as [`run`] does. Run from the repository root: it uses `scripts/images.sh` and `charts/`.
+pub async fn run_on_cluster(
+    options: &LocalOptions,
+    cluster: &kfp_testenv::cluster::Cluster,
+) -> Result<(), LocalError> {
+    let manifests = options.manifests_or("examples/cluster");
+    check_manifests(&manifests)?;
+    let objects = read(&manifests)?;
+    println!(
+        "cluster: one node (kubelet, containerd), Argo workflow-controller; network namespace {}",
+        cluster.netns()
+    );
+    let repository =
+        std::env::current_dir().map_err(|e| LocalError::Cluster(format!("no working directory: {e}")))?;
+    let binary =
+        std::env::current_exe().map_err(|e| LocalError::Cluster(format!("cannot find this binary: {e}")))?;
+    cluster::load_images(cluster, &repository, &binary).map_err(LocalError::Cluster)?;
+    println!(
+        "images: {} written from {} and imported",
+        cluster::IMAGES.join(", "),
+        binary.display()
+    );
+    let helm = cluster::helm().map_err(LocalError::Cluster)?;
+    cluster::install_chart(cluster, &helm, &repository.join("charts/kfp-operator"))
+        .map_err(LocalError::Cluster)?;
+    println!(
+        "operator: installed by charts/kfp-operator (release {} in {}), running as a pod; Argo executor",
+        cluster::RELEASE,
+        cluster::NAMESPACE
+    );
+    let client = cluster.client().await?;
+    let settled = apply_and_follow(&client, &objects, CLUSTER_SETTLE_TIMEOUT).await?;
+    let kubectl = format!(
+        "nsenter --net=/run/netns/{} kubectl --kubeconfig {}",
+        cluster.netns(),
+        cluster.kubeconfig_path().display()
+    );
+    if !options.once {
+        println!(
+            "\nThe cluster stays up until Ctrl-C. From another shell (as root):\n  {kubectl} get pods,workflows -A\n  {kubectl} get kfp -A"
+        );
+        // As in `run`: either way everything is torn down on return.
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    if settled {
+        Ok(())
+    } else {
+        Err(LocalError::NotSettled(CLUSTER_SETTLE_TIMEOUT))
+    }
+}
+
+fn check_manifests(manifests: &[PathBuf]) -> Result<(), LocalError> {
+    match manifests.iter().find(|path| !path.exists()) {
+        Some(path) => Err(LocalError::NoManifests(path.display().to_string())),
+        None => Ok(()),
+    }
+}
+
+fn read(manifests: &[PathBuf]) -> Result<Vec<ManifestObject>, LocalError> {
+    let objects = kfp_testenv::read_manifests(manifests)?;
+    if objects.is_empty() {
+        let paths: Vec<String> = manifests.iter().map(|p| p.display().to_string()).collect();
+        return Err(LocalError::NoManifests(paths.join(", ")));
+    }
+    Ok(objects)
+}
+
+/// Applies `objects`, prints each state change until everything settled (or `timeout`), then the table; whether
+/// everything settled.
+async fn apply_and_follow(
+    client: &Client,
+    objects: &[ManifestObject],
+    timeout: Duration,
+) -> Result<bool, LocalError> {
+    for (object, name) in objects.iter().zip(apply_all(client, objects).await?) {
+        println!(
+            "applied {} {name}",
+            object.value["kind"].as_str().unwrap_or("object")
+        );
+    }
+    println!();
+    let settled = follow_states(client, timeout).await?;
+    print!("\n{}", table(client).await?);
+    if !settled {
+        println!("\nnot every resource settled within {timeout:?}; the table shows where each one is");
+    }
+    Ok(settled)
 }
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless

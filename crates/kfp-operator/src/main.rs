@@ -41,9 +41,14 @@ enum Command {
     /// Start a local control plane (real etcd + kube-apiserver, no cluster needed), install the CRDs, apply
     /// manifests and show every resource's state.
     Local {
-        /// YAML files or folders to apply.
-        #[arg(long, default_value = "examples/local")]
+        /// YAML files or folders to apply (default: examples/local, with --cluster examples/cluster).
+        #[arg(long)]
         manifests: Vec<PathBuf>,
+        /// Run the demo on real pods instead: a one-node cluster (kubelet, containerd, the real Argo
+        /// workflow-controller) in a network namespace of its own, the operator installed by its Helm chart from
+        /// an image of this binary. Needs root and the node assets (scripts/local-cluster.sh does it all).
+        #[arg(long)]
+        cluster: bool,
         /// Print the resource table and exit instead of staying up until Ctrl-C.
         #[arg(long)]
         once: bool,
@@ -106,9 +111,32 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `local --cluster`: every thread that talks to the cluster must be in its network namespace, so the cluster is
+    // started and entered before the runtime starts its workers (they inherit the namespace). Dropped last: after
+    // the runtime, it stops everything it started.
+    let cluster = match &cli.command {
+        Command::Local { cluster: true, .. } => match kfp_operator::local::cluster::start_and_enter() {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                eprintln!("error: the local cluster could not start: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the Tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, cluster.as_ref()))
+}
+
+async fn run(cli: Cli, cluster: Option<&kfp_testenv::cluster::Cluster>) -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Crds { out_dir: Some(dir) } => kfp_operator::crds::write_all(&dir).map_err(Into::into),
         Command::Crds { out_dir: None } => kfp_operator::crds::render()
@@ -139,14 +167,20 @@ async fn main() -> ExitCode {
             once,
             compilers,
             python_env,
-        } => kfp_operator::local::run(&kfp_operator::local::LocalOptions {
-            manifests,
-            once,
-            compilers,
-            python_env,
-        })
-        .await
-        .map_err(Into::into),
+            cluster: _,
+        } => {
+            let options = kfp_operator::local::LocalOptions {
+                manifests,
+                once,
+                compilers,
+                python_env,
+            };
+            match cluster {
+                Some(cluster) => kfp_operator::local::run_on_cluster(&options, cluster).await,
+                None => kfp_operator::local::run(&options).await,
+            }
+            .map_err(Into::into)
+        }
         Command::Graph {
             manifests,
             namespace,

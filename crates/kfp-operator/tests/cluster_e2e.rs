@@ -17,34 +17,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kfp_testenv::cluster::{BUSYBOX_IMAGE, Cluster, ClusterOptions};
+use kfp_operator::local::cluster::{self as local_cluster, NAMESPACE, image};
+use kfp_testenv::cluster::{BUSYBOX_IMAGE, Cluster};
 use kfp_testenv::{ApplyOptions, apply_yaml};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use support::chart::{NAMESPACE, RELEASE, SERVICE_ACCOUNT, chart_dir, helm_command};
+use support::chart::{SERVICE_ACCOUNT, chart_dir};
 
-/// Image names as scripts/images.sh writes them (the chart's defaults: containerRegistry kfp-operator.local).
-const REGISTRY: &str = "kfp-operator.local";
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Where the provider service listens: the operator pod, on the same network, holds 8080-8082.
-const PROVIDER_PORT: u16 = 8090;
-const PROVIDER_METRICS_PORT: u16 = 8091;
 /// A real pod, a real Workflow: minutes on a busy 2-core machine, not seconds.
 const WAIT: Duration = Duration::from_secs(240);
 const USER_NAMESPACE: &str = "ml-team";
 
-fn image(name: &str) -> String {
-    format!("{REGISTRY}/{name}:{VERSION}")
-}
-
 #[test]
 fn the_operator_installed_by_its_chart_runs_every_kind_on_real_pods_and_argo() {
-    let provider_host = format!("provider-stub.{NAMESPACE}");
-    let cluster = Cluster::start(ClusterOptions::default().workflow_hostnames([provider_host.clone()]))
-        .unwrap_or_else(|e| panic!("{e}"));
-    cluster.enter().unwrap_or_else(|e| panic!("{e}"));
+    // The same cluster, images and chart values as `kfp-operator local --cluster`.
+    let cluster = local_cluster::start_and_enter().unwrap_or_else(|e| panic!("{e}"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,9 +44,11 @@ fn the_operator_installed_by_its_chart_runs_every_kind_on_real_pods_and_argo() {
 }
 
 async fn scenario(cluster: &Cluster) {
-    load_images(cluster);
+    let binary = Path::new(env!("CARGO_BIN_EXE_kfp-operator"));
+    local_cluster::load_images(cluster, &support::repo_root(), binary).unwrap_or_else(|e| panic!("{e}"));
     let client = cluster.client().await.unwrap_or_else(|e| panic!("{e}"));
-    install_chart(cluster);
+    local_cluster::install_chart(cluster, &support::chart::helm(), &chart_dir())
+        .unwrap_or_else(|e| panic!("{e}"));
     operator_runs_from_its_image_as_the_charts_service_account(&client).await;
 
     let admission = apply(
@@ -101,6 +92,13 @@ async fn scenario(cluster: &Cluster) {
         templates.iter().any(|t| t.ends_with("create-compiled")),
         "the Pipeline was compiled and created by an Argo Workflow of the create-compiled template: {templates:?}"
     );
+
+    // A KFP SDK pipeline compiled by the kfp SDK in a pod: the kfpsdk framework image's compiler and SDK, run by
+    // the pipeline image's Python.
+    apply(&client, USER_NAMESPACE, &kfpsdk_pipeline_yaml())
+        .await
+        .expect("the kfpsdk Pipeline");
+    wait_state(&client, "Pipeline", USER_NAMESPACE, "add-pipeline", "Succeeded").await;
 
     apply(&client, USER_NAMESPACE, &experiment_yaml())
         .await
@@ -264,92 +262,6 @@ async fn scenario(cluster: &Cluster) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Writes the images from the binary cargo built for this test and imports them into the node.
-fn load_images(cluster: &Cluster) {
-    let out = cluster.state_dir().join("kfp-images");
-    let output = Command::new("bash")
-        .arg(support::repo_root().join("scripts/images.sh"))
-        .args(["--out"])
-        .arg(&out)
-        .args(["operator", "stub-provider", "stub-compiler", "tools"])
-        .env("KFP_OPERATOR_BINARY", env!("CARGO_BIN_EXE_kfp-operator"))
-        .env("KFP_IMAGES_GZIP", "0")
-        .env("KFP_IMAGES_REGISTRY", REGISTRY)
-        .output()
-        .expect("running scripts/images.sh");
-    assert!(
-        output.status.success(),
-        "scripts/images.sh failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for tar in [
-        "kfp-operator-controller",
-        "kfp-operator-stub-provider",
-        "kfp-operator-stub-compiler",
-        "kfp-operator-tools",
-    ] {
-        cluster
-            .import_image(&out.join(format!("{tar}.tar")))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-}
-
-fn install_chart(cluster: &Cluster) {
-    let home = cluster.state_dir().join("helm");
-    std::fs::create_dir_all(&home).expect("helm's folder");
-    let values = home.join("values.yaml");
-    std::fs::write(&values, chart_values()).expect("writing the values");
-    let output = helm_command(&home, Some(&cluster.kubeconfig_path()))
-        .args(["install", RELEASE])
-        .arg(chart_dir())
-        .args([
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-            "--wait",
-            "--timeout",
-            "4m",
-            "-f",
-        ])
-        .arg(&values)
-        .output()
-        .expect("running helm");
-    assert!(
-        output.status.success(),
-        "helm install failed:\n{}{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-}
-
-/// The chart's values for a node without a pod network: the operator and provider pods on the node's network,
-/// each Service on its own port, names the pods call on 127.0.0.1; the tools image for the templates' steps.
-fn chart_values() -> String {
-    let feed_host = format!("{RELEASE}-runcompletion-webhook-service.{NAMESPACE}");
-    let tools = image("kfp-operator-tools");
-    format!(
-        r#"manager:
-  hostNetwork: true
-  image: {{pullPolicy: Never}}
-  # The provider pods post to http://<feed Service>.<namespace>:80/events: the feed listens on 80 itself.
-  runcompletionWebhook: {{servicePort: 80}}
-  configuration:
-    defaultProviderValues:
-      podTemplateSpec:
-        spec:
-          hostNetwork: true
-          dnsPolicy: ClusterFirstWithHostNet
-          hostAliases: [{{ip: 127.0.0.1, hostnames: ["{feed_host}"]}}]
-provider:
-  servicePort: {PROVIDER_PORT}
-  metricsPort: {PROVIDER_METRICS_PORT}
-argo:
-  namespaces: [{NAMESPACE}]
-  images: {{curl: "{tools}", jq: "{tools}"}}
-"#
-    )
-}
-
 async fn operator_runs_from_its_image_as_the_charts_service_account(client: &Client) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let list = pods
@@ -384,10 +296,13 @@ spec:
   frameworks:
   - name: stub
     image: {compiler}
+  - name: kfpsdk
+    image: {kfpsdk}
   allowedNamespaces: [{USER_NAMESPACE}]
 "#,
         service = image("kfp-operator-stub-provider"),
         compiler = image("kfp-operator-stub-compiler"),
+        kfpsdk = image("kfp-operator-kfpsdk-compiler"),
     )
 }
 
@@ -402,6 +317,22 @@ spec:
   env: [{{name: REVISION, value: "{revision}"}}]
   framework: {{name: stub, parameters: {{}}}}
 "#
+    )
+}
+
+fn kfpsdk_pipeline_yaml() -> String {
+    format!(
+        r#"apiVersion: pipelines.kubeflow.org/v1beta1
+kind: Pipeline
+metadata: {{name: add-pipeline}}
+spec:
+  provider: {NAMESPACE}/stub
+  image: {image}
+  framework:
+    name: kfpsdk
+    parameters: {{pipeline: getting_started.pipeline.add_pipeline}}
+"#,
+        image = image("kfp-operator-example-pipelines"),
     )
 }
 

@@ -18,13 +18,7 @@ fn local_once_applies_the_examples_and_prints_them() {
         .arg(root.join("examples/local"))
         .output()
         .expect("kfp-operator runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    let stdout = succeeded_stdout(&output);
     assert!(stdout.contains("installed 6 CRDs"), "{stdout}");
     let table = &stdout[stdout.find("KIND ").expect("a table")..];
     let state_of = |prefix: &str| -> Vec<String> {
@@ -155,4 +149,58 @@ fn without_the_python_environment_the_kfp_sdk_pipeline_fails_and_says_why() {
         Some("Failed"),
         "{stdout}"
     );
+}
+
+/// `local --cluster --once` (the last step of scripts/local-cluster.sh): the cluster examples on real pods and real
+/// Argo Workflows, every resource Succeeded, and nothing left behind once it exits.
+#[test]
+fn local_cluster_once_runs_the_cluster_examples_on_real_pods() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let child = Command::new(env!("CARGO_BIN_EXE_kfp-operator"))
+        .args(["local", "--cluster", "--once"])
+        .current_dir(&root)
+        .env("HELM", support::chart::helm())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kfp-operator runs");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("kfp-operator ends");
+    let stdout = succeeded_stdout(&output);
+    assert!(stdout.contains("running as a pod"), "{stdout}");
+    let table = &stdout[stdout.find("KIND ").expect("a table")..];
+    let rows: Vec<&str> = table.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    for prefix in [
+        "Provider          kfp-operator-system/stub",
+        "Pipeline          default/stub-pipeline",
+        "Pipeline          default/add-pipeline",
+        "Experiment        default/demo-experiment",
+        "RunSchedule       default/nightly-",
+        "Run               default/add-run",
+        "Run               default/upstream-rc-",
+        "Run               default/dependant-rc-",
+        "RunConfiguration  default/dependant-rc",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(prefix)),
+            "no row {prefix}:\n{table}"
+        );
+    }
+    for row in &rows {
+        assert_eq!(row.split_whitespace().nth(2), Some("Succeeded"), "{row}\n{table}");
+    }
+    let netns = PathBuf::from(format!("/run/netns/kfp-cluster-{pid}-0"));
+    assert!(!netns.exists(), "{} is left behind", netns.display());
+}
+
+/// The standard output of a run that must have succeeded (else both outputs in the failure).
+fn succeeded_stdout(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    stdout
 }
