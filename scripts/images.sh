@@ -216,7 +216,8 @@ build_example_pipelines() {
     # this image the libraries it links), and libgcc_s, which glibc opens at run time (thread cancellation) so ldd
     # never lists it.
     local venv="${KFP_OPERATOR_VENV:-${HOME}/.cache/kfp-operator/venv}" gcc_s
-    gcc_s="$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ {print $NF; exit}')"
+    # (awk reads to the end: an early exit would fail the pipeline with SIGPIPE under pipefail.)
+    gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ && !found {print $NF; found = 1}')"
     [[ -n "$gcc_s" ]] || die "libgcc_s.so.1 not found (Debian: apt-get install libgcc-s1)"
     # (Libraries the wheels bundle, under the venv, come with the SDK itself: only the machine's are added.)
     # shellcheck disable=SC2046 # one word per file found

@@ -154,8 +154,9 @@ impl FieldError {
 /// Events (docs/platform-guide.md, troubleshooting).
 const MAX_SHOWN_VALUE: usize = 256;
 
-/// `value` cut to [`MAX_SHOWN_VALUE`] bytes (at a character boundary), saying how long it was.
-fn bounded(value: &str) -> String {
+/// `value` cut to 256 bytes (at a character boundary), saying how long it was: how much of a user's or a peer's
+/// text a message, log line or status repeats.
+pub fn bounded(value: &str) -> String {
     if value.len() <= MAX_SHOWN_VALUE {
         return value.to_string();
     }

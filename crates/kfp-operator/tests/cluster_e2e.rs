@@ -192,6 +192,12 @@ async fn scenario(cluster: &Cluster) {
         "the dependant's run read upstream's artifact: {dependant_run}"
     );
 
+    // A RunSchedule of its own (not a RunConfiguration's), created on the provider by a Workflow.
+    apply(&client, USER_NAMESPACE, &run_schedule_yaml())
+        .await
+        .expect("the RunSchedule");
+    wait_state(&client, "RunSchedule", USER_NAMESPACE, "hourly", "Succeeded").await;
+
     // An update: a new spec gives a new version, uploaded through another Workflow.
     apply(
         &client,
@@ -242,8 +248,9 @@ async fn scenario(cluster: &Cluster) {
     .expect("the uncompilable Pipeline");
     let uncompilable = wait_state(&client, "Pipeline", USER_NAMESPACE, "uncompilable", "Failed").await;
     assert!(
-        !state(&uncompilable).1.is_empty(),
-        "a Failed Pipeline says why: {uncompilable}"
+        state(&uncompilable).1.contains("the compile step failed: ")
+            && state(&uncompilable).1.contains("/shared/compile.sh"),
+        "a Failed Pipeline names the step that failed: {uncompilable}"
     );
 
     // A delete: the provider is asked to delete it (a Workflow), then the finalizer goes.
@@ -377,6 +384,20 @@ spec:
     experimentName: stub-experiment
   triggers:
     schedules: [{{cronExpression: "{cron}"}}]
+"#
+    )
+}
+
+fn run_schedule_yaml() -> String {
+    format!(
+        r#"apiVersion: pipelines.kubeflow.org/v1beta1
+kind: RunSchedule
+metadata: {{name: hourly}}
+spec:
+  provider: {NAMESPACE}/stub
+  pipeline: stub-pipeline
+  experimentName: stub-experiment
+  schedule: {{cronExpression: "0 * * * *", endTime: "9999-12-31T23:59:59Z"}}
 "#
     )
 }

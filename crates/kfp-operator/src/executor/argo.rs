@@ -394,11 +394,11 @@ pub fn outcome_of(workflow: &DynamicObject) -> OperationOutcome {
             } else {
                 FailureClass::Permanent
             },
-            message,
+            message: failure_message(status, &key, &message),
         },
         "Error" => OutcomeState::Failed {
             class: FailureClass::Transient,
-            message,
+            message: failure_message(status, &key, &message),
         },
         _ => OutcomeState::InProgress,
     };
@@ -442,6 +442,37 @@ fn succeeded(status: &Value, name: &str, action: &str) -> OutcomeState {
     }
 }
 
+/// What a failed workflow's status says: Argo's own message names only the failed child (`child '...' failed`), so
+/// the failed step's template (`compile`, `create`, ...) and its message (`Error (exit code 1)`, `OOMKilled`, ...)
+/// come first, and where to read its log; Argo's message when no step failed.
+fn failure_message(status: &Value, workflow: &str, message: &str) -> String {
+    let failed_step = status["nodes"].as_object().and_then(|nodes| {
+        nodes
+            .values()
+            .filter(|node| {
+                node["type"].as_str() == Some("Pod")
+                    && matches!(node["phase"].as_str(), Some("Failed" | "Error"))
+            })
+            // The first to fail when several did (RFC 3339 times of one writer compare as text).
+            .min_by_key(|node| node["finishedAt"].as_str().unwrap_or_default().to_string())
+    });
+    let Some(step) = failed_step else {
+        return message.to_string();
+    };
+    // A step of a referenced WorkflowTemplate names it in templateRef, a local one in templateName.
+    let template = step["templateRef"]["template"]
+        .as_str()
+        .or_else(|| step["templateName"].as_str())
+        .or_else(|| step["displayName"].as_str())
+        .unwrap_or("unknown");
+    let step_message = step["message"].as_str().unwrap_or("failed");
+    format!(
+        "the {} step failed: {} (its pod's log says why; workflow {workflow})",
+        kfp_core::validation::bounded(template),
+        kfp_core::validation::bounded(step_message)
+    )
+}
+
 /// Whether a failed workflow ran out of time (a template's `activeDeadlineSeconds`): a timeout, so transient.
 fn deadline_exceeded(status: &Value, message: &str) -> bool {
     let mentions_deadline = |text: &str| text.to_ascii_lowercase().contains("deadline");
@@ -452,4 +483,34 @@ fn deadline_exceeded(status: &Value, message: &str) -> bool {
                     && node["message"].as_str().is_some_and(mentions_deadline)
             })
         })
+}
+
+#[cfg(test)]
+mod failure_message_tests {
+    use serde_json::json;
+
+    use super::failure_message;
+
+    #[test]
+    fn the_failed_step_and_its_message_are_named_instead_of_the_child() {
+        let status = json!({"phase": "Failed", "message": "child 'wf-123' failed", "nodes": {
+            "wf": {"type": "Steps", "phase": "Failed", "message": "child 'wf-123' failed"},
+            "wf-123": {"type": "Pod", "phase": "Failed", "displayName": "compile(0)",
+                       "templateRef": {"name": "compiled-workflow-steps", "template": "compile"},
+                       "message": "Error (exit code 1)", "finishedAt": "2026-12-07T12:40:01Z"},
+            "wf-789": {"type": "Pod", "phase": "Failed", "templateName": "combine-files",
+                       "message": "Error (exit code 2)", "finishedAt": "2026-12-07T12:40:09Z"},
+            "wf-456": {"type": "Pod", "phase": "Succeeded", "templateName": "select-resource-image"},
+        }});
+        assert_eq!(
+            failure_message(&status, "ns/wf", "child 'wf-123' failed"),
+            "the compile step failed: Error (exit code 1) (its pod's log says why; workflow ns/wf)"
+        );
+    }
+
+    #[test]
+    fn without_a_failed_step_argos_message_is_kept() {
+        let status = json!({"phase": "Error", "message": "pod deleted", "nodes": {}});
+        assert_eq!(failure_message(&status, "ns/wf", "pod deleted"), "pod deleted");
+    }
 }
