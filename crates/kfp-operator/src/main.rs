@@ -206,10 +206,18 @@ async fn run(cli: Cli, cluster: Option<&kfp_testenv::cluster::Cluster>) -> ExitC
             ca_bundle_file,
         } => webhook_configurations(namespace, service_name, url, ca_bundle_file),
         Command::ProviderService { provider } => {
-            let registry = kfp_providers::default_registry();
-            kfp_providers::service::run_from_env(&registry, &provider)
-                .await
-                .map_err(Into::into)
+            // JSON lines on stderr like the operator's (without this the service logged nothing at all: found
+            // by running it as a pod); `LOG_LEVEL` (error, warn, info, debug, trace; default info) or `RUST_LOG`.
+            let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_string());
+            match kfp_operator::telemetry::init_logging(kfp_operator::telemetry::LogFormat::Json, &level) {
+                Err(e) => Err(e.into()),
+                Ok(()) => {
+                    let registry = kfp_providers::default_registry();
+                    kfp_providers::service::run_from_env(&registry, &provider)
+                        .await
+                        .map_err(Into::into)
+                }
+            }
         }
     };
     match result {

@@ -68,6 +68,17 @@ async fn scenario(cluster: &Cluster) {
         .expect("the Provider");
     wait_state(&client, "Provider", NAMESPACE, "stub", "Succeeded").await;
     wait_available(&client, NAMESPACE, "provider-stub").await;
+    // The provider service logs as the operator does (JSON lines), in its pod's log.
+    let logs = cluster.state_dir().join("pod-logs");
+    kfp_testenv::wait_for("the provider pod's start line", WAIT, || async {
+        let started = pod_logs(&logs).iter().any(|log| {
+            log.to_string_lossy().contains("/provider-service/")
+                && std::fs::read_to_string(log).is_ok_and(|t| t.contains("\"provider service started\""))
+        });
+        Ok::<_, std::io::Error>(started.then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // Compiled in a pod (the stub framework image's compiler inside the pipeline image), uploaded through a
     // Workflow that calls the provider service pod.

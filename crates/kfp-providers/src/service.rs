@@ -474,8 +474,8 @@ pub async fn run(
     tracing::info!(
         provider = %config.provider.name,
         provider_type,
-        api = ?server.local_addr().ok(),
-        metrics = ?server.metrics_addr().ok(),
+        api = %server.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        metrics = %server.metrics_addr().map(|a| a.to_string()).unwrap_or_default(),
         forwards_events = server.forwards_events(),
         "provider service started"
     );
