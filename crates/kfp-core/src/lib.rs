@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod backoff;
 pub mod compiler;
 pub mod config;
 pub mod conversion;

@@ -46,7 +46,7 @@ pub struct ServiceConfig {
     pub webhook_retry: RetryPolicy,
 }
 
-/// Exponential backoff for event deliveries: `initial`, doubled after each failure up to `max`; after
+/// Exponential backoff for event deliveries, jittered: `initial`, doubled after each failure up to `max`; after
 /// `max_attempts` failed attempts the event is settled as failed and its source delivers it again later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -72,10 +72,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait after the `failures`-th failed attempt (1-based).
+    /// The wait after the `failures`-th failed attempt (1-based): drawn within `[ceiling/2, ceiling]`, the ceiling
+    /// `initial_backoff` doubled per failure up to `max_backoff`, so the provider services that failed to reach an
+    /// operator together do not all retry at the same moment when it is back.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        kfp_core::backoff::Backoff::new(self.initial_backoff, self.max_backoff).delay(failures)
     }
 }
 
@@ -274,10 +275,15 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn backoff_doubles_up_to_the_cap_jittered_below_it() {
         let policy = RetryPolicy::default();
-        let secs: Vec<u64> = (1..=9).map(|n| policy.backoff(n).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(60));
+        for (failures, ceiling) in [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (9, 60), (u32::MAX, 60)] {
+            let ceiling = Duration::from_secs(ceiling);
+            let wait = policy.backoff(failures);
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "{failures}: {wait:?} not in [{ceiling:?}/2, {ceiling:?}]"
+            );
+        }
     }
 }
