@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::process::last_lines;
 use crate::{Error, Result};
 
 /// The node's name (`spec.nodeName` of every pod).
@@ -110,10 +111,10 @@ impl Cluster {
         }
         Err(Error::Start {
             message: format!(
-                "scripts/cluster/{name} failed ({}):\n{}{}",
+                "scripts/cluster/{name} failed ({}):\n{}\n{}",
                 output.status,
-                tail(&String::from_utf8_lossy(&output.stdout), 20),
-                tail(&String::from_utf8_lossy(&output.stderr), 40),
+                last_lines(&String::from_utf8_lossy(&output.stdout), 20),
+                last_lines(&String::from_utf8_lossy(&output.stderr), 40),
             ),
             logs: self.log_tails(30),
         })
@@ -167,7 +168,7 @@ impl Cluster {
             Err(Error::Invalid(format!(
                 "ctr image import {} failed: {}",
                 tar.display(),
-                tail(&String::from_utf8_lossy(&output.stderr), 10)
+                last_lines(&String::from_utf8_lossy(&output.stderr), 10)
             )))
         }
     }
@@ -198,13 +199,7 @@ impl Cluster {
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        paths
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap_or_default();
-                format!("--- {} (last {lines} lines)\n{}", p.display(), tail(&text, lines))
-            })
-            .collect()
+        crate::env::log_tails(&paths, lines)
     }
 }
 
@@ -214,13 +209,4 @@ impl Drop for Cluster {
             eprintln!("kfp-testenv: stopping the cluster failed: {e}");
         }
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out
 }

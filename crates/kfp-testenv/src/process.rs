@@ -132,11 +132,13 @@ pub(crate) fn free_ports(count: usize) -> Result<Vec<u16>> {
 /// The last `lines` lines of a log file, or a note that it cannot be read.
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
+        Ok(bytes) => last_lines(&String::from_utf8_lossy(&bytes), lines),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
+}
+
+/// The last `lines` lines of `text`.
+pub(crate) fn last_lines(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

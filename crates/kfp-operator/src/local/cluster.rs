@@ -120,16 +120,7 @@ pub fn install_chart(cluster: &Cluster, helm: &Path, chart: &Path) -> Result<(),
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let values = home.join("values.yaml");
     std::fs::write(&values, chart_values()).map_err(|e| format!("{}: {e}", values.display()))?;
-    let mut command = Command::new(helm);
-    for (variable, folder) in [
-        ("HELM_CONFIG_HOME", "config"),
-        ("HELM_CACHE_HOME", "cache"),
-        ("HELM_DATA_HOME", "data"),
-    ] {
-        command.env(variable, home.join(folder));
-    }
-    let output = command
-        .env("KUBECONFIG", cluster.kubeconfig_path())
+    let output = helm_command(helm, &home, Some(&cluster.kubeconfig_path()))
         .args(["install", RELEASE])
         .arg(chart)
         .args([
@@ -153,6 +144,24 @@ pub fn install_chart(cluster: &Cluster, helm: &Path, chart: &Path) -> Result<(),
             String::from_utf8_lossy(&output.stdout)
         ))
     }
+}
+
+/// A `helm` command with its own configuration, cache and data folders under `home` (nothing of the user's is
+/// read or written), talking to the cluster of `kubeconfig` when given (none: only local commands work).
+pub fn helm_command(helm: &Path, home: &Path, kubeconfig: Option<&Path>) -> Command {
+    let mut command = Command::new(helm);
+    for (variable, folder) in [
+        ("HELM_CONFIG_HOME", "config"),
+        ("HELM_CACHE_HOME", "cache"),
+        ("HELM_DATA_HOME", "data"),
+    ] {
+        command.env(variable, home.join(folder));
+    }
+    command.env_remove("KUBECONFIG");
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command
 }
 
 /// The helm binary: `$HELM`, else the one `scripts/helm.sh` caches beside the test assets.

@@ -16,49 +16,25 @@ pub fn chart_dir() -> PathBuf {
     super::repo_root().join("charts/kfp-operator")
 }
 
-/// The helm binary: `$HELM`, else the one `scripts/helm.sh` caches. Fails (never skips) when there is none.
+/// The helm binary (`$HELM`, else the one `scripts/helm.sh` caches: `kfp_operator::local::cluster::helm`). Fails
+/// (never skips) when there is none or it does not work.
 pub fn helm() -> PathBuf {
-    let fix = "run `scripts/helm.sh` (it builds helm v3.22.0 from its Go module into ~/.cache/kfp-testenv) \
-               or set HELM to a helm 3 binary";
-    let candidate = match std::env::var_os("HELM").filter(|v| !v.is_empty()) {
-        Some(helm) => PathBuf::from(helm),
-        None => {
-            let Some(cache) =
-                kfp_testenv::assets::cache_dir().and_then(|d| d.parent().map(Path::to_path_buf))
-            else {
-                panic!("helm is needed by the chart tests and HOME is not set: {fix}");
-            };
-            cache.join("helm-v3.22.0/helm")
-        }
-    };
+    let candidate = kfp_operator::local::cluster::helm().unwrap_or_else(|e| panic!("the chart tests: {e}"));
     let works = Command::new(&candidate)
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         works,
-        "helm is needed by the chart tests, and {} is not a working helm binary: {fix}",
+        "helm is needed by the chart tests, and {} is not a working helm binary: run scripts/helm.sh or set HELM",
         candidate.display()
     );
     candidate
 }
 
-/// A helm command with its own configuration, cache and data folders (nothing of the user's is read or written),
-/// talking to the cluster of `kubeconfig` when given.
+/// A helm command of its own folders under `home` (`kfp_operator::local::cluster::helm_command`).
 pub fn helm_command(home: &Path, kubeconfig: Option<&Path>) -> Command {
-    let mut command = Command::new(helm());
-    for (variable, folder) in [
-        ("HELM_CONFIG_HOME", "config"),
-        ("HELM_CACHE_HOME", "cache"),
-        ("HELM_DATA_HOME", "data"),
-    ] {
-        command.env(variable, home.join(folder));
-    }
-    command.env_remove("KUBECONFIG");
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command
+    kfp_operator::local::cluster::helm_command(&helm(), home, kubeconfig)
 }
 
 /// Runs helm with `args`; `Ok(stdout)` or `Err(stderr)`.
