@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional
 
 __all__ = [
     "CompileError",
+    "ENABLE_CACHING_KEY",
     "Definition",
     "export_env",
     "load_definition",
@@ -27,6 +28,10 @@ __all__ = [
     "namespaced_pipeline_name",
     "write_json",
 ]
+
+#: The framework parameter choosing execution caching for the pipeline's tasks (kfpsdk, tfx). Off unless set, as the
+#: Go operator compiles (docs/platform-features.md).
+ENABLE_CACHING_KEY = "enableCaching"
 
 # Exit codes: a compile failure (the pipeline, its definition or its code), and a usage error of the shim itself.
 EXIT_FAILED = 1
@@ -95,6 +100,18 @@ class Definition:
             if parameters.get(key) is not None:
                 return parameters[key]
         return None
+
+    def flag(self, key: str, default: bool) -> bool:
+        """``framework.parameters.<key>`` as a boolean (``true``/``false``, or that text in any case), else
+        ``default``."""
+        raw = self.parameter(key)
+        if raw is None:
+            return default
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            return raw.strip().lower() == "true"
+        raise CompileError("framework.parameters.{} must be true or false (got {})".format(key, _show(raw)))
 
     def env(self) -> Dict[str, str]:
         """The compile-time ``env`` (``[{name, value}]``; a ``{name: value}`` map is accepted too)."""

@@ -29,6 +29,22 @@ def test_the_example_pipeline_compiles_to_ir_named_namespace_name(shim):
     assert all(not t.get("cachingOptions", {}).get("enableCache") for t in ir["root"]["dag"]["tasks"].values())
 
 
+def test_enable_caching_turns_task_caching_on_and_wins_over_env(shim):
+    caching = lambda ir: {name: t.get("cachingOptions", {}).get("enableCache", False) for name, t in ir["root"]["dag"]["tasks"].items()}
+    process, ir = shim.run(SCRIPT, definition("kfpsdk", {"pipeline": EXAMPLE, "enableCaching": True}), pythonpath=[EXAMPLE_PIPELINES])
+    assert process.returncode == 0, process.stderr
+    assert caching(ir) == {"add": True, "add-2": True}
+    # The parameter wins over an env entry saying the opposite; "false" as text turns caching off.
+    env = [{"name": "KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "value": "false"}]
+    off = definition("kfpsdk", {"pipeline": EXAMPLE, "enableCaching": "false"}, env=env)
+    process, ir = shim.run(SCRIPT, off, pythonpath=[EXAMPLE_PIPELINES])
+    assert process.returncode == 0, process.stderr
+    assert caching(ir) == {"add": False, "add-2": False}
+    bad = definition("kfpsdk", {"pipeline": EXAMPLE, "enableCaching": "sometimes"})
+    message = one_line_error(shim.run(SCRIPT, bad, pythonpath=[EXAMPLE_PIPELINES])[0])
+    assert 'framework.parameters.enableCaching must be true or false (got "sometimes")' in message
+
+
 def test_the_compile_time_env_is_exported_before_the_module_is_imported(shim):
     env = [{"name": "GREETING", "value": "hello from env"}]
     process, ir = shim.run(

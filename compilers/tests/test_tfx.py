@@ -51,8 +51,19 @@ def test_use_pipeline_spec_2_1_defaults_to_true_and_is_validated():
     assert spec_2_1(False) is False
     assert spec_2_1("False") is False
     assert spec_2_1("true") is True
-    with pytest.raises(CompileError, match="framework.parameters.usePipelineSpec2_1 must be true or false \\(got 'yes'\\)"):
+    with pytest.raises(CompileError, match='framework.parameters.usePipelineSpec2_1 must be true or false \\(got "yes"\\)'):
         spec_2_1("yes")
+
+
+def test_enable_caching_sets_tfx_enable_cache_default_off():
+    enable_cache = lambda parameters: tfx_compiler.runner_arguments(tfx_definition(parameters)).enable_cache
+    base = {"components": "tfx_components.create_components"}
+    assert enable_cache(base) is False
+    assert enable_cache({**base, "enableCaching": True}) is True
+    assert enable_cache({**base, "enableCaching": "TRUE"}) is True
+    assert enable_cache({**base, "enableCaching": "false"}) is False
+    with pytest.raises(CompileError, match="framework.parameters.enableCaching must be true or false \\(got 1\\)"):
+        enable_cache({**base, "enableCaching": 1})
 
 
 def test_beam_args_must_be_named_pairs():

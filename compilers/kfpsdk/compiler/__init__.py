@@ -3,19 +3,31 @@ decorated with ``@dsl.pipeline``) with the ``kfp`` SDK's ``Compiler`` into KFP I
 ``namespace-name``.
 
 Before the user's module is imported, the definition's ``env`` is exported and ``KFP_PIPELINE_IMAGE`` is set to the
-Pipeline's ``image``, so components can use it as their base image.
+Pipeline's ``image``, so components can use it as their base image. Tasks do not cache (``compile.sh`` sets
+``KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true``, as the Go operator does) unless ``framework.parameters.enableCaching``
+is true; a task's own ``set_caching_options`` still wins.
 """
 
 import os
 import tempfile
 from typing import Any, Dict
 
-from compile_shim import CompileError, Definition, export_env, load_function, namespaced_pipeline_name, write_json
+from compile_shim import (
+    ENABLE_CACHING_KEY,
+    CompileError,
+    Definition,
+    export_env,
+    load_function,
+    namespaced_pipeline_name,
+    write_json,
+)
 
 #: The framework parameter naming the pipeline function.
 PIPELINE_KEY = "pipeline"
 #: The environment variable the user's components read their base image from.
 IMAGE_VARIABLE = "KFP_PIPELINE_IMAGE"
+#: The kfp SDK's switch for the tasks' default caching, read when ``kfp`` is first imported.
+CACHING_VARIABLE = "KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT"
 
 
 def compile_definition(definition: Definition, output_file: str) -> None:
@@ -30,6 +42,9 @@ def compile_definition(definition: Definition, output_file: str) -> None:
         )
     env = definition.env()
     env[IMAGE_VARIABLE] = image
+    if definition.parameter(ENABLE_CACHING_KEY) is not None:
+        # The framework parameter wins over compile.sh's default and over a KFP_... entry in env.
+        env[CACHING_VARIABLE] = "false" if definition.flag(ENABLE_CACHING_KEY, False) else "true"
     export_env(env)
     pipeline = load_function(reference, PIPELINE_KEY)
     write_json(output_file, compile_pipeline(pipeline, namespaced_pipeline_name(name), reference))

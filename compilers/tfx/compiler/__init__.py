@@ -1,5 +1,5 @@
 """The TFX compiler (SPEC 8 ``tfx``): imports the user's components function, builds a TFX pipeline named
-``namespace-name`` with caching off and the Beam arguments, and compiles it with TFX's ``KubeflowV2DagRunner`` into
+``namespace-name`` with the Beam arguments (caching off unless ``enableCaching``), and compiles it with TFX's ``KubeflowV2DagRunner`` into
 a PipelineJob JSON (``displayName``, ``labels``, ``pipelineSpec``), which the providers unwrap.
 
 Framework parameters:
@@ -7,7 +7,8 @@ Framework parameters:
 - ``components`` (``module.fn``; ``pipeline`` is accepted as an alias, SPEC 12.16): a function returning the list
   of TFX components;
 - ``beamArgs``: ``[{name, value}]``, passed as ``--name=value`` Beam pipeline arguments;
-- ``usePipelineSpec2_1``: compile to pipeline spec schema 2.1 (default true).
+- ``usePipelineSpec2_1``: compile to pipeline spec schema 2.1 (default true);
+- ``enableCaching``: TFX's ``enable_cache`` (default false, as the Go operator compiles).
 
 Everything that touches TFX sits behind :class:`TfxBackend`, so the part that reads the definition and builds the
 runner's arguments is tested without TFX installed.
@@ -15,7 +16,15 @@ runner's arguments is tested without TFX installed.
 
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from compile_shim import CompileError, Definition, export_env, load_function, namespaced_pipeline_name, write_json
+from compile_shim import (
+    ENABLE_CACHING_KEY,
+    CompileError,
+    Definition,
+    export_env,
+    load_function,
+    namespaced_pipeline_name,
+    write_json,
+)
 
 #: The framework parameter naming the components function, then its alias (SPEC 12.16).
 COMPONENTS_KEYS = ("components", "pipeline")
@@ -108,14 +117,7 @@ def beam_pipeline_args(definition: Definition) -> List[str]:
 
 def use_pipeline_spec_2_1(definition: Definition) -> bool:
     """``usePipelineSpec2_1``: a boolean (or the text true/false), default true."""
-    raw = definition.parameter(SPEC_2_1_KEY)
-    if raw is None:
-        return True
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-        return raw.strip().lower() == "true"
-    raise CompileError("framework.parameters.usePipelineSpec2_1 must be true or false (got {!r})".format(raw))
+    return definition.flag(SPEC_2_1_KEY, True)
 
 
 def runner_arguments(definition: Definition) -> RunnerArguments:
@@ -125,6 +127,7 @@ def runner_arguments(definition: Definition) -> RunnerArguments:
         default_image=definition.image,
         use_pipeline_spec_2_1=use_pipeline_spec_2_1(definition),
         beam_pipeline_args=beam_pipeline_args(definition),
+        enable_cache=definition.flag(ENABLE_CACHING_KEY, False),
     )
 
 

@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
                 value: "1".into(),
                 value_from: None,
             }],
-            artifacts: vec![],
+            ..RunSpec::default()
         },
     );
     run.metadata.namespace = Some("ns".into());

@@ -99,6 +99,13 @@ pub struct RunDefinition {
     /// What started the run; left out when nothing did, as Go leaves out its nil `*Indicator` (`omitempty`).
     #[serde(default, skip_serializing_if = "TriggerIndicator::is_empty")]
     pub trigger_indicator: TriggerIndicator,
+    /// The identity the run acts as on the platform (`spec.serviceAccount`); empty: the provider's default. Not in
+    /// the Go operator's contract, so left out when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    /// Labels of the run on the platform (`spec.labels`); left out when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The schedule of a RunScheduleDefinition. Times are RFC 3339 (the OpenAPI document's string form was a drift).
@@ -149,6 +156,13 @@ pub struct RunScheduleDefinition {
     /// When runs start. A body without it decodes as an empty schedule, as in Go.
     #[serde(default)]
     pub schedule: ScheduleDefinition,
+    /// The identity the run acts as on the platform (`spec.serviceAccount`); empty: the provider's default. Not in
+    /// the Go operator's contract, so left out when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    /// Labels of the run on the platform (`spec.labels`); left out when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The body of `POST/PUT /resource/experiment`.

@@ -184,6 +184,45 @@ fn decision_14_optional_run_configuration_ref_survives_v1alpha6() {
 }
 
 #[test]
+fn run_options_survive_both_spokes_for_every_run_kind() {
+    let options = json!({"serviceAccount": "trainer@p.iam.gserviceaccount.com", "labels": {"team": "ml", "cost-center": "42"}});
+    let with = |mut spec: Value| {
+        spec.as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        spec
+    };
+    let run_spec = json!({"provider": "kfp-operator-system/kfp", "pipeline": "p", "parameters": [{"name": "a", "value": "1"}]});
+    let objects = [
+        json!({"apiVersion": HUB, "kind": "Run", "metadata": {"name": "r", "namespace": "ns"}, "spec": with(run_spec.clone())}),
+        json!({"apiVersion": HUB, "kind": "RunConfiguration", "metadata": {"name": "rc", "namespace": "ns"},
+            "spec": {"run": with(run_spec.clone()), "triggers": {"schedules": [{"cronExpression": "0 * * * *"}]}}}),
+        json!({"apiVersion": HUB, "kind": "RunSchedule", "metadata": {"name": "rs", "namespace": "ns"},
+            "spec": with(json!({"provider": "kfp-operator-system/kfp", "pipeline": "p", "schedule": {"cronExpression": "0 * * * *"}}))}),
+    ];
+    for hub in objects {
+        for via in [A6, A5] {
+            let spoke = convert(hub.clone(), via, &config()).unwrap();
+            // The spoke has no such fields: they wait in the remainder annotation.
+            let remainder = spoke["metadata"]["annotations"][REMAINDER_ANNOTATION]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                remainder.contains("trainer@p.iam"),
+                "{} via {via}: {spoke}",
+                hub["kind"]
+            );
+            assert_eq!(
+                round_trip(&hub, via),
+                canonical(&hub),
+                "{} via {via}",
+                hub["kind"]
+            );
+        }
+    }
+}
+
+#[test]
 fn provider_default_beam_args_become_one_json_patch() {
     let spoke = json!({"apiVersion": A6, "kind": "Provider", "metadata": {"name": "kfp", "namespace": "kfp-operator-system"},
         "spec": {"serviceImage": "svc", "image": "my-tfx:1", "serviceAccount": "sa", "pipelineRootStorage": "gs://x",

@@ -853,6 +853,7 @@ fn spec_3_5_run_schedule_definition() {
                 start_time: None,
                 end_time: None,
             },
+            ..RunScheduleSpec::default()
         },
     );
     rs.metadata.namespace = Some("ns".into());
@@ -950,7 +951,7 @@ fn run(parameters: Vec<Parameter>) -> Run {
             pipeline: PipelineIdentifier::new("pl", ""),
             experiment_name: "exp".into(),
             parameters,
-            artifacts: vec![],
+            ..RunSpec::default()
         },
     );
     r.metadata.namespace = Some("ns".into());
@@ -1102,6 +1103,7 @@ fn spec_3_4_run_is_created_with_its_definition() {
                         source: "pl".into(),
                         source_namespace: "ns".into()
                     },
+                    ..RunDefinition::default()
                 })
             },
         })

@@ -125,7 +125,7 @@ fn run_spec() -> RunSpec {
         pipeline: PipelineIdentifier::new("pl", ""),
         experiment_name: "exp".into(),
         parameters: vec![optional_parameter()],
-        artifacts: vec![],
+        ..RunSpec::default()
     }
 }
 

@@ -16,7 +16,7 @@ use kfp_core::definitions::TriggerIndicator;
 use kfp_core::reconcile::dependencies::PipelineObservation;
 use kfp_core::reconcile::provider::{self, ProviderPlanError, Subresource};
 use kfp_core::reconcile::run_configuration::{self, Command, Observed, WAITING_FOR_RUN_SCHEDULES};
-use kfp_core::reconcile::{Event, EventType, Plan, synchronized_condition};
+use kfp_core::reconcile::{Event, EventType, Plan, definition, synchronized_condition};
 use kfp_core::resources::labels;
 use kfp_core::resources::v1beta1::Conditions;
 use kfp_core::resources::v1beta1::{
@@ -1276,5 +1276,55 @@ fn spec_3_8_deleting_provider_does_nothing() {
     assert_eq!(
         provider::plan(&provider_observed(p), &config()).unwrap(),
         Plan::default()
+    );
+}
+
+#[test]
+fn run_options_reach_the_runs_and_run_schedules_and_their_definitions() {
+    // docs/platform-features.md: spec.run.serviceAccount and spec.run.labels go to every child and to the provider.
+    let mut rc = stub_rc();
+    rc.spec.run.service_account = "trainer@p.iam.gserviceaccount.com".into();
+    rc.spec.run.labels = BTreeMap::from([("team".to_string(), "ml".to_string())]);
+    let status = stub_synced_status(&rc);
+    let ns = rc.metadata.namespace.clone().unwrap_or_default();
+    let indicator = TriggerIndicator {
+        type_: "onChangeRunSpec".into(),
+        source: "stub-runconfiguration".into(),
+        source_namespace: ns.clone(),
+    };
+    let run = run_configuration::desired_run(&rc, &status, &ns, &indicator);
+    assert_eq!(run.spec.service_account, rc.spec.run.service_account);
+    assert_eq!(run.spec.labels, rc.spec.run.labels);
+    let definition = definition::run_definition(&run.metadata, &run.spec, "rv", "v1", BTreeMap::new());
+    assert_eq!(definition.service_account, "trainer@p.iam.gserviceaccount.com");
+    assert_eq!(definition.labels, rc.spec.run.labels);
+    let body = serde_json::to_value(&definition).unwrap();
+    assert_eq!(body["serviceAccount"], "trainer@p.iam.gserviceaccount.com");
+    assert_eq!(body["labels"]["team"], "ml");
+
+    let schedules = run_configuration::desired_run_schedules(&rc, &status, &ns, &[]);
+    assert!(!schedules.is_empty());
+    for mut rs in schedules {
+        assert_eq!(rs.spec.service_account, rc.spec.run.service_account);
+        assert_eq!(rs.spec.labels, rc.spec.run.labels);
+        rs.metadata.name = Some("rs".into());
+        let definition = definition::run_schedule_definition(&rs, "sv");
+        assert_eq!(definition.service_account, rc.spec.run.service_account);
+        assert_eq!(definition.labels, rc.spec.run.labels);
+    }
+    // Without them the provider's body has neither key (the Go contract).
+    let plain = stub_rc();
+    let run = run_configuration::desired_run(&plain, &stub_synced_status(&plain), &ns, &indicator);
+    let body = serde_json::to_value(definition::run_definition(
+        &run.metadata,
+        &run.spec,
+        "rv",
+        "v1",
+        BTreeMap::new(),
+    ))
+    .unwrap();
+    assert!(
+        body.get("serviceAccount").is_none() && body.get("labels").is_none(),
+        "{body}"
     );
 }

@@ -227,6 +227,9 @@ fn run_definition() -> OperationDefinition {
             source: "rc".to_string(),
             source_namespace: "team".to_string(),
         },
+        // Not set: the body stays byte for byte what a Go provider service reads (RUN_JSON).
+        service_account: String::new(),
+        labels: BTreeMap::new(),
     })
 }
 
@@ -248,6 +251,8 @@ fn run_schedule_definition() -> OperationDefinition {
             start_time: None,
             end_time: None,
         },
+        service_account: String::new(),
+        labels: BTreeMap::new(),
     })
 }
 

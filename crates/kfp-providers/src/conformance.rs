@@ -149,6 +149,8 @@ impl Default for ConformanceFixtures {
             parameters: [("learning_rate".to_string(), "0.1".to_string())].into(),
             artifacts: Vec::new(),
             trigger_indicator: trigger.clone(),
+            service_account: String::new(),
+            labels: Default::default(),
         };
         let run_schedule = RunScheduleDefinition {
             name: name("schedule"),
@@ -165,6 +167,8 @@ impl Default for ConformanceFixtures {
                 start_time: None,
                 end_time: None,
             },
+            service_account: String::new(),
+            labels: Default::default(),
         };
         let env = vec![NamedValue::new("LOG_LEVEL", "info")];
         Self {

@@ -10,6 +10,8 @@
 //! through unchanged, so data of one spoke survives a trip through another.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -391,11 +393,40 @@ pub(crate) mod keys {
     pub const POD_TEMPLATE_VOLUME_MOUNTS: &str = "podTemplateVolumeMounts";
     pub const SCHEDULES: &str = "schedules";
     pub const SCHEDULE: &str = "schedule";
+    pub const SERVICE_ACCOUNT: &str = "serviceAccount";
+    pub const LABELS: &str = "labels";
     // hub side
     pub const IMAGE: &str = "image";
     pub const SYNCHRONIZATION_STATE: &str = "synchronizationState";
     pub const RUNTIME_PARAMETERS_FORM: &str = "runtimeParametersForm";
     pub const PROVIDER_DEFAULTED: &str = "providerDefaulted";
+}
+
+/// The v1beta1 run options no older version has (`serviceAccount`, `labels` of RunSpec and RunScheduleSpec).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RunOptions {
+    pub service_account: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RunOptions {
+    /// Takes them from the spoke's remainder (going up).
+    pub(crate) fn take(spoke: &mut Remainder) -> Result<Self, ConversionError> {
+        Ok(Self {
+            service_account: spoke.take(keys::SERVICE_ACCOUNT)?.unwrap_or_default(),
+            labels: spoke.take(keys::LABELS)?.unwrap_or_default(),
+        })
+    }
+
+    /// Keeps them in the spoke's remainder (going down), when set.
+    pub(crate) fn put(
+        spoke: &mut Remainder,
+        service_account: &String,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), ConversionError> {
+        spoke.put_nonempty(keys::SERVICE_ACCOUNT, service_account, String::is_empty)?;
+        spoke.put_nonempty(keys::LABELS, labels, BTreeMap::is_empty)
+    }
 }
 
 /// A bare provider name to the hub: namespace from the remainder, else `default_namespace`; empty stays empty.

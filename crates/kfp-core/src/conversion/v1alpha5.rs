@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::v1alpha6::{Down, Up, object_name, put_namespace, rc_status_from_hub, rc_status_to_hub};
 use super::{
-    ConversionConfig, ConversionError, Remainder, Spoke, framework_from_hub, framework_to_hub, keys,
-    parameters_from_hub, parameters_to_hub, provider_from_hub, provider_spec_from_hub, provider_spec_to_hub,
-    provider_status_from_hub, provider_status_to_hub, provider_to_hub, remove_annotation, set_annotation,
-    sync_state_from_hub, sync_state_to_hub,
+    ConversionConfig, ConversionError, Remainder, RunOptions, Spoke, framework_from_hub, framework_to_hub,
+    keys, parameters_from_hub, parameters_to_hub, provider_from_hub, provider_spec_from_hub,
+    provider_spec_to_hub, provider_status_from_hub, provider_status_to_hub, provider_to_hub,
+    remove_annotation, set_annotation, sync_state_from_hub, sync_state_to_hub,
 };
 use crate::resources::labels::PROVIDER_ANNOTATION;
 use crate::resources::v1alpha5 as spoke;
@@ -135,16 +135,20 @@ fn run_spec_to_hub(
     provider: NamespacedName,
     up: &mut Up,
 ) -> Result<hub::RunSpec, ConversionError> {
+    let options = RunOptions::take(&mut up.spoke)?;
     Ok(hub::RunSpec {
         provider,
         pipeline: spec.pipeline.clone(),
         experiment_name: spec.experiment_name.clone(),
         parameters: runtime_parameters_to_hub(&spec.runtime_parameters, up)?,
         artifacts: spec.artifacts.clone(),
+        service_account: options.service_account,
+        labels: options.labels,
     })
 }
 
 fn run_spec_from_hub(spec: &hub::RunSpec, down: &mut Down) -> Result<spoke::RunSpec, ConversionError> {
+    RunOptions::put(&mut down.spoke, &spec.service_account, &spec.labels)?;
     Ok(spoke::RunSpec {
         pipeline: spec.pipeline.clone(),
         experiment_name: spec.experiment_name.clone(),
@@ -370,6 +374,7 @@ impl Spoke for spoke::RunSchedule {
         let mut up = Up::new(&self.metadata)?;
         let provider = provider_to_hub_annotation(&mut up, config)?;
         let status_provider = up.spoke.take(keys::PROVIDER_STATUS_NAME)?;
+        let options = RunOptions::take(&mut up.spoke)?;
         let parameters = runtime_parameters_to_hub(&self.spec.runtime_parameters, &mut up)?
             .into_iter()
             .enumerate()
@@ -408,6 +413,8 @@ impl Spoke for spoke::RunSchedule {
                 experiment_name: self.spec.experiment_name.clone(),
                 parameters,
                 artifacts: self.spec.artifacts.clone(),
+                service_account: options.service_account,
+                labels: options.labels,
                 schedule,
             },
             status,
@@ -429,6 +436,7 @@ impl Spoke for spoke::RunSchedule {
             })
             .collect();
         let runtime_parameters = runtime_parameters_from_hub(&parameters, &mut down)?;
+        RunOptions::put(&mut down.spoke, &hub.spec.service_account, &hub.spec.labels)?;
         let schedule = &hub.spec.schedule;
         if schedule.start_time.is_some() || schedule.end_time.is_some() {
             down.spoke.put(keys::SCHEDULE, schedule)?;

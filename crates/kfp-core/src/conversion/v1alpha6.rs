@@ -1,10 +1,10 @@
 //! `v1alpha6` <-> `v1beta1` (SPEC 2, 12.14).
 
 use super::{
-    ConversionConfig, ConversionError, Remainder, Spoke, framework_from_hub, framework_to_hub, keys,
-    parameters_from_hub, parameters_to_hub, provider_from_hub, provider_spec_from_hub, provider_spec_to_hub,
-    provider_status_from_hub, provider_status_to_hub, provider_to_hub, sync_state_from_hub,
-    sync_state_to_hub,
+    ConversionConfig, ConversionError, Remainder, RunOptions, Spoke, framework_from_hub, framework_to_hub,
+    keys, parameters_from_hub, parameters_to_hub, provider_from_hub, provider_spec_from_hub,
+    provider_spec_to_hub, provider_status_from_hub, provider_status_to_hub, provider_to_hub,
+    sync_state_from_hub, sync_state_to_hub,
 };
 use crate::resources::v1alpha6 as spoke;
 use crate::resources::v1beta1 as hub;
@@ -136,12 +136,15 @@ fn run_spec_to_hub(
 ) -> Result<hub::RunSpec, ConversionError> {
     let namespace = up.spoke.take(keys::PROVIDER_NAMESPACE)?;
     let optional: Vec<String> = up.spoke.take(keys::OPTIONAL_PARAMETERS)?.unwrap_or_default();
+    let options = RunOptions::take(&mut up.spoke)?;
     Ok(hub::RunSpec {
         provider: provider_to_hub(&spec.provider, namespace, &config.workflow_namespace),
         pipeline: spec.pipeline.clone(),
         experiment_name: spec.experiment_name.clone(),
         parameters: parameters_to_hub(&spec.runtime_parameters, &optional),
         artifacts: spec.artifacts.clone(),
+        service_account: options.service_account,
+        labels: options.labels,
     })
 }
 
@@ -155,6 +158,7 @@ fn run_spec_from_hub(
     let (runtime_parameters, optional) = parameters_from_hub(&spec.parameters);
     down.spoke
         .put_nonempty(keys::OPTIONAL_PARAMETERS, &optional, Vec::is_empty)?;
+    RunOptions::put(&mut down.spoke, &spec.service_account, &spec.labels)?;
     Ok(spoke::RunSpec {
         provider,
         pipeline: spec.pipeline.clone(),
@@ -381,6 +385,7 @@ impl Spoke for spoke::RunSchedule {
         let mut up = Up::new(&self.metadata)?;
         let namespace = up.spoke.take(keys::PROVIDER_NAMESPACE)?;
         let status_namespace = up.spoke.take(keys::PROVIDER_STATUS_NAMESPACE)?;
+        let options = RunOptions::take(&mut up.spoke)?;
         let status = self
             .status
             .as_ref()
@@ -393,6 +398,8 @@ impl Spoke for spoke::RunSchedule {
                 experiment_name: self.spec.experiment_name.clone(),
                 parameters: self.spec.runtime_parameters.clone(),
                 artifacts: self.spec.artifacts.clone(),
+                service_account: options.service_account,
+                labels: options.labels,
                 schedule: self.spec.schedule.clone(),
             },
             status,
@@ -404,6 +411,7 @@ impl Spoke for spoke::RunSchedule {
         let mut down = Down::new(&hub.metadata)?;
         let (provider, namespace) = provider_from_hub(&hub.spec.provider, &config.workflow_namespace);
         put_namespace(&mut down.spoke, keys::PROVIDER_NAMESPACE, namespace)?;
+        RunOptions::put(&mut down.spoke, &hub.spec.service_account, &hub.spec.labels)?;
         let status = hub
             .status
             .as_ref()

@@ -216,6 +216,8 @@ pub fn run_definition(
         parameters,
         artifacts: spec.artifacts.clone(),
         trigger_indicator: trigger_indicator_from_labels(meta),
+        service_account: spec.service_account.clone(),
+        labels: spec.labels.clone(),
     }
 }
 
@@ -258,6 +260,8 @@ pub fn run_schedule_definition(rs: &RunSchedule, version: &str) -> RunScheduleDe
             start_time: rs.spec.schedule.start_time.clone(),
             end_time: rs.spec.schedule.end_time.clone(),
         },
+        service_account: rs.spec.service_account.clone(),
+        labels: rs.spec.labels.clone(),
     }
 }
 

@@ -390,6 +390,8 @@ pub fn desired_run_schedules(
                 experiment_name: rc.spec.run.experiment_name.clone(),
                 parameters: parameters.to_vec(),
                 artifacts: rc.spec.run.artifacts.clone(),
+                service_account: rc.spec.run.service_account.clone(),
+                labels: rc.spec.run.labels.clone(),
                 schedule: schedule.clone(),
             },
             status: None,

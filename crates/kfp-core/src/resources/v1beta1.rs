@@ -142,7 +142,8 @@ pub struct PipelineFramework {
     pub name: String,
     /// The framework's parameters, `{}` when it takes none. tfx: `components` (or its alias `pipeline`, the
     /// `module.function` returning the TFX components), `beamArgs` (`[{name, value}]`), `usePipelineSpec2_1`
-    /// (default true); kfpsdk: `pipeline` (the `module.function` of the `@dsl.pipeline`).
+    /// (default true); kfpsdk: `pipeline` (the `module.function` of the `@dsl.pipeline`); both: `enableCaching`
+    /// (default false: tasks do not cache, as the Go operator compiles).
     #[schemars(schema_with = "json_map_schema")]
     pub parameters: JsonMap,
 }
@@ -196,6 +197,17 @@ pub struct RunSpec {
     /// `status.latestRuns.succeeded.artifacts`), where dependent runs can read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
+    /// The identity the run's steps act as on the platform: a Kubernetes service account in Kubeflow
+    /// Pipelines' namespace, a Google service account email on Vertex AI. Empty: the provider's default (Vertex
+    /// AI: the Provider's `vaiJobServiceAccount`). See docs/platform-features.md.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253))]
+    pub service_account: String,
+    /// Labels of the run on the platform (Vertex AI job labels; Kubeflow Pipelines runs have none), beside the
+    /// operator's own labels, which win on a clash. Not the Kubernetes object's labels. See
+    /// docs/platform-features.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A run parameter: a literal `value`, or `valueFrom` another RunConfiguration's latest succeeded run.
@@ -524,6 +536,17 @@ pub struct RunScheduleSpec {
     /// Artifacts of its finished runs to record in their run completion events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<OutputArtifact>,
+    /// The identity the run's steps act as on the platform: a Kubernetes service account in Kubeflow
+    /// Pipelines' namespace, a Google service account email on Vertex AI. Empty: the provider's default (Vertex
+    /// AI: the Provider's `vaiJobServiceAccount`). See docs/platform-features.md.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253))]
+    pub service_account: String,
+    /// Labels of the run on the platform (Vertex AI job labels; Kubeflow Pipelines runs have none), beside the
+    /// operator's own labels, which win on a clash. Not the Kubernetes object's labels. See
+    /// docs/platform-features.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// When runs start. Optional in the schema, as in the Go operator; the admission webhook refuses a
     /// RunSchedule without `schedule.cronExpression`.
     #[serde(default)]

@@ -20,6 +20,7 @@ mod image;
 mod manifest;
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use sha1::{Digest, Sha1};
 
@@ -139,6 +140,7 @@ pub fn run_schedule_version(spec: &RunScheduleSpec, algorithm: HashAlgorithm) ->
     {
         h.time(time);
     }
+    h.run_options(&spec.service_account, &spec.labels);
     h.hex6()
 }
 
@@ -270,6 +272,21 @@ impl ObjectHasher {
         }
         self.put(SEPARATOR);
         self.output_artifacts(&spec.artifacts);
+        self.run_options(&spec.service_account, &spec.labels);
+    }
+
+    /// `serviceAccount` and `labels`, which the Go operator does not have: hashed only when set (each behind its
+    /// name), so a spec without them keeps the Go operator's version.
+    fn run_options(&mut self, service_account: &str, labels: &BTreeMap<String, String>) {
+        if !service_account.is_empty() {
+            self.string("serviceAccount");
+            self.string(service_account);
+        }
+        if !labels.is_empty() {
+            self.string("labels");
+            labels.iter().for_each(|(k, v)| self.key_value(k, v));
+            self.put(SEPARATOR);
+        }
     }
 
     fn hex6(self) -> String {

@@ -51,6 +51,7 @@ fn run_schedule_stream_writes_times_only_when_set() {
             start_time: None,
             end_time: None,
         },
+        ..RunScheduleSpec::default()
     };
     let base: &[u8] = b"p:v\x00e\x00k\x00v\x00\x00m\x00C:a:0[f == 1]\x00\x000 * * * *\x00";
     assert_eq!(run_schedule_version(&spec, HEAD), sha1_hex6(base));
@@ -100,6 +101,8 @@ fn run_spec_stream_sorts_parameters_like_go() {
             parameter("a", "1", None),
         ],
         artifacts: vec![],
+        service_account: String::new(),
+        labels: Default::default(),
     };
     let stream: &[u8] = b"p\x00\x00a\x001\x00x\x00\x00x\x00\x00rc\x00ns\x00a\x00false\x00x\x00\x00rc\x00ns\x00a\x00true\x00\x00\x00";
     assert_eq!(run_spec_version(&spec, HEAD), sha1_hex6(stream));
@@ -111,6 +114,40 @@ fn run_spec_stream_sorts_parameters_like_go() {
         run_version(&spec, "v1-abc", HEAD),
         sha1_hex6(&[stream, b"v1-abc\0"].concat())
     );
+}
+
+#[test]
+fn run_options_are_hashed_only_when_set() {
+    let plain = RunSpec {
+        provider: "ns/provider".parse().unwrap(),
+        pipeline: "p".parse().unwrap(),
+        ..RunSpec::default()
+    };
+    // Without options: the Go operator's stream, nothing more.
+    assert_eq!(run_spec_version(&plain, HEAD), sha1_hex6(b"p\x00\x00\x00\x00"));
+    let with_account = RunSpec {
+        service_account: "trainer".into(),
+        ..plain.clone()
+    };
+    assert_eq!(
+        run_spec_version(&with_account, HEAD),
+        sha1_hex6(b"p\x00\x00\x00\x00serviceAccount\x00trainer\x00")
+    );
+    let with_labels = RunSpec {
+        labels: [("team".to_string(), "ml".to_string())].into(),
+        ..plain.clone()
+    };
+    assert_eq!(
+        run_spec_version(&with_labels, HEAD),
+        sha1_hex6(b"p\x00\x00\x00\x00labels\x00team\x00ml\x00\x00")
+    );
+    let mut schedule = RunScheduleSpec {
+        pipeline: "p".parse().unwrap(),
+        ..RunScheduleSpec::default()
+    };
+    let without = run_schedule_version(&schedule, HEAD);
+    schedule.service_account = "trainer".into();
+    assert_ne!(run_schedule_version(&schedule, HEAD), without);
 }
 
 #[test]
