@@ -7,6 +7,9 @@
 #   kubelet, kube-controller-manager, kube-scheduler, kubectl, Argo workflow-controller and argoexec,
 #   fake-gcs-server        built once from Go modules (scripts/cluster/build-node-assets.sh), cached there too
 #   helm                   built once from its Go module (scripts/helm.sh), cached there too
+#   mariadb-server         Debian's package (apt-get, when missing): the database of the real KFP API server tier
+#   KFP API server 2.0.5, gofakes3   built once from Go modules (scripts/kfp-apiserver/build.sh), cached there too
+#                          (crates/kfp-providers/tests/kfp_apiserver.rs)
 #   Python environment     the compilers' venv with the pinned kfp SDK (scripts/python-env.sh)
 # then runs cargo test for the workspace. The output ends with cargo test's summary line.
 #
@@ -19,12 +22,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: nats-server 2.9.x (the feed tests start a real NATS server); containerd 1.6, runc and
-# busybox-static (the cluster tier's node: crates/kfp-operator/tests/cluster_e2e.rs).
+# busybox-static (the cluster tier's node: crates/kfp-operator/tests/cluster_e2e.rs); mariadb-server (the real KFP
+# API server's database: crates/kfp-providers/tests/kfp_apiserver.rs; the package starts no server without systemd,
+# and the test starts its own on loopback).
 missing=()
 if [[ -z "${NATS_SERVER:-}" ]] && ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
     missing+=(nats-server)
 fi
-for p in containerd:containerd runc:runc busybox-static:/bin/busybox; do
+for p in containerd:containerd runc:runc busybox-static:/bin/busybox mariadb-server:/usr/sbin/mariadbd; do
     command -v "${p#*:}" >/dev/null 2>&1 || [[ -x "${p#*:}" ]] || missing+=("${p%%:*}")
 done
 if ((${#missing[@]})); then
@@ -52,6 +57,10 @@ bash scripts/cluster/build-node-assets.sh >/dev/null
 HELM="$(bash scripts/helm.sh | tail -n 1)"
 export HELM
 echo "test.sh: HELM=$HELM" >&2
+# The real KFP API server tier (crates/kfp-providers/tests/kfp_apiserver.rs): KFP 2.0.5 and its S3 server.
+KFP_APISERVER_ASSETS="$(bash scripts/kfp-apiserver/build.sh | tail -n 1)"
+export KFP_APISERVER_ASSETS
+echo "test.sh: KFP_APISERVER_ASSETS=$KFP_APISERVER_ASSETS" >&2
 
 if [[ $# -gt 0 ]]; then
     exec cargo test "$@"

@@ -15,6 +15,9 @@
 //!   [`apply_yaml`] (server-side apply of any kind, through discovery), [`create_namespace`],
 //!   [`wait_for`].
 //!
+//! * [`kfp_apiserver::KfpApiServer`]: the real Kubeflow Pipelines API server (2.0.5) with MariaDB and an S3
+//!   server on loopback, against a [`TestEnv`] (`scripts/kfp-apiserver/build.sh` builds it).
+//!
 //! * [`cluster::Cluster`]: cluster mode, a one-node cluster running real pods (kubelet, containerd) and the real
 //!   Argo workflow-controller inside a network namespace of its own (root only; the end-to-end tier).
 //!
@@ -49,6 +52,7 @@ pub mod cluster;
 mod crds;
 mod env;
 mod error;
+pub mod kfp_apiserver;
 mod manifest;
 mod namespace;
 mod pki;
