@@ -1,11 +1,14 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-//! The Kubeflow Pipelines provider passes the conformance kit against the in-process fake v2beta1 API.
+//! The Kubeflow Pipelines provider passes the conformance kit against the in-process fake v2beta1 API (and against
+//! the real API server in `kfp_apiserver.rs`, with the same fixtures).
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kfp_core::values::NamespacedName;
-use kfp_providers::conformance::{self, ConformanceFixtures};
+use kfp_providers::conformance;
 use kfp_providers::kfp::fake::FakeKfp;
 use kfp_providers::kfp::{KfpConfig, KfpProvider};
 
@@ -16,10 +19,11 @@ async fn kfp_provider_conforms_against_the_fake() {
     config.rest_url = fake.url().to_string();
     config.request_timeout = Duration::from_secs(5);
     let provider = Arc::new(KfpProvider::new(config).unwrap());
-    let fixtures = ConformanceFixtures {
-        prepare_dependencies: true,
-        ..ConformanceFixtures::default()
-    };
+    let compiled = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines/add_pipeline.json"),
+    )
+    .unwrap();
+    let fixtures = support::kfp_conformance_fixtures(serde_json::from_str(&compiled).unwrap());
     let report = conformance::run_all(provider, &fixtures).await;
     assert!(report.passed(), "{report}");
     // Everything the checks created was cleaned up.

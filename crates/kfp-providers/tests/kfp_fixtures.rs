@@ -108,7 +108,8 @@ async fn requests_match_the_recorded_examples() {
     let pipeline_id = provider
         .create_pipeline(&PipelineDefinitionWrapper {
             pipeline_definition: json!({"name": "ns/p", "version": "v1", "image": "i", "framework": {"name": "kfp-sdk", "parameters": {}}}),
-            compiled_pipeline: json!({"root": {}}),
+            // `a` is declared: KFP refuses undeclared run parameters.
+            compiled_pipeline: json!({"root": {"inputDefinitions": {"parameters": {"a": {"parameterType": "STRING", "isOptional": true}}}}}),
         })
         .await
         .unwrap();

@@ -46,7 +46,10 @@ async fn setup() -> Setup {
 fn compiled() -> Value {
     json!({
         "pipelineInfo": {"name": "ns-p"},
-        "root": {"dag": {"tasks": {}}, "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING"}}}},
+        "root": {"dag": {"tasks": {}}, "inputDefinitions": {"parameters": {
+            "x": {"parameterType": "STRING", "isOptional": true},
+            "a": {"parameterType": "STRING", "isOptional": true}
+        }}},
         "schemaVersion": "2.1.0",
         "sdkVersion": "kfp-2.7.0"
     })
@@ -151,7 +154,10 @@ async fn uploaded_pipelines_declare_every_label_as_an_optional_string_input() {
         .unwrap();
     let spec = &s.fake.pipeline_versions(&id)[0].pipeline_spec;
     let parameters = &spec["root"]["inputDefinitions"]["parameters"];
-    assert_eq!(parameters["x"], json!({"parameterType": "STRING"}));
+    assert_eq!(
+        parameters["x"],
+        json!({"parameterType": "STRING", "isOptional": true})
+    );
     for key in LABEL_KEYS {
         assert_eq!(
             parameters[key],
@@ -534,11 +540,10 @@ async fn runs_and_recurring_runs_send_every_parameter_with_its_declared_type() {
         .unwrap();
     s.provider.create_experiment(&experiment("")).await.unwrap();
     let parameters = json!({
-        "i": "42", "d": "0.5", "b": "true", "l": "[1, \"two\"]", "s": "{\"k\": {\"n\": 1}}", "t": "7",
-        "undeclared": "8"
+        "i": "42", "d": "0.5", "b": "true", "l": "[1, \"two\"]", "s": "{\"k\": {\"n\": 1}}", "t": "7"
     });
     let expected = json!({
-        "i": 42, "d": 0.5, "b": true, "l": [1, "two"], "s": {"k": {"n": 1}}, "t": "7", "undeclared": "8"
+        "i": 42, "d": 0.5, "b": true, "l": [1, "two"], "s": {"k": {"n": 1}}, "t": "7"
     });
     s.fake.clear_requests();
     s.provider
@@ -554,7 +559,7 @@ async fn runs_and_recurring_runs_send_every_parameter_with_its_declared_type() {
         s.fake.requests()
     );
     s.provider
-        .create_run_schedule(&with_parameters(schedule("0 * * * *"), parameters))
+        .create_run_schedule(&with_parameters(schedule("0 * * * *"), parameters.clone()))
         .await
         .unwrap();
     for sent in [&s.fake.runs()[0], &s.fake.recurring_runs()[0]] {
@@ -565,6 +570,18 @@ async fn runs_and_recurring_runs_send_every_parameter_with_its_declared_type() {
         // Labels are declared STRING inputs, so they stay strings.
         assert_eq!(sent["pipeline-version"], "v1");
     }
+    // A parameter the pipeline does not declare is sent as a string, and refused as KFP refuses it.
+    let mut undeclared = parameters.clone();
+    undeclared["undeclared"] = json!("8");
+    let message = assert_invalid(
+        s.provider
+            .create_run(&with_parameters(run("ns/e"), undeclared))
+            .await,
+    );
+    assert!(
+        message.contains("not required by pipeline: undeclared"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

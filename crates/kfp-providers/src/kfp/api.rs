@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `googlerpcStatus`: the body of every non-2xx answer (`{"code", "message", "details"}`). Older gateways also sent
-/// `error`, kept as a fallback for the message.
+/// `googlerpcStatus`: the body of every non-2xx answer of the gateway (`{"code", "message", "details"}`). Older gateways
+/// also sent `error`, kept as a fallback for the message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RpcStatus {
     #[serde(default)]
@@ -18,6 +18,10 @@ pub struct RpcStatus {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The upload handlers' (`/pipelines/upload`, `/upload_version`) own error body is `{"error_message",
+    /// "error_details"}` (KFP 2.0.5, measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     #[serde(default)]
     pub details: Vec<serde_json::Value>,
 }

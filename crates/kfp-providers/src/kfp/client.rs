@@ -96,19 +96,27 @@ impl KfpClient {
                 error_chain(&e)
             ))
         })?;
-        let status = response.status().as_u16();
+        let response_status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        let detail = match serde_json::from_str::<RpcStatus>(&body) {
-            Ok(status) if !status.message.is_empty() => status.message,
+        let (detail, status) = match serde_json::from_str::<RpcStatus>(&body) {
+            Ok(status) if !status.message.is_empty() => (status.message, response_status),
             Ok(RpcStatus {
                 error: Some(error), ..
-            }) if !error.is_empty() => error,
-            _ => body.trim().chars().take(500).collect(),
+            }) if !error.is_empty() => (error, response_status),
+            // The upload handlers' own error body, with the status KFP 2.0.5 gives every failed upload.
+            Ok(RpcStatus {
+                error_message: Some(error),
+                ..
+            }) if !error.is_empty() => {
+                let status = upload_error_status(response_status, &error);
+                (error, status)
+            }
+            _ => (body.trim().chars().take(500).collect(), response_status),
         };
-        let message = format!("Kubeflow Pipelines answered HTTP {status} to {what}: {detail}");
+        let message = format!("Kubeflow Pipelines answered HTTP {response_status} to {what}: {detail}");
         Err(match status {
             400 | 409 | 422 => ProviderError::invalid(message),
             404 => ProviderError::not_found(message),
@@ -207,6 +215,34 @@ impl KfpClient {
     }
 }
 
+/// The status an upload error stands for. KFP 2.0.5's upload handlers (`pipeline_upload_server.go`) answer HTTP 500
+/// with `{"error_message", "error_details"}` for every error of the resource manager, a name that exists and a spec
+/// that is not a pipeline included; the text carries the error's class (`backend/src/common/util/error.go`). A
+/// name that exists is 409 and a bad spec 400 as newer servers answer them (or as the gateway does); what is not a
+/// user error stays as answered.
+fn upload_error_status(status: u16, message: &str) -> u16 {
+    const NOT_FOUND: [&str; 2] = ["ResourceNotFoundError:", "NotFoundError:"];
+    const CONFLICT: [&str; 1] = ["Already exist error:"];
+    const INVALID: [&str; 4] = [
+        "Invalid input error:",
+        "InvalidInputError:",
+        "BadRequestError:",
+        "FailedPreconditionError:",
+    ];
+    let has = |markers: &[&str]| markers.iter().any(|m| message.contains(m));
+    if status < 500 || has(&["InternalServerError:", "ServiceUnavailable:"]) {
+        status
+    } else if has(&NOT_FOUND) {
+        404
+    } else if has(&CONFLICT) {
+        409
+    } else if has(&INVALID) {
+        400
+    } else {
+        status
+    }
+}
+
 /// The error and its sources, e.g. "error sending request: connection refused".
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -217,4 +253,33 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_error_status;
+
+    #[test]
+    fn failed_uploads_of_kfp_2_0_5_take_the_status_of_their_error_class() {
+        // Answers measured from KFP 2.0.5 (tests/kfp_apiserver.rs).
+        let exists = "Failed to create a pipeline and a pipeline version: Failed to create a pipeline and a pipeline \
+                      version: Already exist error: Failed to create a new pipeline. The name ns-p already exists.";
+        let invalid = "Failed to create a pipeline and a pipeline version due to template creation error: \
+                       InvalidInputError: unknown template format: pipeline spec is invalid";
+        let missing = "Failed to create a pipeline version: ResourceNotFoundError: Pipeline x not found";
+        assert_eq!(upload_error_status(500, exists), 409);
+        assert_eq!(upload_error_status(500, invalid), 400);
+        assert_eq!(upload_error_status(500, missing), 404);
+        // Server faults stay server faults, and a status below 500 is kept as answered.
+        assert_eq!(
+            upload_error_status(500, "InternalServerError: Failed to store x"),
+            500
+        );
+        assert_eq!(
+            upload_error_status(500, "ServiceUnavailable: InvalidInputError: x"),
+            500
+        );
+        assert_eq!(upload_error_status(503, "connection refused"), 503);
+        assert_eq!(upload_error_status(400, "Already exist error: x"), 400);
+    }
 }

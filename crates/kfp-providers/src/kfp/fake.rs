@@ -10,9 +10,10 @@
 //!   `FAILED_PRECONDITION`, code 9), the uploaded file is kept ([`FakePipelineVersion::pipeline_spec`]);
 //! - lists paginate with `page_size` (default 20, capped by [`FakeKfp::set_max_page_size`]) and an opaque
 //!   `next_page_token`, and apply `filter` predicates `display_name EQUALS <string_value>`;
-//! - runs and recurring runs: a parameter the version's spec declares must be of its type's JSON kind (a number for
-//!   `NUMBER_*`, a boolean, list, struct or string), as KFP's `validatePipelineJobInputs` requires, else 400
-//!   `invalid pipeline job inputs: input parameter <name> requires type ...`;
+//! - runs and recurring runs: as KFP's `validatePipelineJobInputs` (2.0.5 and later) requires, a parameter the
+//!   version's spec declares must be of its type's JSON kind (a number for `NUMBER_*`, a boolean, list, struct or
+//!   string), else 400 `invalid pipeline job inputs: input parameter <name> requires type ...`; a required input
+//!   (neither `isOptional` nor a `defaultValue`) must be given and an undeclared one must not;
 //! - recurring runs: the cron must have 6 fields (leading seconds) as the backend's parser wants, `max_concurrency`
 //!   in 1..=10, `mode` `ENABLE`/`DISABLE`;
 //! - missing ids answer 404 (`NOT_FOUND`, code 5);
@@ -756,27 +757,29 @@ fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) 
     let pipeline_id = string_field(reference, "pipeline_id", "pipeline_version_reference")?;
     let version_id = string_field(reference, "pipeline_version_id", "pipeline_version_reference")?;
     let version = find_version(s, &pipeline_id, &version_id)?;
+    let no_parameters = Map::new();
+    let mut parameters = &no_parameters;
     if let Some(config) = map.get("runtime_config") {
         let config = object(
             Some(config),
             &format!("{message}.runtime_config"),
             &["parameters", "pipeline_root"],
         )?;
-        if let Some(parameters) = config.get("parameters") {
-            let parameters = parameters
+        if let Some(given) = config.get("parameters") {
+            parameters = given
                 .as_object()
                 .ok_or_else(|| ApiError::invalid("runtime_config.parameters: expected a JSON object"))?;
-            check_parameter_types(&version.pipeline_spec, parameters).map_err(|e| {
-                let action = if message == "run" {
-                    "Failed to create a run: Failed to generate the ExecutionSpec"
-                } else {
-                    "Failed to create a recurring run during scheduled workflow creation"
-                };
-                ApiError::invalid(format!("{action}: invalid pipeline job inputs: {e}"))
-            })?;
         }
         string_field(config, "pipeline_root", "runtime_config")?;
     }
+    check_parameter_types(&version.pipeline_spec, parameters).map_err(|e| {
+        let action = if message == "run" {
+            "Failed to create a run: Failed to generate the ExecutionSpec"
+        } else {
+            "Failed to create a recurring run during scheduled workflow creation"
+        };
+        ApiError::invalid(format!("{action}: invalid pipeline job inputs: {e}"))
+    })?;
     let experiment_id = string_field(map, "experiment_id", message)?;
     if !experiment_id.is_empty() {
         find_experiment(s, &experiment_id)?;
@@ -787,18 +790,39 @@ fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) 
     Ok(())
 }
 
-/// The type check of KFP's `validatePipelineJobInputs` (`backend/src/apiserver/template/v2_template.go`, since
-/// kubeflow/pipelines#9228): a parameter the root component declares must hold a `google.protobuf.Value` of the
-/// declared kind; the messages are the backend's. Its checks of missing and undeclared parameters are not made here.
+/// KFP's `validatePipelineJobInputs` (`backend/src/apiserver/template/v2_template.go`, since
+/// kubeflow/pipelines#9228; KFP 2.0.5 makes all three checks, measured by `tests/kfp_apiserver.rs`): a required
+/// input (not `isOptional`, no `defaultValue`) must be given, a parameter the root component declares must hold a
+/// `google.protobuf.Value` of the declared kind, and no undeclared parameter may be given; the messages are the
+/// backend's.
 fn check_parameter_types(spec: &Value, parameters: &Map<String, Value>) -> Result<(), String> {
-    let Some(declared) = spec
+    let empty = Map::new();
+    let declared = spec
         .get("root")
         .and_then(|root| root.get("inputDefinitions"))
         .and_then(|inputs| inputs.get("parameters"))
         .and_then(Value::as_object)
-    else {
-        return Ok(());
-    };
+        .unwrap_or(&empty);
+    for (name, input) in declared {
+        let optional = input.get("isOptional").and_then(Value::as_bool) == Some(true)
+            || input.get("defaultValue").is_some();
+        if !optional && !parameters.contains_key(name) {
+            return Err(format!(
+                "parameter {name} is not optional, yet has neither default value nor user provided value"
+            ));
+        }
+    }
+    let undeclared: Vec<&str> = parameters
+        .keys()
+        .filter(|name| !declared.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    if !undeclared.is_empty() {
+        return Err(format!(
+            "parameter(s) provided are not required by pipeline: {}",
+            undeclared.join(", ")
+        ));
+    }
     for (name, value) in parameters {
         let Some(parameter_type) = declared
             .get(name)

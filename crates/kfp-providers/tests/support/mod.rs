@@ -94,3 +94,23 @@ impl EventSource for WebhookEvents {
         Ok(())
     }
 }
+
+/// The conformance fixtures of the Kubeflow Pipelines provider: KFP refuses a spec that is not a pipeline (the kit's
+/// default is a bare TFX wrapper) and parameters the pipeline does not declare (KFP 2.0.5, measured; the fake
+/// too), so the kit runs `compiled` (the example `add_pipeline`) with its input `a`, after creating the pipeline
+/// and experiment its runs need.
+pub fn kfp_conformance_fixtures(
+    compiled: serde_json::Value,
+) -> kfp_providers::conformance::ConformanceFixtures {
+    let mut fixtures = kfp_providers::conformance::ConformanceFixtures {
+        prepare_dependencies: true,
+        ..Default::default()
+    };
+    fixtures.pipeline.pipeline_definition["framework"] = serde_json::json!({"name": "kfpsdk", "parameters": {"pipeline": "getting_started.pipeline.add_pipeline"}});
+    fixtures.pipeline.compiled_pipeline = compiled;
+    let parameters: std::collections::BTreeMap<String, String> =
+        [("a".to_string(), "0.1".to_string())].into();
+    fixtures.run.parameters = parameters.clone();
+    fixtures.run_schedule.parameters = parameters;
+    fixtures
+}
