@@ -407,6 +407,51 @@ async fn deletion_with_the_provider_gone(mode: Mode) {
     harness.stop().await;
 }
 
+/// A Pipeline applied before its Provider (a folder applied at once) is reconciled as soon as the Provider appears,
+/// not after the 30 s fallback requeue (`PROVIDER_MISSING_REQUEUE`; docs/controllers.md).
+async fn objects_applied_before_their_provider_wake_when_it_appears(mode: Mode) {
+    let mut harness = Harness::prepare(mode, |_| {}).await;
+    let providers = harness.api::<Provider>();
+    let provider = providers.get("stub").await.unwrap();
+    providers.delete("stub", &DeleteParams::default()).await.unwrap();
+    wait_gone(&providers, "stub").await;
+    harness.start_argo();
+    harness.start_operator();
+    let pipelines = harness.api::<Pipeline>();
+    harness.create::<Pipeline>(PIPELINE).await;
+    // The operator has seen the Pipeline without its Provider (and requeued it for 30 s).
+    kfp_testenv::wait_for("the Pipeline's first reconcile", support::WAIT, || async {
+        Ok::<_, std::convert::Infallible>((harness.reconciliations("pipeline") > 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    let seen = std::time::Instant::now();
+    providers
+        .create(&Default::default(), &provider_manifest_of(&provider))
+        .await
+        .unwrap();
+    // Well inside the 30 s fallback: only the Provider's arrival can have woken it.
+    kfp_testenv::wait_for(
+        "the Pipeline to take its finalizer",
+        std::time::Duration::from_secs(15),
+        || async {
+            let pipeline = pipelines.get("pipeline").await?;
+            Ok::<_, kube::Error>(pipeline.finalizers().iter().any(|f| f == FINALIZER).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e} ({:?} after the first reconcile)", seen.elapsed()));
+    wait_for_state(&pipelines, "pipeline", Succeeded, status_of).await;
+    harness.stop().await;
+}
+
+/// The Provider as it was created (no server-set fields).
+fn provider_manifest_of(provider: &Provider) -> Provider {
+    let mut fresh = Provider::new(&provider.name_any(), provider.spec.clone());
+    fresh.metadata.namespace = provider.metadata.namespace.clone();
+    fresh
+}
+
 /// Decision 2: deleting a resource while its create is in flight waits for the create, then deletes it on the
 /// provider and releases the finalizer. Argo only: the workflow is held back by starting the simulated Argo
 /// controller after the deletion.
@@ -496,4 +541,5 @@ both_executors!(
     permanent_failure,
     transient_failure_is_retried,
     deletion_with_the_provider_gone,
+    objects_applied_before_their_provider_wake_when_it_appears,
 );

@@ -20,7 +20,7 @@ use kfp_core::reconcile::generic::{
 use kfp_core::reconcile::run::{RunInputs, plan_run};
 use kfp_core::resources::FINALIZER;
 use kfp_core::resources::v1beta1::{
-    Conditions, Experiment, Pipeline, Run, RunConfiguration, RunSchedule, RunStatus, Status,
+    Conditions, Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule, RunStatus, Status,
 };
 use kfp_core::values::NamespacedName;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -200,6 +200,40 @@ pub fn pipeline_versions(
             Ok(watcher::Event::Delete(pipeline)) => {
                 seen.remove(&key_of(&pipeline));
                 Some(Ok(pipeline))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(error) => Some(Err(error)),
+        };
+        futures::future::ready(out)
+    })
+}
+
+/// Providers as they first appear: objects applied before their Provider (a whole folder applied at once) wake
+/// when it is created instead of after `PROVIDER_MISSING_REQUEUE`, which stays the fallback. Later changes of a
+/// Provider do not wake anything (its status updates would otherwise reconcile every object naming it); a re-list
+/// after a watch error finds them seen. A Provider deleted and recreated while the watch was down is missed and
+/// found by the fallback.
+pub fn provider_arrivals(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<Provider, watcher::Error>> + Send + 'static {
+    let seen: std::sync::Mutex<std::collections::HashSet<NamespacedName>> = std::sync::Mutex::default();
+    let watch = watcher(ctx.watched::<Provider>(), watcher::Config::default()).default_backoff();
+    watch.filter_map(move |event| {
+        // The set is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
+        let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = match event {
+            Ok(watcher::Event::Apply(provider) | watcher::Event::InitApply(provider)) => seen
+                .insert(NamespacedName::new(
+                    provider.namespace().unwrap_or_default(),
+                    provider.name_any(),
+                ))
+                .then_some(Ok(provider)),
+            Ok(watcher::Event::Delete(provider)) => {
+                seen.remove(&NamespacedName::new(
+                    provider.namespace().unwrap_or_default(),
+                    provider.name_any(),
+                ));
+                None
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
             Err(error) => Some(Err(error)),
@@ -398,8 +432,18 @@ fn workflow_watch(kind: ResourceKind) -> watcher::Config {
 /// Builds the controller of `K` with its watches (without the Run-specific ones).
 fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16, ready: ReadinessFlag) -> Controller<K> {
     let api: Api<K> = ctx.watched();
-    let mut controller = controller_with_readiness(api, watcher::Config::default().any_semantic(), ready)
+    let controller = controller_with_readiness(api, watcher::Config::default().any_semantic(), ready)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let objects = controller.store();
+    let mut controller = controller.watches_stream(provider_arrivals(ctx), move |provider: Provider| {
+        let key = NamespacedName::new(provider.namespace().unwrap_or_default(), provider.name_any());
+        objects
+            .state()
+            .into_iter()
+            .filter(|object| object.provider() == &key)
+            .map(|object| ObjectRef::from_obj(object.as_ref()))
+            .collect::<Vec<_>>()
+    });
     if ctx.completions.is_some() {
         controller = controller.reconcile_on(completion_triggers::<K>(ctx, K::KIND));
     } else {
