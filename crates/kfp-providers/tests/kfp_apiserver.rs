@@ -87,11 +87,16 @@ async fn server() -> &'static KfpApiServer {
 }
 
 fn provider(server: &KfpApiServer) -> KfpProvider {
+    provider_with(server, |_| {})
+}
+
+fn provider_with(server: &KfpApiServer, configure: impl FnOnce(&mut KfpConfig)) -> KfpProvider {
     let mut config = KfpConfig::new(NamespacedName::new("kfp-operator-system", "kfp"));
     config.rest_url = server.url().to_string();
     config.request_timeout = Duration::from_secs(30);
     // Small pages: the lists the provider follows really paginate.
     config.page_size = 2;
+    configure(&mut config);
     KfpProvider::new(config).unwrap()
 }
 
@@ -276,7 +281,9 @@ async fn a_spec_that_is_not_a_pipeline_is_invalid() {
 #[tokio::test]
 async fn the_example_pipeline_runs_with_typed_parameters() {
     let server = server().await;
-    let kfp = provider(server);
+    let kfp = provider_with(server, |c| {
+        c.pipeline_root_storage = "s3://mlpipeline/root".into()
+    });
     let ns = "typed-runs";
     kfp.create_pipeline(&pipeline(ns, "v1", add_pipeline()))
         .await
@@ -298,6 +305,10 @@ async fn the_example_pipeline_runs_with_typed_parameters() {
     );
     assert_eq!(parameters["run-name"], "r", "{created}");
     assert_eq!(parameters["trigger-type"], "runConfiguration", "{created}");
+    assert_eq!(
+        created["runtime_config"]["pipeline_root"], "s3://mlpipeline/root/typed-runs/add",
+        "{created}"
+    );
     // KFP made the Argo Workflow of the run in its namespace.
     let workflows = kube_objects(
         server,
