@@ -61,7 +61,7 @@ fn config(fake: &FakeVai) -> VaiConfig {
     );
     config.gcs_endpoint = fake.url().to_string();
     config.aiplatform_endpoint = fake.url().to_string();
-    config.metadata_endpoint = fake.url().to_string();
+    config.metadata_endpoint = Some(fake.url().to_string());
     config.pubsub_endpoint = fake.url().to_string();
     config.events_subscription = "pipeline-events".into();
     config.pipeline_root_storage = "gs://my-pipeline-root".into();

@@ -181,7 +181,7 @@ fn provider(gcs: &FakeGcsServer, vai: &FakeVai) -> VaiProvider {
     );
     config.gcs_endpoint = gcs.url.clone();
     config.aiplatform_endpoint = vai.url().to_string();
-    config.metadata_endpoint = vai.url().to_string();
+    config.metadata_endpoint = Some(vai.url().to_string());
     config.pipeline_root_storage = "gs://root".into();
     config.request_timeout = Duration::from_secs(5);
     config.operation_poll_interval = Duration::from_millis(10);

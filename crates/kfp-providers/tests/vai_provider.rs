@@ -37,7 +37,7 @@ async fn setup_with(configure: impl FnOnce(&mut VaiConfig)) -> Setup {
     );
     config.gcs_endpoint = fake.url().to_string();
     config.aiplatform_endpoint = fake.url().to_string();
-    config.metadata_endpoint = fake.url().to_string();
+    config.metadata_endpoint = Some(fake.url().to_string());
     config.pipeline_root_storage = "gs://root".into();
     config.job_service_account = "runner@proj.iam.gserviceaccount.com".into();
     config.request_timeout = Duration::from_secs(2);
@@ -643,157 +643,6 @@ async fn timeouts_and_unreachable_servers_are_transient() {
     assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn the_metadata_server_token_is_cached_and_refreshed_on_expiry() {
-    let s = setup().await;
-    s.fake.set_token_lifetime(3600);
-    for version in ["v1", "v2", "v3"] {
-        s.provider
-            .create_pipeline(&pipeline(version, spec("2.1.0")))
-            .await
-            .unwrap();
-    }
-    assert_eq!(s.fake.tokens_issued(), 1);
-    // Shortly before expiry (one minute early) a new token is fetched.
-    *s.clock.lock().unwrap() = now() + chrono::Duration::seconds(3600 - 59);
-    s.provider
-        .create_pipeline(&pipeline("v4", spec("2.1.0")))
-        .await
-        .unwrap();
-    assert_eq!(s.fake.tokens_issued(), 2);
-    let auth: Vec<String> = s
-        .fake
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.authorization)
-        .collect();
-    assert_eq!(
-        auth,
-        [
-            "Bearer fake-token-1",
-            "Bearer fake-token-1",
-            "Bearer fake-token-1",
-            "Bearer fake-token-2"
-        ]
-    );
-}
-
-#[tokio::test]
-async fn a_rejected_metadata_token_is_fetched_again() {
-    let s = setup().await;
-    s.provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap();
-    s.fake.revoke_tokens();
-    let err = s
-        .provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
-    assert!(
-        !err.message().contains("fake-token"),
-        "tokens are never shown: {err:?}"
-    );
-    s.provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap();
-    assert_eq!(s.fake.tokens_issued(), 2);
-}
-
-/// A throwaway RSA key made by `openssl` for this test (no key is committed). Without `openssl` the test fails:
-/// install it (`apt-get install openssl`).
-fn throwaway_rsa_key(dir: &std::path::Path) -> Option<String> {
-    let path = dir.join("key.pem");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then(|| std::fs::read_to_string(&path).unwrap())
-}
-
-#[tokio::test]
-async fn a_service_account_key_file_signs_a_jwt_for_a_token() {
-    use base64::Engine;
-    let dir = tempfile::tempdir().unwrap();
-    let pem = throwaway_rsa_key(dir.path())
-        .expect("this test needs the `openssl` command to make a throwaway RSA key: apt-get install openssl");
-    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(der).unwrap();
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
-    let key_path = dir.path().join("sa.json");
-    let s = setup_with(|c| {
-        c.credentials_file = Some(key_path.clone());
-        c.metadata_endpoint = "http://127.0.0.1:9".into();
-    })
-    .await;
-    std::fs::write(
-        &key_path,
-        json!({
-            "type": "service_account", "client_email": "op@proj.iam.gserviceaccount.com",
-            "private_key": pem, "token_uri": format!("{}/token", s.fake.url())
-        })
-        .to_string(),
-    )
-    .unwrap();
-    // Not trusted yet: the grant is refused, a transient failure (keys may be rotated in).
-    let err = s
-        .provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
-    s.fake
-        .trust_service_account_key(ring::signature::KeyPair::public_key(&pair).as_ref().to_vec());
-    for version in ["v1", "v2"] {
-        s.provider
-            .create_pipeline(&pipeline(version, spec("2.1.0")))
-            .await
-            .unwrap();
-    }
-    assert_eq!(s.fake.tokens_issued(), 1, "the token is cached");
-    let auth = s.fake.requests().last().unwrap().authorization.clone();
-    assert_eq!(auth.as_deref(), Some("Bearer sa-token-1"));
-}
-
-#[tokio::test]
-async fn a_static_token_skips_the_metadata_server() {
-    let s = setup_with(|c| {
-        c.access_token = Some("static".into());
-        c.metadata_endpoint = "http://127.0.0.1:9".into();
-    })
-    .await;
-    s.fake.accept_token("static");
-    s.provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap();
-    assert_eq!(s.fake.tokens_issued(), 0);
-    // A rejected token is not something to retry blindly... but it may be rotated: transient.
-    s.fake.revoke_tokens();
-    let err = s
-        .provider
-        .create_pipeline(&pipeline("v1", spec("2.1.0")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::Transient(_)), "{err:?}");
-    assert!(
-        !err.message().contains("static"),
-        "tokens are never shown: {err:?}"
-    );
-}
-
 #[test]
 fn config_from_provider_parameters() {
     let mut config = ProviderConfig::new(NamespacedName::new("ops", "vai"));
@@ -817,6 +666,24 @@ fn config_from_provider_parameters() {
     assert_eq!(vai.gcs_endpoint, "http://gcs:4443");
     assert_eq!(vai.max_concurrent_run_count, 10);
     assert_eq!(vai.job_service_account, "sa@proj");
+    // No source named: Application Default Credentials.
+    assert_eq!(
+        (&vai.access_token, &vai.credentials_file, &vai.metadata_endpoint),
+        (&None, &None, &None)
+    );
+    config.parameters.insert(
+        "credentialsfile".into(),
+        json!("/var/run/secrets/google/credentials.json"),
+    );
+    config
+        .parameters
+        .insert("metadataendpoint".into(), json!("http://127.0.0.1:8080"));
+    let vai = VaiConfig::from_provider_config(&config).unwrap();
+    assert_eq!(
+        vai.credentials_file.as_deref(),
+        Some(std::path::Path::new("/var/run/secrets/google/credentials.json"))
+    );
+    assert_eq!(vai.metadata_endpoint.as_deref(), Some("http://127.0.0.1:8080"));
     config.parameters.insert("maxconcurrentruncount".into(), json!(4));
     assert_eq!(
         VaiConfig::from_provider_config(&config)
@@ -875,7 +742,7 @@ mod events {
         );
         config.aiplatform_endpoint = fake.url().to_string();
         config.pubsub_endpoint = fake.url().to_string();
-        config.metadata_endpoint = fake.url().to_string();
+        config.metadata_endpoint = Some(fake.url().to_string());
         config.events_subscription = "pipeline-events".into();
         let mut source = VaiEventSource::new(config).unwrap();
         source.pull_interval = Duration::from_millis(10);

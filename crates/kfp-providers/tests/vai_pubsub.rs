@@ -240,7 +240,7 @@ impl<'a> Scenario<'a> {
         config.gcs_endpoint = self.fake.url().to_string();
         config.aiplatform_endpoint = self.fake.url().to_string();
         // The fake's metadata server hands out the token; the emulator ignores it.
-        config.metadata_endpoint = self.fake.url().to_string();
+        config.metadata_endpoint = Some(self.fake.url().to_string());
         config.pubsub_endpoint = self.emulator.url.clone();
         config.events_subscription = self.name.clone();
         // Shorter than the emulator holds an empty pull open (~90 s): a source that waited on Pub/Sub instead of

@@ -3,7 +3,8 @@
 //! Written from the official references (Cloud Storage JSON API `objects.insert` media upload, `objects.get`
 //! `alt=media`, `objects.list`, `objects.delete`; Vertex AI REST v1 `projects.locations.pipelineJobs.create`,
 //! `projects.locations.schedules.create/patch/delete`, `projects.locations.operations.get`; the GCE metadata
-//! server's `service-accounts/default/token`), not from this crate's client:
+//! server's `service-accounts/default/token`; the Security Token Service `v1/token`, the OAuth 2.0 token endpoint and
+//! IAM Credentials `generateAccessToken`), not from this crate's client:
 //! - JSON bodies may only hold the documented (camelCase) fields, else 400 with Google's error body
 //!   `{"error": {"code", "message", "status"}}`; `pipelineJobId` must match `[a-z0-9][a-z0-9-]{0,127}`; labels must
 //!   be at most 63 characters of `[a-z0-9_-]`; a schedule's `cron` must be a valid 5-field cron; `updateMask` is
@@ -12,8 +13,12 @@
 //!   string), and old schemas' `parameters` must use the declared `intValue`/`doubleValue`/`stringValue`;
 //! - missing objects, jobs, schedules answer 404 (`NOT_FOUND`); a repeated `pipelineJobId` 409 (`ALREADY_EXISTS`);
 //! - schedule deletes answer a long-running operation `{name, done: false}` that is done on the next `GET`;
-//! - every request needs `Authorization: Bearer <token>` with a token the fake's metadata server issued (or one set
-//!   with [`FakeVai::accept_token`]), else 401;
+//! - every request needs `Authorization: Bearer <token>` with a token the fake issued (or one set with
+//!   [`FakeVai::accept_token`], or a self-signed JWT of the key [`FakeVai::trust_service_account_key`] trusts),
+//!   else 401;
+//! - Google's token endpoints on the same URL: the metadata server (`Metadata-Flavor: Google` required, else 403),
+//!   the OAuth refresh-token grant (`POST /token`), the Security Token Service exchange (`POST /v1/token`) and IAM
+//!   Credentials `generateAccessToken`, recorded apart ([`FakeVai::token_requests`]);
 //! - Pub/Sub `subscriptions.pull`, `acknowledge`, `modifyAckDeadline` (deadline 0 = nack: redelivered) over
 //!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`;
 //! - failure injection: [`FakeVai::fail_next`] (answer the next requests with a status), [`FakeVai::hang_next`]
@@ -68,6 +73,14 @@ struct FakeState {
     ack_deadline: Duration,
     fail_matching: Vec<(String, u16)>,
     trusted_key: Option<Vec<u8>>,
+    /// Requests to the token endpoints (metadata server, OAuth, STS, IAM Credentials).
+    token_requests: Vec<RecordedRequest>,
+    /// (client id, client secret, refresh token) the OAuth endpoint takes.
+    refresh_tokens: Vec<(String, String, String)>,
+    /// (audience, subject token) the Security Token Service exchanges.
+    subject_tokens: Vec<(String, String)>,
+    /// Service accounts `generateAccessToken` may impersonate.
+    impersonable: BTreeSet<String>,
     /// Scripted answers: (method, path part, status, body), each used once.
     scripted: Vec<(String, String, u16, Value)>,
 }
@@ -172,10 +185,39 @@ impl FakeVai {
         ack_id
     }
 
-    /// Trusts the RSA public key `der` (PKCS#1 `RSAPublicKey`) for JWT bearer grants at `POST /token`; without it
-    /// every grant is refused.
+    /// Trusts the RSA public key `der` (PKCS#1 `RSAPublicKey`) of a service account: bearer tokens that are
+    /// self-signed JWTs of that key are accepted (AIP-4111, what service-account key files give); without it none.
     pub fn trust_service_account_key(&self, der: Vec<u8>) {
         lock(&self.state).trusted_key = Some(der);
+    }
+
+    /// Lets the OAuth endpoint `POST /token` grant tokens for this refresh token of `client_id` (an
+    /// `authorized_user` file, what `gcloud auth application-default login` writes).
+    pub fn trust_refresh_token(&self, client_id: &str, client_secret: &str, refresh_token: &str) {
+        lock(&self.state).refresh_tokens.push((
+            client_id.to_string(),
+            client_secret.to_string(),
+            refresh_token.to_string(),
+        ));
+    }
+
+    /// Lets the Security Token Service `POST /v1/token` exchange `subject_token` for the workload identity pool
+    /// provider `audience` (`//iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<p>/providers/<x>`).
+    pub fn trust_subject_token(&self, audience: &str, subject_token: &str) {
+        lock(&self.state)
+            .subject_tokens
+            .push((audience.to_string(), subject_token.to_string()));
+    }
+
+    /// Lets `POST /v1/projects/-/serviceAccounts/<email>:generateAccessToken` impersonate `email` (for any token
+    /// the fake issued).
+    pub fn allow_impersonation(&self, email: &str) {
+        lock(&self.state).impersonable.insert(email.to_string());
+    }
+
+    /// The requests to the token endpoints, in order (forms as JSON objects of their fields).
+    pub fn token_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).token_requests.clone()
     }
 
     /// How long a pulled message stays outstanding before it is delivered again (default 10 s).
@@ -529,65 +571,230 @@ fn validate_schedule(schedule: &Value, partial: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The OAuth 2.0 JWT bearer grant (RFC 7523) as Google's token endpoint takes it.
-fn token_grant(state: &Shared, body: &[u8]) -> Response {
-    use base64::Engine;
-    let refuse = |reason: &str| {
-        (
-            StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "application/json")],
-            json!({"error": "invalid_grant", "error_description": reason}).to_string(),
-        )
-            .into_response()
-    };
-    let form = query_map(Some(&String::from_utf8_lossy(body)));
-    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
-        return refuse("unsupported grant_type");
+/// An OAuth 2.0 error answer (`{"error", "error_description"}`), as Google's token endpoints give them.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"error": error, "error_description": description}).to_string(),
+    )
+        .into_response()
+}
+
+/// Google's token endpoints, answered before the API's bearer check: the metadata server's token, the OAuth 2.0
+/// refresh-token grant (`POST /token`, what `authorized_user` files use), the Security Token Service exchange
+/// (`POST /v1/token`, workload identity federation) and IAM Credentials `generateAccessToken` (service-account
+/// impersonation). Each is recorded in [`FakeVai::token_requests`]. `None` for every other path.
+fn auth_endpoint(
+    state: &Shared,
+    request: &RecordedRequest,
+    metadata_flavor: Option<&str>,
+    raw: &[u8],
+) -> Option<Response> {
+    let path = request.path.as_str();
+    let impersonation = path
+        .strip_prefix("/v1/projects/-/serviceAccounts/")
+        .and_then(|p| p.strip_suffix(":generateAccessToken"));
+    let is_auth =
+        path == METADATA_TOKEN_PATH || path == "/token" || path == "/v1/token" || impersonation.is_some();
+    if !is_auth {
+        return None;
     }
-    let Some(assertion) = form.get("assertion") else {
-        return refuse("no assertion");
+    // Forms (`application/x-www-form-urlencoded`) are recorded as a JSON object of their fields.
+    let form = query_map(Some(&String::from_utf8_lossy(raw)));
+    let mut recorded = request.clone();
+    if recorded.body.is_none() && !form.is_empty() {
+        recorded.body = Some(json!(form));
+    }
+    let mut s = lock(state);
+    s.token_requests.push(recorded.clone());
+    let lifetime = s.token_lifetime;
+    let field = |name: &str| {
+        recorded
+            .body
+            .as_ref()
+            .and_then(|b| b[name].as_str())
+            .unwrap_or_default()
+            .to_string()
     };
-    let parts: Vec<&str> = assertion.split('.').collect();
+    if path == METADATA_TOKEN_PATH {
+        if request.method != "GET" {
+            return Some((StatusCode::METHOD_NOT_ALLOWED, "").into_response());
+        }
+        if metadata_flavor != Some("Google") {
+            return Some((StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header").into_response());
+        }
+        return Some(ok(s.issue("fake-token")));
+    }
+    if request.method != "POST" {
+        return Some((StatusCode::METHOD_NOT_ALLOWED, "").into_response());
+    }
+    if let Some(email) = impersonation {
+        let email = decode(email);
+        let bearer = request
+            .authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "));
+        if !bearer.is_some_and(|t| s.tokens.contains(t)) {
+            return Some(google_error(
+                401,
+                "Request had invalid authentication credentials.",
+            ));
+        }
+        let body = recorded.body.clone().unwrap_or(Value::Null);
+        if let Err(e) = unknown_fields(
+            &body,
+            &["delegates", "scope", "lifetime"],
+            "GenerateAccessTokenRequest",
+        ) {
+            return Some(google_error(400, e));
+        }
+        if body["scope"].as_array().is_none_or(|a| a.is_empty()) {
+            return Some(google_error(400, "Scope required."));
+        }
+        if !s.impersonable.contains(&email) {
+            return Some(google_error(
+                403,
+                format!("Permission 'iam.serviceAccounts.getAccessToken' denied on resource {email}"),
+            ));
+        }
+        let issued = s.issue("impersonated-token");
+        let expire = chrono::Utc::now() + chrono::Duration::seconds(lifetime);
+        return Some(ok(json!({
+            "accessToken": issued["access_token"],
+            "expireTime": expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })));
+    }
+    if path == "/token" {
+        if field("grant_type") != "refresh_token" {
+            return Some(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Invalid grant_type",
+            ));
+        }
+        let known = s.refresh_tokens.iter().any(|(id, secret, token)| {
+            *id == field("client_id") && *secret == field("client_secret") && *token == field("refresh_token")
+        });
+        if !known {
+            return Some(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "Bad Request",
+            ));
+        }
+        return Some(ok(s.issue("user-token")));
+    }
+    // The Security Token Service, `POST https://sts.googleapis.com/v1/token` (RFC 8693 token exchange).
+    if field("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid value for \"grant_type\".",
+        ));
+    }
+    if field("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token" {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid value for \"requested_token_type\".",
+        ));
+    }
+    let subject_types = [
+        "urn:ietf:params:oauth:token-type:jwt",
+        "urn:ietf:params:oauth:token-type:id_token",
+        "urn:ietf:params:oauth:token-type:saml2",
+        "urn:ietf:params:aws:token-type:aws4_request",
+    ];
+    if !subject_types.contains(&field("subject_token_type").as_str()) {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid value for \"subject_token_type\".",
+        ));
+    }
+    let scope = field("scope");
+    if scope.is_empty()
+        || !scope
+            .split(' ')
+            .all(|scope| scope.starts_with("https://www.googleapis.com/auth/"))
+    {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Invalid value for \"scope\".",
+        ));
+    }
+    let trusted = s
+        .subject_tokens
+        .iter()
+        .any(|(audience, token)| *audience == field("audience") && *token == field("subject_token"));
+    if !trusted {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "The audience in ID Token does not match the expected audience.",
+        ));
+    }
+    let mut issued = s.issue("sts-token");
+    issued["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
+    Some(ok(issued))
+}
+
+/// The metadata server's token path.
+const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+impl FakeState {
+    /// A new token `<prefix>-<n>` accepted from now on, as a token endpoint's answer.
+    fn issue(&mut self, prefix: &str) -> Value {
+        self.tokens_issued += 1;
+        let token = format!("{prefix}-{}", self.tokens_issued);
+        self.tokens.insert(token.clone());
+        json!({"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"})
+    }
+}
+
+/// True when `token` is a self-signed service-account JWT (AIP-4111) Google would take as a bearer token: RS256
+/// signed by `key`, `iss` = `sub`, a `cloud-platform` scope or an audience, issued now for at most about an hour.
+fn self_signed_jwt_ok(token: &str, key: &[u8]) -> bool {
+    use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header_part, claims_part, signature_part] = parts.as_slice() else {
+        return false;
+    };
     let decode_json = |part: &str| {
         engine
             .decode(part)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
     };
-    let (Some(header_json), Some(claims), Some(signature)) = (
-        parts.first().and_then(|p| decode_json(p)),
-        parts.get(1).and_then(|p| decode_json(p)),
-        parts.get(2).and_then(|p| engine.decode(p).ok()),
+    let (Some(header_json), Some(claims), Ok(signature)) = (
+        decode_json(header_part),
+        decode_json(claims_part),
+        engine.decode(signature_part),
     ) else {
-        return refuse("malformed JWT");
+        return false;
     };
-    if parts.len() != 3 || header_json["alg"] != "RS256" {
-        return refuse("the JWT must be RS256");
-    }
-    let iat = claims["iat"].as_i64().unwrap_or(0);
-    if claims["scope"]
+    let now = chrono::Utc::now().timestamp();
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap_or(0),
+        claims["exp"].as_i64().unwrap_or(0),
+    );
+    let scoped = claims["scope"]
         .as_str()
-        .is_none_or(|s| !s.contains("cloud-platform"))
-        || claims["iss"].as_str().is_none_or(str::is_empty)
-        || !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token"))
-        || claims["exp"].as_i64() != Some(iat + 3600)
-    {
-        return refuse("bad claims");
-    }
-    let mut s = lock(state);
-    let Some(key) = s.trusted_key.clone() else {
-        return refuse("no trusted key");
-    };
-    let signed = format!("{}.{}", parts[0], parts[1]);
+        .is_some_and(|s| s.split(' ').any(|scope| scope.ends_with("/auth/cloud-platform")))
+        || claims["aud"].as_str().is_some_and(|a| !a.is_empty());
+    let claims_ok = header_json["alg"] == "RS256"
+        && claims["iss"].as_str().is_some_and(|i| !i.is_empty())
+        && claims["sub"] == claims["iss"]
+        && scoped
+        && iat <= now + 60
+        && exp > now
+        && exp - iat <= 3600 + 300;
+    let signed = format!("{header_part}.{claims_part}");
     let public = ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key);
-    if public.verify(signed.as_bytes(), &signature).is_err() {
-        return refuse("Invalid JWT Signature.");
-    }
-    s.tokens_issued += 1;
-    let token = format!("sa-token-{}", s.tokens_issued);
-    s.tokens.insert(token.clone());
-    ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}))
+    claims_ok && public.verify(signed.as_bytes(), &signature).is_ok()
 }
 
 fn job_id_ok(id: &str) -> bool {
@@ -617,30 +824,20 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         .to_vec();
     let body: Option<Value> = serde_json::from_slice(&bytes).ok();
 
-    if path == "/computeMetadata/v1/instance/service-accounts/default/token" {
-        if metadata_flavor.as_deref() != Some("Google") {
-            return (StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header").into_response();
-        }
-        let mut s = lock(&state);
-        s.tokens_issued += 1;
-        let token = format!("fake-token-{}", s.tokens_issued);
-        s.tokens.insert(token.clone());
-        return ok(json!({"access_token": token, "expires_in": s.token_lifetime, "token_type": "Bearer"}));
-    }
-
-    if path == "/token" && method == Method::POST {
-        return token_grant(&state, &bytes);
+    let recorded = RecordedRequest {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        authorization: authorization.clone(),
+        body: body.clone(),
+    };
+    if let Some(answer) = auth_endpoint(&state, &recorded, metadata_flavor.as_deref(), &bytes) {
+        return answer;
     }
 
     let (fail, hang) = {
         let mut s = lock(&state);
-        s.requests.push(RecordedRequest {
-            method: method.to_string(),
-            path: path.clone(),
-            query: query.clone(),
-            authorization: authorization.clone(),
-            body: body.clone(),
-        });
+        s.requests.push(recorded);
         let hang = if s.hang_next > 0 {
             s.hang_next -= 1;
             true
@@ -667,7 +864,13 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
     let token_ok = authorization
         .as_deref()
         .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|t| lock(&state).tokens.contains(t));
+        .is_some_and(|t| {
+            let s = lock(&state);
+            s.tokens.contains(t)
+                || s.trusted_key
+                    .as_deref()
+                    .is_some_and(|key| self_signed_jwt_ok(t, key))
+        });
     if !token_ok {
         return google_error(401, "Request had invalid authentication credentials.");
     }

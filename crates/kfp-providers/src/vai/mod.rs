@@ -15,19 +15,21 @@
 //! Errors: HTTP 400/409/422 are [`ProviderError::Invalid`], 404 [`ProviderError::NotFound`], 5xx, timeouts and
 //! transport errors [`ProviderError::Transient`]. A repeated `create_run` whose job exists (409) returns the id.
 //!
-//! Auth: a bearer token from `accessToken`, else the file `accessTokenFile` (read per request), else the GCE
-//! metadata server (`metadataEndpoint`, default `http://metadata.google.internal`), cached until shortly before it
-//! expires. Service-account key files (JWT signing) are not supported yet. Tokens are never logged.
+//! Auth (the private `auth` module): a bearer token from `accessToken`, else the file `accessTokenFile` (read per
+//! request), else Google's `google-cloud-auth` crate: the credentials file `credentialsFile` (service-account key,
+//! workload identity federation, ...), the metadata server at `metadataEndpoint`, else Application Default
+//! Credentials. Tokens are never logged ([`AccessToken`] hides itself from `Debug`).
 //!
 //! See `docs/providers/vertex-ai.md` for the parameters.
 
+mod auth;
 pub mod events;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,7 +49,7 @@ use crate::kfp::pipeline::RunLabels;
 pub const PROVIDER_TYPE: &str = "vai";
 /// Default of `gcsEndpoint`.
 pub const DEFAULT_GCS_ENDPOINT: &str = "https://storage.googleapis.com";
-/// Default of `metadataEndpoint`.
+/// The metadata server Application Default Credentials fall back to (unless `GCE_METADATA_HOST` names another).
 pub const DEFAULT_METADATA_ENDPOINT: &str = "http://metadata.google.internal";
 /// Default of `pubsubEndpoint`.
 pub const DEFAULT_PUBSUB_ENDPOINT: &str = "https://pubsub.googleapis.com";
@@ -56,7 +58,7 @@ pub const DEFAULT_MAX_CONCURRENT_RUN_COUNT: i64 = 10;
 /// Labels are cut to this length (Google's limit for label keys and values).
 pub const MAX_LABEL_LENGTH: usize = 63;
 
-/// Where "now" comes from (schedule start times, token expiry); injectable so tests are deterministic.
+/// Where "now" comes from (schedule start times); injectable so tests are deterministic.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// The system clock.
@@ -88,14 +90,16 @@ pub struct VaiConfig {
     /// `pscNetworkAttachment`: jobs get `pscInterfaceConfig.networkAttachment` when set.
     pub psc_network_attachment: String,
     /// `accessToken`: a static bearer token.
-    pub access_token: Option<String>,
+    pub access_token: Option<AccessToken>,
     /// `accessTokenFile`: a file holding the bearer token, read on every request.
     pub access_token_file: Option<PathBuf>,
-    /// `credentialsFile`: a service-account key file (JSON with `client_email`, `private_key`, `token_uri`); its
-    /// tokens are obtained with a signed JWT (RS256) and cached like the metadata server's.
+    /// `credentialsFile`: a Google credentials file (service-account key, external account / workload identity
+    /// federation, authorized user, impersonated service account), used instead of Application Default
+    /// Credentials.
     pub credentials_file: Option<PathBuf>,
-    /// `metadataEndpoint`: the GCE metadata server, default [`DEFAULT_METADATA_ENDPOINT`].
-    pub metadata_endpoint: String,
+    /// `metadataEndpoint`: take tokens from the metadata server at this URL instead of Application Default
+    /// Credentials (tests, non-standard setups). None: ADC, whose last resort is [`DEFAULT_METADATA_ENDPOINT`].
+    pub metadata_endpoint: Option<String>,
     /// `eventsourcePipelineEventsSubscription`: the Pub/Sub subscription of the event source (a name in
     /// `vaiProject`, or `projects/<p>/subscriptions/<s>`).
     pub events_subscription: String,
@@ -107,6 +111,35 @@ pub struct VaiConfig {
     pub operation_timeout: Duration,
     /// How often a long-running operation is polled (default 1 s).
     pub operation_poll_interval: Duration,
+}
+
+/// A static bearer token (`accessToken`) whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// The token itself, for the `Authorization` header.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<hidden>)")
+    }
+}
+
+impl From<&str> for AccessToken {
+    fn from(token: &str) -> Self {
+        Self(token.to_string())
+    }
+}
+
+impl From<String> for AccessToken {
+    fn from(token: String) -> Self {
+        Self(token)
+    }
 }
 
 impl VaiConfig {
@@ -127,7 +160,7 @@ impl VaiConfig {
             access_token: None,
             access_token_file: None,
             credentials_file: None,
-            metadata_endpoint: DEFAULT_METADATA_ENDPOINT.to_string(),
+            metadata_endpoint: None,
             events_subscription: String::new(),
             pubsub_endpoint: DEFAULT_PUBSUB_ENDPOINT.to_string(),
             request_timeout: Duration::from_secs(30),
@@ -174,12 +207,10 @@ impl VaiConfig {
                 n
             };
         }
-        vai.access_token = text("accessToken");
+        vai.access_token = text("accessToken").map(AccessToken::from);
         vai.access_token_file = text("accessTokenFile").map(PathBuf::from);
         vai.credentials_file = text("credentialsFile").map(PathBuf::from);
-        if let Some(v) = text("metadataEndpoint") {
-            vai.metadata_endpoint = v;
-        }
+        vai.metadata_endpoint = text("metadataEndpoint");
         if let Some(v) = text("eventsourcePipelineEventsSubscription") {
             vai.events_subscription = v;
         }
@@ -219,17 +250,11 @@ impl VaiConfig {
 // HTTP
 // ---------------------------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    expires: DateTime<Utc>,
-}
-
 pub(crate) struct Client {
     http: reqwest::Client,
     config: VaiConfig,
     clock: Clock,
-    token: Mutex<Option<CachedToken>>,
+    auth: auth::Auth,
 }
 
 /// A failed request: the status (0 for transport errors) and the error.
@@ -253,131 +278,15 @@ impl Client {
             .map_err(|e| ProviderError::invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             http,
+            auth: auth::Auth::new(&config),
             config,
             clock,
-            token: Mutex::new(None),
         })
-    }
-
-    async fn bearer(&self) -> Result<String, ProviderError> {
-        if let Some(token) = &self.config.access_token {
-            return Ok(token.clone());
-        }
-        if let Some(path) = &self.config.access_token_file {
-            return match tokio::fs::read_to_string(path).await {
-                Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-                Ok(_) => Err(ProviderError::transient(format!(
-                    "the token file {} is empty",
-                    path.display()
-                ))),
-                Err(e) => Err(ProviderError::transient(format!(
-                    "cannot read the token file {}: {e}",
-                    path.display()
-                ))),
-            };
-        }
-        let now = (self.clock)();
-        if let Ok(cached) = self.token.lock()
-            && let Some(cached) = cached.as_ref()
-            && cached.expires > now
-        {
-            return Ok(cached.token.clone());
-        }
-        let body = match &self.config.credentials_file {
-            Some(path) => self.key_file_token(path, now).await?,
-            None => self.metadata_token().await?,
-        };
-        let token = body["access_token"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ProviderError::transient("the token answer has no access_token"))?
-            .to_string();
-        let expires_in = body["expires_in"].as_i64().unwrap_or(0);
-        // Refresh a minute early, so a token never expires in flight.
-        let expires = now + chrono::Duration::seconds(expires_in - 60);
-        if let Ok(mut cached) = self.token.lock() {
-            *cached = Some(CachedToken {
-                token: token.clone(),
-                expires,
-            });
-        }
-        Ok(token)
-    }
-
-    async fn metadata_token(&self) -> Result<Value, ProviderError> {
-        let url = format!(
-            "{}/computeMetadata/v1/instance/service-accounts/default/token",
-            self.config.metadata_endpoint.trim_end_matches('/')
-        );
-        let response = self
-            .http
-            .get(&url)
-            .header("Metadata-Flavor", "Google")
-            .send()
-            .await
-            .map_err(|e| {
-                ProviderError::transient(format!(
-                    "the metadata server did not give a token: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        token_answer(response, "the metadata server").await
-    }
-
-    /// A token for the service-account key in `path`: a JWT signed with the key (RS256) exchanged at its
-    /// `token_uri` (OAuth 2.0 JWT bearer grant, scope `cloud-platform`).
-    async fn key_file_token(
-        &self,
-        path: &std::path::Path,
-        now: DateTime<Utc>,
-    ) -> Result<Value, ProviderError> {
-        let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-            ProviderError::transient(format!(
-                "cannot read the credentials file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let key: Value = serde_json::from_str(&text).map_err(|_| {
-            ProviderError::invalid(format!("the credentials file {} is not JSON", path.display()))
-        })?;
-        let field = |name: &str| {
-            key[name].as_str().filter(|v| !v.is_empty()).ok_or_else(|| {
-                ProviderError::invalid(format!("the credentials file {} has no {name}", path.display()))
-            })
-        };
-        let (email, pem) = (field("client_email")?, field("private_key")?);
-        let token_uri = key["token_uri"]
-            .as_str()
-            .unwrap_or("https://oauth2.googleapis.com/token");
-        let assertion = signed_jwt(email, pem, token_uri, now.timestamp()).map_err(|reason| {
-            ProviderError::invalid(format!(
-                "the private key of {} cannot sign: {reason}",
-                path.display()
-            ))
-        })?;
-        let form = format!(
-            "grant_type={}&assertion={assertion}",
-            encode("urn:ietf:params:oauth:grant-type:jwt-bearer")
-        );
-        let response = self
-            .http
-            .post(token_uri)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| {
-                ProviderError::transient(format!(
-                    "the token endpoint did not give a token: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        token_answer(response, "the token endpoint").await
     }
 
     async fn send(&self, request: RequestBuilder, what: &str) -> Result<Response, Failure> {
         let transient = |error| Failure { status: 0, error };
-        let token = self.bearer().await.map_err(transient)?;
+        let token = self.auth.token().await.map_err(transient)?;
         let response = request.bearer_auth(token).send().await.map_err(|e| {
             let kind = if e.is_timeout() { "timed out" } else { "failed" };
             transient(ProviderError::transient(format!(
@@ -389,11 +298,9 @@ impl Client {
         if response.status().is_success() {
             return Ok(response);
         }
-        if status == 401
-            && let Ok(mut cached) = self.token.lock()
-        {
+        if status == 401 {
             // A revoked or expired token: the next attempt fetches a fresh one.
-            *cached = None;
+            self.auth.forget();
         }
         let body = response.text().await.unwrap_or_default();
         let detail = serde_json::from_str::<Value>(&body)
@@ -563,53 +470,6 @@ impl Client {
             operation = self.json(Method::GET, self.aiplatform(&name), None).await?;
         }
     }
-}
-
-async fn token_answer(response: Response, who: &str) -> Result<Value, ProviderError> {
-    let status = response.status().as_u16();
-    if !response.status().is_success() {
-        return Err(ProviderError::transient(format!(
-            "{who} answered HTTP {status} to the token request"
-        )));
-    }
-    response
-        .json()
-        .await
-        .map_err(|e| ProviderError::transient(format!("{who}'s token answer is not JSON: {e}")))
-}
-
-/// An RS256 JWT for Google's OAuth 2.0 JWT bearer grant, signed with the PKCS#8 PEM key `pem`.
-fn signed_jwt(email: &str, pem: &str, audience: &str, now: i64) -> Result<String, String> {
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let der: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(der)
-        .map_err(|e| format!("the PEM is not base64: {e}"))?;
-    let key =
-        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("not a PKCS#8 RSA key: {e}"))?;
-    let header = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let claims = json!({
-        "iss": email,
-        "scope": "https://www.googleapis.com/auth/cloud-platform",
-        "aud": audience,
-        "iat": now,
-        "exp": now + 3600,
-    });
-    let message = format!("{header}.{}", engine.encode(claims.to_string()));
-    let mut signature = vec![0; key.public().modulus_len()];
-    key.sign(
-        &ring::signature::RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        message.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|e| format!("signing failed: {e}"))?;
-    Ok(format!("{message}.{}", engine.encode(signature)))
 }
 
 fn encode(text: &str) -> String {
