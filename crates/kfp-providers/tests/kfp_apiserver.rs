@@ -598,4 +598,16 @@ async fn multi_user_experiments_live_in_the_provider_namespace() {
         }
         other => panic!("expected Transient, got {other:?}"),
     }
+
+    // Dropping the server ends MariaDB, gofakes3 and the API server and removes its folder.
+    let (pids, folder) = (server.process_ids(), server.dir().to_path_buf());
+    assert_eq!(pids.len(), 3);
+    drop(server);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} is left"
+        );
+    }
+    assert!(!folder.exists(), "{} is left", folder.display());
 }

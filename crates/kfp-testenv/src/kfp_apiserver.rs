@@ -43,6 +43,8 @@ pub const ASSETS_ENV: &str = "KFP_APISERVER_ASSETS";
 const BUCKET: &str = "mlpipeline";
 /// How long [`KfpApiServer::start`] waits for each component.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts at starting, for the rare case that a free port was taken between choosing and binding it.
+const START_ATTEMPTS: usize = 3;
 /// Lines of each log shown when something fails.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -207,6 +209,22 @@ impl KfpApiServer {
     /// [`KfpApiServer::start`] with `options`.
     pub async fn start_with(env: &TestEnv, options: KfpOptions) -> Result<KfpApiServer> {
         let assets = KfpAssets::find()?;
+        let mut attempt = 1;
+        loop {
+            match KfpApiServer::start_once(env, &options, &assets).await {
+                // A free port was taken between choosing and binding it.
+                Err(Error::Start { logs, .. })
+                    if attempt < START_ATTEMPTS
+                        && logs.to_ascii_lowercase().contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(env: &TestEnv, options: &KfpOptions, assets: &KfpAssets) -> Result<KfpApiServer> {
         let started_at = Instant::now();
         env.install_argo_crds().await?;
         env.install_crds(&[&assets.scheduled_workflow_crd]).await?;
@@ -462,7 +480,7 @@ impl KfpApiServer {
             processes: Mutex::new(processes),
             url,
             namespace,
-            version: assets.version,
+            version: assets.version.clone(),
             logs: logs.to_vec(),
             startup_time: started_at.elapsed(),
             dir,
