@@ -423,6 +423,82 @@ async fn a_run_of_a_pipeline_version_never_uploaded_is_not_found() {
 }
 
 #[tokio::test]
+async fn a_runs_service_account_and_labels_reach_its_job_and_its_schedules_jobs() {
+    // docs/platform-features.md: spec.serviceAccount wins over vaiJobServiceAccount; the operator's labels win a clash.
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let options = |mut value: Value| {
+        value["serviceAccount"] = json!("trainer@proj.iam.gserviceaccount.com");
+        value["labels"] = json!({"team": "ml", "run-name": "mine"});
+        value
+    };
+    let definition: RunDefinition =
+        serde_json::from_value(options(serde_json::to_value(run()).unwrap())).unwrap();
+    s.provider.create_run(&definition).await.unwrap();
+    let job = only_job(&s.fake);
+    assert_eq!(job["serviceAccount"], "trainer@proj.iam.gserviceaccount.com");
+    assert_eq!(job["labels"]["team"], "ml");
+    assert_eq!(job["labels"]["run-name"], "r");
+    let schedule_definition: RunScheduleDefinition =
+        serde_json::from_value(options(serde_json::to_value(schedule("0 * * * *")).unwrap())).unwrap();
+    let id = s
+        .provider
+        .create_run_schedule(&schedule_definition)
+        .await
+        .unwrap();
+    let scheduled = &s.fake.schedules()[&id]["createPipelineJobRequest"]["pipelineJob"];
+    assert_eq!(
+        scheduled["serviceAccount"],
+        "trainer@proj.iam.gserviceaccount.com"
+    );
+    assert_eq!(scheduled["labels"]["team"], "ml");
+
+    // Labels Vertex AI would refuse fail before any job, naming the label; nothing is retried.
+    for (labels, message) in [
+        (
+            json!({"Team": "ml"}),
+            "spec.labels: the key \"Team\" is not a Vertex AI label key",
+        ),
+        (
+            json!({"team": "ML Ops"}),
+            "spec.labels.team: the value \"ML Ops\" is not a Vertex AI label value",
+        ),
+        (
+            json!({"team": "x".repeat(64)}),
+            "is not a Vertex AI label value (at most 63",
+        ),
+    ] {
+        let mut value = serde_json::to_value(run()).unwrap();
+        value["name"] = json!("ns/other");
+        value["labels"] = labels;
+        let error = s
+            .provider
+            .create_run(&serde_json::from_value(value).unwrap())
+            .await
+            .unwrap_err();
+        assert!(error.is_permanent(), "{error}");
+        assert!(error.to_string().contains(message), "{error}");
+    }
+    let too_many: serde_json::Map<String, Value> = (0..60).map(|i| (format!("l{i}"), json!("v"))).collect();
+    let mut value = serde_json::to_value(run()).unwrap();
+    value["name"] = json!("ns/many");
+    value["labels"] = Value::Object(too_many);
+    let error = s
+        .provider
+        .create_run(&serde_json::from_value(value).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("more than the 64 Vertex AI allows"),
+        "{error}"
+    );
+    assert_eq!(s.fake.pipeline_jobs().len(), 1);
+}
+
+#[tokio::test]
 async fn run_schedules_are_created_with_five_field_cron() {
     let s = setup_with(|c| c.max_concurrent_run_count = 3).await;
     s.provider

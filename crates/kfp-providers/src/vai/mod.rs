@@ -491,6 +491,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 // Pipeline jobs
 // ---------------------------------------------------------------------------------------------------------------
 
+/// A run's `spec.serviceAccount` and `spec.labels` (docs/platform-features.md).
+#[derive(Debug, Clone, Copy)]
+struct RunOptions<'a> {
+    service_account: &'a str,
+    labels: &'a BTreeMap<String, String>,
+}
+
 /// Sanitises a label key or value for Vertex AI (SPEC 5.4): lower case; characters outside `[a-z0-9_-]` are
 /// dropped, or replaced with `_` when `replace` (values of `pipeline-version`, `schema_version`, `sdk_version`);
 /// cut to 63 characters.
@@ -538,6 +545,39 @@ pub fn job_labels(
         }
     }
     labels
+}
+
+/// Vertex AI's limit on a job's labels.
+pub const MAX_LABELS: usize = 64;
+
+/// Checks a run's `spec.labels` against Vertex AI's rules (keys 1-63 of `[a-z0-9_-]` starting with a letter, values
+/// 0-63 of the same): a label breaking them is [`ProviderError::Invalid`] naming it, since Vertex would refuse the
+/// job and retrying cannot help (docs/platform-features.md).
+pub fn check_user_labels(labels: &BTreeMap<String, String>) -> Result<(), ProviderError> {
+    let allowed = |text: &str| {
+        text.len() <= MAX_LABEL_LENGTH
+            && text
+                .chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+    };
+    for (key, value) in labels {
+        let shown = |text: &str| text.chars().take(MAX_LABEL_LENGTH + 1).collect::<String>();
+        if !key.starts_with(|c: char| c.is_ascii_lowercase()) || !allowed(key) {
+            return Err(ProviderError::invalid(format!(
+                "spec.labels: the key {:?} is not a Vertex AI label key (1-63 lowercase letters, digits, _ and -, \
+                 starting with a letter)",
+                shown(key)
+            )));
+        }
+        if !allowed(value) {
+            return Err(ProviderError::invalid(format!(
+                "spec.labels.{key}: the value {:?} is not a Vertex AI label value (at most 63 lowercase letters, \
+                 digits, _ and -)",
+                shown(value)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// True when `schema` (`2.1.0`) is at least 2.1.0: parameters then go to `parameterValues`.
@@ -642,8 +682,10 @@ impl VaiProvider {
         version: &str,
         parameters: &BTreeMap<String, String>,
         labels: &RunLabels<'_>,
+        options: RunOptions<'_>,
     ) -> Result<Value, ProviderError> {
         let config = &self.client.config;
+        check_user_labels(options.labels)?;
         if version.is_empty() {
             return Err(ProviderError::invalid(format!(
                 "the run names no version of the pipeline {pipeline}"
@@ -678,15 +720,31 @@ impl VaiProvider {
             );
         }
         let mut job = Map::new();
-        job.insert(
-            "labels".into(),
-            Value::Object(job_labels(&labels.to_map(), &compiled, &spec)),
-        );
+        // The run's own labels first: the operator's, which the event source and lookups rely on, win a clash.
+        let mut all_labels: Map<String, Value> = options
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        all_labels.extend(job_labels(&labels.to_map(), &compiled, &spec));
+        if all_labels.len() > MAX_LABELS {
+            return Err(ProviderError::invalid(format!(
+                "spec.labels: {} labels with the operator's {} make {}, more than the {MAX_LABELS} Vertex AI allows",
+                options.labels.len(),
+                all_labels.len().saturating_sub(options.labels.len()),
+                all_labels.len()
+            )));
+        }
+        job.insert("labels".into(), Value::Object(all_labels));
         job.insert("runtimeConfig".into(), Value::Object(runtime));
-        if !config.job_service_account.is_empty() {
+        // The run's spec.serviceAccount, else the Provider's vaiJobServiceAccount, else Vertex AI's default.
+        let service_account = Some(options.service_account)
+            .filter(|a| !a.is_empty())
+            .unwrap_or(&config.job_service_account);
+        if !service_account.is_empty() {
             job.insert(
                 "serviceAccount".into(),
-                Value::String(config.job_service_account.clone()),
+                Value::String(service_account.to_string()),
             );
         }
         job.insert(
@@ -724,6 +782,10 @@ impl VaiProvider {
                 &schedule.pipeline_version,
                 &schedule.parameters,
                 &labels,
+                RunOptions {
+                    service_account: &schedule.service_account,
+                    labels: &schedule.labels,
+                },
             )
             .await?;
         let mut body = Map::new();
@@ -824,6 +886,10 @@ impl Provider for VaiProvider {
                 &run.pipeline_version,
                 &run.parameters,
                 &labels,
+                RunOptions {
+                    service_account: &run.service_account,
+                    labels: &run.labels,
+                },
             )
             .await?;
         let id = format!("{}-{}", run.name.namespace, run.name.name);
