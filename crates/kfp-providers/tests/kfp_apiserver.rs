@@ -163,9 +163,22 @@ fn kube_kind(group: &str, version: &str, kind: &str, plural: &str) -> ApiResourc
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-async fn kube_objects(server: &KfpApiServer, resource: &ApiResource) -> Vec<DynamicObject> {
+fn workflow_kind() -> ApiResource {
+    kube_kind("argoproj.io", "v1alpha1", "Workflow", "workflows")
+}
+
+fn scheduled_workflow_kind() -> ApiResource {
+    kube_kind(
+        "kubeflow.org",
+        "v1beta1",
+        "ScheduledWorkflow",
+        "scheduledworkflows",
+    )
+}
+
+async fn kube_objects(namespace: &str, resource: &ApiResource) -> Vec<DynamicObject> {
     let client = TestEnv::shared().await.unwrap().client().await.unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(client, server.namespace(), resource);
+    let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, resource);
     api.list(&Default::default()).await.unwrap().items
 }
 
@@ -310,11 +323,7 @@ async fn the_example_pipeline_runs_with_typed_parameters() {
         "{created}"
     );
     // KFP made the Argo Workflow of the run in its namespace.
-    let workflows = kube_objects(
-        server,
-        &kube_kind("argoproj.io", "v1alpha1", "Workflow", "workflows"),
-    )
-    .await;
+    let workflows = kube_objects(server.namespace(), &workflow_kind()).await;
     let workflow = workflows
         .iter()
         .find(|w| w.metadata.labels.as_ref().and_then(|l| l.get("pipeline/runid")) == Some(&id))
@@ -449,13 +458,7 @@ async fn run_schedules_are_recurring_runs_replaced_on_update_and_deleted() {
         "{created}"
     );
     assert_eq!(created["status"], "ENABLED", "{created}");
-    let swf = kube_kind(
-        "kubeflow.org",
-        "v1beta1",
-        "ScheduledWorkflow",
-        "scheduledworkflows",
-    );
-    let scheduled = kube_objects(server, &swf).await;
+    let scheduled = kube_objects(server.namespace(), &scheduled_workflow_kind()).await;
     assert!(
         scheduled
             .iter()
@@ -523,11 +526,12 @@ async fn a_malformed_id_is_not_found_and_a_bad_cron_invalid() {
 
 // --- multi-user mode -----------------------------------------------------------------------------------------------
 
-/// A second server in multi-user mode: experiments belong to the provider's namespace, and every request carries
+/// A second server in multi-user mode: experiments (and so runs and recurring runs) belong to the provider's
+/// namespace, pipelines are shared, and every request carries
 /// the provider's ServiceAccount token (audience `pipelines.kubeflow.org`), which KFP reviews with the control
 /// plane and authorizes with SubjectAccessReviews.
 #[tokio::test]
-async fn multi_user_experiments_live_in_the_provider_namespace() {
+async fn multi_user_mode_works_in_the_provider_namespace() {
     let env = TestEnv::shared().await.unwrap();
     let server = KfpApiServer::start_with(env, KfpOptions { multi_user: true })
         .await
@@ -570,6 +574,28 @@ async fn multi_user_experiments_live_in_the_provider_namespace() {
     let created: Value = answer.json().await.unwrap();
     assert_eq!(created["namespace"], ns.name(), "{created}");
     let replaced = kfp.update_experiment(&experiment("team"), &id).await.unwrap();
+    // Pipelines are shared (no namespace); runs and recurring runs go to the experiment's namespace, where KFP
+    // makes their Workflow and ScheduledWorkflow.
+    let pipeline_id = kfp
+        .create_pipeline(&pipeline("team", "v1", add_pipeline()))
+        .await
+        .unwrap();
+    let run_id = kfp.create_run(&run("team", json!({"a": "2"}))).await.unwrap();
+    let workflows = kube_objects(ns.name(), &workflow_kind()).await;
+    assert!(
+        workflows
+            .iter()
+            .any(|w| w.metadata.labels.as_ref().and_then(|l| l.get("pipeline/runid")) == Some(&run_id)),
+        "no Workflow of run {run_id} in {}: {workflows:?}",
+        ns.name()
+    );
+    let schedule_id = kfp
+        .create_run_schedule(&schedule("team", json!({"a": "2"})))
+        .await
+        .unwrap();
+    assert_eq!(kube_objects(ns.name(), &scheduled_workflow_kind()).await.len(), 1);
+    kfp.delete_run_schedule(&schedule_id).await.unwrap();
+    kfp.delete_pipeline(&pipeline_id).await.unwrap();
     kfp.delete_experiment(&replaced).await.unwrap();
 
     // Without a token, KFP refuses the request.
