@@ -352,9 +352,39 @@ async fn create_run_resolves_ids_by_display_name_and_passes_labels() {
         json!({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": "ns-p"}]})
     );
 
-    // Runs are kept in KFP: delete is a no-op.
+    // Deleting a run still going terminates it and keeps it in KFP; a second delete (already CANCELING) and a
+    // delete of a run KFP no longer has are fine.
+    assert!(created.get("service_account").is_none(), "{created}");
     s.provider.delete_run(&run_id).await.unwrap();
     assert_eq!(s.fake.runs().len(), 1);
+    assert_eq!(s.fake.runs()[0]["state"], "CANCELING");
+    s.provider.delete_run(&run_id).await.unwrap();
+    s.provider.delete_run("no-such-run").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runs_service_account_goes_to_its_run_and_recurring_run() {
+    let s = setup().await;
+    with_pipeline_and_experiment(&s).await;
+    let with_account = |mut value: Value| {
+        value["serviceAccount"] = json!("trainer");
+        value["labels"] = json!({"team": "ml"});
+        value
+    };
+    let definition: RunDefinition =
+        serde_json::from_value(with_account(serde_json::to_value(run("ns/e")).unwrap())).unwrap();
+    s.provider.create_run(&definition).await.unwrap();
+    assert_eq!(s.fake.runs()[0]["service_account"], "trainer");
+    // KFP runs have no labels: spec.labels are not sent (docs/platform-features.md).
+    assert!(
+        !serde_json::to_string(&s.fake.runs()[0])
+            .unwrap()
+            .contains("\"team\"")
+    );
+    let definition: RunScheduleDefinition =
+        serde_json::from_value(with_account(serde_json::to_value(schedule("0 * * * *")).unwrap())).unwrap();
+    s.provider.create_run_schedule(&definition).await.unwrap();
+    assert_eq!(s.fake.recurring_runs()[0]["service_account"], "trainer");
 }
 
 #[tokio::test]

@@ -121,7 +121,13 @@ pub struct CreateRun {
     pub experiment_id: String,
     pub pipeline_version_reference: PipelineVersionReference,
     pub runtime_config: RuntimeConfig,
+    /// The run's `spec.serviceAccount`; empty: KFP's default.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
 }
+
+/// `v2beta1RuntimeState`s after which a run does nothing more (CANCELING: a terminate is under way).
+pub const SETTLED_RUN_STATES: [&str; 5] = ["SUCCEEDED", "SKIPPED", "FAILED", "CANCELED", "CANCELING"];
 
 /// `v2beta1Run` as answered by `CreateRun` and `GetRun`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -233,6 +239,9 @@ pub struct CreateRecurringRun {
     /// `RecurringRunMode`: `ENABLE`.
     pub mode: String,
     pub trigger: Trigger,
+    /// The schedule's `spec.serviceAccount`; empty: KFP's default.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
 }
 
 /// `v2beta1RecurringRun` as answered by `CreateRecurringRun`.

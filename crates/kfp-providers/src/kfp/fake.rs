@@ -610,6 +610,15 @@ fn dispatch(
             allow_query(query, &[])?;
             find_json(&s.runs, "run_id", id, "run")
         }
+        ("POST", ["runs", action]) if action.ends_with(":terminate") => {
+            allow_query(query, &[])?;
+            let id = action.trim_end_matches(":terminate");
+            find_json(&s.runs, "run_id", id, "run")?;
+            if let Some(run) = s.runs.iter_mut().find(|r| r["run_id"] == id) {
+                run["state"] = json!("CANCELING");
+            }
+            Ok(json!({}))
+        }
         ("DELETE", ["runs", id]) => {
             allow_query(query, &[])?;
             find_json(&s.runs, "run_id", id, "run")?;

@@ -45,7 +45,7 @@ use kfp_core::values::{CronExpression, NamespacedName};
 use self::api::{
     CreateRecurringRun, CreateRun, CronSchedule, Experiment, ListExperimentsResponse,
     ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, PipelineVersionReference,
-    RecurringRun, Run, RuntimeConfig, Trigger, display_name_filter,
+    RecurringRun, Run, RuntimeConfig, SETTLED_RUN_STATES, Trigger, display_name_filter,
 };
 use self::client::{KfpClient, TokenSource};
 use self::pipeline::{RunLabels, prepare_compiled_pipeline, runtime_parameters};
@@ -512,13 +512,38 @@ impl Provider for KfpProvider {
             experiment_id,
             pipeline_version_reference,
             runtime_config,
+            service_account: run.service_account.clone(),
         };
         let created: Run = self.client.post_json(self.client.url(&["runs"])?, &body).await?;
         Ok(created.run_id)
     }
 
-    async fn delete_run(&self, _id: &str) -> Result<(), ProviderError> {
-        Ok(())
+    /// Terminates the run when it is still going; finished runs stay as KFP's history, as the Go operator leaves
+    /// them (docs/platform-features.md).
+    async fn delete_run(&self, id: &str) -> Result<(), ProviderError> {
+        let settled = |run: &Run| SETTLED_RUN_STATES.contains(&run.state.as_str());
+        let run: Run = match self.client.get(self.client.url(&["runs", id])?, &[]).await {
+            Ok(run) => run,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if settled(&run) {
+            return Ok(());
+        }
+        let terminate = self.client.url(&["runs", &format!("{id}:terminate")])?;
+        match self
+            .client
+            .post_json::<_, serde_json::Value>(terminate, &serde_json::json!({}))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            // Refused because it finished meanwhile: nothing left to stop.
+            Err(e) => match self.client.get::<Run>(self.client.url(&["runs", id])?, &[]).await {
+                Ok(run) if settled(&run) => Ok(()),
+                _ => Err(e),
+            },
+        }
     }
 
     async fn create_run_schedule(&self, schedule: &RunScheduleDefinition) -> Result<String, ProviderError> {
@@ -551,6 +576,7 @@ impl Provider for KfpProvider {
             max_concurrency: "1".to_string(),
             no_catchup: true,
             mode: "ENABLE".to_string(),
+            service_account: schedule.service_account.clone(),
             trigger: Trigger {
                 cron_schedule: CronSchedule {
                     cron: cron.six_fields(),
