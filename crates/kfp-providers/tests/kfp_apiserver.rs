@@ -302,10 +302,9 @@ async fn the_example_pipeline_runs_with_typed_parameters() {
         .await
         .unwrap();
     kfp.create_experiment(&experiment(ns)).await.unwrap();
-    let id = kfp
-        .create_run(&run(ns, json!({"a": "1.5", "b": "2", "c": ""})))
-        .await
-        .unwrap();
+    let mut typed = run(ns, json!({"a": "1.5", "b": "2", "c": ""}));
+    typed.service_account = "team-runner".into();
+    let id = kfp.create_run(&typed).await.unwrap();
     let (status, created) = get(server, &format!("runs/{id}")).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["display_name"], "typed-runs-r");
@@ -332,7 +331,15 @@ async fn the_example_pipeline_runs_with_typed_parameters() {
         serde_json::to_string(&workflow.data).unwrap().contains("1.5"),
         "the Workflow carries the parameter"
     );
-    // Deleting a run leaves it in KFP (the Go operator's behaviour).
+    // The run's service account is the Workflow's.
+    assert_eq!(created["service_account"], "team-runner", "{created}");
+    assert_eq!(workflow.data["spec"]["serviceAccountName"], "team-runner");
+    // Deleting a run that is still going terminates it; the run stays in KFP's history.
+    kfp.delete_run(&id).await.unwrap();
+    let (status, deleted) = get(server, &format!("runs/{id}")).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["state"], "CANCELING", "{deleted}");
+    // Deleting it again (already settling) is fine.
     kfp.delete_run(&id).await.unwrap();
 }
 
@@ -442,10 +449,9 @@ async fn run_schedules_are_recurring_runs_replaced_on_update_and_deleted() {
         .await
         .unwrap();
     kfp.create_experiment(&experiment(ns)).await.unwrap();
-    let id = kfp
-        .create_run_schedule(&schedule(ns, json!({"a": "3"})))
-        .await
-        .unwrap();
+    let mut scheduled_run = schedule(ns, json!({"a": "3"}));
+    scheduled_run.service_account = "team-runner".into();
+    let id = kfp.create_run_schedule(&scheduled_run).await.unwrap();
     let (status, created) = get(server, &format!("recurringruns/{id}")).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(
@@ -458,6 +464,7 @@ async fn run_schedules_are_recurring_runs_replaced_on_update_and_deleted() {
         "{created}"
     );
     assert_eq!(created["status"], "ENABLED", "{created}");
+    assert_eq!(created["service_account"], "team-runner", "{created}");
     let scheduled = kube_objects(server.namespace(), &scheduled_workflow_kind()).await;
     assert!(
         scheduled
