@@ -140,7 +140,9 @@ pub trait Provider: Send + Sync {
     /// Starts a run; returns its id. Completion is reported later through an [`EventSource`].
     async fn create_run(&self, run: &RunDefinition) -> Result<String, ProviderError>;
 
-    /// Deletes (or forgets) the run `id`.
+    /// The Run resource of run `id` is being deleted: stop the run if it is still going (the KFP provider
+    /// terminates it, the Vertex AI provider cancels its job); a finished run may stay as the platform's history.
+    /// Called again after a failure, so it must be idempotent.
     async fn delete_run(&self, id: &str) -> Result<(), ProviderError>;
 
     /// Creates a recurring run; returns its id.

@@ -499,6 +499,62 @@ async fn a_runs_service_account_and_labels_reach_its_job_and_its_schedules_jobs(
 }
 
 #[tokio::test]
+async fn deleting_a_run_cancels_its_jobs_still_going_and_no_other_runs_jobs() {
+    // docs/platform-features.md: the job of ns/r (any version) still going is cancelled; finished ones and the
+    // job of ns/r-2, whose id shares the prefix, are left alone.
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let with = |name: &str, version: &str| {
+        let mut value = serde_json::to_value(run()).unwrap();
+        value["name"] = json!(name);
+        value["version"] = json!(version);
+        serde_json::from_value::<RunDefinition>(value).unwrap()
+    };
+    assert_eq!(s.provider.create_run(&with("ns/r", "rv1")).await.unwrap(), "ns-r");
+    s.provider.create_run(&with("ns/r", "rv2")).await.unwrap();
+    s.provider.create_run(&with("ns/r-2", "rv1")).await.unwrap();
+    let job = |id: &str| format!("{PARENT}/pipelineJobs/{id}");
+    s.fake
+        .update_pipeline_job(&job("ns-r-rv1"), json!({"state": "PIPELINE_STATE_RUNNING"}));
+    s.fake
+        .update_pipeline_job(&job("ns-r-rv2"), json!({"state": "PIPELINE_STATE_SUCCEEDED"}));
+    s.fake
+        .update_pipeline_job(&job("ns-r-2-rv1"), json!({"state": "PIPELINE_STATE_RUNNING"}));
+
+    s.provider.delete_run("ns-r").await.unwrap();
+    let state = |id: &str| s.fake.pipeline_jobs()[&job(id)]["state"].clone();
+    assert_eq!(state("ns-r-rv1"), "PIPELINE_STATE_CANCELLING");
+    assert_eq!(state("ns-r-rv2"), "PIPELINE_STATE_SUCCEEDED");
+    assert_eq!(state("ns-r-2-rv1"), "PIPELINE_STATE_RUNNING");
+    let cancels: Vec<String> = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(":cancel"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(cancels, vec![format!("/v1/{}:cancel", job("ns-r-rv1"))]);
+    // Again (cancelling), and for a run with no job: nothing to do.
+    s.provider.delete_run("ns-r").await.unwrap();
+    s.provider.delete_run("ns-never").await.unwrap();
+
+    // A cancel refused while the job still runs is an error (the operator retries the delete).
+    s.fake.answer_next_matching(
+        "POST",
+        ":cancel",
+        400,
+        json!({"error": {"code": 400, "message": "no", "status": "FAILED_PRECONDITION"}}),
+    );
+    assert!(s.provider.delete_run("ns-r-2").await.is_err());
+    assert_eq!(state("ns-r-2-rv1"), "PIPELINE_STATE_RUNNING");
+    s.provider.delete_run("ns-r-2").await.unwrap();
+    assert_eq!(state("ns-r-2-rv1"), "PIPELINE_STATE_CANCELLING");
+}
+
+#[tokio::test]
 async fn run_schedules_are_created_with_five_field_cron() {
     let s = setup_with(|c| c.max_concurrent_run_count = 3).await;
     s.provider

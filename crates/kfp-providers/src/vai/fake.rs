@@ -20,7 +20,9 @@
 //!   the OAuth refresh-token grant (`POST /token`), the Security Token Service exchange (`POST /v1/token`) and IAM
 //!   Credentials `generateAccessToken`, recorded apart ([`FakeVai::token_requests`]);
 //! - Pub/Sub `subscriptions.pull`, `acknowledge`, `modifyAckDeadline` (deadline 0 = nack: redelivered) over
-//!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`;
+//!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`; `pipelineJobs.list` with only the
+//!   filter `pipeline_job_user_id:"<prefix>*"` (any other filter is refused with 400); `pipelineJobs.cancel`
+//!   (`PIPELINE_STATE_CANCELLING`; a finished job answers 400 `FAILED_PRECONDITION`, as Vertex AI does);
 //! - failure injection: [`FakeVai::fail_next`] (answer the next requests with a status), [`FakeVai::hang_next`]
 //!   (never answer, for timeouts).
 //!
@@ -320,6 +322,11 @@ fn google_error(code: u16, message: impl Into<String>) -> Response {
         503 => "UNAVAILABLE",
         _ => "UNKNOWN",
     };
+    google_status_error(code, status, message)
+}
+
+/// Google's error body with an explicit canonical status (e.g. 400 `FAILED_PRECONDITION`).
+fn google_status_error(code: u16, status: &str, message: impl Into<String>) -> Response {
     let body = json!({"error": {"code": code, "message": message.into(), "status": status}});
     (
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -1024,6 +1031,56 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             let operation = json!({"name": op, "done": false});
             s.operations.insert(op, operation.clone());
             ok(operation)
+        }
+        (Method::GET, ["v1", "projects", project, "locations", location, "pipelineJobs"]) => {
+            // Only the filter the provider sends (a `pipeline_job_user_id` prefix); Vertex AI takes more, which the
+            // fake refuses rather than answering wrongly.
+            let parent = format!("projects/{project}/locations/{location}/pipelineJobs/");
+            let prefix = match query.get("filter").map(String::as_str) {
+                None | Some("") => String::new(),
+                Some(filter) => match filter
+                    .strip_prefix("pipeline_job_user_id:\"")
+                    .and_then(|rest| rest.strip_suffix("*\""))
+                {
+                    Some(prefix) => prefix.to_string(),
+                    None => {
+                        return google_error(400, format!("the fake does not take the filter {filter:?}"));
+                    }
+                },
+            };
+            let jobs: Vec<Value> = s
+                .pipeline_jobs
+                .iter()
+                .filter(|(name, _)| {
+                    name.strip_prefix(&parent)
+                        .is_some_and(|id| id.starts_with(&prefix))
+                })
+                .map(|(_, job)| job.clone())
+                .collect();
+            ok(json!({"pipelineJobs": jobs}))
+        }
+        (Method::POST, ["v1", "projects", _, "locations", _, "pipelineJobs", call])
+            if call.ends_with(":cancel") =>
+        {
+            let name = segs[1..].join("/");
+            let name = name.trim_end_matches(":cancel");
+            let Some(job) = s.pipeline_jobs.get_mut(name) else {
+                return google_error(404, format!("PipelineJob {name} not found"));
+            };
+            let state = job["state"].as_str().unwrap_or_default().to_string();
+            if matches!(
+                state.as_str(),
+                "PIPELINE_STATE_SUCCEEDED" | "PIPELINE_STATE_FAILED" | "PIPELINE_STATE_CANCELLED"
+            ) {
+                // Vertex AI: FAILED_PRECONDITION for a job that has finished.
+                return google_status_error(
+                    400,
+                    "FAILED_PRECONDITION",
+                    format!("PipelineJob {name} is in state {state} and cannot be cancelled"),
+                );
+            }
+            job["state"] = json!("PIPELINE_STATE_CANCELLING");
+            ok(json!({}))
         }
         (Method::GET, ["v1", "projects", _, "locations", _, "pipelineJobs", _]) => {
             let name = segs[1..].join("/");

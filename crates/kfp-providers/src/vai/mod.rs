@@ -402,35 +402,39 @@ impl Client {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ProviderError> {
-        let mut names = Vec::new();
+        let url = format!(
+            "{}/storage/v1/b/{}/o?prefix={}",
+            self.gcs(),
+            encode(&self.config.pipeline_bucket),
+            encode(prefix)
+        );
+        let objects = self.all_pages(url, "items").await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| o["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Every item (under `items`) of a paginated Google list, following `nextPageToken`; `url` has a query.
+    async fn all_pages(&self, url: String, items: &str) -> Result<Vec<Value>, ProviderError> {
+        let mut all = Vec::new();
         let mut page_token = String::new();
         for _ in 0..10_000 {
-            let mut url = format!(
-                "{}/storage/v1/b/{}/o?prefix={}",
-                self.gcs(),
-                encode(&self.config.pipeline_bucket),
-                encode(prefix)
-            );
+            let mut page_url = url.clone();
             if !page_token.is_empty() {
-                url.push_str(&format!("&pageToken={}", encode(&page_token)));
+                page_url.push_str(&format!("&pageToken={}", encode(&page_token)));
             }
-            let page = self.json(Method::GET, url, None).await?;
-            names.extend(
-                page["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|o| o["name"].as_str().map(str::to_string)),
-            );
+            let mut page = self.json(Method::GET, page_url, None).await?;
+            if let Some(Value::Array(found)) = page.get_mut(items).map(Value::take) {
+                all.extend(found);
+            }
             match page["nextPageToken"].as_str() {
                 Some(next) if !next.is_empty() && next != page_token => page_token = next.to_string(),
-                _ => return Ok(names),
+                _ => return Ok(all),
             }
         }
-        Err(ProviderError::transient(format!(
-            "listing gs://{}/{prefix} did not end",
-            self.config.pipeline_bucket
-        )))
+        let path = url.split('?').next().unwrap_or_default();
+        Err(ProviderError::transient(format!("listing {path} did not end")))
     }
 
     /// Waits for the long-running operation `operation` (`{name, done, error?}`) to finish, polling within the
@@ -603,6 +607,17 @@ fn legacy_values(typed: Map<String, Value>) -> Map<String, Value> {
             (name, value)
         })
         .collect()
+}
+
+/// True when a job does nothing more: finished, or a cancel under way.
+fn job_settled(job: &Value) -> bool {
+    matches!(
+        job["state"].as_str().unwrap_or_default(),
+        "PIPELINE_STATE_SUCCEEDED"
+            | "PIPELINE_STATE_FAILED"
+            | "PIPELINE_STATE_CANCELLED"
+            | "PIPELINE_STATE_CANCELLING"
+    )
 }
 
 /// A PipelineJob id (`[a-z0-9][a-z0-9-]{0,127}`): lower case, other characters replaced with `-`, cut to 128.
@@ -908,7 +923,43 @@ impl Provider for VaiProvider {
         }
     }
 
-    async fn delete_run(&self, _id: &str) -> Result<(), ProviderError> {
+    /// Cancels the run's job when it is still going; finished jobs stay as Vertex AI's history, as the Go operator
+    /// leaves them (docs/platform-features.md). The id (`<namespace>-<name>`) does not hold the run's version, so
+    /// the jobs are found by their id prefix `<namespace>-<name>-`, keeping only those whose remaining part is a
+    /// version (no `-`: the job of a Run named `<name>-2` is not this Run's).
+    async fn delete_run(&self, id: &str) -> Result<(), ProviderError> {
+        let prefix = pipeline_job_id(&format!("{id}-"));
+        let url = format!(
+            "{}?filter={}",
+            self.client
+                .aiplatform(&format!("{}/pipelineJobs", self.client.config.parent())),
+            encode(&format!("pipeline_job_user_id:\"{prefix}*\""))
+        );
+        for job in self.client.all_pages(url, "pipelineJobs").await? {
+            let name = job["name"].as_str().unwrap_or_default();
+            let job_id = name.rsplit('/').next().unwrap_or_default();
+            let ours = job_id
+                .strip_prefix(&prefix)
+                .is_some_and(|version| !version.is_empty() && !version.contains('-'));
+            if !ours || job_settled(&job) {
+                continue;
+            }
+            let url = self.client.aiplatform(&format!("{name}:cancel"));
+            match self.client.json(Method::POST, url, Some(&json!({}))).await {
+                Ok(_) | Err(Failure { status: 404, .. }) => {}
+                // FAILED_PRECONDITION: it finished meanwhile, nothing left to stop.
+                Err(f) if f.status == 400 => {
+                    let job = self
+                        .client
+                        .json(Method::GET, self.client.aiplatform(name), None)
+                        .await;
+                    if !job.as_ref().is_ok_and(job_settled) {
+                        return Err(f.error);
+                    }
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
         Ok(())
     }
 
