@@ -243,9 +243,9 @@ async fn delete_pipeline_removes_versions_then_the_pipeline_and_ignores_not_foun
     s.provider.delete_pipeline("never-existed").await.unwrap();
 }
 
-#[tokio::test]
-async fn a_repeated_create_adopts_the_existing_pipeline() {
-    let s = setup().await;
+/// Creates the pipeline twice (as after a crash half-way): the second create adopts it and replaces its version.
+/// Returns the id.
+async fn create_twice_adopts(s: &Setup) -> String {
     let id = s
         .provider
         .create_pipeline(&pipeline("v1", "kfp-sdk", compiled()))
@@ -266,6 +266,12 @@ async fn a_repeated_create_adopts_the_existing_pipeline() {
             .collect::<Vec<_>>(),
         ["v2"]
     );
+    id
+}
+
+#[tokio::test]
+async fn a_repeated_create_adopts_the_existing_pipeline() {
+    create_twice_adopts(&setup().await).await;
 }
 
 #[tokio::test]
@@ -284,6 +290,32 @@ async fn a_rejected_upload_is_invalid() {
             .await,
     );
     assert!(message.contains("HTTP 409"), "{message}");
+}
+
+#[tokio::test]
+async fn failed_uploads_answered_as_by_kfp_2_0_5_are_read_by_their_error_class() {
+    // KFP 2.0.5 answers every failed upload HTTP 500, the class in the text (tests/kfp_apiserver.rs).
+    let s = setup().await;
+    s.fake.answer_uploads_like_kfp_2_0_5();
+    // "Already exist error": the repeated create adopts the pipeline instead of retrying forever.
+    let id = create_twice_adopts(&s).await;
+    // "InvalidInputError" (here a version without a name): Invalid, not Transient.
+    let message = assert_invalid(
+        s.provider
+            .update_pipeline(&pipeline("", "kfp-sdk", compiled()), &id)
+            .await,
+    );
+    assert!(
+        message.contains("HTTP 500") && message.contains("InvalidInputError"),
+        "{message}"
+    );
+    // A server fault stays transient.
+    s.fake.fail_next(1, 500);
+    assert_transient(
+        s.provider
+            .update_pipeline(&pipeline("v3", "kfp-sdk", compiled()), &id)
+            .await,
+    );
 }
 
 #[tokio::test]

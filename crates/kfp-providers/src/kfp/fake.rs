@@ -23,6 +23,8 @@
 //!   int64s, written as strings as protojson does), [`FakeKfp::add_task_detail`] appends
 //!   `{run_id, task_id, display_name, state, outputs: {<key>: {artifact_ids}}}` to the run's
 //!   `run_details.task_details`, and [`FakeKfp::fail_artifact_reads`] fails the next `GetArtifact` calls only;
+//! - failed uploads answered as by the gateway of newer servers (409, 400, 404), or as KFP 2.0.5 answers them
+//!   ([`FakeKfp::answer_uploads_like_kfp_2_0_5`]: HTTP 500 with the error class in `error_message`);
 //! - failure injection: [`FakeKfp::fail_next`] (answer the next requests with a status), [`FakeKfp::hang_next`]
 //!   (never answer, for timeouts), [`FakeKfp::require_token`] (401 without the bearer token).
 //!
@@ -112,6 +114,7 @@ struct FakeState {
     hang_next: usize,
     max_page_size: usize,
     required_token: Option<String>,
+    uploads_like_2_0_5: bool,
 }
 
 impl FakeState {
@@ -192,6 +195,13 @@ impl FakeKfp {
     /// Requires `Authorization: Bearer <token>` (401 otherwise); `None` accepts anything.
     pub fn require_token(&self, token: Option<&str>) {
         lock(&self.state).required_token = token.map(str::to_string);
+    }
+
+    /// Answers failed uploads as KFP 2.0.5's upload handlers do (measured by `tests/kfp_apiserver.rs`): HTTP 500
+    /// with `{"error_message", "error_details"}` whose text names the error class (`Already exist error: ...`,
+    /// `InvalidInputError: ...`, `ResourceNotFoundError: ...`), instead of the gateway's 409/400/404.
+    pub fn answer_uploads_like_kfp_2_0_5(&self) {
+        lock(&self.state).uploads_like_2_0_5 = true;
     }
 
     /// Every request received so far, oldest first.
@@ -430,7 +440,8 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         }
     };
 
-    let (hang, fail, required_token) = {
+    let is_upload = path.ends_with("/pipelines/upload") || path.ends_with("/pipelines/upload_version");
+    let (hang, fail, required_token, uploads_like_2_0_5) = {
         let mut s = lock(&state);
         s.requests.push(RecordedRequest {
             method: method.to_string(),
@@ -445,7 +456,7 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             s.hang_next -= 1;
         }
         let fail = if hang { None } else { s.fail_next.pop_front() };
-        (hang, fail, s.required_token.clone())
+        (hang, fail, s.required_token.clone(), s.uploads_like_2_0_5)
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -479,8 +490,30 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             value.to_string(),
         )
             .into_response(),
+        Err(e) if is_upload && uploads_like_2_0_5 => upload_error_of_2_0_5(e),
         Err(e) => e.into_response(),
     }
+}
+
+/// A failed upload as KFP 2.0.5 answers it (`pipeline_upload_server.go` `writeErrorToResponse`).
+fn upload_error_of_2_0_5(error: ApiError) -> Response {
+    let class = match error.code {
+        6 => "Already exist error: ",
+        3 | 9 => "InvalidInputError: ",
+        5 => "ResourceNotFoundError: ",
+        _ => "InternalServerError: ",
+    };
+    let message = format!(
+        "Failed to create a pipeline and a pipeline version: {class}{}",
+        error.message
+    );
+    let body = json!({"error_message": message, "error_details": message});
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn read_upload(request: Request) -> Result<Option<Upload>, ApiError> {
