@@ -1060,6 +1060,8 @@ fn spec_3_4_missing_pipeline_version_pends() {
         c.message,
         "waiting for pipeline 'ns/pl' to have a succeeded version"
     );
+    assert_eq!(status.status.provider.name, provider_name());
+    assert!(status.status.provider.id.is_empty());
 }
 
 #[test]
@@ -1126,7 +1128,11 @@ fn decision_3_unresolved_parameter_pends() {
     let message = "Unable to resolve parameters: artifact 'examples' not found in dependency 'base/rc'";
     assert_eq!(
         plan.commands,
-        vec![expect_status(&current, St::Pending, message, |s| s.version = version)]
+        vec![expect_status(&current, St::Pending, message, |s| {
+            s.version = version;
+            // The PROVIDER column names the Provider while the Run waits (issue 19).
+            s.provider.name = provider_name();
+        })]
     );
     let ResourceCommand::SetStatus { status, event } = &plan.commands[0] else {
         panic!()

@@ -527,9 +527,13 @@ impl<'a> Machine<'a> {
                         .base()
                         .synchronized()
                         .is_some_and(|c| c.message == message)
-                    && current.base().version == version;
+                    && current.base().version == version
+                    && current.base().provider.name == *self.spec_provider;
                 if !unchanged {
-                    self.set_status(out, current, St::Pending, &message, |s| s.version = version);
+                    self.set_status(out, current, St::Pending, &message, |s| {
+                        s.version = version;
+                        self.name_provider(s);
+                    });
                 }
             }
             Ok(Built::Ready(definition)) => {
@@ -680,6 +684,12 @@ impl<'a> Machine<'a> {
         if RetryState::from_meta(self.meta).is_some() {
             out.push(ResourceCommand::SetRetry(None));
         }
+    }
+
+    /// A `Pending` status names the Provider that will run the resource, so the PROVIDER column is not empty while
+    /// it waits (issue 19); the id stays empty until the provider created it.
+    pub fn name_provider(&self, status: &mut Status) {
+        status.provider.name = self.spec_provider.clone();
     }
 
     fn await_apply<S: StatusLike>(

@@ -109,7 +109,8 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
             machine.version =
                 version::current(&status.status.version, |a| version::run_version(&run.spec, "", a));
             let unchanged = state == SynchronizationState::Pending
-                && status.synchronized().is_some_and(|c| c.message == message);
+                && status.synchronized().is_some_and(|c| c.message == message)
+                && status.status.provider.name == run.spec.provider;
             if matches!(
                 state,
                 SynchronizationState::Unknown | SynchronizationState::Pending
@@ -118,7 +119,9 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
                     out.push(ResourceCommand::AddFinalizer);
                 }
                 if !unchanged {
-                    machine.set_status(&mut out, &status, SynchronizationState::Pending, &message, |_| {});
+                    machine.set_status(&mut out, &status, SynchronizationState::Pending, &message, |s| {
+                        machine.name_provider(s)
+                    });
                 }
                 return machine.finish(out, &status);
             }
