@@ -1125,7 +1125,8 @@ fn decision_3_unresolved_parameter_pends() {
     let plan = plan_r(&r, &inputs());
     let current = r.status.clone().unwrap();
     let version = version::run_version(&r.spec, "pv1", version::HashAlgorithm::Head);
-    let message = "Unable to resolve parameters: artifact 'examples' not found in dependency 'base/rc'";
+    // base/rc is not among the inputs: it does not exist.
+    let message = "Unable to resolve parameters: dependency 'base/rc' not found";
     assert_eq!(
         plan.commands,
         vec![expect_status(&current, St::Pending, message, |s| {

@@ -291,8 +291,16 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
         RunReference::default(),
     );
     dependant.status = Some(status.clone());
-    let message = "Unable to resolve parameters: artifact 'examples' not found in dependency \
-                   'base-namespace/penguin-pipeline-examples-rc'";
+    let message = "Unable to resolve parameters: dependency 'base-namespace/penguin-pipeline-examples-rc' has no \
+                   succeeded run yet";
+    let with_dependency = |rc: RunConfiguration| {
+        let mut o = observed(rc);
+        o.run_configurations.insert(
+            "base-namespace/penguin-pipeline-examples-rc".into(),
+            RunConfigurationStatus::default(),
+        );
+        o
+    };
     let mut expected = status;
     expected.triggers.run_configurations.insert(
         "base-namespace/penguin-pipeline-examples-rc".into(),
@@ -306,7 +314,7 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
         2,
         &now(),
     )];
-    let plan = run_configuration::plan(&observed(dependant.clone()));
+    let plan = run_configuration::plan(&with_dependency(dependant.clone()));
     assert_eq!(
         plan,
         Plan::new(vec![Command::SetStatus {
@@ -322,7 +330,19 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
 
     // Nothing changed: nothing to write, no repeated event.
     dependant.status = Some(expected);
-    assert_eq!(run_configuration::plan(&observed(dependant)), Plan::default());
+    assert_eq!(
+        run_configuration::plan(&with_dependency(dependant.clone())),
+        Plan::default()
+    );
+    // The dependency deleted: the message says it is gone (issue 19).
+    let plan = run_configuration::plan(&observed(dependant));
+    let [Command::SetStatus { status, .. }] = plan.commands.as_slice() else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(
+        status.conditions[0].message,
+        "Unable to resolve parameters: dependency 'base-namespace/penguin-pipeline-examples-rc' not found"
+    );
 }
 
 /// The dependant RC with its parameter made optional, so that only the trigger logic decides.

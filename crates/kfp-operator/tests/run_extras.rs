@@ -152,9 +152,10 @@ spec:
     let condition = status.synchronized().unwrap().clone();
     assert_eq!(condition.status, "False", "{condition:?}");
     assert_eq!(condition.reason, "Pending");
-    assert!(
-        condition.message.contains(&dependency) && condition.message.contains("Unable to resolve parameters"),
-        "the message names the missing dependency: {condition:?}"
+    assert_eq!(
+        condition.message,
+        format!("Unable to resolve parameters: dependency '{dependency}' not found"),
+        "the message names the missing dependency"
     );
     assert!(status.status.provider.id.is_empty(), "nothing submitted");
 
@@ -174,17 +175,22 @@ spec:
 ",
         )
         .await;
-    wait_until(&runs, "run", "the dependency to be snapshotted", |r: &Run| {
-        run_status(r).is_some_and(|s| s.dependencies.run_configurations.contains_key(&dependency))
-    })
+    let no_run_yet =
+        format!("Unable to resolve parameters: dependency '{dependency}' has no succeeded run yet");
+    let waiting = wait_until(
+        &runs,
+        "run",
+        "the message to say the dependency has no run yet",
+        |r: &Run| {
+            run_status(r).is_some_and(|s| {
+                s.dependencies.run_configurations.contains_key(&dependency)
+                    && s.synchronized()
+                        .is_some_and(|c| c.reason == "Pending" && c.message == no_run_yet)
+            })
+        },
+    )
     .await;
-    let waiting = wait_for_state(&runs, "run", Pending, run_status).await;
     let status = waiting.status.unwrap();
-    assert!(
-        status.synchronized().unwrap().message.contains("examples"),
-        "the message names the missing artifact: {:?}",
-        status.synchronized()
-    );
     assert!(status.status.provider.id.is_empty(), "nothing submitted");
     assert!(
         harness

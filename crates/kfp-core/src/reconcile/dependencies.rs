@@ -27,10 +27,15 @@ pub enum ResolutionError {
         /// The RunConfiguration, `namespace/name`.
         dependency: String,
     },
-    /// The dependency snapshot has no entry for the RunConfiguration.
-    /// The dependency does not exist or has no succeeded run.
+    /// The RunConfiguration does not exist (or the snapshot has no entry for it).
     #[error("dependency '{dependency}' not found")]
     DependencyNotFound {
+        /// The RunConfiguration, `namespace/name`.
+        dependency: String,
+    },
+    /// The RunConfiguration exists but has no succeeded run yet.
+    #[error("dependency '{dependency}' has no succeeded run yet")]
+    NoSucceededRun {
         /// The RunConfiguration, `namespace/name`.
         dependency: String,
     },
@@ -62,11 +67,14 @@ pub fn dependency_key(reference: &NamespacedName, referring_namespace: &str) -> 
 /// A literal `value` is taken as it is. `valueFrom` reads
 /// `dependencies.runConfigurations[<ns>/<rc>].artifacts[name = outputArtifact].location`. When that is missing, an
 /// optional parameter is left out (and reported in [`ResolvedParameters::skipped_optional`]); otherwise it is
-/// unresolved, and every unresolved parameter is returned so a message can name all that is missing.
+/// unresolved, and every unresolved parameter is returned so a message can name all that is missing. `exists` tells
+/// a RunConfiguration that is not there (`DependencyNotFound`) from one without a succeeded run (`NoSucceededRun`):
+/// the snapshot keeps the same empty entry for both, as the Go operator's does.
 pub fn resolve_parameters(
     parameters: &[Parameter],
     namespace: &str,
     dependencies: &Dependencies,
+    exists: impl Fn(&str) -> bool,
 ) -> Result<ResolvedParameters, Unresolved> {
     let mut resolved = ResolvedParameters::default();
     let mut unresolved = Vec::new();
@@ -81,6 +89,10 @@ pub fn resolve_parameters(
         let dependency = dependency_key(&reference.name, namespace);
         let location = match dependencies.run_configurations.get(&dependency) {
             None => Err(ResolutionError::DependencyNotFound { dependency }),
+            Some(_) if !exists(&dependency) => Err(ResolutionError::DependencyNotFound { dependency }),
+            Some(run) if run.provider_id.is_empty() && run.artifacts.is_empty() => {
+                Err(ResolutionError::NoSucceededRun { dependency })
+            }
             Some(run) => run
                 .artifacts
                 .iter()
@@ -272,7 +284,7 @@ mod tests {
             ("base/rc", "r1", &[("examples", "gs://e")]),
             ("ns/local-rc", "r2", &[("model", "gs://m")]),
         ]);
-        let resolved = resolve_parameters(&params, "ns", &d).unwrap();
+        let resolved = resolve_parameters(&params, "ns", &d, |_| true).unwrap();
         assert_eq!(
             resolved.values,
             vec![
@@ -286,14 +298,28 @@ mod tests {
 
     #[test]
     fn spec_3_4_resolution_errors_name_artifact_and_dependency() {
-        let d = deps(&[("base/rc", "", &[])]);
-        let err = resolve_parameters(&[value_from("a", "base/rc", "examples", false)], "ns", &d).unwrap_err();
+        let d = deps(&[("base/rc", "r1", &[])]);
+        let resolve = |rc: &str, d: &Dependencies, exists: bool| {
+            resolve_parameters(&[value_from("a", rc, "examples", false)], "ns", d, |_| exists)
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
-            err.to_string(),
+            resolve("base/rc", &d, true),
             "artifact 'examples' not found in dependency 'base/rc'"
         );
-        let err = resolve_parameters(&[value_from("a", "other", "examples", false)], "ns", &d).unwrap_err();
-        assert_eq!(err.to_string(), "dependency 'ns/other' not found");
+        assert_eq!(resolve("other", &d, true), "dependency 'ns/other' not found");
+        // The snapshot's empty entry: a RunConfiguration without a succeeded run, or one that does not exist
+        // (issue 19: the latter used to say "artifact ... not found").
+        let empty = deps(&[("base/rc", "", &[])]);
+        assert_eq!(
+            resolve("base/rc", &empty, true),
+            "dependency 'base/rc' has no succeeded run yet"
+        );
+        assert_eq!(
+            resolve("base/rc", &empty, false),
+            "dependency 'base/rc' not found"
+        );
     }
 
     #[test]
@@ -302,7 +328,7 @@ mod tests {
             value_from("a", "base/rc", "examples", true),
             value_from("b", "gone", "x", true),
         ];
-        let resolved = resolve_parameters(&params, "ns", &deps(&[("base/rc", "", &[])])).unwrap();
+        let resolved = resolve_parameters(&params, "ns", &deps(&[("base/rc", "", &[])]), |_| true).unwrap();
         assert!(resolved.values.is_empty());
         assert_eq!(resolved.skipped_optional, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(

@@ -131,7 +131,10 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
     machine.version = version::current(&status.status.version, |a| {
         version::run_version(&run.spec, &status.dependencies.pipeline.version, a)
     });
-    let resolution = dependencies::resolve_parameters(&run.spec.parameters, namespace, &status.dependencies);
+    let resolution =
+        dependencies::resolve_parameters(&run.spec.parameters, namespace, &status.dependencies, |key| {
+            inputs.run_configurations.contains_key(key)
+        });
     let pipeline_version = status.dependencies.pipeline.version.clone();
     let v = machine.version.clone();
     let mut submitted_with_skips = false;

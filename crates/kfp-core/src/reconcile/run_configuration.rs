@@ -163,7 +163,9 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
         }]);
     }
 
-    let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies) {
+    let exists = |key: &str| observed.run_configurations.contains_key(key);
+    let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies, exists)
+    {
         Ok(resolved) => resolved.values,
         Err(error) => {
             // Decision 3, applied to RunConfigurations: parameters that cannot be resolved yet (a dependency never
