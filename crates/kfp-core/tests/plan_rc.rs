@@ -285,6 +285,7 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
     // naming what is missing, creates nothing, and still records the dependency as seen (Decision 5).
     let mut dependant = dependency_rcs().remove(1);
     let mut status = RunConfigurationStatus::default();
+    status.dependencies.pipeline.version = "v1".into();
     // The dependency exists but never succeeded: an empty snapshot entry.
     status.dependencies.run_configurations.insert(
         "base-namespace/penguin-pipeline-examples-rc".into(),
@@ -295,6 +296,7 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
                    succeeded run yet";
     let with_dependency = |rc: RunConfiguration| {
         let mut o = observed(rc);
+        o.pipeline = succeeded_pipeline("v1");
         o.run_configurations.insert(
             "base-namespace/penguin-pipeline-examples-rc".into(),
             RunConfigurationStatus::default(),
@@ -335,7 +337,9 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
         Plan::default()
     );
     // The dependency deleted: the message says it is gone (issue 19).
-    let plan = run_configuration::plan(&observed(dependant));
+    let mut gone = observed(dependant);
+    gone.pipeline = succeeded_pipeline("v1");
+    let plan = run_configuration::plan(&gone);
     let [Command::SetStatus { status, .. }] = plan.commands.as_slice() else {
         panic!("{plan:?}")
     };
@@ -353,6 +357,8 @@ fn dependant_with(snapshot_id: &str, last_seen: Option<&str>) -> RunConfiguratio
     }
     let key = "base-namespace/penguin-pipeline-examples-rc".to_string();
     let mut status = RunConfigurationStatus::default();
+    // Its Pipeline has a succeeded version (dependant_observed), as recorded.
+    status.dependencies.pipeline.version = "v1".into();
     let artifacts = if snapshot_id.is_empty() {
         vec![]
     } else {
@@ -383,6 +389,7 @@ fn dependant_with(snapshot_id: &str, last_seen: Option<&str>) -> RunConfiguratio
 
 fn dependant_observed(rc: RunConfiguration) -> Observed {
     let mut o = observed(rc.clone());
+    o.pipeline = succeeded_pipeline("v1");
     let status = rc.status.unwrap_or_default();
     for (key, snapshot) in status.dependencies.run_configurations {
         let mut dep = RunConfigurationStatus::default();
@@ -478,7 +485,16 @@ fn decision_5_a_new_succeeded_run_of_a_dependency_triggers_a_run() {
             (Some(true), Some(true))
         );
         // The Run resolves valueFrom itself: the spec is spec.run with the observed pipeline version.
-        assert_eq!(run.spec, rc.spec.run);
+        let pinned =
+            kfp_core::values::PipelineIdentifier::new(rc.spec.run.pipeline.name.clone(), "v1".to_string());
+        assert_eq!(run.spec.pipeline, pinned);
+        assert_eq!(
+            kfp_core::resources::v1beta1::RunSpec {
+                pipeline: pinned,
+                ..rc.spec.run.clone()
+            },
+            run.spec
+        );
         let (status, event) = set_status(&plan);
         assert_eq!(
             status.triggers.run_configurations["base-namespace/penguin-pipeline-examples-rc"].provider_id,
@@ -495,6 +511,7 @@ fn decision_5_a_dependency_that_first_succeeds_while_parameters_are_unresolvable
     let key = "base-namespace/penguin-pipeline-examples-rc";
     let mut dependant = dependency_rcs().remove(1);
     let mut status = RunConfigurationStatus::default();
+    status.dependencies.pipeline.version = "v1".into();
     status
         .dependencies
         .run_configurations
@@ -1347,4 +1364,61 @@ fn run_options_reach_the_runs_and_run_schedules_and_their_definitions() {
         body.get("serviceAccount").is_none() && body.get("labels").is_none(),
         "{body}"
     );
+}
+
+#[test]
+fn a_run_configuration_applied_with_its_pipeline_starts_one_pinned_run_when_the_version_comes() {
+    // Issue 17: applied together, the RunConfiguration (onChange [pipeline, runSpec], one schedule) used to fire a
+    // floating Run at once, then a second, pinned Run and a replaced RunSchedule when the version came.
+    let mut rc = stub_rc();
+    let mut o = observed(rc.clone());
+    o.pipeline = Some(PipelineObservation {
+        state: SynchronizationState::Creating,
+        version: String::new(),
+    });
+    let plan = run_configuration::plan(&o);
+    assert!(created_runs(&plan).is_empty(), "{plan:?}");
+    assert!(
+        !plan
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::CreateRunSchedule(_))),
+        "{plan:?}"
+    );
+    let (status, _) = set_status(&plan);
+    assert_eq!(status.synchronization_state(), SynchronizationState::Pending);
+    assert_eq!(
+        status.conditions[0].message,
+        format!(
+            "waiting for pipeline '{}/{}' to have a succeeded version",
+            rc.metadata.namespace.as_deref().unwrap_or_default(),
+            rc.spec.run.pipeline.name
+        )
+    );
+
+    // The Pipeline succeeds: the planner records the version, then fires once, pinned.
+    rc.status = Some(status.clone());
+    let mut runs = Vec::new();
+    let mut schedules = Vec::new();
+    for _ in 0..6 {
+        let mut o = observed(rc.clone());
+        o.pipeline = succeeded_pipeline("v1");
+        o.run_schedules = schedules.clone();
+        let plan = run_configuration::plan(&o);
+        for command in plan.commands {
+            match command {
+                Command::CreateRun(run) => runs.push(run),
+                Command::CreateRunSchedule(mut rs) => {
+                    rs.metadata.name = Some(format!("rs-{}", schedules.len()));
+                    schedules.push(rs)
+                }
+                Command::SetStatus { status, .. } => rc.status = Some(status),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].spec.pipeline.version, "v1");
+    assert_eq!(schedules.len(), 1, "{schedules:?}");
+    assert_eq!(schedules[0].spec.pipeline.version, "v1");
 }

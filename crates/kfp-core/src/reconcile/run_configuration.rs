@@ -163,6 +163,23 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
         }]);
     }
 
+    // Decision 3, applied to a RunConfiguration whose Pipeline exists but has no succeeded version yet (typically
+    // both applied at once): nothing is started and no RunSchedule made until it has one. Firing on the run spec at
+    // once gave a floating Run, then a second, pinned Run and a replaced RunSchedule when the version came
+    // (issue 17). A Pipeline that is not a resource at all keeps the Go operator's behaviour (SPEC 3.7): the
+    // provider resolves the name itself (a pipeline registered by other means).
+    let pipeline_in_flight = observed
+        .pipeline
+        .as_ref()
+        .is_some_and(|p| p.state != SynchronizationState::Succeeded);
+    if status.dependencies.pipeline.version.is_empty() && pipeline_in_flight {
+        let message = format!(
+            "waiting for pipeline '{}' to have a succeeded version",
+            NamespacedName::new(namespace.clone(), spec.run.pipeline.name.clone())
+        );
+        return pending(observed, &status, &namespace, &message);
+    }
+
     let exists = |key: &str| observed.run_configurations.contains_key(key);
     let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies, exists)
     {
@@ -171,25 +188,8 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
             // Decision 3, applied to RunConfigurations: parameters that cannot be resolved yet (a dependency never
             // succeeded or lacks the artifact) make the RunConfiguration `Pending`, naming what is missing;
             // nothing is created until they resolve.
-            //
-            // Decision 5 compares a dependency's provider id with the one last seen. A dependency whose parameter
-            // cannot be resolved yet (typically: it never succeeded) must still be *seen*, or its first success
-            // would only record a baseline and never trigger. Only dependencies not yet seen are recorded: a
-            // change to a known one stays pending until the parameters resolve, and then fires.
             let message = format!("Unable to resolve parameters: {error}");
-            let mut seen = status.clone();
-            for (key, reference) in desired_triggers(rc, &status, &namespace).run_configurations {
-                seen.triggers.run_configurations.entry(key).or_insert(reference);
-            }
-            let provider = spec.run.provider.clone();
-            let mut commands = conclude(observed, &seen, provider, SynchronizationState::Pending, &message);
-            if commands.is_empty() && seen != status {
-                commands.push(Command::SetStatus {
-                    status: seen,
-                    event: None,
-                });
-            }
-            return Plan::new(commands);
+            return pending(observed, &status, &namespace, &message);
         }
     };
 
@@ -198,6 +198,34 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     }
 
     sync_status(observed, &status, &namespace, parameters)
+}
+
+/// `Pending` with `message`, creating nothing.
+///
+/// Decision 5 compares a dependency's provider id with the one last seen. A dependency must still be *seen* while
+/// the RunConfiguration waits (typically: it never succeeded), or its first success would only record a baseline
+/// and never trigger. Only dependencies not yet seen are recorded: a change to a known one stays pending until the
+/// RunConfiguration can run, and then fires.
+fn pending(
+    observed: &Observed,
+    status: &RunConfigurationStatus,
+    namespace: &str,
+    message: &str,
+) -> Plan<Command> {
+    let rc = &observed.run_configuration;
+    let mut seen = status.clone();
+    for (key, reference) in desired_triggers(rc, status, namespace).run_configurations {
+        seen.triggers.run_configurations.entry(key).or_insert(reference);
+    }
+    let provider = rc.spec.run.provider.clone();
+    let mut commands = conclude(observed, &seen, provider, SynchronizationState::Pending, message);
+    if commands.is_empty() && seen != *status {
+        commands.push(Command::SetStatus {
+            status: seen,
+            event: None,
+        });
+    }
+    Plan::new(commands)
 }
 
 /// The triggers status for the current spec and dependencies (SPEC 3.7 step 6).
