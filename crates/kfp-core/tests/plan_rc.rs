@@ -1422,3 +1422,71 @@ fn a_run_configuration_applied_with_its_pipeline_starts_one_pinned_run_when_the_
     assert_eq!(schedules.len(), 1, "{schedules:?}");
     assert_eq!(schedules[0].spec.pipeline.version, "v1");
 }
+
+/// The dependant created at `earlier() + 100 s`; its dependency's latest success ended at `ended`.
+fn dependant_first_seeing(ended: Time) -> Observed {
+    let mut rc = dependant_with("run-1", None);
+    rc.metadata.creation_timestamp = Some(Time(Timestamp::from_second(100).unwrap()));
+    let mut o = dependant_observed(rc);
+    for dependency in o.run_configurations.values_mut() {
+        dependency.latest_runs.succeeded.run_end_time = Some(ended.clone());
+    }
+    o
+}
+
+#[test]
+fn decision_5_amended_a_success_after_the_dependants_creation_fires_even_when_first_seen() {
+    // Ended before the dependant existed: only the baseline (Decision 5).
+    let plan = run_configuration::plan(&dependant_first_seeing(Time(Timestamp::from_second(50).unwrap())));
+    assert!(created_runs(&plan).is_empty(), "{plan:?}");
+    // Ended after it was created (e.g. while the operator was down before its first reconcile): one Run.
+    let plan = run_configuration::plan(&dependant_first_seeing(Time(
+        Timestamp::from_second(150).unwrap(),
+    )));
+    assert_eq!(created_runs(&plan).len(), 1, "{plan:?}");
+    assert_eq!(
+        created_runs(&plan)[0].metadata.labels.as_ref().unwrap()[labels::TRIGGER_TYPE],
+        "runConfiguration"
+    );
+}
+
+#[test]
+fn decision_5_amended_a_success_seen_while_pending_fires_when_the_dependant_can_run() {
+    // The dependant's Pipeline is still being created when it first sees the dependency's new success.
+    let mut o = dependant_first_seeing(Time(Timestamp::from_second(150).unwrap()));
+    o.pipeline = Some(PipelineObservation {
+        state: SynchronizationState::Creating,
+        version: String::new(),
+    });
+    let mut rc = o.run_configuration.clone();
+    let mut status = rc.status.clone().unwrap();
+    status.dependencies.pipeline.version = String::new();
+    rc.status = Some(status);
+    o.run_configuration = rc.clone();
+    let plan = run_configuration::plan(&o);
+    assert!(created_runs(&plan).is_empty(), "{plan:?}");
+    let (pending, _) = set_status(&plan);
+    assert_eq!(pending.synchronization_state(), SynchronizationState::Pending);
+    let key = "base-namespace/penguin-pipeline-examples-rc";
+    assert_eq!(
+        pending.triggers.run_configurations[key].provider_id, "",
+        "kept as a change"
+    );
+
+    // The Pipeline succeeds: the recorded version, then exactly one Run from the dependency's success.
+    rc.status = Some(pending.clone());
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let mut next = o.clone();
+        next.run_configuration = rc.clone();
+        next.pipeline = succeeded_pipeline("v1");
+        for command in run_configuration::plan(&next).commands {
+            match command {
+                Command::CreateRun(run) => runs.push(run),
+                Command::SetStatus { status, .. } => rc.status = Some(status),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(runs.len(), 1, "{runs:?}");
+}

@@ -200,12 +200,24 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     sync_status(observed, &status, &namespace, parameters)
 }
 
+/// True when the dependency `key`'s latest succeeded run ended after the RunConfiguration was created (Decision 5
+/// amended): such a success is a trigger even when the dependency is first seen.
+fn succeeded_since_creation(observed: &Observed, key: &str) -> bool {
+    let created = observed.run_configuration.metadata.creation_timestamp.as_ref();
+    let ended = observed
+        .run_configurations
+        .get(key)
+        .and_then(|d| d.latest_runs.succeeded.run_end_time.as_ref());
+    matches!((ended, created), (Some(ended), Some(created)) if ended.0 > created.0)
+}
+
 /// `Pending` with `message`, creating nothing.
 ///
 /// Decision 5 compares a dependency's provider id with the one last seen. A dependency must still be *seen* while
 /// the RunConfiguration waits (typically: it never succeeded), or its first success would only record a baseline
 /// and never trigger. Only dependencies not yet seen are recorded: a change to a known one stays pending until the
-/// RunConfiguration can run, and then fires.
+/// RunConfiguration can run, and then fires. A dependency that succeeded since the RunConfiguration's creation is
+/// recorded with an empty baseline, so that success fires too.
 fn pending(
     observed: &Observed,
     status: &RunConfigurationStatus,
@@ -215,7 +227,13 @@ fn pending(
     let rc = &observed.run_configuration;
     let mut seen = status.clone();
     for (key, reference) in desired_triggers(rc, status, namespace).run_configurations {
-        seen.triggers.run_configurations.entry(key).or_insert(reference);
+        // A success since the RunConfiguration's creation is kept as a change to fire once it can run.
+        let baseline = if succeeded_since_creation(observed, &key) {
+            TriggeredRunReference::default()
+        } else {
+            reference
+        };
+        seen.triggers.run_configurations.entry(key).or_insert(baseline);
     }
     let provider = rc.spec.run.provider.clone();
     let mut commands = conclude(observed, &seen, provider, SynchronizationState::Pending, message);
@@ -261,13 +279,17 @@ fn desired_triggers(
 }
 
 /// Which trigger fired, first match wins: a new run spec version, a new pipeline version, then a dependency that
-/// recorded a NEW succeeded run (Decision 5: a provider id different from the one last seen, and not empty; a
-/// dependency seen for the first time only records its baseline).
+/// recorded a NEW succeeded run (Decision 5: a provider id different from the one last seen, and not empty). A
+/// dependency seen for the first time only records its baseline, unless its succeeded run ended after the
+/// RunConfiguration was created (`succeeded_since_creation`): that success happened while the RunConfiguration
+/// existed and must not be lost, e.g. to an operator restart before its first reconcile (Decision 5 amended,
+/// issue 17).
 fn fired_trigger(
     rc: &RunConfiguration,
     old: &TriggersStatus,
     new: &TriggersStatus,
     namespace: &str,
+    succeeded_since_creation: impl Fn(&str) -> bool,
 ) -> Option<TriggerIndicator> {
     let indicator = |type_: &str, source: &str, source_namespace: &str| TriggerIndicator {
         type_: type_.to_string(),
@@ -286,8 +308,11 @@ fn fired_trigger(
         ));
     }
     new.run_configurations.iter().find_map(|(key, seen)| {
-        let previous = old.run_configurations.get(key)?;
-        if seen.provider_id.is_empty() || seen.provider_id == previous.provider_id {
+        let fired = match old.run_configurations.get(key) {
+            Some(previous) => seen.provider_id != previous.provider_id,
+            None => succeeded_since_creation(key),
+        };
+        if seen.provider_id.is_empty() || !fired {
             return None;
         }
         let source = key.parse::<NamespacedName>().unwrap_or_default();
@@ -312,7 +337,8 @@ fn sync_with_runs(
         return None;
     }
     let mut commands = Vec::new();
-    if let Some(indicator) = fired_trigger(rc, &status.triggers, &triggers, namespace) {
+    let since_creation = |key: &str| succeeded_since_creation(observed, key);
+    if let Some(indicator) = fired_trigger(rc, &status.triggers, &triggers, namespace, since_creation) {
         let run = desired_run(rc, status, namespace, &indicator);
         let in_flight_duplicate = observed.runs.iter().any(|existing| {
             existing.metadata.deletion_timestamp.is_none()
