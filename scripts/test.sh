@@ -8,6 +8,7 @@
 #   fake-gcs-server        built once from Go modules (scripts/cluster/build-node-assets.sh), cached there too
 #   helm                   built once from its Go module (scripts/helm.sh), cached there too
 #   mariadb-server         Debian's package (apt-get, when missing): the database of the real KFP API server tier
+#   lua5.1                 Debian's package (apt-get, when missing): runs the Argo CD health check (config/argocd/)
 #   KFP API server 2.0.5, gofakes3   built once from Go modules (scripts/kfp-apiserver/build.sh), cached there too
 #                          (crates/kfp-providers/tests/kfp_apiserver.rs)
 #   Python environment     the compilers' venv with the pinned kfp SDK (scripts/python-env.sh)
@@ -24,12 +25,12 @@ cd "$(dirname "$0")/.."
 # Debian packages: nats-server 2.9.x (the feed tests start a real NATS server); containerd 1.6, runc and
 # busybox-static (the cluster tier's node: crates/kfp-operator/tests/cluster_e2e.rs); mariadb-server (the real KFP
 # API server's database: crates/kfp-providers/tests/kfp_apiserver.rs; the package starts no server without systemd,
-# and the test starts its own on loopback).
+# and the test starts its own on loopback); lua5.1 (runs the Argo CD health check: tests/argocd_health.rs).
 missing=()
 if [[ -z "${NATS_SERVER:-}" ]] && ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
     missing+=(nats-server)
 fi
-for p in containerd:containerd runc:runc busybox-static:/bin/busybox mariadb-server:/usr/sbin/mariadbd; do
+for p in containerd:containerd runc:runc busybox-static:/bin/busybox mariadb-server:/usr/sbin/mariadbd lua5.1:lua5.1; do
     command -v "${p#*:}" >/dev/null 2>&1 || [[ -x "${p#*:}" ]] || missing+=("${p%%:*}")
 done
 if ((${#missing[@]})); then
