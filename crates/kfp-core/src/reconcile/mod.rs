@@ -10,6 +10,7 @@ pub mod completion;
 pub mod dependencies;
 pub mod provider;
 pub mod run_configuration;
+pub mod unreadable;
 
 use std::time::Duration;
 
