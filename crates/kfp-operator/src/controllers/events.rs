@@ -74,7 +74,7 @@ impl Recorder {
         event: &Event,
     ) -> Result<(), kube::Error> {
         let namespace = object.namespace().unwrap_or_else(|| "default".to_string());
-        let note = truncate(&event.message, 1000);
+        let note = kfp_core::reconcile::unreadable::bounded(&event.message, 1000);
         let key = Key::of(
             &namespace,
             &object.uid().unwrap_or_default(),
@@ -151,15 +151,4 @@ impl Recorder {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

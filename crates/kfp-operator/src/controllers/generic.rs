@@ -26,7 +26,7 @@ use kfp_core::values::NamespacedName;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -188,7 +188,7 @@ pub fn pipeline_versions(
         hasher.finish()
     };
     // Its own backoff: a stream given to `watches_stream` is retried as soon as it is polled again.
-    let watch = watcher(ctx.watched::<Pipeline>(), watcher::Config::default()).default_backoff();
+    let watch = super::tolerant::watch::<Pipeline>(ctx, watcher::Config::default());
     watch.filter_map(move |event| {
         // The map is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
         let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -217,7 +217,7 @@ pub fn provider_arrivals(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<Provider, watcher::Error>> + Send + 'static {
     let seen: std::sync::Mutex<std::collections::HashSet<NamespacedName>> = std::sync::Mutex::default();
-    let watch = watcher(ctx.watched::<Provider>(), watcher::Config::default()).default_backoff();
+    let watch = super::tolerant::watch::<Provider>(ctx, watcher::Config::default());
     watch.filter_map(move |event| {
         // The set is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
         let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -431,8 +431,7 @@ fn workflow_watch(kind: ResourceKind) -> watcher::Config {
 
 /// Builds the controller of `K` with its watches (without the Run-specific ones).
 fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16, ready: ReadinessFlag) -> Controller<K> {
-    let api: Api<K> = ctx.watched();
-    let controller = controller_with_readiness(api, watcher::Config::default().any_semantic(), ready)
+    let controller = controller_with_readiness::<K>(ctx, watcher::Config::default().any_semantic(), ready)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let objects = controller.store();
     let mut controller = controller.watches_stream(provider_arrivals(ctx), move |provider: Provider| {
@@ -491,7 +490,6 @@ pub async fn run_runs(
     let store = runs.clone();
     let shutdown = share_shutdown(shutdown);
     let runs_of_pipeline = runs.clone();
-    let rcs: Api<RunConfiguration> = ctx.watched();
     let run = controller
         .watches_stream(pipeline_versions(&ctx), move |pipeline: Pipeline| {
             let namespace = pipeline.namespace().unwrap_or_default();
@@ -505,17 +503,20 @@ pub async fn run_runs(
                 .map(|run| ObjectRef::from_obj(run.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .watches(rcs, watcher::Config::default(), move |rc: RunConfiguration| {
-            let key = format!("{}/{}", rc.namespace().unwrap_or_default(), rc.name_any());
-            runs.state()
-                .into_iter()
-                .filter(|run| {
-                    let namespace = run.namespace().unwrap_or_default();
-                    referenced_run_configurations(&run.spec.parameters, &[], &namespace).contains(&key)
-                })
-                .map(|run| ObjectRef::from_obj(run.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(
+            super::tolerant::touched::<RunConfiguration>(&ctx, watcher::Config::default()),
+            move |rc: RunConfiguration| {
+                let key = format!("{}/{}", rc.namespace().unwrap_or_default(), rc.name_any());
+                runs.state()
+                    .into_iter()
+                    .filter(|run| {
+                        let namespace = run.namespace().unwrap_or_default();
+                        referenced_run_configurations(&run.spec.parameters, &[], &namespace).contains(&key)
+                    })
+                    .map(|run| ObjectRef::from_obj(run.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<Run>, error_policy, ctx)
         .for_each(|result| async move { log_run_result("run", result) });

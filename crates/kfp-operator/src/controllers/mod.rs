@@ -35,6 +35,7 @@ pub mod generic;
 pub mod own_writes;
 pub mod provider;
 pub mod run_configuration;
+pub mod tolerant;
 
 /// The reporting controller of every Event the operator records (SPEC 3.1).
 pub const REPORTER: &str = "kfp-operator";
@@ -76,6 +77,8 @@ pub struct Context {
     pub own_writes: Arc<own_writes::OwnWrites>,
     /// Consecutive reconcile failures per object, for [`error_policy`]'s backoff.
     pub failures: Arc<crate::retry::Failures>,
+    /// The objects reported as unreadable so far (see [`tolerant`]).
+    pub unreadable: Arc<tolerant::Reports>,
 }
 
 /// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
@@ -153,6 +156,7 @@ impl Context {
             event_sources: None,
             own_writes: Arc::default(),
             failures: Arc::default(),
+            unreadable: Arc::default(),
         })
     }
 
@@ -163,6 +167,7 @@ impl Context {
         ctx.providers = ProviderCache::default();
         ctx.own_writes = Arc::default();
         ctx.failures = Arc::default();
+        ctx.unreadable = Arc::default();
         Arc::new(ctx)
     }
 
@@ -422,39 +427,40 @@ fn tokio_stream_from(
     })
 }
 
-/// A controller of the objects of `api`, whose `ready` flag (`/readyz`) is set once its cache holds the first
-/// complete list.
+/// A controller of the `K`s in the watched namespaces, whose `ready` flag (`/readyz`) is set once its cache holds
+/// the first complete list. Objects that do not decode as `K` are left out and reported ([`tolerant`]).
 ///
 /// The flag is set from the watch stream itself: kube-runtime's `Store::wait_until_ready` wakes only the waiter
 /// that polled it last, and the controller's runner waits on it too, so a separate task waiting on it could
 /// sleep forever and leave the operator unready for good.
 pub fn controller_with_readiness<K>(
-    api: kube::Api<K>,
+    ctx: &Context,
     config: kube::runtime::watcher::Config,
     ready: crate::health::ReadinessFlag,
 ) -> kube::runtime::Controller<K>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: tolerant::Kind,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    controller_with_store(api, config, ready, reader, writer)
+    controller_with_store(ctx, config, ready, reader, writer)
 }
 
 /// [`controller_with_readiness`] filling the given store (which others may read too).
 pub fn controller_with_store<K>(
-    api: kube::Api<K>,
+    ctx: &Context,
     config: kube::runtime::watcher::Config,
     ready: crate::health::ReadinessFlag,
     reader: kube::runtime::reflector::Store<K>,
     writer: kube::runtime::reflector::store::Writer<K>,
 ) -> kube::runtime::Controller<K>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: tolerant::Kind,
 {
     use kube::runtime::WatchStreamExt;
     // Backoff per watch (kube-runtime also backs off all trigger streams of a controller together): without it
-    // a watch that cannot reach the API server reconnects at once, thousands of times a second.
-    let watch = kube::runtime::watcher(api, config).default_backoff().modify(slim);
+    // a watch that cannot reach the API server reconnects at once, thousands of times a second. The tolerant watch
+    // has it built in.
+    let watch = tolerant::watch::<K>(ctx, config).modify(slim);
     let stream = kube::runtime::reflector(writer, watch)
         .inspect(move |event| {
             if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {

@@ -169,12 +169,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let api = ctx.watched::<Provider>();
     let config = watcher::Config::default();
     // The first Provider controller of a context fills the cache the other controllers read.
     let controller = match ctx.providers.take_writer() {
-        Some(writer) => super::controller_with_store(api, config, ready, ctx.providers.store(), writer),
-        None => super::controller_with_readiness(api, config, ready),
+        Some(writer) => super::controller_with_store(&ctx, config, ready, ctx.providers.store(), writer),
+        None => super::controller_with_readiness(&ctx, config, ready),
     }
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = controller.store();

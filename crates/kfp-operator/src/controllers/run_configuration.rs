@@ -71,20 +71,18 @@ pub async fn reconcile(object: Arc<RunConfiguration>, ctx: Arc<Context>) -> Resu
             }
         }
         let schedules: Api<RunSchedule> = Api::namespaced(ctx.client.clone(), &namespace);
-        let run_schedules = schedules
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| ControllerError::kube(format!("listing the RunSchedules of {name}"), e))?
-            .items
-            .into_iter()
-            .filter(|s| controlled_by(s, &uid))
-            .collect();
         let runs_api: Api<Run> = Api::namespaced(ctx.client.clone(), &namespace);
-        let runs = runs_api
-            .list(&ListParams::default().labels(&format!("{}={name}", labels::RUN_CONFIGURATION_NAME)))
+        let run_schedules =
+            super::tolerant::list::<RunSchedule>(&ctx.client, &namespace, &ListParams::default())
+                .await
+                .map_err(|e| ControllerError::kube(format!("listing the RunSchedules of {name}"), e))?
+                .into_iter()
+                .filter(|s| controlled_by(s, &uid))
+                .collect();
+        let owned_runs = ListParams::default().labels(&format!("{}={name}", labels::RUN_CONFIGURATION_NAME));
+        let runs = super::tolerant::list::<Run>(&ctx.client, &namespace, &owned_runs)
             .await
             .map_err(|e| ControllerError::kube(format!("listing the Runs of {name}"), e))?
-            .items
             .into_iter()
             .filter(|r| controlled_by(r, &uid))
             .collect();
@@ -158,16 +156,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: ReadinessFlag,
 ) {
-    let api: Api<RunConfiguration> = ctx.watched();
-    let controller = super::controller_with_readiness(api.clone(), watcher::Config::default(), ready)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let controller =
+        super::controller_with_readiness::<RunConfiguration>(&ctx, watcher::Config::default(), ready)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let by_pipeline = controller.store();
     let by_dependency = controller.store();
     let store = controller.store();
     let shutdown = super::share_shutdown(shutdown);
     let run = controller
-        .owns(ctx.watched::<RunSchedule>(), watcher::Config::default())
-        .owns(ctx.watched::<Run>(), watcher::Config::default())
+        .owns_stream(super::tolerant::touched::<RunSchedule>(
+            &ctx,
+            watcher::Config::default(),
+        ))
+        .owns_stream(super::tolerant::touched::<Run>(&ctx, watcher::Config::default()))
         .watches_stream(
             super::generic::pipeline_versions(&ctx),
             move |pipeline: Pipeline| {
@@ -184,9 +185,8 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            api,
-            watcher::Config::default(),
+        .watches_stream(
+            super::tolerant::touched::<RunConfiguration>(&ctx, watcher::Config::default()),
             move |dependency: RunConfiguration| {
                 let key = format!(
                     "{}/{}",
