@@ -172,11 +172,14 @@ pub async fn serve(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "an unknown address".to_string());
-    axum::serve(listener, router(readiness, metrics))
-        .with_graceful_shutdown(shutdown)
-        .into_future()
-        .await
-        .map_err(|source| HealthError::Serve { address, source })
+    axum::serve(
+        kfp_providers::service::edge::Listener::new(listener),
+        router(readiness, metrics),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future()
+    .await
+    .map_err(|source| HealthError::Serve { address, source })
 }
 
 async fn healthz() -> &'static str {

@@ -151,7 +151,11 @@ async fn probe() -> &'static str {
 async fn unknown_route(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no route for {} {}", request.method(), request.uri().path()),
+        format!(
+            "no route for {} {}",
+            edge::quote(request.method().as_str()),
+            edge::quote(request.uri().path())
+        ),
     )
 }
 
@@ -185,7 +189,10 @@ fn kind(raw: &str) -> Result<ResourceKind, ApiError> {
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        format!("the request path cannot be decoded: {}", rejection.body_text()),
+        format!(
+            "the request path cannot be decoded: {}",
+            edge::quote(&rejection.body_text())
+        ),
     )
 }
 
@@ -214,7 +221,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), String> {
     }
     let found = headers
         .get(header::CONTENT_TYPE)
-        .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
+        .map(|v| format!("{:?}", edge::quote(&String::from_utf8_lossy(v.as_bytes()))))
         .unwrap_or_else(|| "none".into());
     Err(format!(
         "the request body must be application/json; Content-Type was {found}"
@@ -228,7 +235,10 @@ fn decode<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) 
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "the request body is larger than the service accepts (SERVER_MAXBODYBYTES)".to_string()
         } else {
-            format!("cannot read the request body: {}", rejection.body_text())
+            format!(
+                "cannot read the request body: {}",
+                edge::quote(&rejection.body_text())
+            )
         };
         ApiError::new(status, message)
     })?;
@@ -241,7 +251,10 @@ fn decode<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) 
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("the request body is not a valid {what}: {e}"),
+            format!(
+                "the request body is not a valid {what}: {}",
+                edge::quote(&e.to_string())
+            ),
         )
     })
 }
@@ -421,9 +434,10 @@ impl ProviderServer {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let api = axum::serve(self.api, self.app).with_graceful_shutdown(stopped(rx.clone()));
-        let metrics =
-            axum::serve(self.metrics_listener, self.metrics_app).with_graceful_shutdown(stopped(rx.clone()));
+        let api =
+            axum::serve(edge::Listener::new(self.api), self.app).with_graceful_shutdown(stopped(rx.clone()));
+        let metrics = axum::serve(edge::Listener::new(self.metrics_listener), self.metrics_app)
+            .with_graceful_shutdown(stopped(rx.clone()));
         let api_tx = tx.clone();
         let api = async move {
             let result = api.into_future().await;
@@ -509,6 +523,162 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+/// What every HTTP server of the project does at its edge, whatever it is sent (issue 17): answer before it
+/// closes, and quote only a bounded part of the input.
+///
+/// A server that answers a request without reading its whole body (a 401, 404, 405, 413 decided from the head)
+/// and then closes the connection leaves the unread bytes in the socket's receive buffer; the kernel then resets
+/// the connection, and the reset can reach the client before it read the answer: the client sees "connection
+/// reset" (or a TLS error) instead of the status. [`Listener`] wraps each accepted connection in a
+/// [`Connection`] that closes gracefully: it sends its FIN first, then reads and discards what the client still
+/// sends for up to [`LINGER`] (or [`LINGER_BYTES`]), so the answer is read before the socket goes away.
+pub mod edge {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::time::Sleep;
+
+    /// The longest a closing connection keeps reading what the client still sends.
+    pub const LINGER: Duration = Duration::from_secs(2);
+    /// The most a closing connection reads and discards.
+    pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+    /// The most of a client's input an answer or a log line quotes.
+    pub const QUOTE_BYTES: usize = 200;
+
+    /// At most [`QUOTE_BYTES`] of `text` (cut at a character boundary), saying how long it was when cut.
+    pub fn quote(text: &str) -> String {
+        if text.len() <= QUOTE_BYTES {
+            return text.to_string();
+        }
+        let mut cut = QUOTE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}... ({} bytes)", &text[..cut], text.len())
+    }
+
+    /// A TCP listener for `axum::serve` whose connections close gracefully ([`Connection`]).
+    #[derive(Debug)]
+    pub struct Listener(TcpListener);
+
+    impl Listener {
+        /// Wraps `listener`.
+        pub fn new(listener: TcpListener) -> Self {
+            Self(listener)
+        }
+    }
+
+    impl axum::serve::Listener for Listener {
+        type Io = Connection<TcpStream>;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                match self.0.accept().await {
+                    Ok((stream, peer)) => return (Connection::new(stream), peer),
+                    Err(error) => {
+                        // Out of file descriptors and the like: say so, and give the system a moment.
+                        tracing::warn!(%error, "could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.0.local_addr()
+        }
+    }
+
+    /// A connection that, when shut down, lingers: see the [module](self) documentation.
+    #[derive(Debug)]
+    pub struct Connection<S> {
+        stream: S,
+        closing: Option<Closing>,
+    }
+
+    #[derive(Debug)]
+    struct Closing {
+        deadline: Pin<Box<Sleep>>,
+        drained: usize,
+    }
+
+    impl<S> Connection<S> {
+        /// Wraps `stream`.
+        pub fn new(stream: S) -> Self {
+            Self {
+                stream,
+                closing: None,
+            }
+        }
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Connection<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.stream).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.stream).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.stream).poll_flush(cx)
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.stream.is_write_vectored()
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            if this.closing.is_none() {
+                ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                this.closing = Some(Closing {
+                    deadline: Box::pin(tokio::time::sleep(LINGER)),
+                    drained: 0,
+                });
+            }
+            let Some(closing) = this.closing.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let mut scratch = [0u8; 8192];
+            loop {
+                if closing.drained >= LINGER_BYTES || closing.deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut buf = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(())) => closing.drained += buf.filled().len(),
+                    // The client is gone: nothing left to protect.
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
     }
 }
 

@@ -11,13 +11,14 @@
 //! | 403 | a valid token of someone who is not a Provider's ServiceAccount |
 //! | 415 | the `Content-Type` is not `application/json` |
 //! | 413 | the body is larger than `spec.runCompletionFeed.maxBodyBytes` |
-//! | 400 | the body is empty or not a run-completion event (the message names the field), or names neither a RunConfiguration nor a Run |
+//! | 400 | the body is empty or not a run-completion event (the message names the field), names neither a RunConfiguration nor a Run, or a field is longer than its bound ([`check_lengths`]: the message names the field and the bound) |
 //! | 403 | the event's `provider` is not the sender's Provider, or a named object uses another Provider |
 //! | 410 | the objects the event names do not exist (the provider drops the event) |
 //! | 500 | the API server or NATS failed: the provider retries |
 //! | 200 | recorded (and published); the body is the published event |
 //!
-//! Every answer but 200 has the body `{"error": "<what is wrong>"}`. The Go operator answered 500 to a body that
+//! Every answer but 200 has the body `{"error": "<what is wrong>"}`; it quotes at most a few hundred bytes of what
+//! was sent ([`kfp_providers::service::edge::quote`]), and so do the log lines. The Go operator answered 500 to a body that
 //! is not JSON; this feed answers 400 (the provider retries both).
 //!
 //! The status update comes first and is the source of truth, the NATS publish follows (Decision 11): if the
@@ -41,6 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use kfp_core::event::{RunCompletionEvent, RunCompletionEventData};
 use kfp_core::provider::DeliveryOutcome;
+use kfp_providers::service::edge::{self, quote};
 use kube::Client;
 use tokio::net::TcpListener;
 
@@ -59,6 +61,9 @@ pub enum ProcessError {
     /// The event names neither a RunConfiguration nor a Run (400).
     #[error("the event names neither a RunConfiguration (runConfigurationName) nor a Run (runName)")]
     NothingReferenced,
+    /// A field is longer than any platform or Kubernetes accepts (400; dropped in-process).
+    #[error("{0}")]
+    Invalid(String),
     /// Nothing the event names exists (410: the provider drops it).
     #[error("{0}")]
     Gone(String),
@@ -78,7 +83,7 @@ impl ProcessError {
     /// The feed's HTTP answer.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NothingReferenced => StatusCode::BAD_REQUEST,
+            Self::NothingReferenced | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Gone(_) => StatusCode::GONE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Api(_) | Self::Publish(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,7 +94,9 @@ impl ProcessError {
     /// deliver it again later.
     pub fn outcome(&self) -> DeliveryOutcome {
         match self {
-            Self::NothingReferenced | Self::Gone(_) | Self::Forbidden(_) => DeliveryOutcome::Rejected,
+            Self::NothingReferenced | Self::Invalid(_) | Self::Gone(_) | Self::Forbidden(_) => {
+                DeliveryOutcome::Rejected
+            }
             Self::Api(_) | Self::Publish(_) => DeliveryOutcome::Failed,
         }
     }
@@ -97,7 +104,7 @@ impl ProcessError {
     fn metric(&self) -> &'static str {
         match self {
             Self::Gone(_) => "gone",
-            Self::NothingReferenced | Self::Forbidden(_) => "rejected",
+            Self::NothingReferenced | Self::Invalid(_) | Self::Forbidden(_) => "rejected",
             Self::Api(_) | Self::Publish(_) => "failed",
         }
     }
@@ -139,7 +146,13 @@ impl Processor {
         };
         self.metrics.feed.event(source, label);
         if let Err(error) = &result {
-            tracing::warn!(run_id = %event.run_id, provider = %event.provider, %error, source, "run completion event not processed");
+            tracing::warn!(
+                run_id = %quote(&event.run_id),
+                provider = %quote(&event.provider.to_string()),
+                %error,
+                source,
+                "run completion event not processed"
+            );
         }
         result
     }
@@ -148,6 +161,7 @@ impl Processor {
         &self,
         event: &RunCompletionEventData,
     ) -> Result<RunCompletionEvent, ProcessError> {
+        check_lengths(event)?;
         let published = self.updater.record(event).await?;
         if let Some(publisher) = &self.publisher {
             let result = publisher.publish(&published).await;
@@ -155,6 +169,63 @@ impl Processor {
             result?;
         }
         Ok(published)
+    }
+}
+
+/// The longest `runId` taken: KFP's are UUIDs (36 bytes), Vertex AI's pipeline job names about 130.
+pub const MAX_RUN_ID_BYTES: usize = 512;
+/// The longest artifact `uri` taken.
+pub const MAX_URI_BYTES: usize = 4096;
+/// The longest component or artifact name taken (a Kubernetes name's bound).
+pub const MAX_NAME_BYTES: usize = 253;
+/// The longest namespace (a DNS label).
+pub const MAX_NAMESPACE_BYTES: usize = 63;
+
+/// Refuses an event with a field longer than anything the platforms or Kubernetes produce or accept (they would
+/// refuse it later, after it was stored): `runId` ([`MAX_RUN_ID_BYTES`]), the `namespace/name` references
+/// ([`MAX_NAMESPACE_BYTES`], [`MAX_NAME_BYTES`]), component and artifact names ([`MAX_NAME_BYTES`]), artifact
+/// `uri`s ([`MAX_URI_BYTES`]). The message names the field as sent and the bound. The whole body is bounded too
+/// (`spec.runCompletionFeed.maxBodyBytes`), so metadata needs no bound of its own.
+pub fn check_lengths(event: &RunCompletionEventData) -> Result<(), ProcessError> {
+    let too_long = |field: &str, value: &str, bound: usize| {
+        (value.len() > bound).then(|| {
+            ProcessError::Invalid(format!(
+                "{field} is {} bytes long; at most {bound} are accepted",
+                value.len()
+            ))
+        })
+    };
+    let reference = |field: &str, value: Option<&kfp_core::values::NamespacedName>| {
+        value.and_then(|v| {
+            too_long(&format!("{field} (namespace)"), &v.namespace, MAX_NAMESPACE_BYTES)
+                .or_else(|| too_long(&format!("{field} (name)"), &v.name, MAX_NAME_BYTES))
+        })
+    };
+    let mut problems = vec![
+        too_long("runId", &event.run_id, MAX_RUN_ID_BYTES),
+        reference("pipelineName", Some(&event.pipeline_name)),
+        reference("runConfigurationName", event.run_configuration_name.as_ref()),
+        reference("runName", event.run_name.as_ref()),
+        reference("provider", Some(&event.provider)),
+    ];
+    for (c, component) in event.pipeline_components.iter().enumerate() {
+        let at = format!("pipelineComponents[{c}]");
+        problems.push(too_long(&format!("{at}.name"), &component.name, MAX_NAME_BYTES));
+        for (a, artifact) in component.component_artifacts.iter().enumerate() {
+            let at = format!("{at}.componentArtifacts[{a}]");
+            problems.push(too_long(&format!("{at}.name"), &artifact.name, MAX_NAME_BYTES));
+            for (i, instance) in artifact.artifacts.iter().enumerate() {
+                problems.push(too_long(
+                    &format!("{at}.artifacts[{i}].uri"),
+                    &instance.uri,
+                    MAX_URI_BYTES,
+                ));
+            }
+        }
+    }
+    match problems.into_iter().flatten().next() {
+        Some(problem) => Err(problem),
+        None => Ok(()),
     }
 }
 
@@ -254,7 +325,7 @@ pub async fn serve(
     feed: Arc<Feed>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(feed))
+    axum::serve(edge::Listener::new(listener), router(feed))
         .with_graceful_shutdown(shutdown)
         .into_future()
         .await
@@ -268,8 +339,8 @@ async fn unknown_route(State(feed): State<Arc<Feed>>, request: Request) -> Respo
         StatusCode::NOT_FOUND,
         format!(
             "no route for {} {}; events are posted to {ENDPOINT}",
-            request.method(),
-            request.uri().path()
+            quote(request.method().as_str()),
+            quote(request.uri().path())
         ),
     )
     .into_response()
@@ -299,7 +370,10 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
     if request.method() != Method::POST {
         return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed on {ENDPOINT}: use POST", request.method()),
+            format!(
+                "{} is not allowed on {ENDPOINT}: use POST",
+                quote(request.method().as_str())
+            ),
         ));
     }
     let headers = request.headers().clone();
@@ -333,7 +407,7 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
             } else {
                 Refusal::new(
                     StatusCode::BAD_REQUEST,
-                    format!("cannot read the request body: {error}"),
+                    format!("cannot read the request body: {}", quote(&error.to_string())),
                 )
             }
         })?;
@@ -346,7 +420,10 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
     let event: RunCompletionEventData = serde_json::from_slice(&body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
-            format!("the request body is not a valid run completion event: {e}"),
+            format!(
+                "the request body is not a valid run completion event: {}",
+                quote(&e.to_string())
+            ),
         )
     })?;
     feed.auth.authorize(&identity, &event.provider).await?;
@@ -368,6 +445,7 @@ mod tests {
     fn errors_answer_and_settle_by_whether_a_retry_can_help() {
         let cases = [
             (ProcessError::NothingReferenced, 400, DeliveryOutcome::Rejected),
+            (ProcessError::Invalid("x".into()), 400, DeliveryOutcome::Rejected),
             (ProcessError::Gone("x".into()), 410, DeliveryOutcome::Rejected),
             (
                 ProcessError::Forbidden("x".into()),

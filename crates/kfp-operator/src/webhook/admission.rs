@@ -16,6 +16,7 @@ use kfp_core::resources::GROUP;
 use kfp_core::resources::v1beta1::{Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule};
 use kfp_core::validation::{self, FieldError};
 use kfp_core::values::NamespacedName;
+use kfp_providers::service::edge::quote;
 use kube::api::{Api, DynamicObject};
 use kube::core::Status;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -36,7 +37,8 @@ pub async fn review(
         Ok(review) => review,
         Err(error) => {
             return bad_request(format!(
-                "The request body is not an AdmissionReview (admission.k8s.io/v1): {error}."
+                "The request body is not an AdmissionReview (admission.k8s.io/v1): {}.",
+                quote(&error.to_string())
             ));
         }
     };
@@ -233,12 +235,15 @@ fn decode<K: DeserializeOwned>(kind: Kind, object: &Value) -> Result<K, Box<Stat
             400,
             "BadRequest",
             format!(
-                "The {} {:?} cannot be read as {GROUP}/v1beta1: {error}.",
+                "The {} {:?} cannot be read as {GROUP}/v1beta1: {}.",
                 kind.as_str(),
-                object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
+                quote(
+                    object
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                ),
+                quote(&error.to_string())
             ),
         )
     })

@@ -17,7 +17,8 @@ pub fn review(body: &[u8], config: &ConversionConfig) -> (StatusCode, Conversion
         Ok(review) => review,
         Err(error) => {
             return bad_request(format!(
-                "The request body is not a ConversionReview (apiextensions.k8s.io/v1): {error}."
+                "The request body is not a ConversionReview (apiextensions.k8s.io/v1): {}.",
+                kfp_providers::service::edge::quote(&error.to_string())
             ));
         }
     };

@@ -142,7 +142,27 @@ pub fn router(state: WebhookState) -> Router {
             post(move |state: State<WebhookState>, body: axum::body::Bytes| validate(state, kind, body)),
         );
     }
-    router.layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(state)
+    router
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Anything but the paths above (an unknown kind, a typo): 404 with a JSON body saying what is served, so a
+/// misconfigured webhook reads as such in the API server's error.
+async fn unknown_route(request: axum::extract::Request) -> Response {
+    let message = format!(
+        "no webhook at {} {}; served: POST {CONVERT_PATH} and \
+         POST /validate-pipelines-kubeflow-org-v1beta1-<kind> for the kinds {}",
+        kfp_providers::service::edge::quote(request.method().as_str()),
+        kfp_providers::service::edge::quote(request.uri().path()),
+        Kind::ALL.map(Kind::lowercase).join(", ")
+    );
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }
 
 async fn convert(State(state): State<WebhookState>, body: axum::body::Bytes) -> Response {
