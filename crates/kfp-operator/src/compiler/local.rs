@@ -54,7 +54,9 @@ impl fmt::Display for CompileCommand {
 /// - no command for the framework, the command cannot start, or it times out: [`CompileError::Transient`] (an
 ///   operator configuration or machine problem: retried);
 /// - it exits non-zero, writes no output file, or the output is not JSON: [`CompileError::Invalid`], with the tail
-///   of its stderr (else stdout).
+///   of its stderr (else stdout);
+/// - it cannot start because of the pipeline's own input (`env` values too large for the system, E2BIG, or holding
+///   a NUL byte): [`CompileError::Invalid`], retrying cannot help.
 #[derive(Debug, Clone)]
 pub struct LocalCompiler {
     commands: BTreeMap<String, CompileCommand>,
@@ -204,11 +206,9 @@ impl Compiler for LocalCompiler {
             .stderr(Stdio::piped())
             // A timed-out compilation is dropped, and with it the child: do not leave it running.
             .kill_on_drop(true);
-        let child = process.spawn().map_err(|e| {
-            CompileError::transient(format!(
-                "cannot start the {framework} compiler {command} for {pipeline}: {e}"
-            ))
-        })?;
+        let child = process
+            .spawn()
+            .map_err(|e| spawn_error(&framework, &command.to_string(), &pipeline, &e))?;
         let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
             Err(_) => {
                 return Err(CompileError::transient(format!(
@@ -243,6 +243,21 @@ impl Compiler for LocalCompiler {
             ))
         })?;
         parse_output(request, &compiled)
+    }
+}
+
+/// Why a compiler could not start. The pipeline's own input (its `env` values, passed to the compiler's
+/// environment) too large for the system (E2BIG, "argument list too long") or holding a NUL byte is permanent:
+/// retrying cannot help until the Pipeline changes. Anything else (the command is missing, not executable, out of
+/// processes) is the operator's setup, transient.
+fn spawn_error(framework: &str, command: &str, pipeline: &str, error: &std::io::Error) -> CompileError {
+    let message = format!("cannot start the {framework} compiler {command} for {pipeline}: {error}");
+    match error.kind() {
+        std::io::ErrorKind::ArgumentListTooLong => CompileError::invalid(format!(
+            "{message}; the pipeline's env values are too large for the compiler's environment"
+        )),
+        std::io::ErrorKind::InvalidInput => CompileError::invalid(message),
+        _ => CompileError::transient(message),
     }
 }
 
@@ -408,6 +423,36 @@ printf '{"definition": %s, "greeting": "%s"}' "$(cat "$2")" "$GREETING" > "$4""#
         );
         let compiled = compiler.compile(&request("kfpsdk")).await.unwrap();
         assert_eq!(compiled["greeting"], "hello");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A 1 MB `env` value failed the spawn with E2BIG, classified transient and retried forever (issue 17): it is
+    /// the pipeline's input, permanent until the Pipeline changes. So is a NUL byte, which no environment holds.
+    #[tokio::test]
+    async fn input_the_system_cannot_pass_to_the_compiler_is_permanent() {
+        let dir = temp_dir();
+        let ok = script(&dir, "ok.sh", r#"echo '{}' > "$4""#);
+        let compiler = LocalCompiler::new().with_command("tfx", &ok);
+        for value in [json!("v".repeat(1024 * 1024)), json!("a\u{0}b")] {
+            let mut request = request("tfx");
+            request.pipeline_definition["env"] = json!([{"name": "BIG", "value": value}]);
+            let err = compiler.compile(&request).await.unwrap_err();
+            let CompileError::Invalid(message) = &err else {
+                panic!("{err:?}")
+            };
+            assert!(message.starts_with("cannot start the tfx compiler"), "{message}");
+            assert!(message.len() < 1024, "{message}");
+        }
+        let err = compiler
+            .compile(&{
+                let mut request = request("tfx");
+                request.pipeline_definition["env"] =
+                    json!([{"name": "BIG", "value": "v".repeat(1024 * 1024)}]);
+                request
+            })
+            .await
+            .unwrap_err();
+        assert!(format!("{err:?}").contains("too large"), "{err:?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
