@@ -389,7 +389,7 @@ pub fn outcome_of(workflow: &DynamicObject) -> OperationOutcome {
     let state = match status["phase"].as_str().unwrap_or_default() {
         "Succeeded" => succeeded(status, &name, &action_of(workflow)),
         "Failed" => OutcomeState::Failed {
-            class: if deadline_exceeded(status, &message) {
+            class: if deadline_exceeded(status, &message) && !input_too_large(status, &message) {
                 FailureClass::Transient
             } else {
                 FailureClass::Permanent
@@ -397,7 +397,11 @@ pub fn outcome_of(workflow: &DynamicObject) -> OperationOutcome {
             message: failure_message(status, &key, &message),
         },
         "Error" => OutcomeState::Failed {
-            class: FailureClass::Transient,
+            class: if input_too_large(status, &message) {
+                FailureClass::Permanent
+            } else {
+                FailureClass::Transient
+            },
             message: failure_message(status, &key, &message),
         },
         _ => OutcomeState::InProgress,
@@ -475,12 +479,35 @@ fn failure_message(status: &Value, workflow: &str, message: &str) -> String {
 
 /// Whether a failed workflow ran out of time (a template's `activeDeadlineSeconds`): a timeout, so transient.
 fn deadline_exceeded(status: &Value, message: &str) -> bool {
-    let mentions_deadline = |text: &str| text.to_ascii_lowercase().contains("deadline");
-    mentions_deadline(message)
+    mentions(status, message, &["Failed"], &["deadline"])
+}
+
+/// Whether a step could not start because the pipeline's input is too large for the system (a 1 MB `env` value:
+/// E2BIG, "argument list too long"). Argo reports a pod that cannot start as `Error`, which is otherwise retried;
+/// this input fails the same way on every retry, so it is permanent until the Pipeline changes (issue 17).
+fn input_too_large(status: &Value, message: &str) -> bool {
+    mentions(
+        status,
+        message,
+        &["Failed", "Error"],
+        &["argument list too long", "e2big"],
+    )
+}
+
+/// Whether the workflow's message or that of a node in one of `phases` contains one of `words` (lower case),
+/// ignoring case.
+fn mentions(status: &Value, message: &str, phases: &[&str], words: &[&str]) -> bool {
+    let says = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        words.iter().any(|word| text.contains(word))
+    };
+    says(message)
         || status["nodes"].as_object().is_some_and(|nodes| {
             nodes.values().any(|node| {
-                node["phase"].as_str() == Some("Failed")
-                    && node["message"].as_str().is_some_and(mentions_deadline)
+                node["phase"]
+                    .as_str()
+                    .is_some_and(|phase| phases.contains(&phase))
+                    && node["message"].as_str().is_some_and(says)
             })
         })
 }
@@ -512,5 +539,27 @@ mod failure_message_tests {
     fn without_a_failed_step_argos_message_is_kept() {
         let status = json!({"phase": "Error", "message": "pod deleted", "nodes": {}});
         assert_eq!(failure_message(&status, "ns/wf", "pod deleted"), "pod deleted");
+    }
+}
+
+#[cfg(test)]
+mod input_too_large_tests {
+    use serde_json::json;
+
+    use super::{deadline_exceeded, input_too_large};
+
+    /// A 1 MB `env` value keeps the compile pod from starting (E2BIG): Argo says `Error`, which was retried forever
+    /// (issue 17); it is the pipeline's input, permanent.
+    #[test]
+    fn a_step_that_cannot_start_for_its_input_is_told_apart() {
+        let status = json!({"phase": "Error", "message": "child 'wf-1' errored", "nodes": {
+            "wf-1": {"type": "Pod", "phase": "Error", "templateName": "compile",
+                     "message": "failed to start container: exec: argument list too long"}}});
+        assert!(input_too_large(&status, "child 'wf-1' errored"));
+        assert!(input_too_large(&json!({"nodes": {}}), "E2BIG"));
+        let deleted = json!({"phase": "Error", "message": "pod deleted", "nodes": {}});
+        assert!(!input_too_large(&deleted, "pod deleted"));
+        let deadline = json!({"nodes": {"n": {"phase": "Failed", "message": "Step exceeded its deadline"}}});
+        assert!(deadline_exceeded(&deadline, "") && !input_too_large(&deadline, ""));
     }
 }
