@@ -61,7 +61,8 @@ pub struct Status {
     pub observed_generation: i64,
     /// One condition of type `Synchronized`: its `reason` is the synchronization state (`Creating`, `Succeeded`,
     /// `Updating`, `Deleting`, `Deleted`, `Failed`, and `Pending` for Runs waiting on dependencies), its
-    /// `message` says why.
+    /// `message` says why. A condition of type
+    /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -482,7 +483,8 @@ pub struct RunConfigurationStatus {
     pub observed_generation: i64,
     /// One condition of type `Synchronized`: `Succeeded` when every owned RunSchedule is, `Updating` while they
     /// are replaced or synchronising, `Failed` with a RunSchedule's message, `Pending` while parameters cannot be
-    /// resolved.
+    /// resolved or its Pipeline has no succeeded version yet. A condition of type
+    /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -701,7 +703,8 @@ pub struct ProviderStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
     /// One condition of type `Synchronized`: `Creating` or `Updating` while the provider service's Deployment
-    /// and Service are applied, `Succeeded` once they match, `Failed` with the reason.
+    /// and Service are applied, `Succeeded` once they match, `Failed` with the reason. A condition of type
+    /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
