@@ -700,8 +700,8 @@ async fn the_health_server_answers_every_request() {
     fuzz_and_check(target, 17_003, get("/healthz"), 200).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_provider_service_answers_every_request() {
+/// The provider service of the stub provider on a free loopback port.
+async fn provider_service() -> SocketAddr {
     let config = ServiceConfig::from_env_vars([
         ("PROVIDERNAME", "ops/stub".to_string()),
         ("SERVER_HOST", "127.0.0.1".into()),
@@ -715,6 +715,12 @@ async fn the_provider_service_answers_every_request() {
         .unwrap();
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.run(std::future::pending()));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_provider_service_answers_every_request() {
+    let addr = provider_service().await;
     let mut paths: Vec<String> = ["pipeline", "run", "runschedule", "experiment", "widget"]
         .iter()
         .flat_map(|kind| [format!("/resource/{kind}"), format!("/resource/{kind}/some-id")])
@@ -733,4 +739,35 @@ async fn the_provider_service_answers_every_request() {
         body: run,
     };
     fuzz_and_check(target, 17_004, get("/livez"), 200).await;
+}
+
+/// A client that stops sending mid-body gets its answer within the body deadline instead of holding the request
+/// forever (the deadline is the bound; this test takes about that long).
+#[tokio::test]
+async fn a_stalled_body_is_answered_within_the_deadline() {
+    let addr = provider_service().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /resource/run HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while parse(&answer, false).is_none() {
+        let read = tokio::time::timeout(GIVE_UP, stream.read(&mut buffer))
+            .await
+            .expect("no answer to a stalled body within 10 s")
+            .unwrap();
+        assert!(read > 0, "closed without an answer");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let took = started.elapsed();
+    let answer = parse(&answer, false).unwrap();
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.body));
+    let deadline = kfp_providers::service::edge::BODY_IDLE;
+    assert!(
+        took >= deadline - Duration::from_millis(100) && took < deadline + BOUND,
+        "{took:?}"
+    );
 }

@@ -122,6 +122,7 @@ pub fn router(provider: Arc<dyn Provider>, metrics: Arc<ServiceMetrics>, max_bod
         .route("/readyz", get(probe))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(edge::body_deadline))
         .layer(middleware::from_fn_with_state(metrics, track))
         .with_state(AppState { provider })
 }
@@ -550,6 +551,39 @@ pub mod edge {
     pub const LINGER: Duration = Duration::from_secs(2);
     /// The most a closing connection reads and discards.
     pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+    /// The longest a request's body may pause before the request is answered with an error: a client that
+    /// stalls mid-body gets its answer (400) within this bound instead of holding the handler forever.
+    pub const BODY_IDLE: Duration = Duration::from_secs(5);
+
+    /// Middleware (`axum::middleware::from_fn(edge::body_deadline)`): the request's body ends with an error when
+    /// no data comes for [`BODY_IDLE`], so the handler reading it answers.
+    pub async fn body_deadline(
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        use futures::StreamExt;
+        let (parts, body) = request.into_parts();
+        let timed = futures::stream::unfold(Some(body.into_data_stream()), |state| async move {
+            let mut frames = state?;
+            match tokio::time::timeout(BODY_IDLE, frames.next()).await {
+                Ok(Some(frame)) => Some((frame, Some(frames))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(axum::Error::new(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no request body data for {} s", BODY_IDLE.as_secs()),
+                    ))),
+                    None,
+                )),
+            }
+        });
+        next.run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from_stream(timed),
+        ))
+        .await
+    }
+
     /// The most of a client's input an answer or a log line quotes.
     pub const QUOTE_BYTES: usize = 200;
 

@@ -316,6 +316,7 @@ pub fn router(feed: Arc<Feed>) -> Router {
     Router::new()
         .route(ENDPOINT, any(events))
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn(edge::body_deadline))
         .with_state(feed)
 }
 

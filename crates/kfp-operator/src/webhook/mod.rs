@@ -145,6 +145,9 @@ pub fn router(state: WebhookState) -> Router {
     router
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            kfp_providers::service::edge::body_deadline,
+        ))
         .with_state(state)
 }
 
