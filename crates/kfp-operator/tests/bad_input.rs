@@ -723,7 +723,13 @@ async fn the_provider_service_answers_every_request() {
     let addr = provider_service().await;
     let mut paths: Vec<String> = ["pipeline", "run", "runschedule", "experiment", "widget"]
         .iter()
-        .flat_map(|kind| [format!("/resource/{kind}"), format!("/resource/{kind}/some-id")])
+        .flat_map(|kind| {
+            [
+                format!("/resource/{kind}"),
+                format!("/resource/{kind}/some-id"),
+                format!("/resource/{kind}/{}", "i".repeat(5000)),
+            ]
+        })
         .collect();
     paths.extend(["/livez".to_string(), "/readyz".to_string()]);
     let run = json!({
@@ -770,4 +776,25 @@ async fn a_stalled_body_is_answered_within_the_deadline() {
         took >= deadline - Duration::from_millis(100) && took < deadline + BOUND,
         "{took:?}"
     );
+}
+
+/// An `{id}` longer than any platform's is refused naming the bound, without being echoed back.
+#[tokio::test]
+async fn the_provider_service_refuses_an_overlong_id_without_echoing_it() {
+    let addr = provider_service().await;
+    let target = Target {
+        name: "provider service",
+        addr,
+        tls: None,
+        paths: Vec::new(),
+        body: json!({}),
+    };
+    // (hyper answers 414 to a path over 64 KiB before any handler.)
+    let path = format!("/resource/experiment/{}", "i".repeat(20_000));
+    let request = format!("DELETE {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes();
+    let answer = exchange(&target, request).await.unwrap();
+    let text = String::from_utf8_lossy(&answer.body);
+    assert_eq!(answer.status, 400, "{text}");
+    assert!(text.contains("{id}") && text.contains("1024"), "{text}");
+    assert!(answer.body.len() < MAX_ERROR_BODY, "{} bytes", answer.body.len());
 }

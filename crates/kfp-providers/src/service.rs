@@ -9,7 +9,8 @@
 //! | `DELETE /resource/{type}/{id}` | 200 `{}` | 400, 404, 500, 501, with the decoded `id` |
 //! | `GET /livez`, `GET /readyz` | 200 `ok` | |
 //!
-//! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode, or the provider
+//! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode or is longer than
+//! [`MAX_ID_BYTES`], or the provider
 //! answered [`ProviderError::Invalid`]; 404 unknown `{type}` or route, or [`ProviderError::NotFound`] (this
 //! project's addition: the Go services never answer 404 from a provider); 413 the body is larger than
 //! `SERVER_MAXBODYBYTES`; 501 [`ProviderError::Unimplemented`]; 500 [`ProviderError::Transient`]. `{id}` is
@@ -187,6 +188,24 @@ fn kind(raw: &str) -> Result<ResourceKind, ApiError> {
         .map_err(|e: kfp_core::executor::ExecutorError| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
 }
 
+/// The longest `{id}` taken: the platforms' ids are far shorter (KFP's are UUIDs, Vertex AI's resource names about
+/// 130 bytes), so a longer one can only be refused later, after a call to the platform.
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Refuses an `{id}` longer than [`MAX_ID_BYTES`] with 400, naming the bound and not echoing the id.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the {{id}} in the path is {} bytes long; at most {MAX_ID_BYTES} are accepted",
+                id.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -302,6 +321,7 @@ async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path((raw_kind, id)) = path.map_err(path_error)?;
+    check_id(&id)?;
     let provider = &state.provider;
     let with_id = |e: ApiError| e.with_id(Some(&id));
     let result = match kind(&raw_kind)? {
@@ -338,6 +358,7 @@ async fn delete(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path((raw_kind, id)) = path.map_err(path_error)?;
+    check_id(&id)?;
     let provider = &state.provider;
     let result = match kind(&raw_kind)? {
         ResourceKind::Pipeline => provider.delete_pipeline(&id).await,
