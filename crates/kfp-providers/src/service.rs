@@ -554,9 +554,10 @@ pub async fn shutdown_signal() {
 /// A server that answers a request without reading its whole body (a 401, 404, 405, 413 decided from the head)
 /// and then closes the connection leaves the unread bytes in the socket's receive buffer; the kernel then resets
 /// the connection, and the reset can reach the client before it read the answer: the client sees "connection
-/// reset" (or a TLS error) instead of the status. [`Listener`] wraps each accepted connection in a
-/// [`Connection`] that closes gracefully: it sends its FIN first, then reads and discards what the client still
-/// sends for up to [`LINGER`] (or [`LINGER_BYTES`]), so the answer is read before the socket goes away.
+/// reset" (or a TLS error) instead of the status. [`Listener`](edge::Listener) wraps each accepted connection in a
+/// [`Connection`](edge::Connection) that closes gracefully: it sends its FIN first, then reads and discards what
+/// the client still sends for up to [`LINGER`](edge::LINGER) (or [`LINGER_BYTES`](edge::LINGER_BYTES)), so the
+/// answer is read before the socket goes away.
 pub mod edge {
     use std::io;
     use std::net::SocketAddr;
