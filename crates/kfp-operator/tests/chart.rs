@@ -1108,6 +1108,15 @@ fn providers_get_their_service_account_templates_and_a_post_install_provider() {
     );
     assert_eq!(provider["spec"]["serviceAccount"], "kfp-provider-stub");
     assert_eq!(provider["spec"]["allowedNamespaces"], json!(["ml"]));
+    // For GitOps (docs/gitops.md): an ordinary object in Argo CD sync wave 1, not a hook Argo CD recreates.
+    let as_resource = template(&[provider_args(), vec!["--set", "providerObjects=resource"]].concat());
+    let annotations = &find(&as_resource, "Provider", "stub")["metadata"]["annotations"];
+    assert_eq!(annotations["argocd.argoproj.io/sync-wave"], "1", "{annotations}");
+    assert!(annotations.get("helm.sh/hook").is_none(), "{annotations}");
+    assert!(
+        annotations.get("helm.sh/hook-delete-policy").is_none(),
+        "{annotations}"
+    );
     let account = find(&objects, "ServiceAccount", "kfp-provider-stub");
     assert_eq!(account["metadata"]["namespace"], "ml-providers");
     let role = find(&objects, "Role", "kfp-provider-stub-0");
@@ -1309,6 +1318,10 @@ fn bad_values_fail_with_messages_that_name_them() {
         (
             vec!["--set", "crds.install=true"],
             "at '/crds': additional properties 'install' not allowed",
+        ),
+        (
+            vec!["--set", "providerObjects=helm"],
+            "at '/providerObjects': value must be one of 'hook', 'resource'",
         ),
         // The Go operator's (v0.7.0) values this chart does not have, each refused naming its replacement.
         (
