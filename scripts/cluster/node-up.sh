@@ -203,7 +203,9 @@ resolvConf: /etc/resolv.conf
 # Never evict or garbage-collect the imported images: they cannot be pulled back.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+# Absolute, not percentages: on a big shared disk 1% is gigabytes, and a nearly full host disk put the node under
+# DiskPressure (its pods never scheduled) although the test needs little space.
+evictionHard: {memory.available: "100Mi", nodefs.available: "100Mi", imagefs.available: "100Mi"}
 serializeImagePulls: false
 EOF
 start kubelet "$ASSETS/kubelet" --config="$STATE/kubelet.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
