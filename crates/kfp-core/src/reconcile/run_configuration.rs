@@ -285,12 +285,12 @@ fn desired_triggers(
 /// existed and must not be lost, e.g. to an operator restart before its first reconcile (Decision 5 amended,
 /// issue 17).
 fn fired_trigger(
-    rc: &RunConfiguration,
+    observed: &Observed,
     old: &TriggersStatus,
     new: &TriggersStatus,
     namespace: &str,
-    succeeded_since_creation: impl Fn(&str) -> bool,
 ) -> Option<TriggerIndicator> {
+    let rc = &observed.run_configuration;
     let indicator = |type_: &str, source: &str, source_namespace: &str| TriggerIndicator {
         type_: type_.to_string(),
         source: source.to_string(),
@@ -310,7 +310,7 @@ fn fired_trigger(
     new.run_configurations.iter().find_map(|(key, seen)| {
         let fired = match old.run_configurations.get(key) {
             Some(previous) => seen.provider_id != previous.provider_id,
-            None => succeeded_since_creation(key),
+            None => succeeded_since_creation(observed, key),
         };
         if seen.provider_id.is_empty() || !fired {
             return None;
@@ -337,8 +337,7 @@ fn sync_with_runs(
         return None;
     }
     let mut commands = Vec::new();
-    let since_creation = |key: &str| succeeded_since_creation(observed, key);
-    if let Some(indicator) = fired_trigger(rc, &status.triggers, &triggers, namespace, since_creation) {
+    if let Some(indicator) = fired_trigger(observed, &status.triggers, &triggers, namespace) {
         let run = desired_run(rc, status, namespace, &indicator);
         let in_flight_duplicate = observed.runs.iter().any(|existing| {
             existing.metadata.deletion_timestamp.is_none()

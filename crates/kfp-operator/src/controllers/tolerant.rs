@@ -132,10 +132,7 @@ fn decode_dynamic<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, Unre
 }
 
 /// Decodes `object`; reports it when it cannot be read, and clears an earlier report when it can.
-fn read<K>(ctx: &Context, resource: &ApiResource, object: DynamicObject) -> Option<K>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Send + Sync + 'static,
-{
+fn read<K: Kind>(ctx: &Context, resource: &ApiResource, object: DynamicObject) -> Option<K> {
     match decode_dynamic::<K>(&object) {
         Ok(decoded) => {
             if let Some(conditions) = cleared_conditions(conditions_of(&object)) {
@@ -233,14 +230,11 @@ where
 /// Lists the `K`s of `namespace` matching `params`, leaving out those that do not decode (the watches report them):
 /// a typed LIST fails as a whole on one of them. A RunConfiguration whose owned RunSchedule cannot be read plans as
 /// if that RunSchedule were missing.
-pub async fn list<K>(
+pub async fn list<K: Kind>(
     client: &kube::Client,
     namespace: &str,
     params: &ListParams,
-) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned,
-{
+) -> Result<Vec<K>, kube::Error> {
     let resource = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let items = api.list(params).await?.items;
