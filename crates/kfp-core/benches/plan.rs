@@ -77,6 +77,7 @@ fn bench(c: &mut Criterion) {
                 provider: Some(&prov),
                 outcomes: &[],
                 now: now(),
+                finds_by_identity: false,
             }))
         })
     });
@@ -87,6 +88,7 @@ fn bench(c: &mut Criterion) {
                 provider: Some(&prov),
                 outcomes: &[],
                 now: now(),
+                finds_by_identity: false,
             }))
         })
     });
@@ -131,6 +133,7 @@ fn bench(c: &mut Criterion) {
                     provider: Some(&prov),
                     outcomes: &[],
                     now: now(),
+                    finds_by_identity: false,
                 }),
                 &inputs,
             )

@@ -155,7 +155,8 @@ pub enum Action {
         /// What to replace it with.
         definition: OperationDefinition,
     },
-    /// Delete the provider's object `id`.
+    /// Delete the provider's object `id`. An empty `id` means "find it by its resource first" (only submitted to
+    /// an executor that [`Executor::finds_by_identity`]).
     Delete {
         /// The provider's id.
         id: String,
@@ -198,6 +199,22 @@ pub struct Operation {
     pub provider: NamespacedName,
     /// What to do.
     pub action: Action,
+    /// The resource's version (`status.version` being applied, or the one recorded when deleting).
+    pub version: String,
+    /// The resource's `creationTimestamp`.
+    pub created: Option<Time>,
+}
+
+impl Operation {
+    /// What identifies the resource's provider-side object without its id ([`crate::provider::Provider::find`]).
+    pub fn identity(&self) -> crate::provider::ObjectIdentity {
+        crate::provider::ObjectIdentity::new(
+            self.resource.kind,
+            self.resource.namespaced_name(),
+            self.version.clone(),
+            self.created.clone(),
+        )
+    }
 }
 
 /// Whether retrying the same operation may succeed (SPEC 12.1).
@@ -314,6 +331,14 @@ pub trait Executor: Send + Sync {
 
     /// Forgets finished operations once the planner acted on them, so they are not seen again.
     async fn mark_consumed(&self, resource: &ResourceRef, keys: &[String]) -> Result<(), ExecutorError>;
+
+    /// True when this executor carries out a delete with an empty id by finding the object by its resource
+    /// ([`Operation::identity`], [`crate::provider::Provider::find`]). Only then does a planner submit one.
+    /// The default is false: the Argo executor's workflows call the Go provider-service contract, which has no
+    /// lookup (and its Workflows keep every outcome durable, so no id is lost there).
+    fn finds_by_identity(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ use crate::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
 use crate::event::RunCompletionEventData;
+use crate::executor::ResourceKind;
 use crate::values::{JsonMap, NamespacedName};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Why a provider operation failed; the variant is the class that decides retries (see the module docs).
 ///
@@ -113,12 +115,61 @@ impl ProviderError {
     }
 }
 
+/// What identifies the provider-side object of one resource without its id: the resource's kind and
+/// `namespace/name`, its version (for runs, part of the identity: one run per version) and its `creationTimestamp`
+/// (an object created before it belongs to an earlier resource of the same name). See [`Provider::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectIdentity {
+    /// The resource's kind.
+    pub kind: ResourceKind,
+    /// The resource's `namespace/name`.
+    pub name: NamespacedName,
+    /// The resource's version (`status.version`); providers compare it for runs only.
+    pub version: String,
+    /// The resource's `creationTimestamp`: provider objects created before it do not belong to this resource.
+    pub created: Option<Time>,
+}
+
+impl ObjectIdentity {
+    /// The identity of `kind` `name` at `version`, created at `created`.
+    pub fn new(
+        kind: ResourceKind,
+        name: NamespacedName,
+        version: impl Into<String>,
+        created: Option<Time>,
+    ) -> Self {
+        Self {
+            kind,
+            name,
+            version: version.into(),
+            created,
+        }
+    }
+
+    /// True when a provider object created at `object_created` may belong to this resource: it was not created
+    /// before the resource (compared in whole seconds, as Kubernetes keeps `creationTimestamp`).
+    pub fn created_in_time(&self, object_created: &Time) -> bool {
+        self.created
+            .as_ref()
+            .is_none_or(|created| object_created.0.as_second() >= created.0.as_second())
+    }
+}
+
 /// A backend for pipelines, runs, run schedules and experiments: the provider-service backend interface (SPEC 5.2).
 ///
 /// Ids are the provider's own: whatever `create_*` returns is stored in the resource's `status.provider.id` and
-/// passed back to `update_*`/`delete_*`. Implementations must be idempotent where the backend allows it (the operator
-/// may repeat an operation after a crash) and should return [`ProviderError::NotFound`] from a delete of something
-/// already gone. There is no `update_run`: runs are immutable (the HTTP service answers `PUT /resource/run` with 501).
+/// passed back to `update_*`/`delete_*`. Implementations should return [`ProviderError::NotFound`] from a delete of
+/// something already gone. There is no `update_run`: runs are immutable (the HTTP service answers
+/// `PUT /resource/run` with 501).
+///
+/// # Exactly once
+/// The operator can crash after a provider created an object and before the id was recorded. Providers name their
+/// objects deterministically after the resource (`<namespace>-<name>` display names, a job id with the version) and
+/// implement [`Provider::find`] to look them up by that [`ObjectIdentity`]. The direct executor calls `find` before
+/// every create (an object found is adopted: a run is not started again, a pipeline, run schedule or experiment
+/// is updated in place) and for a delete with no recorded id (docs/reliability.md "Exactly once"). A provider
+/// without `find` (the default answers [`ProviderError::Unimplemented`]) gets at-least-once creates, as under the
+/// Go operator. The conformance kit (`kfp_providers::conformance`) checks `find` for every provider.
 ///
 /// Used as `Arc<dyn Provider>`. With the `mock` feature (or in this crate's tests) mockall generates `MockProvider`.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
@@ -170,6 +221,17 @@ pub trait Provider: Send + Sync {
 
     /// Deletes the experiment `id`.
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError>;
+
+    /// The id of the object a `create_*` made for `identity`, or `None` when there is none. For runs, the newest
+    /// run of that name and version created no earlier than `identity.created`; for the other kinds, the object of
+    /// that name. Must not create or change anything. The default answers [`ProviderError::Unimplemented`]: the
+    /// operator then creates without looking (at least once) and cannot clean up an object whose id it lost.
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        Err(ProviderError::unimplemented(format!(
+            "this provider cannot look up a {} by its resource",
+            identity.kind
+        )))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -119,6 +119,7 @@ fn plan(p: &Pipeline, outcomes: &[OperationOutcome]) -> Plan<Cmd> {
         provider: Some(&prov),
         outcomes,
         now: now(),
+        finds_by_identity: false,
     })
 }
 
@@ -161,6 +162,8 @@ fn create_op() -> Cmd {
                 framework_image: "compiler:1".into(),
             },
         },
+        version: v(),
+        created: None,
     })
 }
 
@@ -175,6 +178,8 @@ fn update_op(id: &str) -> Cmd {
                 framework_image: "compiler:1".into(),
             },
         },
+        version: v(),
+        created: None,
     })
 }
 
@@ -183,6 +188,8 @@ fn delete_op(id: &str) -> Cmd {
         resource: pref(),
         provider: provider_name(),
         action: Action::Delete { id: id.into() },
+        version: v(),
+        created: None,
     })
 }
 
@@ -362,6 +369,7 @@ fn spec_3_2_cell_1_error_constructing_workflow() {
         provider: Some(&prov),
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     });
     p.status = Some(Status::default());
     let message = "error constructing workflow (permanent failure: waiting for a spec change)";
@@ -807,6 +815,7 @@ fn decision_2_provider_gone_releases_finalizer() {
         provider: None,
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     });
     assert_eq!(
         plan.commands,
@@ -830,6 +839,7 @@ fn decision_2_missing_provider_without_deletion_requeues() {
         provider: None,
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     });
     assert_eq!(plan, Plan::default().requeue_after(Duration::from_secs(30)));
 }
@@ -872,6 +882,7 @@ fn spec_3_5_run_schedule_definition() {
         provider: Some(&prov),
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     });
     assert_eq!(plan.commands[0], ResourceCommand::AddFinalizer);
     let ResourceCommand::Submit(Operation {
@@ -921,6 +932,7 @@ fn spec_3_6_experiment_create() {
         provider: Some(&prov),
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     });
     let version = version::experiment_version(&e.spec, version::HashAlgorithm::Head);
     assert_eq!(
@@ -931,10 +943,12 @@ fn spec_3_6_experiment_create() {
             action: Action::Create {
                 definition: OperationDefinition::Experiment(ExperimentDefinition {
                     name: NamespacedName::new("ns", "e"),
-                    version,
+                    version: version.clone(),
                     description: "d".into()
                 })
             },
+            version,
+            created: None,
         })
     );
 }
@@ -996,6 +1010,7 @@ fn plan_r(r: &Run, inputs: &RunInputs) -> Plan<ResourceCommand<RunStatus>> {
             provider: Some(&prov),
             outcomes: &[],
             now: now(),
+            finds_by_identity: false,
         },
         inputs,
     )
@@ -1093,7 +1108,7 @@ fn spec_3_4_run_is_created_with_its_definition() {
             action: Action::Create {
                 definition: OperationDefinition::Run(RunDefinition {
                     name: NamespacedName::new("ns", "r"),
-                    version,
+                    version: version.clone(),
                     pipeline_name: NamespacedName::new("ns", "pl"),
                     pipeline_version: "pv1".into(),
                     run_configuration_name: NamespacedName::new("ns", "rc"),
@@ -1108,6 +1123,8 @@ fn spec_3_4_run_is_created_with_its_definition() {
                     ..RunDefinition::default()
                 })
             },
+            version,
+            created: None,
         })
     );
 }

@@ -64,6 +64,7 @@ fn plan_p(p: &Pipeline) -> Plan<ResourceCommand<Status>> {
         provider: Some(&prov),
         outcomes: &[],
         now: now(),
+        finds_by_identity: false,
     })
 }
 
@@ -163,6 +164,7 @@ fn a_run_with_its_v0_7_0_version_is_unchanged() {
                 provider: Some(&prov),
                 outcomes: &[],
                 now: now(),
+                finds_by_identity: false,
             },
             &inputs,
         );

@@ -80,6 +80,8 @@ impl World {
             resource: resource.clone(),
             provider: self.provider.clone(),
             action,
+            version: String::new(),
+            created: None,
         }
     }
 
@@ -991,6 +993,8 @@ fn every_template_the_executor_names_exists_and_declares_its_arguments() {
                     resource: ResourceRef::new(kind, "ns", "n"),
                     provider: NamespacedName::new("p", "kfp"),
                     action: action.clone(),
+                    version: String::new(),
+                    created: None,
                 },
             )
             .unwrap();

@@ -116,6 +116,8 @@ fn create(kind: ResourceKind, name: &str) -> Operation {
         action: Action::Create {
             definition: definition(kind, name),
         },
+        version: String::new(),
+        created: None,
     }
 }
 
@@ -127,6 +129,8 @@ fn update(kind: ResourceKind, name: &str, id: &str) -> Operation {
             id: id.into(),
             definition: definition(kind, name),
         },
+        version: String::new(),
+        created: None,
     }
 }
 
@@ -135,6 +139,8 @@ fn delete(kind: ResourceKind, name: &str, id: &str) -> Operation {
         resource: resource(kind, name),
         provider: provider_name(),
         action: Action::Delete { id: id.into() },
+        version: String::new(),
+        created: None,
     }
 }
 

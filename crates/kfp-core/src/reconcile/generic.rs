@@ -121,6 +121,10 @@ pub struct Observed<'a, R> {
     pub outcomes: &'a [OperationOutcome],
     /// The current time (planning is pure: the controller passes it in).
     pub now: Time,
+    /// The executor can find a provider object by its resource when the id was lost
+    /// ([`crate::executor::Executor::finds_by_identity`]): a delete with no recorded id after a create that may
+    /// have reached the provider then looks it up instead of leaving it behind.
+    pub finds_by_identity: bool,
 }
 
 /// Access to the shared [`Status`] inside a kind's status.
@@ -241,6 +245,7 @@ pub(crate) struct Machine<'a> {
     pub outcomes: &'a [OperationOutcome],
     pub now: &'a Time,
     pub version: String,
+    pub finds_by_identity: bool,
 }
 
 /// Commands under construction.
@@ -456,7 +461,11 @@ impl<'a> Machine<'a> {
                 self.await_apply(out, current, state, retry.as_ref());
             }
             (true, St::Unknown | St::Succeeded | St::Failed | St::Pending) => {
-                if id.is_empty() {
+                if id.is_empty() && state == St::Failed && self.finds_by_identity {
+                    // A create may have reached the provider before its id was lost (a crash, an unknown
+                    // outcome): delete by identity (docs/reliability.md "Exactly once").
+                    self.submit_delete(out, current, provider, "", true);
+                } else if id.is_empty() {
                     self.set_status(out, current, St::Deleted, "", |_| {});
                     out.push(ResourceCommand::RemoveFinalizer);
                 } else {
@@ -580,6 +589,8 @@ impl<'a> Machine<'a> {
             resource: self.resource_ref(),
             provider: self.spec_provider.clone(),
             action,
+            version: self.version.clone(),
+            created: self.meta.creation_timestamp.clone(),
         }
     }
 
@@ -746,7 +757,7 @@ impl<'a> Machine<'a> {
             // A failed delete waiting for its next attempt.
             if retry.next_attempt_at.0 <= self.now.0 {
                 let id = current.base().provider.id.clone();
-                if id.is_empty() {
+                if id.is_empty() && !self.finds_by_identity {
                     self.clear_retry(out);
                     self.set_status(out, current, St::Deleted, "", |_| {});
                     if self.deleting() {
@@ -801,6 +812,7 @@ pub fn plan_pipeline(observed: &Observed<'_, Pipeline>) -> Plan<ResourceCommand<
     let stored = pipeline.status.as_ref().map_or("", |s| s.version.as_str());
     let version = version::current(stored, |a| version::pipeline_version(&pipeline.spec, a));
     let machine = Machine {
+        finds_by_identity: observed.finds_by_identity,
         kind: ResourceKind::Pipeline,
         meta: &pipeline.metadata,
         spec_provider: &pipeline.spec.provider,
@@ -820,6 +832,7 @@ pub fn plan_pipeline(observed: &Observed<'_, Pipeline>) -> Plan<ResourceCommand<
 pub fn plan_run_schedule(observed: &Observed<'_, RunSchedule>) -> Plan<ResourceCommand<Status>> {
     let rs = observed.resource;
     let machine = Machine {
+        finds_by_identity: observed.finds_by_identity,
         kind: ResourceKind::RunSchedule,
         meta: &rs.metadata,
         spec_provider: &rs.spec.provider,
@@ -844,6 +857,7 @@ pub fn plan_run_schedule(observed: &Observed<'_, RunSchedule>) -> Plan<ResourceC
 pub fn plan_experiment(observed: &Observed<'_, Experiment>) -> Plan<ResourceCommand<Status>> {
     let experiment = observed.resource;
     let machine = Machine {
+        finds_by_identity: observed.finds_by_identity,
         kind: ResourceKind::Experiment,
         meta: &experiment.metadata,
         spec_provider: &experiment.spec.provider,

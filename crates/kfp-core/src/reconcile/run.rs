@@ -41,6 +41,7 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
         outcomes: observed.outcomes,
         now: &observed.now,
         version: String::new(),
+        finds_by_identity: observed.finds_by_identity,
     };
     let mut out = Out::new();
 

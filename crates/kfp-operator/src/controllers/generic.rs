@@ -296,6 +296,7 @@ pub async fn reconcile<K: SynchronizedKind>(
             provider: provider.as_ref(),
             outcomes: &outcomes,
             now: now(),
+            finds_by_identity: ctx.executor.finds_by_identity(),
         };
         let plan = K::plan(&observed, &inputs);
         apply(&ctx, &api, object.clone(), &reference, plan).await

@@ -34,7 +34,7 @@ use kfp_core::executor::{
     Action, Executor, ExecutorError, FailureClass, Operation, OperationDefinition, OperationOutcome,
     OutcomeState, ResourceKind, ResourceRef,
 };
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::registry::{ProviderRegistry, RegistryError};
 use kfp_core::resources::v1beta1::Provider as ProviderResource;
 use kfp_core::values::NamespacedName;
@@ -342,9 +342,16 @@ impl Task {
 
     /// Runs one operation to its end, records the outcome (unless it was consumed meanwhile) and wakes the
     /// resource's controller.
-    async fn run(self, provider: Arc<dyn Provider>, resource: ResourceRef, key: String, action: Action) {
+    async fn run(
+        self,
+        provider: Arc<dyn Provider>,
+        resource: ResourceRef,
+        key: String,
+        action: Action,
+        identity: ObjectIdentity,
+    ) {
         let (kind, action_name) = (resource.kind, action.name());
-        let state = AssertUnwindSafe(self.execute(provider.as_ref(), kind, action))
+        let state = AssertUnwindSafe(self.execute(provider.as_ref(), action, &identity))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| OutcomeState::Failed {
@@ -367,55 +374,35 @@ impl Task {
         self.completions.notify(resource);
     }
 
-    async fn execute(&self, provider: &dyn Provider, kind: ResourceKind, action: Action) -> OutcomeState {
+    async fn execute(
+        &self,
+        provider: &dyn Provider,
+        action: Action,
+        identity: &ObjectIdentity,
+    ) -> OutcomeState {
+        let kind = identity.kind;
         let result = match action {
-            Action::Create { definition } => match definition {
-                OperationDefinition::Pipeline {
-                    definition,
-                    framework_image,
-                } => match self.compile(definition, framework_image).await {
-                    Ok(wrapper) => {
-                        self.call(kind, "create", provider.create_pipeline(&wrapper))
-                            .await
-                    }
-                    Err(failed) => return failed,
-                },
-                OperationDefinition::Run(run) => self.call(kind, "create", provider.create_run(&run)).await,
-                OperationDefinition::RunSchedule(schedule) => {
-                    self.call(kind, "create", provider.create_run_schedule(&schedule))
-                        .await
+            Action::Create { definition } => {
+                // Exactly once: an object a crashed operator created is adopted, not made again
+                // (docs/reliability.md "Exactly once").
+                match self.find(provider, identity).await {
+                    Err(e) => Err(e),
+                    Ok(Some(id)) => self.adopt(provider, definition, id).await,
+                    Ok(None) => self.create(provider, definition).await,
                 }
-                OperationDefinition::Experiment(experiment) => {
-                    self.call(kind, "create", provider.create_experiment(&experiment))
-                        .await
-                }
-            },
-            Action::Update { id, definition } => match definition {
-                OperationDefinition::Pipeline {
-                    definition,
-                    framework_image,
-                } => match self.compile(definition, framework_image).await {
-                    Ok(wrapper) => {
-                        self.call(kind, "update", provider.update_pipeline(&wrapper, &id))
-                            .await
-                    }
-                    Err(failed) => return failed,
-                },
-                // The provider contract has no run update: the provider service answers 501 (SPEC 5.1).
-                OperationDefinition::Run(run) => Err(ProviderError::unimplemented(format!(
-                    "run {} cannot be updated: providers do not support updating runs",
-                    run.name
-                ))),
-                OperationDefinition::RunSchedule(schedule) => {
-                    self.call(kind, "update", provider.update_run_schedule(&schedule, &id))
-                        .await
-                }
-                OperationDefinition::Experiment(experiment) => {
-                    self.call(kind, "update", provider.update_experiment(&experiment, &id))
-                        .await
-                }
-            },
+            }
+            Action::Update { id, definition } => self.update(provider, definition, id).await,
             Action::Delete { id } => {
+                let id = if id.is_empty() {
+                    // The id was lost (a crash between the provider's answer and the status write).
+                    match self.find(provider, identity).await {
+                        Ok(Some(id)) => id,
+                        Ok(None) => return Self::succeeded(String::new()),
+                        Err(failed) => return failed,
+                    }
+                } else {
+                    id
+                };
                 let deleted = match kind {
                     ResourceKind::Pipeline => self.call(kind, "delete", provider.delete_pipeline(&id)).await,
                     ResourceKind::Run => self.call(kind, "delete", provider.delete_run(&id)).await,
@@ -429,26 +416,123 @@ impl Task {
                 match deleted {
                     // Deleting what is already gone is done: deletes are idempotent.
                     Ok(()) | Err(ProviderError::NotFound(_)) => Ok(String::new()),
-                    Err(e) => Err(e),
+                    Err(e) => Err(Self::failed(&e)),
                 }
             }
         };
         match result {
-            Ok(id) => OutcomeState::Succeeded {
-                output: Ok(ProviderOutput {
-                    id,
-                    provider_error: String::new(),
-                }),
-            },
-            Err(e) => OutcomeState::Failed {
-                class: if e.is_permanent() {
-                    FailureClass::Permanent
-                } else {
-                    FailureClass::Transient
-                },
-                message: e.message().to_string(),
-            },
+            Ok(id) => Self::succeeded(id),
+            Err(failed) => failed,
         }
+    }
+
+    fn succeeded(id: String) -> OutcomeState {
+        OutcomeState::Succeeded {
+            output: Ok(ProviderOutput {
+                id,
+                provider_error: String::new(),
+            }),
+        }
+    }
+
+    fn failed(e: &ProviderError) -> OutcomeState {
+        OutcomeState::Failed {
+            class: if e.is_permanent() {
+                FailureClass::Permanent
+            } else {
+                FailureClass::Transient
+            },
+            message: e.message().to_string(),
+        }
+    }
+
+    /// The provider's object of `identity`; `None` also when the provider cannot look up (it then gets
+    /// at-least-once creates, as under the Go operator).
+    async fn find(
+        &self,
+        provider: &dyn Provider,
+        identity: &ObjectIdentity,
+    ) -> Result<Option<String>, OutcomeState> {
+        match self.call(identity.kind, "find", provider.find(identity)).await {
+            Ok(found) => Ok(found),
+            Err(ProviderError::Unimplemented(_)) => Ok(None),
+            Err(e) => Err(Self::failed(&e)),
+        }
+    }
+
+    async fn create(
+        &self,
+        provider: &dyn Provider,
+        definition: OperationDefinition,
+    ) -> Result<String, OutcomeState> {
+        let kind = definition.kind();
+        let created = match definition {
+            OperationDefinition::Pipeline {
+                definition,
+                framework_image,
+            } => {
+                let wrapper = self.compile(definition, framework_image).await?;
+                self.call(kind, "create", provider.create_pipeline(&wrapper))
+                    .await
+            }
+            OperationDefinition::Run(run) => self.call(kind, "create", provider.create_run(&run)).await,
+            OperationDefinition::RunSchedule(schedule) => {
+                self.call(kind, "create", provider.create_run_schedule(&schedule))
+                    .await
+            }
+            OperationDefinition::Experiment(experiment) => {
+                self.call(kind, "create", provider.create_experiment(&experiment))
+                    .await
+            }
+        };
+        created.map_err(|e| Self::failed(&e))
+    }
+
+    /// A create whose object exists already: a run is not started again (runs are immutable); the other kinds
+    /// are brought to the definition with an update of the object found.
+    async fn adopt(
+        &self,
+        provider: &dyn Provider,
+        definition: OperationDefinition,
+        id: String,
+    ) -> Result<String, OutcomeState> {
+        match definition {
+            OperationDefinition::Run(_) => Ok(id),
+            definition => self.update(provider, definition, id).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        provider: &dyn Provider,
+        definition: OperationDefinition,
+        id: String,
+    ) -> Result<String, OutcomeState> {
+        let kind = definition.kind();
+        let updated = match definition {
+            OperationDefinition::Pipeline {
+                definition,
+                framework_image,
+            } => {
+                let wrapper = self.compile(definition, framework_image).await?;
+                self.call(kind, "update", provider.update_pipeline(&wrapper, &id))
+                    .await
+            }
+            // The provider contract has no run update: the provider service answers 501 (SPEC 5.1).
+            OperationDefinition::Run(run) => Err(ProviderError::unimplemented(format!(
+                "run {} cannot be updated: providers do not support updating runs",
+                run.name
+            ))),
+            OperationDefinition::RunSchedule(schedule) => {
+                self.call(kind, "update", provider.update_run_schedule(&schedule, &id))
+                    .await
+            }
+            OperationDefinition::Experiment(experiment) => {
+                self.call(kind, "update", provider.update_experiment(&experiment, &id))
+                    .await
+            }
+        };
+        updated.map_err(|e| Self::failed(&e))
     }
 
     /// Compiles a pipeline into the provider's request body (SPEC 4.2 `combine-files`), or the failed outcome.
@@ -512,10 +596,12 @@ impl Task {
 #[async_trait::async_trait]
 impl Executor for DirectExecutor {
     async fn submit(&self, operation: Operation) -> Result<(), ExecutorError> {
+        let identity = operation.identity();
         let Operation {
             resource,
             provider,
             action,
+            ..
         } = operation;
         if let Some(definition) = action.definition()
             && definition.kind() != resource.kind
@@ -550,7 +636,7 @@ impl Executor for DirectExecutor {
             .metrics
             .operation(resource.kind.as_str(), action.name(), "submitted");
         tracing::debug!(%resource, %provider, action = action.name(), key, "operation submitted");
-        tokio::spawn(self.task.clone().run(instance, resource, key, action));
+        tokio::spawn(self.task.clone().run(instance, resource, key, action, identity));
         Ok(())
     }
 
@@ -561,6 +647,10 @@ impl Executor for DirectExecutor {
             .get(resource)
             .map(|ops| ops.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    fn finds_by_identity(&self) -> bool {
+        true
     }
 
     async fn mark_consumed(&self, resource: &ResourceRef, keys: &[String]) -> Result<(), ExecutorError> {
