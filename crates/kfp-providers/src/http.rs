@@ -13,7 +13,7 @@ use std::time::Duration;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, ProviderOutput, RunDefinition, RunScheduleDefinition,
 };
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
@@ -191,6 +191,50 @@ impl HttpProvider {
         non_empty_id(kind, output)
     }
 
+    /// `GET /resource/{kind}?namespace=&name=&version=&created=`: this project's lookup. A service without it
+    /// (the Go services: 404 or 405) cannot look up: `Unimplemented`.
+    async fn lookup(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let kind = identity.kind;
+        let url = self.url(kind, None)?;
+        let mut query = vec![
+            ("namespace", identity.name.namespace.clone()),
+            ("name", identity.name.name.clone()),
+            ("version", identity.version.clone()),
+        ];
+        if let Some(created) = &identity.created {
+            query.push(("created", created.0.to_string()));
+        }
+        let response = self
+            .client
+            .get(&url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| ProviderError::transient(format!("GET {url} failed: {}", error_chain(&e))))?;
+        let status = response.status().as_u16();
+        if matches!(status, 404 | 405 | 501) {
+            return Err(ProviderError::unimplemented(format!(
+                "the provider service at {} cannot look up a {kind} by its resource (HTTP {status})",
+                self.base_url
+            )));
+        }
+        let text = response.text().await.map_err(|e| {
+            ProviderError::transient(format!("GET {url}: cannot read the answer: {}", error_chain(&e)))
+        })?;
+        let output = serde_json::from_str::<ProviderOutput>(&text);
+        match output {
+            Ok(output) if !(200..300).contains(&status) => {
+                Err(ProviderError::from_http_status(status, output.provider_error))
+            }
+            Ok(output) if output.provider_error.is_empty() => Ok(Some(output.id).filter(|id| !id.is_empty())),
+            Ok(output) => Err(ProviderError::transient(output.provider_error)),
+            Err(_) => Err(ProviderError::from_http_status(
+                if (200..300).contains(&status) { 500 } else { status },
+                format!("GET {url} answered HTTP {status}: {}", truncate(&text, 500)),
+            )),
+        }
+    }
+
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), ProviderError> {
         self.call::<()>(reqwest::Method::DELETE, kind, Some(id), None)
             .await
@@ -271,6 +315,10 @@ impl Provider for HttpProvider {
 
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
         self.delete(ResourceKind::Experiment, id).await
+    }
+
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        self.lookup(identity).await
     }
 }
 

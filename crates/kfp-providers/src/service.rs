@@ -7,6 +7,7 @@
 //! | `POST /resource/{type}` | 201 `{"id"}` | 400, 404, 413, 500, 501 |
 //! | `PUT /resource/{type}/{id}` | 200 `{"id"}` | the same, with the decoded `id`; `PUT /resource/run/{id}` is always 501 |
 //! | `DELETE /resource/{type}/{id}` | 200 `{}` | 400, 404, 500, 501, with the decoded `id` |
+//! | `GET /resource/{type}?namespace=&name=&version=&created=` | 200 `{"id"}`, `""` when there is none ([`Provider::find`]) | 400, 500, 501 |
 //! | `GET /livez`, `GET /readyz` | 200 `ok` | |
 //!
 //! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode or is longer than
@@ -16,6 +17,11 @@
 //! `SERVER_MAXBODYBYTES`; 501 [`ProviderError::Unimplemented`]; 500 [`ProviderError::Transient`]. `{id}` is
 //! percent-decoded (`a%2Fb` is the id `a/b`). The body is read as JSON whatever its `Content-Type`, as the Go
 //! services read it (docs/provider-service.md): clients that send none, or curl's form type, keep working.
+//!
+//! `GET /resource/{type}` is this project's addition (the Go services have no lookup and answer it 404 or 405,
+//! which [`crate::http::HttpProvider`] reads as "cannot look up"): it finds the object a create made for a
+//! resource, so an operator that lost an id neither creates twice nor leaks (docs/reliability.md "Exactly once").
+//! `created` is the resource's `creationTimestamp` (RFC 3339, optional).
 //!
 //! Metrics ([`crate::metrics`]) are served on their own port at `GET /metrics`.
 
@@ -32,11 +38,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, ProviderOutput, RunDefinition, RunScheduleDefinition,
 };
-use kfp_core::provider::{EventSource, Provider, ProviderError};
+use kfp_core::provider::{EventSource, ObjectIdentity, Provider, ProviderError};
 use kfp_core::registry::{ProviderRegistry, RegistryError};
+use kfp_core::values::NamespacedName;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -117,7 +125,7 @@ impl IntoResponse for ApiError {
 /// `max_body_bytes` are refused with 413.
 pub fn router(provider: Arc<dyn Provider>, metrics: Arc<ServiceMetrics>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/resource/{type}", post(create))
+        .route("/resource/{type}", post(create).get(find))
         .route("/resource/{type}/{id}", put(update).delete(delete))
         .route("/livez", get(probe))
         .route("/readyz", get(probe))
@@ -368,6 +376,73 @@ async fn delete(
     };
     result.map_err(|e| ApiError::from_provider(e, Some(&id)))?;
     Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
+}
+
+/// The query of `GET /resource/{type}`: the resource whose object to find.
+#[derive(Debug, serde::Deserialize)]
+struct FindQuery {
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    created: Option<String>,
+}
+
+async fn find(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<axum::extract::Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw_kind) = path.map_err(path_error)?;
+    let kind = kind(&raw_kind)?;
+    let axum::extract::Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the lookup query is invalid: {}", edge::quote(&e.body_text())),
+        )
+    })?;
+    if query.name.is_empty()
+        || query.name.len() > 253
+        || query.namespace.len() > 63
+        || query.version.len() > 1024
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a lookup needs name (at most 253 bytes), and namespace (at most 63) and version (at most 1024) \
+             when given",
+        ));
+    }
+    let created = match query.created.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_value::<Time>(serde_json::Value::String(text.to_string())).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("created {} is not an RFC 3339 time", edge::quote(text)),
+                )
+            })?,
+        ),
+    };
+    let identity = ObjectIdentity::new(
+        kind,
+        NamespacedName::new(query.namespace, query.name),
+        query.version,
+        created,
+    );
+    let found = state
+        .provider
+        .find(&identity)
+        .await
+        .map_err(|e| ApiError::from_provider(e, None))?;
+    // `{"id": ""}` when there is none: an empty id is written, unlike in ProviderOutput.
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"id": found.unwrap_or_default()})),
+    )
+        .into_response())
 }
 
 /// A provider service bound to its ports, not yet serving.

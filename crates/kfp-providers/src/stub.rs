@@ -10,6 +10,10 @@
 //! - [`ProviderError::Transient`] (HTTP 500) with the message `<op> <kind> failed transiently` when the name or
 //!   the id is `transient-fail`, to exercise retries.
 //!
+//! Lookups ([`Provider::find`]): runs only. The stub remembers the runs it created (the newest
+//! [`REMEMBERED_RUNS`]: name, version, creation time) and finds them as a platform keeps its run history; for the
+//! other kinds it has no state and answers `Unimplemented` (the operator then creates without looking).
+//!
 //! Events: every created run yields a `succeeded` [`RunCompletionEventData`] after a delay (parameter
 //! `eventDelaySeconds`, default 5, fractions allowed), with `runId` `stub-run-<n>` (n counts from 1 per
 //! provider), the pipeline, run and run configuration names of the run definition, the provider's name, and one
@@ -27,7 +31,8 @@ use kfp_core::definitions::{
 };
 use kfp_core::event::{RunCompletionEventData, RunCompletionStatus};
 use kfp_core::provider::{
-    DeliveryOutcome, DeliveryReceipt, EventDelivery, EventSource, Provider, ProviderConfig, ProviderError,
+    DeliveryOutcome, DeliveryReceipt, EventDelivery, EventSource, ObjectIdentity, Provider, ProviderConfig,
+    ProviderError,
 };
 use kfp_core::values::NamespacedName;
 use tokio::sync::mpsc;
@@ -41,6 +46,8 @@ pub const TYPE_NAME: &str = "stub";
 pub const TRANSIENT_FAIL: &str = "transient-fail";
 /// How many created runs may wait for their event.
 pub const EVENT_QUEUE_CAPACITY: usize = 1024;
+/// How many created runs the stub remembers for [`Provider::find`].
+pub const REMEMBERED_RUNS: usize = 10_000;
 /// Default delay between creating a run and its event.
 pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_secs(5);
 
@@ -54,6 +61,31 @@ struct CreatedRun {
 pub struct StubProvider {
     events: Option<mpsc::Sender<CreatedRun>>,
     delay: Duration,
+    runs: Arc<Mutex<RunHistory>>,
+}
+
+/// The runs created, oldest first: `(name, version, created)`.
+#[derive(Default)]
+struct RunHistory(VecDeque<(NamespacedName, String, chrono::DateTime<chrono::Utc>)>);
+
+impl RunHistory {
+    fn record(&mut self, run: &RunDefinition, created: chrono::DateTime<chrono::Utc>) {
+        if self.0.len() >= REMEMBERED_RUNS {
+            self.0.pop_front();
+        }
+        self.0.push_back((run.name.clone(), run.version.clone(), created));
+    }
+
+    fn contains(&self, identity: &ObjectIdentity) -> bool {
+        self.0.iter().rev().any(|(name, version, created)| {
+            *name == identity.name
+                && *version == identity.version
+                && identity.created.as_ref().is_none_or(|resource| {
+                    // Whole seconds, as Kubernetes keeps creationTimestamp.
+                    created.timestamp() >= resource.0.as_second()
+                })
+        })
+    }
 }
 
 impl StubProvider {
@@ -62,6 +94,7 @@ impl StubProvider {
         Self {
             events: None,
             delay: DEFAULT_EVENT_DELAY,
+            runs: Arc::default(),
         }
     }
 
@@ -73,6 +106,7 @@ impl StubProvider {
         let provider = Self {
             events: Some(tx),
             delay,
+            runs: Arc::default(),
         };
         Ok((provider, StubEventSource::new(config.name.clone(), rx)))
     }
@@ -160,10 +194,16 @@ impl Provider for StubProvider {
 
     async fn create_run(&self, run: &RunDefinition) -> Result<String, ProviderError> {
         let id = check("create", ResourceKind::Run, Some(&run.name.name), None)?;
+        let now = chrono::Utc::now();
+        // The history holds no invariant a panic could break half-way: keep using it.
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(run, now);
         if let Some(events) = &self.events {
             let created = CreatedRun {
                 run: run.clone(),
-                created: chrono::Utc::now(),
+                created: now,
                 due: Instant::now() + self.delay,
             };
             if events.try_send(created).is_err() {
@@ -227,6 +267,19 @@ impl Provider for StubProvider {
 
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
         check("delete", ResourceKind::Experiment, None, Some(id)).map(drop)
+    }
+
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        if identity.kind != ResourceKind::Run {
+            return Err(ProviderError::unimplemented(format!(
+                "the stub provider keeps no {}s to look up",
+                identity.kind
+            )));
+        }
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(runs
+            .contains(identity)
+            .then(|| format!("create-{}-succeeded", ResourceKind::Run)))
     }
 }
 
@@ -386,6 +439,8 @@ pub struct StubHub {
 struct HubEntry {
     sender: mpsc::Sender<CreatedRun>,
     delay: Duration,
+    /// Shared by every provider built for this name, so a rebuilt one still finds the runs.
+    runs: Arc<Mutex<RunHistory>>,
     source: Option<StubEventSource>,
 }
 
@@ -409,6 +464,7 @@ impl StubHub {
                 v.insert(HubEntry {
                     sender,
                     delay: provider.delay,
+                    runs: provider.runs,
                     source: Some(source),
                 })
             }
@@ -422,6 +478,7 @@ impl StubHub {
             Ok(Arc::new(StubProvider {
                 events: Some(entry.sender.clone()),
                 delay: entry.delay,
+                runs: entry.runs.clone(),
             }))
         })
     }
@@ -469,6 +526,43 @@ mod tests {
             pipeline_definition: json!({"name": format!("ns/{name}")}),
             compiled_pipeline: json!({}),
         }
+    }
+
+    #[tokio::test]
+    async fn finds_the_runs_it_created_by_name_version_and_time() {
+        let stub = StubProvider::new();
+        let identity = |name: &str, version: &str, created: Option<&str>| {
+            ObjectIdentity::new(
+                ResourceKind::Run,
+                NamespacedName::new("ns", name),
+                version,
+                created.map(|c| serde_json::from_value(json!(c)).unwrap()),
+            )
+        };
+        assert_eq!(stub.find(&identity("r", "v1", None)).await.unwrap(), None);
+        stub.create_run(&run("r")).await.unwrap();
+        let id = Some("create-run-succeeded".to_string());
+        assert_eq!(stub.find(&identity("r", "v1", None)).await.unwrap(), id);
+        assert_eq!(
+            stub.find(&identity("r", "v1", Some("2000-01-01T00:00:00Z")))
+                .await
+                .unwrap(),
+            id
+        );
+        // Another version, another name, or a resource created after the run: not this run.
+        assert_eq!(stub.find(&identity("r", "v2", None)).await.unwrap(), None);
+        assert_eq!(stub.find(&identity("other", "v1", None)).await.unwrap(), None);
+        assert_eq!(
+            stub.find(&identity("r", "v1", Some("2999-01-01T00:00:00Z")))
+                .await
+                .unwrap(),
+            None
+        );
+        let pipeline = ObjectIdentity::new(ResourceKind::Pipeline, NamespacedName::new("ns", "p"), "", None);
+        assert!(matches!(
+            stub.find(&pipeline).await,
+            Err(ProviderError::Unimplemented(_))
+        ));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::values::NamespacedName;
 use kfp_providers::config::{RetryPolicy, ServiceConfig};
 use kfp_providers::conformance::{self, ConformanceFixtures};
@@ -154,6 +154,22 @@ impl Provider for Echo {
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
         by_id(id).map(drop)
     }
+    /// `none` is not there; otherwise the id names what was asked for: `kind:ns/name@version>created`.
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        if identity.name.name == "none" {
+            return Ok(None);
+        }
+        let id = by_id(&identity.name.name)?;
+        let created = identity
+            .created
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default();
+        Ok(Some(format!(
+            "{}:{}/{id}@{}>{created}",
+            identity.kind, identity.name.namespace, identity.version
+        )))
+    }
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -191,6 +207,7 @@ struct Exchange {
 }
 
 fn template(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or_default();
     let segments = path.trim_start_matches('/').split('/').count();
     match (path.starts_with("/resource/"), segments) {
         (true, 2) => "/resource/{type}",
@@ -347,6 +364,35 @@ async fn the_contract_matches_the_openapi_document() {
             .send("DELETE", &format!("/resource/{kind}/x%20y"), None, None)
             .await;
         assert_eq!((status, answer), (200, json!({})));
+    }
+    // Lookups (this project's addition): found, none, and the provider's or the query's errors.
+    let (status, answer) = client
+        .send(
+            "GET",
+            "/resource/run?namespace=ns&name=r&version=v1&created=2026-01-01T00:00:00Z",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"id": "run:ns/r@v1>2026-01-01T00:00:00Z"}))
+    );
+    let (status, answer) = client
+        .send("GET", "/resource/pipeline?namespace=ns&name=none", None, None)
+        .await;
+    assert_eq!((status, answer), (200, json!({"id": ""})));
+    for (query, status) in [
+        ("name=nope", 501),
+        ("name=boom", 500),
+        ("name=x&created=yesterday", 400),
+        ("namespace=ns", 400),
+    ] {
+        let (got, answer) = client
+            .send("GET", &format!("/resource/experiment?{query}"), None, None)
+            .await;
+        assert_eq!(got, status, "{query}: {answer}");
+        assert!(!answer["providerError"].as_str().unwrap().is_empty());
     }
     // Provider errors and their classes, with the decoded id.
     for (id, status) in [("missing", 404), ("nope", 501), ("boom", 500), ("bad", 400)] {
@@ -542,6 +588,35 @@ async fn http_provider_against_the_served_stub_conforms_and_events_are_forwarded
     let report = conformance::run_all_with_events(provider.clone(), &mut events, &fixtures).await;
     assert!(report.passed(), "{report}");
 
+    // Lookups travel: the served stub finds the run the kit created, and says it keeps no experiments.
+    let run = |version: &str| {
+        ObjectIdentity::new(
+            kfp_providers::ResourceKind::Run,
+            fixtures.run.name.clone(),
+            version,
+            None,
+        )
+    };
+    assert_eq!(
+        provider
+            .find(&run(&fixtures.run.version))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("create-run-succeeded")
+    );
+    assert_eq!(provider.find(&run("another-version")).await.unwrap(), None);
+    let experiment = ObjectIdentity::new(
+        kfp_providers::ResourceKind::Experiment,
+        fixtures.experiment.name.clone(),
+        "",
+        None,
+    );
+    assert!(matches!(
+        provider.find(&experiment).await,
+        Err(ProviderError::Unimplemented(_))
+    ));
+
     // Transient failures travel as 500 and come back Transient.
     let mut experiment = fixtures.experiment.clone();
     experiment.name = NamespacedName::new("ns", kfp_providers::stub::TRANSIENT_FAIL);
@@ -699,4 +774,34 @@ async fn the_default_registry_serves_the_stub() {
     let report = conformance::run_all(http, &ConformanceFixtures::stub()).await;
     assert!(report.passed(), "{report}");
     server.stop().await;
+}
+
+/// A provider service without the lookup route (the Go services) answers `GET /resource/{type}` with 404 or 405:
+/// the client reads it as "cannot look up", so the operator creates without looking instead of failing.
+#[tokio::test]
+async fn a_service_without_lookups_cannot_look_up() {
+    use axum::routing::post;
+    for with_post in [true, false] {
+        let router = if with_post {
+            // 405: the path exists for POST only.
+            axum::Router::new().route("/resource/{type}", post(|| async { "{}" }))
+        } else {
+            axum::Router::new()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let provider = HttpProvider::with_timeout(&base, Duration::from_secs(10)).unwrap();
+        let identity = ObjectIdentity::new(
+            kfp_providers::ResourceKind::Run,
+            NamespacedName::new("ns", "r"),
+            "v1",
+            None,
+        );
+        let found = provider.find(&identity).await;
+        assert!(
+            matches!(&found, Err(ProviderError::Unimplemented(m)) if m.contains("cannot look up a run")),
+            "{found:?}"
+        );
+    }
 }
