@@ -807,6 +807,46 @@ fn decision_2_failed_delete_is_retried_with_backoff() {
     assert_eq!(plan(&due, &[]).commands, vec![delete_op("id-1")]);
 }
 
+fn plan_finding(p: &Pipeline, outcomes: &[OperationOutcome]) -> Plan<Cmd> {
+    let prov = provider();
+    plan_pipeline(&Observed {
+        resource: p,
+        provider: Some(&prov),
+        outcomes,
+        now: now(),
+        finds_by_identity: true,
+    })
+}
+
+/// Issue 17: a resource deleted after a create whose answer was lost (`Failed`, no id) deletes by identity when
+/// the executor can look up, instead of leaving the provider's object behind; a failure retries the same way.
+#[test]
+fn exactly_once_failed_without_id_deletes_by_identity_when_the_executor_finds() {
+    let p = deleting(pipeline_in(St::Failed, &v(), ""));
+    let current = p.status.clone().unwrap();
+    assert_eq!(
+        plan_finding(&p, &[]).commands,
+        vec![expect_status(&current, St::Deleting, "", |_| {}), delete_op("")]
+    );
+    // Without lookups (Argo) the object is released as before.
+    assert_eq!(
+        plan(&p, &[]).commands,
+        vec![
+            expect_status(&current, St::Deleted, "", |_| {}),
+            ResourceCommand::RemoveFinalizer
+        ]
+    );
+    // Nothing was ever submitted from Succeeded/Pending/Unknown without an id: no lookup.
+    let succeeded = deleting(pipeline_in(St::Succeeded, &v(), ""));
+    assert_eq!(
+        plan_finding(&succeeded, &[]).commands[1],
+        ResourceCommand::RemoveFinalizer
+    );
+    // A failed lookup-delete waits for its retry and then looks up again.
+    let retrying = with_retry(deleting(pipeline_in(St::Deleting, &v(), "")), 1, now());
+    assert_eq!(plan_finding(&retrying, &[]).commands, vec![delete_op("")]);
+}
+
 #[test]
 fn decision_2_provider_gone_releases_finalizer() {
     let p = deleting(pipeline_in(St::Deleting, &v(), "id-1"));
@@ -1180,6 +1220,7 @@ fn decision_3_pending_run_proceeds_when_dependency_appears() {
             },
         ],
         run_end_time: None,
+        run_name: String::new(),
     };
     i.run_configurations.insert("base/rc".into(), latest);
     let snapshot = RunReference {
@@ -1189,6 +1230,7 @@ fn decision_3_pending_run_proceeds_when_dependency_appears() {
             location: "gs://b/e".into(),
         }],
         run_end_time: None,
+        run_name: String::new(),
     };
     let expected = run_status("pv1", BTreeMap::from([("base/rc".to_string(), snapshot)]));
     assert_eq!(

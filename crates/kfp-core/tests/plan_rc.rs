@@ -254,6 +254,7 @@ fn spec_3_7_step_4_dependency_snapshot_is_recorded_from_fixture() {
             },
         ],
         run_end_time: Some(now()),
+        run_name: String::new(),
     };
     o.run_configurations
         .insert("base-namespace/penguin-pipeline-examples-rc".into(), base_status);
@@ -268,6 +269,7 @@ fn spec_3_7_step_4_dependency_snapshot_is_recorded_from_fixture() {
                 location: "gs://b/examples/1".into(),
             }],
             run_end_time: None,
+            run_name: String::new(),
         },
     );
     assert_eq!(
@@ -373,6 +375,7 @@ fn dependant_with(snapshot_id: &str, last_seen: Option<&str>) -> RunConfiguratio
             provider_id: snapshot_id.into(),
             artifacts,
             run_end_time: None,
+            run_name: String::new(),
         },
     );
     if let Some(seen) = last_seen {
@@ -380,6 +383,7 @@ fn dependant_with(snapshot_id: &str, last_seen: Option<&str>) -> RunConfiguratio
             key,
             TriggeredRunReference {
                 provider_id: seen.into(),
+                run_name: String::new(),
             },
         );
     }
@@ -536,6 +540,7 @@ fn decision_5_a_dependency_that_first_succeeds_while_parameters_are_unresolvable
                 location: "gs://b/run-1".into(),
             }],
             run_end_time: None,
+            run_name: String::new(),
         },
     );
     dependant.status = Some(status);
@@ -1489,4 +1494,45 @@ fn decision_5_amended_a_success_seen_while_pending_fires_when_the_dependant_can_
         }
     }
     assert_eq!(runs.len(), 1, "{runs:?}");
+}
+
+/// Issue 17: two provider runs of one Run resource (a create repeated by a crashed operator) are one logical run:
+/// the second success does not trigger the dependant again; another Run's success does.
+#[test]
+fn one_logical_run_triggers_its_dependants_once() {
+    let with_runs = |snapshot_run: &str, seen_run: &str| {
+        let mut rc = dependant_with("run-2", Some("run-1"));
+        let status = rc.status.as_mut().unwrap();
+        let key = "base-namespace/penguin-pipeline-examples-rc";
+        status
+            .dependencies
+            .run_configurations
+            .get_mut(key)
+            .unwrap()
+            .run_name = snapshot_run.into();
+        status.triggers.run_configurations.get_mut(key).unwrap().run_name = seen_run.into();
+        rc
+    };
+    let same = with_runs("base-namespace/examples-abc", "base-namespace/examples-abc");
+    let plan = run_configuration::plan(&dependant_observed(same));
+    assert!(created_runs(&plan).is_empty(), "{plan:?}");
+    let (status, _) = set_status(&plan);
+    let seen = &status.triggers.run_configurations["base-namespace/penguin-pipeline-examples-rc"];
+    assert_eq!(
+        (seen.provider_id.as_str(), seen.run_name.as_str()),
+        ("run-2", "base-namespace/examples-abc"),
+        "the new provider run is recorded as seen"
+    );
+    for (snapshot_run, seen_run) in [
+        ("base-namespace/examples-def", "base-namespace/examples-abc"),
+        ("", ""),
+        ("base-namespace/examples-abc", ""),
+    ] {
+        let plan = run_configuration::plan(&dependant_observed(with_runs(snapshot_run, seen_run)));
+        assert_eq!(
+            created_runs(&plan).len(),
+            1,
+            "{snapshot_run:?} after {seen_run:?}: {plan:?}"
+        );
+    }
 }

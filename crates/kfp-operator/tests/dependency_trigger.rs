@@ -134,6 +134,7 @@ spec:
             location: "gs://bucket/examples/1".to_string(),
         }],
         run_end_time: None,
+        run_name: String::new(),
     };
     base_rcs
         .patch_status(

@@ -15,7 +15,7 @@ use kfp_core::executor::{
     Action, Executor, ExecutorError, FailureClass, Operation, OperationDefinition, OperationOutcome,
     OutcomeState, ResourceKind, ResourceRef,
 };
-use kfp_core::provider::{MockProvider, Provider, ProviderError};
+use kfp_core::provider::{MockProvider, ObjectIdentity, Provider, ProviderError};
 use kfp_core::resources::v1beta1::{Provider as ProviderResource, ProviderSpec};
 use kfp_core::values::NamespacedName;
 use kfp_operator::compiler::LocalCompiler;
@@ -279,6 +279,7 @@ async fn stub_failure_triggers_are_permanent_and_transient_fail_is_transient() {
 #[tokio::test]
 async fn pipelines_are_compiled_and_sent_with_their_definition() {
     let mut provider = MockProvider::new();
+    provider.expect_find().returning(|_| Ok(None));
     provider
         .expect_create_pipeline()
         .withf(|w: &PipelineDefinitionWrapper| {
@@ -331,6 +332,7 @@ async fn compile_failures_keep_their_class_and_skip_the_provider() {
 #[tokio::test]
 async fn provider_errors_are_classified_and_deletes_are_idempotent() {
     let mut provider = MockProvider::new();
+    provider.expect_find().returning(|_| Ok(None));
     provider
         .expect_create_run()
         .returning(|_| Err(ProviderError::invalid("parameter x is not declared")));
@@ -516,6 +518,82 @@ async fn consumed_outcomes_disappear_even_while_in_progress() {
     h.completed(&run).await;
     assert!(h.executor.outcomes(&run).await.unwrap().is_empty());
     assert_eq!(h.executor.unconsumed(), 0);
+}
+
+/// Issue 17 (docs/reliability.md "Exactly once"): every create looks first. What the provider has already (a
+/// create that reached it before the operator lost the answer) is adopted: a run is not started again, a pipeline
+/// is updated in place; a delete with no id deletes what the lookup finds; a provider that cannot look up gets the
+/// create as before, and a failed lookup fails the operation with its class (nothing is created blind).
+#[tokio::test]
+async fn creates_adopt_what_the_provider_has_and_deletes_find_lost_ids() {
+    let mut provider = MockProvider::new();
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| {
+            i.kind == ResourceKind::Run && i.name.name == "found" && i.version == "v7"
+        })
+        .returning(|_| Ok(Some("run-1".into())));
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| i.kind == ResourceKind::Pipeline)
+        .returning(|_| Ok(Some("pipeline-1".into())));
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| i.name.name == "new")
+        .returning(|_| Ok(None));
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| i.name.name == "blind")
+        .returning(|_| Err(ProviderError::unimplemented("no lookups")));
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| i.name.name == "down")
+        .returning(|_| Err(ProviderError::transient("backend down")));
+    provider
+        .expect_find()
+        .withf(|i: &ObjectIdentity| i.kind == ResourceKind::RunSchedule && i.name.name == "lost")
+        .returning(|_| Ok(Some("schedule-9".into())));
+    provider.expect_create_run().never();
+    provider
+        .expect_update_pipeline()
+        .withf(|_, id| id == "pipeline-1")
+        .times(1)
+        .returning(|_, id| Ok(id.to_string()));
+    provider
+        .expect_create_experiment()
+        .times(2)
+        .returning(|e| Ok(format!("experiment-{}", e.name.name)));
+    provider
+        .expect_delete_run_schedule()
+        .withf(|id| id == "schedule-9")
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut h = harness_with(Arc::new(provider), stub_compiler(), None);
+    let mut run = create(ResourceKind::Run, "found");
+    run.version = "v7".into();
+    assert_eq!(h.state(run).await, succeeded("run-1"));
+    assert_eq!(
+        h.state(create(ResourceKind::Pipeline, "p")).await,
+        succeeded("pipeline-1")
+    );
+    assert_eq!(
+        h.state(create(ResourceKind::Experiment, "new")).await,
+        succeeded("experiment-new")
+    );
+    assert_eq!(
+        h.state(create(ResourceKind::Experiment, "blind")).await,
+        succeeded("experiment-blind")
+    );
+    assert_eq!(
+        h.state(create(ResourceKind::Experiment, "down")).await,
+        failed(FailureClass::Transient, "backend down")
+    );
+    assert_eq!(
+        h.state(delete(ResourceKind::RunSchedule, "lost", "")).await,
+        succeeded("")
+    );
+    assert_eq!(h.state(delete(ResourceKind::Run, "new", "")).await, succeeded(""));
+    assert!(h.executor.finds_by_identity());
 }
 
 #[tokio::test]

@@ -209,6 +209,7 @@ spec:
             location: "gs://bucket/examples/1".to_string(),
         }],
         run_end_time: None,
+        run_name: String::new(),
     };
     rcs.patch_status(
         "upstream",

@@ -68,6 +68,11 @@ pub fn latest_succeeded(
         provider_id: event.run_id.clone(),
         artifacts,
         run_end_time: event.run_end_time.clone(),
+        run_name: event
+            .run_name
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     };
     match compare_runs(&candidate, recorded) {
         Ordering::Less => None,
@@ -105,6 +110,7 @@ mod tests {
             provider_id: run_id.into(),
             artifacts: Vec::new(),
             run_end_time: end,
+            run_name: String::new(),
         }
     }
 

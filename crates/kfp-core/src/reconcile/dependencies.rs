@@ -184,6 +184,7 @@ pub fn snapshot_run_configurations<'a>(
                             .cloned()
                             .collect(),
                         run_end_time: None,
+                        run_name: succeeded.run_name.clone(),
                     }
                 }
             };
@@ -261,6 +262,7 @@ mod tests {
                             provider_id: (*id).into(),
                             artifacts: artifacts.collect(),
                             run_end_time: None,
+                            run_name: String::new(),
                         },
                     )
                 })
@@ -359,6 +361,7 @@ mod tests {
                             },
                         ],
                         run_end_time: None,
+                        run_name: String::new(),
                     },
                 },
                 ..Default::default()

@@ -265,15 +265,16 @@ fn desired_triggers(
     }
     for reference in &spec.triggers.run_configurations {
         let key = dependency_key(reference, namespace);
-        let provider_id = status
+        let seen = status
             .dependencies
             .run_configurations
             .get(&key)
-            .map(|d| d.provider_id.clone())
+            .map(|d| TriggeredRunReference {
+                provider_id: d.provider_id.clone(),
+                run_name: d.run_name.clone(),
+            })
             .unwrap_or_default();
-        triggers
-            .run_configurations
-            .insert(key, TriggeredRunReference { provider_id });
+        triggers.run_configurations.insert(key, seen);
     }
     triggers
 }
@@ -309,7 +310,7 @@ fn fired_trigger(
     }
     new.run_configurations.iter().find_map(|(key, seen)| {
         let fired = match old.run_configurations.get(key) {
-            Some(previous) => seen.provider_id != previous.provider_id,
+            Some(previous) => seen.provider_id != previous.provider_id && !same_logical_run(seen, previous),
             None => succeeded_since_creation(observed, key),
         };
         if seen.provider_id.is_empty() || !fired {
@@ -322,6 +323,13 @@ fn fired_trigger(
             &source.namespace,
         ))
     })
+}
+
+/// True when two runs seen of a dependency are provider runs of the same Run resource (a create repeated by a
+/// crashed operator, or replayed events of such runs): one logical run triggers once (issue 17). Runs without a
+/// Run resource (scheduled runs) are told apart by their provider id alone.
+fn same_logical_run(seen: &TriggeredRunReference, previous: &TriggeredRunReference) -> bool {
+    !seen.run_name.is_empty() && seen.run_name == previous.run_name
 }
 
 /// SPEC 3.7 step 6: when the triggers changed, create a Run if one fired (unless an equal one is in flight,

@@ -267,12 +267,20 @@ pub struct RunReference {
         serialize_with = "crate::event::serialize_optional_time"
     )]
     pub run_end_time: Option<Time>,
+    /// The Run resource (`namespace/name`) the run belongs to, when its completion event named one: the logical
+    /// run. A second provider run of the same Run (a create repeated by a crashed operator) is not a new success
+    /// for dependants (docs/decisions/0002).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_name: String,
 }
 
 impl RunReference {
     /// True when nothing is recorded (the field is left out of the status).
     pub fn is_empty(&self) -> bool {
-        self.provider_id.is_empty() && self.artifacts.is_empty() && self.run_end_time.is_none()
+        self.provider_id.is_empty()
+            && self.artifacts.is_empty()
+            && self.run_end_time.is_none()
+            && self.run_name.is_empty()
     }
 }
 
@@ -436,6 +444,10 @@ pub struct TriggeredRunReference {
     /// The provider's id of that run; a different id is a new succeeded run, which triggers again.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider_id: String,
+    /// The Run resource (`namespace/name`) of that run, when known: another provider run of the same Run does not
+    /// trigger again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_name: String,
 }
 
 /// A version that last triggered a run.

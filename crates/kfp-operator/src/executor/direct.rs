@@ -7,12 +7,16 @@
 //! [`Completions`]. The planner reads outcomes exactly as it reads Argo workflows, so the state machine is the same
 //! under both executors.
 //!
-//! # Durability
+//! # Durability and exactly once
 //! Outcomes live in memory until the planner consumes them; they are not written anywhere. The resource's status
-//! write is what makes a finished operation durable. If the operator restarts while an operation is in flight (or
-//! finished but not yet consumed), the planner finds no outcome for a resource in `Creating`/`Updating`/`Deleting`,
-//! fails it as "operation progress unknown" (transient) and retries with backoff. A provider call that had already
-//! taken effect is then repeated: providers must tolerate that (SPEC 12.1), as they must under Argo.
+//! write is what makes a finished operation durable, and the planner writes `Creating` before it submits a create
+//! (the intent). If the operator restarts while an operation is in flight (or finished but not yet consumed), the
+//! planner finds no outcome for a resource in `Creating`/`Updating`/`Deleting`, fails it as "operation progress
+//! unknown" (transient) and retries with backoff. The retried create does not act twice: every create first asks
+//! the provider for the resource's object ([`Provider::find`]) and adopts what it finds (a run is not started
+//! again; the other kinds are updated in place), and a delete whose id was lost finds the object first
+//! ([`Executor::finds_by_identity`]). A provider without lookups gets at-least-once creates, as under the Go
+//! operator (docs/reliability.md "Exactly once").
 //!
 //! # Memory
 //! One entry per operation that has not been consumed yet (in progress, or finished and waiting for its
@@ -270,6 +274,25 @@ impl ProviderResolver for RegistryResolver {
 // The executor
 // ---------------------------------------------------------------------------------------------------------------
 
+/// What a create or update sends the provider: a pipeline compiled into its request body.
+enum Payload {
+    Pipeline(PipelineDefinitionWrapper),
+    Run(kfp_core::definitions::RunDefinition),
+    RunSchedule(kfp_core::definitions::RunScheduleDefinition),
+    Experiment(kfp_core::definitions::ExperimentDefinition),
+}
+
+impl Payload {
+    fn kind(&self) -> ResourceKind {
+        match self {
+            Self::Pipeline(_) => ResourceKind::Pipeline,
+            Self::Run(_) => ResourceKind::Run,
+            Self::RunSchedule(_) => ResourceKind::RunSchedule,
+            Self::Experiment(_) => ResourceKind::Experiment,
+        }
+    }
+}
+
 /// Unconsumed operations per resource, by key.
 type Operations = HashMap<ResourceRef, BTreeMap<String, OperationOutcome>>;
 
@@ -382,16 +405,20 @@ impl Task {
     ) -> OutcomeState {
         let kind = identity.kind;
         let result = match action {
-            Action::Create { definition } => {
+            Action::Create { definition } => match self.payload(definition).await {
+                Err(failed) => Err(failed),
                 // Exactly once: an object a crashed operator created is adopted, not made again
                 // (docs/reliability.md "Exactly once").
-                match self.find(provider, identity).await {
-                    Err(e) => Err(e),
-                    Ok(Some(id)) => self.adopt(provider, definition, id).await,
-                    Ok(None) => self.create(provider, definition).await,
-                }
-            }
-            Action::Update { id, definition } => self.update(provider, definition, id).await,
+                Ok(payload) => match self.find(provider, identity).await {
+                    Err(failed) => Err(failed),
+                    Ok(Some(id)) => self.adopt(provider, payload, id).await,
+                    Ok(None) => self.create(provider, payload).await,
+                },
+            },
+            Action::Update { id, definition } => match self.payload(definition).await {
+                Err(failed) => Err(failed),
+                Ok(payload) => self.update(provider, payload, id).await,
+            },
             Action::Delete { id } => {
                 let id = if id.is_empty() {
                     // The id was lost (a crash between the provider's answer and the status write).
@@ -446,6 +473,19 @@ impl Task {
         }
     }
 
+    /// What the provider is sent: a pipeline compiled first, so a compile failure calls no provider.
+    async fn payload(&self, definition: OperationDefinition) -> Result<Payload, OutcomeState> {
+        Ok(match definition {
+            OperationDefinition::Pipeline {
+                definition,
+                framework_image,
+            } => Payload::Pipeline(self.compile(definition, framework_image).await?),
+            OperationDefinition::Run(run) => Payload::Run(run),
+            OperationDefinition::RunSchedule(schedule) => Payload::RunSchedule(schedule),
+            OperationDefinition::Experiment(experiment) => Payload::Experiment(experiment),
+        })
+    }
+
     /// The provider's object of `identity`; `None` also when the provider cannot look up (it then gets
     /// at-least-once creates, as under the Go operator).
     async fn find(
@@ -460,27 +500,19 @@ impl Task {
         }
     }
 
-    async fn create(
-        &self,
-        provider: &dyn Provider,
-        definition: OperationDefinition,
-    ) -> Result<String, OutcomeState> {
-        let kind = definition.kind();
-        let created = match definition {
-            OperationDefinition::Pipeline {
-                definition,
-                framework_image,
-            } => {
-                let wrapper = self.compile(definition, framework_image).await?;
+    async fn create(&self, provider: &dyn Provider, payload: Payload) -> Result<String, OutcomeState> {
+        let kind = payload.kind();
+        let created = match payload {
+            Payload::Pipeline(wrapper) => {
                 self.call(kind, "create", provider.create_pipeline(&wrapper))
                     .await
             }
-            OperationDefinition::Run(run) => self.call(kind, "create", provider.create_run(&run)).await,
-            OperationDefinition::RunSchedule(schedule) => {
+            Payload::Run(run) => self.call(kind, "create", provider.create_run(&run)).await,
+            Payload::RunSchedule(schedule) => {
                 self.call(kind, "create", provider.create_run_schedule(&schedule))
                     .await
             }
-            OperationDefinition::Experiment(experiment) => {
+            Payload::Experiment(experiment) => {
                 self.call(kind, "create", provider.create_experiment(&experiment))
                     .await
             }
@@ -493,41 +525,38 @@ impl Task {
     async fn adopt(
         &self,
         provider: &dyn Provider,
-        definition: OperationDefinition,
+        payload: Payload,
         id: String,
     ) -> Result<String, OutcomeState> {
-        match definition {
-            OperationDefinition::Run(_) => Ok(id),
-            definition => self.update(provider, definition, id).await,
+        tracing::info!(kind = %payload.kind(), id, "the provider has this resource's object already: adopting it");
+        match payload {
+            Payload::Run(_) => Ok(id),
+            payload => self.update(provider, payload, id).await,
         }
     }
 
     async fn update(
         &self,
         provider: &dyn Provider,
-        definition: OperationDefinition,
+        payload: Payload,
         id: String,
     ) -> Result<String, OutcomeState> {
-        let kind = definition.kind();
-        let updated = match definition {
-            OperationDefinition::Pipeline {
-                definition,
-                framework_image,
-            } => {
-                let wrapper = self.compile(definition, framework_image).await?;
+        let kind = payload.kind();
+        let updated = match payload {
+            Payload::Pipeline(wrapper) => {
                 self.call(kind, "update", provider.update_pipeline(&wrapper, &id))
                     .await
             }
             // The provider contract has no run update: the provider service answers 501 (SPEC 5.1).
-            OperationDefinition::Run(run) => Err(ProviderError::unimplemented(format!(
+            Payload::Run(run) => Err(ProviderError::unimplemented(format!(
                 "run {} cannot be updated: providers do not support updating runs",
                 run.name
             ))),
-            OperationDefinition::RunSchedule(schedule) => {
+            Payload::RunSchedule(schedule) => {
                 self.call(kind, "update", provider.update_run_schedule(&schedule, &id))
                     .await
             }
-            OperationDefinition::Experiment(experiment) => {
+            Payload::Experiment(experiment) => {
                 self.call(kind, "update", provider.update_experiment(&experiment, &id))
                     .await
             }
