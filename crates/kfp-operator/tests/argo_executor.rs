@@ -637,6 +637,31 @@ async fn outcomes_follow_the_workflow_phase_and_the_provider_answer() {
             failed(FailureClass::Permanent, "no such pipeline"),
         ),
         (
+            // 403 is retried (a RoleBinding may come), as the direct executor and the http provider class it
+            // (kfp_core::reconcile::failure, one table for both executors).
+            "forbidden",
+            create(),
+            "Succeeded",
+            "",
+            vec![
+                ("provider-output", r#"{"providerError":"forbidden"}"#),
+                ("provider-status", "403"),
+            ],
+            succeeded("", "forbidden"),
+        ),
+        (
+            // The provider does not implement it: waiting for a spec change, as under the direct executor.
+            "unimplemented",
+            create(),
+            "Succeeded",
+            "",
+            vec![
+                ("provider-output", r#"{"providerError":"no experiments here"}"#),
+                ("provider-status", "501"),
+            ],
+            failed(FailureClass::Permanent, "no experiments here"),
+        ),
+        (
             // NotFound is retried for a create or update (ProviderError::NotFound)...
             "not-found",
             create(),

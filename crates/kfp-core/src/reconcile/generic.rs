@@ -30,10 +30,10 @@ use crate::version;
 /// Annotation holding the [`RetryState`] of a resource whose last operation failed transiently.
 pub const RETRY_ANNOTATION: &str = "pipelines.kubeflow.org/retry";
 
-/// First retry delay (SPEC 12.1).
-pub const RETRY_FIRST: Duration = Duration::from_secs(10);
-/// Longest retry delay (SPEC 12.1).
-pub const RETRY_CAP: Duration = Duration::from_secs(600);
+/// First retry delay (Decision 1): [`super::failure::OPERATION_RETRY`]'s.
+pub const RETRY_FIRST: Duration = super::failure::OPERATION_RETRY.initial;
+/// Longest retry delay (Decision 1): [`super::failure::OPERATION_RETRY`]'s.
+pub const RETRY_CAP: Duration = super::failure::OPERATION_RETRY.max;
 /// How soon to look again for a resource whose Provider cannot be loaded (the Go operator's requeue).
 pub const PROVIDER_MISSING_REQUEUE: Duration = Duration::from_secs(30);
 
@@ -65,10 +65,8 @@ impl RetryState {
 /// The delay before retry number `attempt` (1-based): 10 s doubling up to 10 min, minus up to 10 % jitter derived
 /// deterministically from `seed` (the object's uid or name) and the attempt, so objects failing together spread out.
 pub fn retry_delay(attempt: u32, seed: &str) -> Duration {
-    let first = RETRY_FIRST.as_millis() as u64;
-    let cap = RETRY_CAP.as_millis() as u64;
-    let exponent = attempt.saturating_sub(1).min(16);
-    let base = first.saturating_mul(1u64 << exponent).min(cap);
+    let base =
+        u64::try_from(super::failure::OPERATION_RETRY.ceiling(attempt).as_millis()).unwrap_or(u64::MAX);
     // FNV-1a: stable across platforms and releases, unlike std's hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in seed.bytes().chain(attempt.to_le_bytes()) {

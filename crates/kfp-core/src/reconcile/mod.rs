@@ -8,6 +8,7 @@
 
 pub mod completion;
 pub mod dependencies;
+pub mod failure;
 pub mod provider;
 pub mod run_configuration;
 pub mod unreadable;

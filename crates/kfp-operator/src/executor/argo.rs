@@ -32,6 +32,7 @@ use kfp_core::executor::{
     Action, Executor, ExecutorError, FailureClass, Operation, OperationDefinition, OperationOutcome,
     OutcomeState, ResourceKind, ResourceRef,
 };
+use kfp_core::reconcile::failure::{self, Verdict, WorkflowEnd};
 use kfp_core::resources::labels;
 use kfp_core::values::NamespacedName;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -386,24 +387,18 @@ pub fn outcome_of(workflow: &DynamicObject) -> OperationOutcome {
         .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
     let status = &workflow.data["status"];
     let message = status["message"].as_str().unwrap_or_default().to_string();
+    let failed = |end: WorkflowEnd| OutcomeState::Failed {
+        class: failure::workflow_failure(
+            end,
+            mentions(status, &message, &["Failed"], failure::deadline_exceeded),
+            mentions(status, &message, &["Failed", "Error"], failure::input_too_large),
+        ),
+        message: failure_message(status, &key, &message),
+    };
     let state = match status["phase"].as_str().unwrap_or_default() {
         "Succeeded" => succeeded(status, &name, &action_of(workflow)),
-        "Failed" => OutcomeState::Failed {
-            class: if deadline_exceeded(status, &message) && !input_too_large(status, &message) {
-                FailureClass::Transient
-            } else {
-                FailureClass::Permanent
-            },
-            message: failure_message(status, &key, &message),
-        },
-        "Error" => OutcomeState::Failed {
-            class: if input_too_large(status, &message) {
-                FailureClass::Permanent
-            } else {
-                FailureClass::Transient
-            },
-            message: failure_message(status, &key, &message),
-        },
+        "Failed" => failed(WorkflowEnd::Failed),
+        "Error" => failed(WorkflowEnd::Error),
         _ => OutcomeState::InProgress,
     };
     OperationOutcome { key, created, state }
@@ -428,20 +423,20 @@ fn succeeded(status: &Value, name: &str, action: &str) -> OutcomeState {
     };
     let http_status = parameter(PROVIDER_STATUS_PARAMETER).and_then(|s| s.trim().parse::<u16>().ok());
     match (output, http_status) {
-        (Ok(answer), Some(code)) if !answer.provider_error.is_empty() => match code {
-            // The provider has no such object: a delete has nothing left to do (ProviderError::NotFound).
-            404 if action == "delete" => OutcomeState::Succeeded {
-                output: Ok(ProviderOutput::default()),
-            },
-            // Not found, request timeout, too many requests: worth retrying.
-            404 | 408 | 429 => OutcomeState::Succeeded { output: Ok(answer) },
-            // The provider refused the request as written: retrying cannot help until the spec changes.
-            400..=499 => OutcomeState::Failed {
-                class: FailureClass::Permanent,
-                message: answer.provider_error,
-            },
-            _ => OutcomeState::Succeeded { output: Ok(answer) },
-        },
+        (Ok(answer), Some(code)) if !answer.provider_error.is_empty() => {
+            match failure::http_answer(code, action == "delete") {
+                // The provider has no such object: a delete has nothing left to do.
+                Verdict::Done => OutcomeState::Succeeded {
+                    output: Ok(ProviderOutput::default()),
+                },
+                Verdict::Failed(FailureClass::Permanent) => OutcomeState::Failed {
+                    class: FailureClass::Permanent,
+                    message: answer.provider_error,
+                },
+                // Transient: the planner retries an answer that carries a providerError.
+                Verdict::Failed(FailureClass::Transient) => OutcomeState::Succeeded { output: Ok(answer) },
+            }
+        }
         (output, _) => OutcomeState::Succeeded { output },
     }
 }
@@ -477,30 +472,9 @@ fn failure_message(status: &Value, workflow: &str, message: &str) -> String {
     )
 }
 
-/// Whether a failed workflow ran out of time (a template's `activeDeadlineSeconds`): a timeout, so transient.
-fn deadline_exceeded(status: &Value, message: &str) -> bool {
-    mentions(status, message, &["Failed"], &["deadline"])
-}
-
-/// Whether a step could not start because the pipeline's input is too large for the system (a 1 MB `env` value:
-/// E2BIG, "argument list too long"). Argo reports a pod that cannot start as `Error`, which is otherwise retried;
-/// this input fails the same way on every retry, so it is permanent until the Pipeline changes (issue 17).
-fn input_too_large(status: &Value, message: &str) -> bool {
-    mentions(
-        status,
-        message,
-        &["Failed", "Error"],
-        &["argument list too long", "e2big"],
-    )
-}
-
-/// Whether the workflow's message or that of a node in one of `phases` contains one of `words` (lower case),
-/// ignoring case.
-fn mentions(status: &Value, message: &str, phases: &[&str], words: &[&str]) -> bool {
-    let says = |text: &str| {
-        let text = text.to_ascii_lowercase();
-        words.iter().any(|word| text.contains(word))
-    };
+/// Whether the workflow's message, or that of a node in one of `phases`, `says` something
+/// ([`failure::deadline_exceeded`], [`failure::input_too_large`]).
+fn mentions(status: &Value, message: &str, phases: &[&str], says: fn(&str) -> bool) -> bool {
     says(message)
         || status["nodes"].as_object().is_some_and(|nodes| {
             nodes.values().any(|node| {
@@ -544,12 +518,18 @@ mod failure_message_tests {
 
 #[cfg(test)]
 mod input_too_large_tests {
-    use serde_json::json;
+    use kfp_core::reconcile::failure;
+    use serde_json::{Value, json};
 
-    use super::{deadline_exceeded, input_too_large};
+    use super::mentions;
+
+    fn input_too_large(status: &Value, message: &str) -> bool {
+        mentions(status, message, &["Failed", "Error"], failure::input_too_large)
+    }
 
     /// A 1 MB `env` value keeps the compile pod from starting (E2BIG): Argo says `Error`, which was retried forever
-    /// (issue 17); it is the pipeline's input, permanent.
+    /// (issue 17); it is the pipeline's input, permanent. The words are found in the workflow's message or a
+    /// failed node's.
     #[test]
     fn a_step_that_cannot_start_for_its_input_is_told_apart() {
         let status = json!({"phase": "Error", "message": "child 'wf-1' errored", "nodes": {
@@ -560,6 +540,9 @@ mod input_too_large_tests {
         let deleted = json!({"phase": "Error", "message": "pod deleted", "nodes": {}});
         assert!(!input_too_large(&deleted, "pod deleted"));
         let deadline = json!({"nodes": {"n": {"phase": "Failed", "message": "Step exceeded its deadline"}}});
-        assert!(deadline_exceeded(&deadline, "") && !input_too_large(&deadline, ""));
+        assert!(
+            mentions(&deadline, "", &["Failed"], failure::deadline_exceeded)
+                && !input_too_large(&deadline, "")
+        );
     }
 }

@@ -39,6 +39,7 @@ use kfp_core::executor::{
     OutcomeState, ResourceKind, ResourceRef,
 };
 use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
+use kfp_core::reconcile::failure::{self, Verdict};
 use kfp_core::registry::{ProviderRegistry, RegistryError};
 use kfp_core::resources::v1beta1::Provider as ProviderResource;
 use kfp_core::values::NamespacedName;
@@ -440,10 +441,10 @@ impl Task {
                         self.call(kind, "delete", provider.delete_experiment(&id)).await
                     }
                 };
-                match deleted {
+                match deleted.map_err(|e| (failure::provider_error(&e, true), e)) {
                     // Deleting what is already gone is done: deletes are idempotent.
-                    Ok(()) | Err(ProviderError::NotFound(_)) => Ok(String::new()),
-                    Err(e) => Err(Self::failed(&e)),
+                    Ok(()) | Err((Verdict::Done, _)) => Ok(String::new()),
+                    Err((_, e)) => Err(Self::failed(&e)),
                 }
             }
         };
@@ -464,11 +465,7 @@ impl Task {
 
     fn failed(e: &ProviderError) -> OutcomeState {
         OutcomeState::Failed {
-            class: if e.is_permanent() {
-                FailureClass::Permanent
-            } else {
-                FailureClass::Transient
-            },
+            class: failure::provider_error_class(e),
             message: e.message().to_string(),
         }
     }
@@ -585,11 +582,7 @@ impl Task {
                 compiled_pipeline: compiled,
             }),
             Err(e) => Err(OutcomeState::Failed {
-                class: if e.is_permanent() {
-                    FailureClass::Permanent
-                } else {
-                    FailureClass::Transient
-                },
+                class: failure::compile_error_class(&e),
                 message: match e {
                     CompileError::Invalid(m) | CompileError::Transient(m) => m,
                 },
