@@ -15,10 +15,12 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
-use kfp_core::provider::{Provider, ProviderError};
+use kfp_core::executor::ResourceKind;
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderError};
 use kfp_core::values::NamespacedName;
 use kfp_providers::conformance;
 use kfp_providers::kfp::{KfpConfig, KfpProvider};
@@ -512,6 +514,177 @@ async fn experiments_are_created_found_by_display_name_replaced_and_deleted() {
     kfp.delete_experiment(&replaced).await.unwrap();
     assert_eq!(get(server, &format!("experiments/{replaced}")).await.0, 404);
     kfp.delete_experiment(&replaced).await.unwrap();
+}
+
+// --- find (exactly once) ------------------------------------------------------------------------------------------
+
+/// `created` seconds from now (negative: before).
+fn seconds_from_now(seconds: i64) -> Option<Time> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Some(Time(
+        k8s_openapi::jiff::Timestamp::from_second(now.as_second() + seconds).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn find_answers_what_create_made_for_every_kind() {
+    let server = server().await;
+    let kfp = provider(server);
+    let ns = "find";
+    let name = |n: &str| NamespacedName::new(ns, n);
+    let identity =
+        |kind, n: &str, version: &str, created| ObjectIdentity::new(kind, name(n), version, created);
+    let before = seconds_from_now(-300);
+    let later = seconds_from_now(3600);
+    for kind in ResourceKind::ALL {
+        let unknown = identity(kind, "never-made", "v1", before.clone());
+        assert_eq!(kfp.find(&unknown).await, Ok(None), "{kind}");
+    }
+    let pipeline_id = kfp
+        .create_pipeline(&pipeline(ns, "v1", add_pipeline()))
+        .await
+        .unwrap();
+    let experiment_id = kfp.create_experiment(&experiment(ns)).await.unwrap();
+    let run_id = kfp.create_run(&run(ns, json!({"a": "1"}))).await.unwrap();
+    let schedule_id = kfp
+        .create_run_schedule(&schedule(ns, json!({"a": "1"})))
+        .await
+        .unwrap();
+    // KFP keeps the description that names the run's version.
+    let (_, created) = get(server, &format!("runs/{run_id}")).await;
+    assert_eq!(
+        created["description"], "kfp-operator run find/r version rv",
+        "{created}"
+    );
+
+    for (kind, n, version, id) in [
+        (ResourceKind::Pipeline, "add", "v1", &pipeline_id),
+        (ResourceKind::Experiment, "e", "ev", &experiment_id),
+        (ResourceKind::Run, "r", "rv", &run_id),
+        (ResourceKind::RunSchedule, "rs", "sv", &schedule_id),
+    ] {
+        let found = kfp.find(&identity(kind, n, version, before.clone())).await;
+        assert_eq!(found.as_ref(), Ok(&Some(id.clone())), "{kind}");
+        assert_eq!(kfp.find(&identity(kind, n, version, None)).await, found, "{kind}");
+        // A resource created after the object: a run belongs to an earlier Run of that name; the other kinds
+        // keep one object per name, which is found whenever it was made.
+        let after = kfp.find(&identity(kind, n, version, later.clone())).await;
+        if kind == ResourceKind::Run {
+            assert_eq!(after, Ok(None), "{kind}");
+        } else {
+            assert_eq!(after, found, "{kind}");
+        }
+    }
+    // Another version of the Run is another run.
+    assert_eq!(
+        kfp.find(&identity(ResourceKind::Run, "r", "rv2", None)).await,
+        Ok(None)
+    );
+    // A second run of the version: the newest (KFP keeps seconds, so one second apart at least).
+    let newest = loop {
+        let id = kfp.create_run(&run(ns, json!({"a": "2"}))).await.unwrap();
+        let (_, made) = get(server, &format!("runs/{id}")).await;
+        if made["created_at"] != created["created_at"] {
+            break id;
+        }
+        // Made in the same second as the first, so either could be the newest: removed, and made again.
+        let answer = reqwest::Client::new()
+            .delete(format!("{}/apis/v2beta1/runs/{id}", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{:?}", answer.text().await);
+    };
+    assert_eq!(
+        kfp.find(&identity(ResourceKind::Run, "r", "rv", before.clone()))
+            .await,
+        Ok(Some(newest))
+    );
+
+    // After the deletes, nothing is found; runs stay in KFP's history (delete terminates them).
+    kfp.delete_run_schedule(&schedule_id).await.unwrap();
+    kfp.delete_experiment(&experiment_id).await.unwrap();
+    kfp.delete_pipeline(&pipeline_id).await.unwrap();
+    for (kind, n) in [
+        (ResourceKind::Pipeline, "add"),
+        (ResourceKind::Experiment, "e"),
+        (ResourceKind::RunSchedule, "rs"),
+    ] {
+        assert_eq!(kfp.find(&identity(kind, n, "v1", None)).await, Ok(None), "{kind}");
+    }
+}
+
+/// The list filters the fake refuses, the real server refuses: a key its model does not map (`pipeline_version_id`
+/// on runs, `namespace` and `experiment_id` on recurring runs) is 400 `no support for filtering on unrecognized
+/// field`; `display_name EQUALS`, which the provider sends, is taken by both.
+#[tokio::test]
+async fn the_real_server_and_the_fake_take_and_refuse_the_same_filters() {
+    let server = server().await;
+    let fake = kfp_providers::kfp::fake::FakeKfp::start().await.unwrap();
+    let list = |base: String, path: &'static str, key: &'static str| async move {
+        let filter = json!({"predicates": [{"key": key, "operation": "EQUALS", "string_value": "x"}]});
+        let answer = reqwest::Client::new()
+            .get(format!("{base}/apis/v2beta1/{path}"))
+            .query(&[("filter", filter.to_string())])
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    for (path, key, refused) in [
+        ("runs", "display_name", false),
+        ("recurringruns", "display_name", false),
+        ("experiments", "display_name", false),
+        ("pipelines", "display_name", false),
+        ("runs", "pipeline_version_id", true),
+        ("recurringruns", "namespace", true),
+        ("recurringruns", "experiment_id", true),
+    ] {
+        let (real, real_answer) = list(server.url().to_string(), path, key).await;
+        let (faked, fake_answer) = list(fake.url().to_string(), path, key).await;
+        assert_eq!(real, faked, "{path} {key}: KFP {real_answer}, fake {fake_answer}");
+        if refused {
+            assert_eq!(real, 400, "{path} {key}: {real_answer}");
+            let wanted = format!("no support for filtering on unrecognized field \"{key}\"");
+            for answer in [&real_answer, &fake_answer] {
+                let message = answer["message"].as_str().unwrap_or_default();
+                assert!(message.contains(&wanted), "{path} {key}: {answer}");
+            }
+        } else {
+            assert_eq!(real, 200, "{path} {key}: {real_answer}");
+        }
+    }
+    // The recurring runs' list is camelCase in KFP's answers (`recurringRuns`, as the proto names it), and in the
+    // fake's: one recurring run listed by its display name, by both.
+    let ns = "filters";
+    let on_fake = provider_with(server, |c| c.rest_url = fake.url().to_string());
+    for (base, kfp) in [
+        (server.url().to_string(), provider(server)),
+        (fake.url().to_string(), on_fake),
+    ] {
+        kfp.create_pipeline(&pipeline(ns, "v1", add_pipeline()))
+            .await
+            .unwrap();
+        kfp.create_experiment(&experiment(ns)).await.unwrap();
+        kfp.create_run_schedule(&schedule(ns, json!({}))).await.unwrap();
+        let filter = json!({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": "filters-rs"}]});
+        let listed: Value = reqwest::Client::new()
+            .get(format!("{base}/apis/v2beta1/recurringruns"))
+            .query(&[("filter", filter.to_string())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed["recurringRuns"].as_array().map(Vec::len),
+            Some(1),
+            "{base}: {listed}"
+        );
+        assert!(listed.get("recurring_runs").is_none(), "{base}: {listed}");
+    }
 }
 
 // --- errors --------------------------------------------------------------------------------------------------------

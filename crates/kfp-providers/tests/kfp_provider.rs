@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::executor::ResourceKind;
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::values::NamespacedName;
 use kfp_providers::kfp::fake::FakeKfp;
 use kfp_providers::kfp::pipeline::LABEL_KEYS;
@@ -774,6 +776,293 @@ async fn a_duplicate_experiment_is_invalid() {
     s.provider.create_experiment(&experiment("")).await.unwrap();
     let message = assert_invalid(s.provider.create_experiment(&experiment("")).await);
     assert!(message.contains("409"), "{message}");
+}
+
+// --- find (exactly once) ------------------------------------------------------------------------------------------
+
+fn time(text: &str) -> Time {
+    Time(text.parse().unwrap())
+}
+
+fn identity(kind: ResourceKind, name: &str, version: &str, created: Option<&str>) -> ObjectIdentity {
+    ObjectIdentity::new(kind, name.parse().unwrap(), version, created.map(time))
+}
+
+/// The filter a find request sent: the display name it asked for.
+fn filtered_name(request: &kfp_providers::kfp::fake::RecordedRequest) -> Value {
+    let filter: Value = serde_json::from_str(&request.query["filter"]).unwrap();
+    assert_eq!(filter["predicates"].as_array().unwrap().len(), 1, "{filter}");
+    assert_eq!(filter["predicates"][0]["key"], "display_name", "{filter}");
+    assert_eq!(filter["predicates"][0]["operation"], "EQUALS", "{filter}");
+    filter["predicates"][0]["string_value"].clone()
+}
+
+#[tokio::test]
+async fn find_answers_the_object_of_each_kind_by_its_display_name() {
+    let s = setup().await;
+    let (pipeline_id, experiment_id) = with_pipeline_and_experiment(&s).await;
+    let run_id = s.provider.create_run(&run("ns/e")).await.unwrap();
+    let schedule_id = s
+        .provider
+        .create_run_schedule(&schedule("*/5 * * * *"))
+        .await
+        .unwrap();
+    // The run records the Run resource and its version: find compares it.
+    assert_eq!(
+        s.fake.runs()[0]["description"],
+        "kfp-operator run ns/r version rv"
+    );
+
+    let before = Some("2020-01-01T00:00:00Z");
+    for (kind, name, version, id) in [
+        (ResourceKind::Pipeline, "ns/p", "v1", &pipeline_id),
+        (ResourceKind::Experiment, "ns/e", "ev", &experiment_id),
+        (ResourceKind::Run, "ns/r", "rv", &run_id),
+        (ResourceKind::RunSchedule, "ns/rs", "sv", &schedule_id),
+    ] {
+        s.fake.clear_requests();
+        let found = s
+            .provider
+            .find(&identity(kind, name, version, before))
+            .await
+            .unwrap();
+        assert_eq!(found.as_ref(), Some(id), "{kind}");
+        // One list request by display name, nothing created or changed.
+        let requests = s.fake.requests();
+        assert_eq!(requests.len(), 1, "{kind}: {requests:?}");
+        assert_eq!(requests[0].method, "GET");
+        assert_eq!(
+            filtered_name(&requests[0]),
+            json!(name.replace('/', "-")),
+            "{kind}"
+        );
+        assert!(
+            !requests[0].query.contains_key("namespace"),
+            "single-user: {requests:?}"
+        );
+        // Nothing of that name: None.
+        let other = format!("ns/other-{kind}");
+        assert_eq!(
+            s.provider.find(&identity(kind, &other, version, before)).await,
+            Ok(None),
+            "{kind}"
+        );
+    }
+    assert_eq!(s.fake.runs().len(), 1);
+    assert_eq!(s.fake.recurring_runs().len(), 1);
+    // Pipelines, schedules and experiments: the object of that name, whenever it was made (their kind keeps one
+    // object per name; the operator updates what it finds).
+    for (kind, name, id) in [
+        (ResourceKind::Pipeline, "ns/p", &pipeline_id),
+        (ResourceKind::Experiment, "ns/e", &experiment_id),
+        (ResourceKind::RunSchedule, "ns/rs", &schedule_id),
+    ] {
+        let later = identity(kind, name, "other", Some("2999-01-01T00:00:00Z"));
+        assert_eq!(
+            s.provider.find(&later).await.unwrap().as_ref(),
+            Some(id),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn find_of_a_run_takes_the_newest_of_its_version_created_in_time() {
+    let s = setup().await;
+    with_pipeline_and_experiment(&s).await;
+    let first = s.provider.create_run(&run("ns/e")).await.unwrap();
+    let second = s.provider.create_run(&run("ns/e")).await.unwrap();
+    let mut other_version = run("ns/e");
+    other_version.version = "rv2".into();
+    let third = s.provider.create_run(&other_version).await.unwrap();
+    s.fake.set_created_at(&first, "2026-01-01T10:00:00Z");
+    s.fake.set_created_at(&second, "2026-01-01T10:00:05Z");
+    s.fake.set_created_at(&third, "2026-01-01T10:00:09Z");
+    let find = async |version: &str, created: Option<&str>| {
+        s.provider
+            .find(&identity(ResourceKind::Run, "ns/r", version, created))
+            .await
+    };
+
+    // The newest of that version, the other version's run left out.
+    assert_eq!(
+        find("rv", Some("2026-01-01T09:00:00Z")).await,
+        Ok(Some(second.clone()))
+    );
+    assert_eq!(find("rv", None).await, Ok(Some(second.clone())));
+    assert_eq!(find("rv2", None).await, Ok(Some(third.clone())));
+    // Created in the same second as the resource counts (whole seconds); one second before does not.
+    assert_eq!(
+        find("rv", Some("2026-01-01T10:00:05.900Z")).await,
+        Ok(Some(second.clone()))
+    );
+    assert_eq!(find("rv", Some("2026-01-01T10:00:06Z")).await, Ok(None));
+    assert_eq!(find("rv2", Some("2026-01-01T10:00:10Z")).await, Ok(None));
+    // A version no run was made for.
+    assert_eq!(find("rv3", None).await, Ok(None));
+
+    // A run without the provider's description (an older operator's) is compared by name and time only.
+    let foreign = s.fake.runs()[0].clone();
+    let mut body = json!({
+        "display_name": "ns-r", "pipeline_version_reference": foreign["pipeline_version_reference"],
+        "experiment_id": foreign["experiment_id"], "description": "made by hand"
+    });
+    body["runtime_config"] = json!({});
+    let answer = reqwest::Client::new()
+        .post(format!("{}/apis/v2beta1/runs", s.fake.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let unmarked = answer.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.fake.set_created_at(&unmarked, "2026-01-01T10:00:20Z");
+    assert_eq!(find("rv3", None).await, Ok(Some(unmarked.clone())));
+    assert_eq!(find("rv", None).await, Ok(Some(unmarked)));
+    assert_eq!(find("rv", Some("2026-01-01T10:00:21Z")).await, Ok(None));
+}
+
+#[tokio::test]
+async fn find_pages_through_every_run_of_the_name() {
+    let s = setup_with(|c| c.page_size = 2).await;
+    with_pipeline_and_experiment(&s).await;
+    let mut ids = Vec::new();
+    for second in 0..5 {
+        let id = s.provider.create_run(&run("ns/e")).await.unwrap();
+        s.fake
+            .set_created_at(&id, &format!("2026-01-01T10:00:0{second}Z"));
+        ids.push(id);
+    }
+    s.fake.clear_requests();
+    let found = s
+        .provider
+        .find(&identity(ResourceKind::Run, "ns/r", "rv", None))
+        .await;
+    assert_eq!(found, Ok(ids.last().cloned()));
+    assert_eq!(s.fake.requests().len(), 3, "5 runs in pages of 2");
+}
+
+#[tokio::test]
+async fn multi_user_find_looks_in_the_provider_namespace() {
+    let s = setup_with(|c| c.multi_user = true).await;
+    std::fs::write(&s.token_path, "t1\n").unwrap();
+    with_pipeline_and_experiment(&s).await;
+    let run_id = s.provider.create_run(&run("ns/e")).await.unwrap();
+    let schedule_id = s
+        .provider
+        .create_run_schedule(&schedule("*/5 * * * *"))
+        .await
+        .unwrap();
+    // The same names in another namespace's experiment are not ours.
+    let elsewhere = s.fake.add_experiment("ns-e", "someone-else");
+    let theirs = json!({
+        "display_name": "ns-r", "experiment_id": elsewhere,
+        "pipeline_version_reference": s.fake.runs()[0]["pipeline_version_reference"]
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("{}/apis/v2beta1/runs", s.fake.url()))
+        .bearer_auth("t1")
+        .json(&theirs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let theirs = answer.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.fake.set_created_at(&theirs, "2999-01-01T00:00:00Z");
+    s.fake.clear_requests();
+    for (kind, name, version, id) in [
+        (
+            ResourceKind::Experiment,
+            "ns/e",
+            "ev",
+            s.fake.experiments()[0].experiment_id.clone(),
+        ),
+        (ResourceKind::Run, "ns/r", "rv", run_id),
+        (ResourceKind::RunSchedule, "ns/rs", "sv", schedule_id),
+    ] {
+        assert_eq!(
+            s.provider.find(&identity(kind, name, version, None)).await,
+            Ok(Some(id)),
+            "{kind}"
+        );
+    }
+    let requests = s.fake.requests();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(request.query["namespace"], "kfp-operator-system", "{request:?}");
+        assert_eq!(request.authorization.as_deref(), Some("Bearer t1"));
+    }
+}
+
+#[tokio::test]
+async fn find_fails_as_the_lists_fail() {
+    let s = setup().await;
+    s.fake.fail_next(1, 503);
+    assert_transient(
+        s.provider
+            .find(&identity(ResourceKind::Run, "ns/r", "rv", None))
+            .await,
+    );
+    s.fake.fail_next(1, 503);
+    assert_transient(
+        s.provider
+            .find(&identity(ResourceKind::Pipeline, "ns/p", "v", None))
+            .await,
+    );
+    // Two experiments of one name (KFP refuses to make them; added behind its back) are ambiguous.
+    s.fake.add_experiment("ns-e", "");
+    s.fake.add_experiment("ns-e", "");
+    let message = assert_invalid(
+        s.provider
+            .find(&identity(ResourceKind::Experiment, "ns/e", "ev", None))
+            .await,
+    );
+    assert!(message.contains("2 experiment"), "{message}");
+}
+
+/// The fake refuses the list filters KFP 2.0.5 refuses (a key its model does not map), with KFP's message; the
+/// real server's answers to the same requests are checked in `kfp_apiserver.rs`.
+#[tokio::test]
+async fn the_fake_refuses_filters_on_fields_kfp_does_not_filter_on() {
+    let s = setup().await;
+    let get = |path: &str, key: &str| {
+        let filter = json!({"predicates": [{"key": key, "operation": "EQUALS", "string_value": "x"}]});
+        let url = format!("{}/apis/v2beta1/{path}", s.fake.url());
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .query(&[("filter", filter.to_string())])
+                .send()
+                .await
+                .unwrap();
+            (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+        }
+    };
+    for path in ["runs", "recurringruns", "experiments", "pipelines"] {
+        let (status, answer) = get(path, "display_name").await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    for (path, key) in [
+        ("runs", "pipeline_version_id"),
+        ("recurringruns", "namespace"),
+        ("recurringruns", "experiment_id"),
+    ] {
+        let (status, answer) = get(path, key).await;
+        assert_eq!(status, 400, "{path} {key}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "no support for filtering on unrecognized field \"{key}\""
+            )),
+            "{message}"
+        );
+    }
 }
 
 // --- multi-user mode and tokens ----------------------------------------------------------------------------------

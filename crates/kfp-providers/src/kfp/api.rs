@@ -124,6 +124,19 @@ pub struct CreateRun {
     /// The run's `spec.serviceAccount`; empty: KFP's default.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub service_account: String,
+    /// What identifies the Run resource and its version ([`run_description`]), so a lost run can be found again.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// The start of every run description the provider writes ([`run_description`]).
+pub const RUN_DESCRIPTION_PREFIX: &str = "kfp-operator run ";
+
+/// The description of the KFP run of the Run resource `name` at `version`: `kfp-operator run <ns>/<name> version
+/// <version>`. KFP keeps no other field a run's version could be read back from (runtime parameters must be declared
+/// by the pipeline, and the pipeline's own version is not the Run's), so `find` compares this text.
+pub fn run_description(name: &str, version: &str) -> String {
+    format!("{RUN_DESCRIPTION_PREFIX}{name} version {version}")
 }
 
 /// `v2beta1RuntimeState`s after which a run does nothing more (CANCELING: a terminate is under way).
@@ -139,6 +152,8 @@ pub struct Run {
     #[serde(default)]
     pub experiment_id: String,
     #[serde(default)]
+    pub description: String,
+    #[serde(default)]
     pub state: String,
     #[serde(default)]
     pub created_at: Option<String>,
@@ -149,6 +164,17 @@ pub struct Run {
     /// `run_details` (`v2beta1RunDetails`): the tasks of the run and their output artifact ids.
     #[serde(default)]
     pub run_details: Option<RunDetails>,
+}
+
+/// `v2beta1ListRunsResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListRunsResponse {
+    #[serde(default)]
+    pub runs: Vec<Run>,
+    #[serde(default)]
+    pub total_size: i32,
+    #[serde(default)]
+    pub next_page_token: String,
 }
 
 /// `v2beta1RunDetails` (run.proto `RunDetails`), as far as the event source reads it.
@@ -244,13 +270,28 @@ pub struct CreateRecurringRun {
     pub service_account: String,
 }
 
-/// `v2beta1RecurringRun` as answered by `CreateRecurringRun`.
+/// `v2beta1RecurringRun` as answered by `CreateRecurringRun` and listed by `ListRecurringRuns`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RecurringRun {
     #[serde(default)]
     pub recurring_run_id: String,
     #[serde(default)]
     pub display_name: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// `v2beta1ListRecurringRunsResponse`. Its list is the one camelCase field of the v2beta1 answers: the proto field
+/// is `recurringRuns` (`recurring_run.proto`, and so the swagger and KFP 2.0.5's answers, measured);
+/// `recurring_runs` is read too.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListRecurringRunsResponse {
+    #[serde(default, rename = "recurringRuns", alias = "recurring_runs")]
+    pub recurring_runs: Vec<RecurringRun>,
+    #[serde(default)]
+    pub total_size: i32,
+    #[serde(default)]
+    pub next_page_token: String,
 }
 
 /// The `filter` query parameter: a JSON-serialised `Filter` message (filter.proto) with one

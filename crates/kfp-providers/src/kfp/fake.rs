@@ -8,8 +8,15 @@
 //! - pipelines: multipart `uploadfile` upload and `upload_version`, one default version per uploaded pipeline,
 //!   duplicate names 409 (`ALREADY_EXISTS`, code 6), `DeletePipeline` refuses a pipeline with versions (400,
 //!   `FAILED_PRECONDITION`, code 9), the uploaded file is kept ([`FakePipelineVersion::pipeline_spec`]);
-//! - lists paginate with `page_size` (default 20, capped by [`FakeKfp::set_max_page_size`]) and an opaque
-//!   `next_page_token`, and apply `filter` predicates `display_name EQUALS <string_value>`;
+//! - lists (pipelines, versions, experiments, runs, recurring runs) paginate with `page_size` (default 20, capped by
+//!   [`FakeKfp::set_max_page_size`]) and an opaque `next_page_token`, and apply `filter` predicates
+//!   `display_name EQUALS <string_value>`; a filter key KFP 2.0.5 does not know for that list is refused with its
+//!   400 `no support for filtering on unrecognized field` (e.g. `pipeline_version_id` on runs, `namespace` on
+//!   recurring runs), and so is any other predicate (which KFP may take but the fake does not implement); runs and
+//!   recurring runs are scoped by `experiment_id` or by `namespace` (their experiment's); the recurring runs' list
+//!   is `recurringRuns`, as `recurring_run.proto` names it (the other lists are snake_case);
+//! - runs and recurring runs get `created_at` from the wall clock in whole seconds, as KFP keeps it
+//!   ([`FakeKfp::set_created_at`] changes it);
 //! - runs and recurring runs: as KFP's `validatePipelineJobInputs` (2.0.5 and later) requires, a parameter the
 //!   version's spec declares must be of its type's JSON kind (a number for `NUMBER_*`, a boolean, list, struct or
 //!   string), else 400 `invalid pipeline job inputs: input parameter <name> requires type ...`; a required input
@@ -123,14 +130,9 @@ impl FakeState {
         format!("00000000-0000-4000-8000-{:012x}", self.next_id)
     }
 
+    /// Now, in whole seconds as KFP keeps creation times (`CreatedAtInSec`), in RFC 3339 as it writes them.
     fn timestamp(&self) -> String {
-        let n = self.next_id;
-        format!(
-            "2024-01-01T{:02}:{:02}:{:02}Z",
-            (n / 3600) % 24,
-            (n / 60) % 60,
-            n % 60
-        )
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 }
 
@@ -242,6 +244,24 @@ impl FakeKfp {
     /// Recurring runs as stored.
     pub fn recurring_runs(&self) -> Vec<Value> {
         lock(&self.state).recurring_runs.clone()
+    }
+
+    /// Sets the `created_at` of the run or recurring run `id` (RFC 3339), e.g. to make one older than a resource.
+    /// Panics without it (a test error).
+    #[allow(clippy::panic)]
+    pub fn set_created_at(&self, id: &str, created_at: &str) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let found = state.runs.iter_mut().find(|r| r["run_id"] == id).or_else(|| {
+            state
+                .recurring_runs
+                .iter_mut()
+                .find(|r| r["recurring_run_id"] == id)
+        });
+        match found {
+            Some(object) => object["created_at"] = json!(created_at),
+            None => panic!("the fake has no run or recurring run {id}"),
+        }
     }
 
     /// Stores an artifact (artifact.proto `Artifact`, type `Artifact`) with `uri` and `metadata` (its custom
@@ -585,7 +605,7 @@ fn dispatch(
         ("GET", ["pipelines"]) => {
             allow_query(query, &[LIST, &["namespace"]].concat())?;
             let items: Vec<Value> = s.pipelines.iter().map(pipeline_json).collect();
-            list(s, query, items, "pipelines")
+            list(s, query, items, "pipelines", PIPELINE_FILTER_KEYS)
         }
         ("GET", ["pipelines", id]) => {
             allow_query(query, &[])?;
@@ -611,7 +631,7 @@ fn dispatch(
                 .filter(|v| v.pipeline_id == *id)
                 .map(version_json)
                 .collect();
-            list(s, query, items, "pipeline_versions")
+            list(s, query, items, "pipeline_versions", PIPELINE_VERSION_FILTER_KEYS)
         }
         ("GET", ["pipelines", id, "versions", version]) => {
             allow_query(query, &[])?;
@@ -629,8 +649,8 @@ fn dispatch(
         }
         ("GET", ["runs"]) => {
             allow_query(query, &[LIST, &["namespace", "experiment_id"]].concat())?;
-            let items = s.runs.clone();
-            list(s, query, items, "runs")
+            let items = in_scope(s, query, &s.runs)?;
+            list(s, query, items, "runs", RUN_FILTER_KEYS)
         }
         ("GET", ["artifacts", id]) => {
             allow_query(query, &["view"])?;
@@ -662,6 +682,12 @@ fn dispatch(
             allow_query(query, &[])?;
             create_recurring_run(s, body)
         }
+        ("GET", ["recurringruns"]) => {
+            allow_query(query, &[LIST, &["namespace", "experiment_id"]].concat())?;
+            let items = in_scope(s, query, &s.recurring_runs)?;
+            // The proto names this list `recurringRuns` (the other lists are snake_case).
+            list(s, query, items, "recurringRuns", RECURRING_RUN_FILTER_KEYS)
+        }
         ("GET", ["recurringruns", id]) => {
             allow_query(query, &[])?;
             find_json(&s.recurring_runs, "recurring_run_id", id, "recurring run")
@@ -685,7 +711,7 @@ fn dispatch(
                 .filter(|e| namespace.is_empty() || e.namespace == namespace)
                 .map(experiment_json)
                 .collect();
-            list(s, query, items, "experiments")
+            list(s, query, items, "experiments", EXPERIMENT_FILTER_KEYS)
         }
         ("GET", ["experiments", id]) => {
             allow_query(query, &[])?;
@@ -1175,10 +1201,102 @@ fn experiment_json(e: &FakeExperiment) -> Value {
 
 /// Applies `filter`, `sort_by` and pagination; answers `{<items_key>, total_size, next_page_token}` with empty
 /// fields left out, as protojson does.
-fn list(s: &FakeState, query: &BTreeMap<String, String>, items: Vec<Value>, items_key: &str) -> ApiResult {
-    let mut items = match query.get("filter") {
+/// The runs or recurring runs of the `experiment_id` or `namespace` asked for (the namespace of their experiment),
+/// as `ListRuns`/`ListRecurringRuns` scope them; all without either.
+fn in_scope(
+    s: &FakeState,
+    query: &BTreeMap<String, String>,
+    items: &[Value],
+) -> Result<Vec<Value>, ApiError> {
+    let experiment = query.get("experiment_id").filter(|e| !e.is_empty());
+    let namespace = query.get("namespace").filter(|n| !n.is_empty());
+    if let Some(id) = experiment {
+        find_experiment(s, id)?;
+    }
+    let namespace_of = |item: &Value| {
+        s.experiments
+            .iter()
+            .find(|e| item["experiment_id"] == e.experiment_id.as_str())
+            .map(|e| e.namespace.clone())
+            .unwrap_or_default()
+    };
+    Ok(items
+        .iter()
+        .filter(|item| experiment.is_none_or(|id| item["experiment_id"] == id.as_str()))
+        .filter(|item| experiment.is_some() || namespace.is_none_or(|ns| namespace_of(item) == **ns))
+        .cloned()
+        .collect())
+}
+
+/// The keys KFP 2.0.5 takes in a list `filter` (`backend/src/apiserver/model/*.go`, `APIToModelFieldMap`: v2beta1
+/// and v1beta1 names); any other is refused with `no support for filtering on unrecognized field`.
+const PIPELINE_FILTER_KEYS: &[&str] = &[
+    "id",
+    "pipeline_id",
+    "name",
+    "display_name",
+    "created_at",
+    "description",
+    "namespace",
+];
+const PIPELINE_VERSION_FILTER_KEYS: &[&str] = &[
+    "id",
+    "pipeline_version_id",
+    "name",
+    "display_name",
+    "created_at",
+    "status",
+    "description",
+    "pipeline_spec",
+];
+const RUN_FILTER_KEYS: &[&str] = &[
+    "run_id",
+    "id",
+    "display_name",
+    "name",
+    "created_at",
+    "finished_at",
+    "description",
+    "scheduled_at",
+    "storage_state",
+    "status",
+    "namespace",
+    "experiment_id",
+    "state",
+    "state_history",
+    "runtime_details",
+    "recurring_run_id",
+];
+const RECURRING_RUN_FILTER_KEYS: &[&str] = &[
+    "id",
+    "recurring_run_id",
+    "name",
+    "display_name",
+    "created_at",
+    "updated_at",
+    "description",
+];
+const EXPERIMENT_FILTER_KEYS: &[&str] = &[
+    "id",
+    "experiment_id",
+    "name",
+    "display_name",
+    "created_at",
+    "description",
+    "namespace",
+    "storage_state",
+];
+
+fn list(
+    s: &FakeState,
+    query: &BTreeMap<String, String>,
+    items: Vec<Value>,
+    items_key: &str,
+    filter_keys: &[&str],
+) -> ApiResult {
+    let mut items = match query.get("filter").filter(|f| !f.is_empty()) {
         Some(filter) => {
-            let wanted = parse_filter(filter)?;
+            let wanted = parse_filter(filter, filter_keys)?;
             items
                 .into_iter()
                 .filter(|item| wanted.iter().all(|(key, value)| item[key.as_str()] == *value))
@@ -1225,10 +1343,15 @@ fn list(s: &FakeState, query: &BTreeMap<String, String>, items: Vec<Value>, item
 }
 
 /// A JSON `Filter` (filter.proto): `{"predicates": [{"key", "operation", "string_value"}]}`. Supports `EQUALS` on
-/// `display_name` with a `string_value`; anything else is rejected as the backend rejects unsupported filters.
-fn parse_filter(filter: &str) -> Result<Vec<(String, Value)>, ApiError> {
-    let value: Value = serde_json::from_str(filter)
-        .map_err(|e| ApiError::invalid(format!("Invalid filter: not JSON: {e}")))?;
+/// `display_name` with a `string_value`. A key KFP does not know for the listed type (`known`) is refused with KFP's
+/// own message; one it knows, or another operation, is refused too (the fake does not answer what it does not
+/// implement), with a message saying so.
+fn parse_filter(filter: &str, known: &[&str]) -> Result<Vec<(String, Value)>, ApiError> {
+    let value: Value = serde_json::from_str(filter).map_err(|e| {
+        ApiError::invalid(format!(
+            "Failed to create list options: Invalid input error: failed to parse valid filter from {filter:?}: {e}"
+        ))
+    })?;
     let map = object(Some(&value), "Filter", &["predicates"])?;
     let predicates = map
         .get("predicates")
@@ -1251,6 +1374,11 @@ fn parse_filter(filter: &str) -> Result<Vec<(String, Value)>, ApiError> {
         let p = object(Some(predicate), "Predicate", &allowed)?;
         let key = string_field(p, "key", "Predicate")?;
         let operation = string_field(p, "operation", "Predicate")?;
+        if !known.contains(&key.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "Failed to create list options: Invalid input error: no support for filtering on unrecognized field {key:?}"
+            )));
+        }
         if operation != "EQUALS" || key != "display_name" || !seen.insert(key.clone()) {
             return Err(ApiError::invalid(format!(
                 "Invalid filter: the fake supports display_name EQUALS only, got {key:?} {operation:?}"

@@ -5,10 +5,14 @@
 //! | create pipeline | `POST /apis/v2beta1/pipelines/upload` (multipart `uploadfile`=`resource.yaml`, `name=<ns>-<name>`), then update; an existing pipeline of that name is adopted (idempotent create) |
 //! | update pipeline | list + `DELETE .../pipelines/{id}/versions/{vid}` for every version, `POST /apis/v2beta1/pipelines/upload_version` (`pipelineid`, `name=<version>`); id unchanged |
 //! | delete pipeline | delete every version, `DELETE /apis/v2beta1/pipelines/{id}`; NotFound ignored |
-//! | create run | pipeline, version and experiment ids by `filter` `display_name EQUALS`, the version's spec by `GET /apis/v2beta1/pipelines/{id}/versions/{vid}` (parameter types), `POST /apis/v2beta1/runs` |
-//! | delete run | nothing (runs are kept in KFP) |
+//! | create run | pipeline, version and experiment ids by `filter` `display_name EQUALS`, the version's spec by `GET /apis/v2beta1/pipelines/{id}/versions/{vid}` (parameter types), `POST /apis/v2beta1/runs` (`display_name=<ns>-<name>`, `description=kfp-operator run <ns>/<name> version <version>`) |
+//! | delete run | `GET /apis/v2beta1/runs/{id}`, `POST .../runs/{id}:terminate` when it is still going (runs are kept in KFP) |
 //! | create/update/delete run schedule | `POST /apis/v2beta1/recurringruns` / delete + create (new id) / `DELETE .../recurringruns/{id}` (NotFound ignored) |
 //! | create/update/delete experiment | `POST /apis/v2beta1/experiments` / delete + create (new id) / `DELETE .../experiments/{id}` (NotFound ignored) |
+//! | find pipeline | `GET /apis/v2beta1/pipelines?filter=<display_name EQUALS <ns>-<name>>`: its id, none: `None` |
+//! | find run | `GET /apis/v2beta1/runs?filter=<display_name EQUALS <ns>-<name>>` (`namespace` in multi-user mode): the newest run created no earlier than the resource (whole seconds) whose description names the resource's version; a run without the provider's description (made by an older operator) is compared by name and time only |
+//! | find run schedule | `GET /apis/v2beta1/recurringruns?filter=<display_name EQUALS <ns>-<name>>` (`namespace` in multi-user mode): the newest |
+//! | find experiment | `GET /apis/v2beta1/experiments?filter=<display_name EQUALS <ns>-<name>>` (`namespace` in multi-user mode): its id; two are `Invalid` |
 //!
 //! Errors: HTTP 400/409/422 are [`ProviderError::Invalid`], 404 [`ProviderError::NotFound`], 5xx, timeouts and
 //! transport errors [`ProviderError::Transient`]. In multi-user mode every request carries the bearer token read
@@ -35,17 +39,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
+use kfp_core::executor::ResourceKind;
 use kfp_core::pipeline_spec::input_parameters;
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::values::{CronExpression, NamespacedName};
 
 use self::api::{
     CreateRecurringRun, CreateRun, CronSchedule, Experiment, ListExperimentsResponse,
-    ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline, PipelineVersion, PipelineVersionReference,
-    RecurringRun, Run, RuntimeConfig, SETTLED_RUN_STATES, Trigger, display_name_filter,
+    ListPipelineVersionsResponse, ListPipelinesResponse, ListRecurringRunsResponse, ListRunsResponse,
+    Pipeline, PipelineVersion, PipelineVersionReference, RUN_DESCRIPTION_PREFIX, RecurringRun, Run,
+    RuntimeConfig, SETTLED_RUN_STATES, Trigger, display_name_filter, run_description,
 };
 use self::client::{KfpClient, TokenSource};
 use self::pipeline::{RunLabels, prepare_compiled_pipeline, runtime_parameters};
@@ -331,19 +338,96 @@ impl KfpProvider {
         } else {
             display_name(experiment)
         };
-        let url = self.client.url(&["experiments"])?;
-        let mut query = vec![("filter", display_name_filter(&display_name))];
+        let found = self.experiments_named(&display_name).await?;
+        let what = format!("experiment named {display_name:?}");
+        Self::exactly_one(found, &what).map(|e: Experiment| e.experiment_id)
+    }
+
+    /// `filter` `display_name EQUALS <name>`, and in multi-user mode the provider's `namespace`: experiments, runs
+    /// and recurring runs belong to a namespace there, and KFP refuses to list without one.
+    fn named_query(&self, display_name: &str) -> Vec<(&'static str, String)> {
+        let mut query = vec![("filter", display_name_filter(display_name))];
         if self.config.multi_user {
             query.push(("namespace", self.config.provider.namespace.clone()));
         }
-        let found = self
+        query
+    }
+
+    async fn experiments_named(&self, display_name: &str) -> Result<Vec<Experiment>, ProviderError> {
+        let url = self.client.url(&["experiments"])?;
+        self.client
+            .list_all(
+                url,
+                &self.named_query(display_name),
+                |r: ListExperimentsResponse| (r.experiments, r.next_page_token),
+            )
+            .await
+    }
+
+    // --- find (exactly once) -----------------------------------------------------------------------------------
+
+    /// The pipeline of that display name; KFP keeps pipeline names unique.
+    async fn find_pipeline(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        match self.pipeline_id(&identity.name).await {
+            Ok(id) => Ok(Some(id)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The experiment of that display name (in the provider's namespace in multi-user mode); KFP keeps experiment
+    /// names unique, so more than one is refused as `experiment_id` refuses it.
+    async fn find_experiment(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let display_name = display_name(&identity.name);
+        let found = self.experiments_named(&display_name).await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let what = format!("experiment named {display_name:?}");
+        Self::exactly_one(found, &what).map(|e| Some(e.experiment_id))
+    }
+
+    /// The newest run of that display name created no earlier than the resource, whose description names the
+    /// identity's version. A run whose description is not one the provider writes (made by an older operator)
+    /// has no version to compare: its name and creation time decide.
+    async fn find_run(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let display_name = display_name(&identity.name);
+        let url = self.client.url(&["runs"])?;
+        let runs = self
             .client
-            .list_all(url, &query, |r: ListExperimentsResponse| {
-                (r.experiments, r.next_page_token)
+            .list_all(url, &self.named_query(&display_name), |r: ListRunsResponse| {
+                (r.runs, r.next_page_token)
             })
             .await?;
-        let what = format!("experiment named {display_name:?}");
-        Self::exactly_one(found, &what).map(|e: Experiment| e.experiment_id)
+        let wanted = run_description(&identity.name.to_string(), &identity.version);
+        let candidates = runs.into_iter().filter(|run| {
+            run.display_name == display_name
+                && (!run.description.starts_with(RUN_DESCRIPTION_PREFIX) || run.description == wanted)
+        });
+        newest_in_time(identity, candidates, |run| (&run.created_at, &run.run_id))
+    }
+
+    /// The newest recurring run of that display name (an update deletes and creates, so there is one unless a
+    /// crash came between the two).
+    async fn find_run_schedule(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let display_name = display_name(&identity.name);
+        let url = self.client.url(&["recurringruns"])?;
+        let schedules = self
+            .client
+            .list_all(
+                url,
+                &self.named_query(&display_name),
+                |r: ListRecurringRunsResponse| (r.recurring_runs, r.next_page_token),
+            )
+            .await?;
+        let named = schedules.into_iter().filter(|s| s.display_name == display_name);
+        let everything = ObjectIdentity {
+            created: None,
+            ..identity.clone()
+        };
+        newest_in_time(&everything, named, |s: &RecurringRun| {
+            (&s.created_at, &s.recurring_run_id)
+        })
     }
 
     /// The ids and runtime config shared by runs and recurring runs.
@@ -426,6 +510,44 @@ fn display_name(name: &NamespacedName) -> String {
     } else {
         format!("{}-{}", name.namespace, name.name)
     }
+}
+
+/// The id of the newest of `objects` created in time for `identity` ([`ObjectIdentity::created_in_time`]), read
+/// with `fields` as (`created_at`, id). An object without a creation time counts as in time only when the identity
+/// has none either; one whose time KFP wrote unreadably is an error (KFP writes RFC 3339).
+fn newest_in_time<T>(
+    identity: &ObjectIdentity,
+    objects: impl IntoIterator<Item = T>,
+    fields: impl Fn(&T) -> (&Option<String>, &String),
+) -> Result<Option<String>, ProviderError> {
+    let mut newest: Option<(i64, String)> = None;
+    for object in objects {
+        let (created_at, id) = fields(&object);
+        let created = match created_at.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) => Some(parse_time(text)?),
+            None => None,
+        };
+        let in_time = match &created {
+            Some(time) => identity.created_in_time(time),
+            None => identity.created.is_none(),
+        };
+        let seconds = created.map_or(i64::MIN, |t| t.0.as_second());
+        if in_time && newest.as_ref().is_none_or(|(best, _)| seconds > *best) {
+            newest = Some((seconds, id.clone()));
+        }
+    }
+    Ok(newest.map(|(_, id)| id))
+}
+
+/// An RFC 3339 time as KFP writes it.
+fn parse_time(text: &str) -> Result<Time, ProviderError> {
+    text.parse::<k8s_openapi::jiff::Timestamp>()
+        .map(Time)
+        .map_err(|e| {
+            ProviderError::transient(format!(
+                "Kubeflow Pipelines answered a creation time {text:?} that is not RFC 3339: {e}"
+            ))
+        })
 }
 
 fn ignore_not_found(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
@@ -513,6 +635,7 @@ impl Provider for KfpProvider {
             pipeline_version_reference,
             runtime_config,
             service_account: run.service_account.clone(),
+            description: run_description(&run.name.to_string(), &run.version),
         };
         let created: Run = self.client.post_json(self.client.url(&["runs"])?, &body).await?;
         Ok(created.run_id)
@@ -634,5 +757,16 @@ impl Provider for KfpProvider {
 
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
         ignore_not_found(self.client.delete(self.client.url(&["experiments", id])?).await)
+    }
+
+    /// Looks the object up by its display name `<namespace>-<name>` (see the module docs); runs also by their
+    /// creation time and version.
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        match identity.kind {
+            ResourceKind::Pipeline => self.find_pipeline(identity).await,
+            ResourceKind::Run => self.find_run(identity).await,
+            ResourceKind::RunSchedule => self.find_run_schedule(identity).await,
+            ResourceKind::Experiment => self.find_experiment(identity).await,
+        }
     }
 }
