@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kfp_core::definitions::{PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition};
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::values::NamespacedName;
 use kfp_providers::ResourceKind;
 use kfp_providers::conformance::{self, ConformanceFixtures, Operation};
@@ -716,6 +717,211 @@ async fn experiments_are_unimplemented() {
         s.provider.delete_experiment("x").await,
         Err(ProviderError::Unimplemented(_))
     ));
+}
+
+// --- find (exactly once) ------------------------------------------------------------------------------------------
+
+fn identity(kind: ResourceKind, name: &str, version: &str, created: Option<&str>) -> ObjectIdentity {
+    ObjectIdentity::new(
+        kind,
+        name.parse().unwrap(),
+        version,
+        created.map(|t| Time(t.parse().unwrap())),
+    )
+}
+
+#[tokio::test]
+async fn find_answers_the_pipeline_of_any_uploaded_version() {
+    let s = setup().await;
+    let find = async |name: &str| {
+        s.provider
+            .find(&identity(ResourceKind::Pipeline, name, "v9", None))
+            .await
+    };
+    assert_eq!(find("ns/p").await, Ok(None));
+    let id = s
+        .provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    s.provider
+        .create_pipeline(&pipeline("v2", spec("2.1.0")))
+        .await
+        .unwrap();
+    assert_eq!(find("ns/p").await, Ok(Some(id)));
+    // Another pipeline whose name starts the same is not it.
+    assert_eq!(find("ns/pi").await, Ok(None));
+    assert_eq!(find("n/sp").await, Ok(None));
+    let lookup = s.fake.requests().last().unwrap().clone();
+    assert_eq!(lookup.method, "GET");
+    assert_eq!(lookup.query["prefix"], "n/sp/");
+    assert_eq!(lookup.query["maxResults"], "1");
+    s.provider.delete_pipeline("ns/p").await.unwrap();
+    assert_eq!(find("ns/p").await, Ok(None));
+}
+
+#[tokio::test]
+async fn find_answers_the_job_of_the_run_version_created_in_time() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let id = s.provider.create_run(&run()).await.unwrap();
+    s.fake.update_pipeline_job(
+        &format!("{PARENT}/pipelineJobs/ns-r-rv1"),
+        json!({"createTime": "2026-01-01T10:00:05.250Z"}),
+    );
+    let jobs_before = s.fake.pipeline_jobs();
+    let find = async |version: &str, created: Option<&str>| {
+        s.provider
+            .find(&identity(ResourceKind::Run, "ns/r", version, created))
+            .await
+    };
+    assert_eq!(find("rv1", None).await, Ok(Some(id.clone())));
+    assert_eq!(
+        find("rv1", Some("2026-01-01T10:00:00Z")).await,
+        Ok(Some(id.clone()))
+    );
+    // Whole seconds: a resource created later in the same second still owns it.
+    assert_eq!(
+        find("rv1", Some("2026-01-01T10:00:05.900Z")).await,
+        Ok(Some(id.clone()))
+    );
+    assert_eq!(find("rv1", Some("2026-01-01T10:00:06Z")).await, Ok(None));
+    // Another version's job is another run.
+    assert_eq!(find("rv2", None).await, Ok(None));
+    let lookup = s.fake.requests().last().unwrap().clone();
+    assert_eq!(
+        (lookup.method.as_str(), lookup.path.as_str()),
+        ("GET", format!("/v1/{PARENT}/pipelineJobs/ns-r-rv2").as_str())
+    );
+    assert_eq!(s.fake.pipeline_jobs(), jobs_before, "find changes nothing");
+    // Failures other than 404 are the provider's errors.
+    s.fake.fail_next(503);
+    assert!(matches!(
+        find("rv1", None).await,
+        Err(ProviderError::Transient(_))
+    ));
+}
+
+#[tokio::test]
+async fn find_answers_the_newest_schedule_of_the_display_name() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    let find = async |name: &str| {
+        s.provider
+            .find(&identity(ResourceKind::RunSchedule, name, "sv", None))
+            .await
+    };
+    assert_eq!(find("ns/rs").await, Ok(None));
+    let older = s
+        .provider
+        .create_run_schedule(&schedule("*/5 * * * *"))
+        .await
+        .unwrap();
+    let newer = s
+        .provider
+        .create_run_schedule(&schedule("*/5 * * * *"))
+        .await
+        .unwrap();
+    s.fake
+        .update_schedule(&older, json!({"createTime": "2026-01-01T10:00:09Z"}));
+    s.fake
+        .update_schedule(&newer, json!({"createTime": "2026-01-01T10:00:10Z"}));
+    let mut other = schedule("*/5 * * * *");
+    other.name = "ns/rs-other".parse().unwrap();
+    let other_id = s.provider.create_run_schedule(&other).await.unwrap();
+    s.fake
+        .update_schedule(&other_id, json!({"createTime": "2026-01-01T11:00:00Z"}));
+    assert_eq!(find("ns/rs").await, Ok(Some(newer.clone())));
+    assert_eq!(find("ns/rs-other").await, Ok(Some(other_id)));
+    assert_eq!(find("ns/r").await, Ok(None));
+    let lookup = s.fake.requests().last().unwrap().clone();
+    assert_eq!(lookup.path, format!("/v1/{PARENT}/schedules"));
+    assert_eq!(lookup.query["filter"], "display_name=\"rc-ns-r\"");
+    s.provider.delete_run_schedule(&newer).await.unwrap();
+    assert_eq!(find("ns/rs").await, Ok(Some(older)));
+}
+
+#[tokio::test]
+async fn find_of_experiments_is_unimplemented() {
+    let s = setup().await;
+    let found = s
+        .provider
+        .find(&identity(ResourceKind::Experiment, "ns/e", "v", None))
+        .await;
+    assert!(matches!(found, Err(ProviderError::Unimplemented(_))), "{found:?}");
+    assert!(s.fake.requests().is_empty());
+}
+
+/// `schedules.list` `filter` as the v1 reference documents it for `display_name`: `=`, `!=`, `:` with `*`; what
+/// the fake does not implement is refused, not answered wrongly.
+#[tokio::test]
+async fn the_fake_filters_schedules_by_display_name_as_documented() {
+    let s = setup().await;
+    s.provider
+        .create_pipeline(&pipeline("v1", spec("2.1.0")))
+        .await
+        .unwrap();
+    for name in ["ns/a", "ns/ab", "other/a"] {
+        let mut definition = schedule("*/5 * * * *");
+        definition.name = name.parse().unwrap();
+        s.provider.create_run_schedule(&definition).await.unwrap();
+    }
+    let token = s.fake.requests()[0].authorization.clone().unwrap();
+    let list = |filter: &str| {
+        let url = format!("{}/v1/{PARENT}/schedules", s.fake.url());
+        let (filter, token) = (filter.to_string(), token.clone());
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .query(&[("filter", filter)])
+                .header("Authorization", token)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap();
+            let mut names: Vec<String> = body["schedules"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s["displayName"].as_str().unwrap().to_string())
+                .collect();
+            names.sort();
+            (status, names)
+        }
+    };
+    assert_eq!(
+        list("display_name=\"rc-ns-a\"").await,
+        (200, vec!["rc-ns-a".to_string()])
+    );
+    assert_eq!(
+        list("display_name = \"rc-ns-a\"").await,
+        (200, vec!["rc-ns-a".to_string()])
+    );
+    assert_eq!(
+        list("display_name!=\"rc-ns-a\"").await,
+        (200, vec!["rc-ns-ab".to_string(), "rc-other-a".to_string()])
+    );
+    assert_eq!(
+        list("display_name:\"rc-ns-*\"").await,
+        (200, vec!["rc-ns-a".to_string(), "rc-ns-ab".to_string()])
+    );
+    assert_eq!(list("display_name=\"rc-none\"").await, (200, vec![]));
+    for refused in [
+        "state=\"ACTIVE\"",
+        "display_name=rc-ns-a",
+        "display_name=\"rc-ns-a\" AND state=\"ACTIVE\"",
+        "create_time>\"2021-05-18T00:00:00Z\"",
+    ] {
+        assert_eq!(list(refused).await.0, 400, "{refused}");
+    }
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! An in-process fake of the Google Cloud APIs the Vertex AI provider uses (axum), for tests (feature `fakes`).
 //!
 //! Written from the official references (Cloud Storage JSON API `objects.insert` media upload, `objects.get`
-//! `alt=media`, `objects.list`, `objects.delete`; Vertex AI REST v1 `projects.locations.pipelineJobs.create`,
-//! `projects.locations.schedules.create/patch/delete`, `projects.locations.operations.get`; the GCE metadata
-//! server's `service-accounts/default/token`; the Security Token Service `v1/token`, the OAuth 2.0 token endpoint and
+//! `alt=media`, `objects.list` (`prefix`, `maxResults`, `pageToken`), `objects.delete`; Vertex AI REST v1
+//! `projects.locations.pipelineJobs.create`, `projects.locations.schedules.create/patch/delete/get/list`,
+//! `projects.locations.operations.get`; the GCE metadata server's `service-accounts/default/token`; the Security Token Service `v1/token`, the OAuth 2.0 token endpoint and
 //! IAM Credentials `generateAccessToken`), not from this crate's client:
 //! - JSON bodies may only hold the documented (camelCase) fields, else 400 with Google's error body
 //!   `{"error": {"code", "message", "status"}}`; `pipelineJobId` must match `[a-z0-9][a-z0-9-]{0,127}`; labels must
@@ -23,6 +23,9 @@
 //!   messages published with [`FakeVai::publish_log_entry`]; `pipelineJobs.get`; `pipelineJobs.list` with only the
 //!   filter `pipeline_job_user_id:"<prefix>*"` (any other filter is refused with 400); `pipelineJobs.cancel`
 //!   (`PIPELINE_STATE_CANCELLING`; a finished job answers 400 `FAILED_PRECONDITION`, as Vertex AI does);
+//! - jobs and schedules get a `createTime` (now) when created; `schedules.get`; `schedules.list` with a `filter` on
+//!   `display_name` (`=`, `!=`, `:` with `*` wildcards, as the v1 reference documents; the other fields and
+//!   operators Vertex AI takes are refused with 400);
 //! - failure injection: [`FakeVai::fail_next`] (answer the next requests with a status), [`FakeVai::hang_next`]
 //!   (never answer, for timeouts).
 //!
@@ -263,6 +266,16 @@ impl FakeVai {
         if let (Some(job), Some(fields)) = (s.pipeline_jobs.get_mut(name), fields.as_object()) {
             for (k, v) in fields {
                 job[k] = v.clone();
+            }
+        }
+    }
+
+    /// Sets fields of the schedule `name` (its resource name), e.g. `createTime`.
+    pub fn update_schedule(&self, name: &str, fields: Value) {
+        let mut s = lock(&self.state);
+        if let (Some(schedule), Some(fields)) = (s.schedules.get_mut(name), fields.as_object()) {
+            for (k, v) in fields {
+                schedule[k] = v.clone();
             }
         }
     }
@@ -804,6 +817,72 @@ fn self_signed_jwt_ok(token: &str, key: &[u8]) -> bool {
     claims_ok && public.verify(signed.as_bytes(), &signature).is_ok()
 }
 
+/// Now, as Google writes a `Timestamp` (RFC 3339, UTC, fractional seconds).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The `filter` of `schedules.list` on `display_name`, as the v1 reference documents it (AIP-160): `=` and `!=`
+/// compare the whole name, `:` matches it with `*` standing for any text (`display_name:"rc-*"`). The other fields
+/// Vertex AI takes (`state`, `create_time`, ...), `AND`/`OR`/`NOT` and unquoted values are refused with 400: the
+/// fake does not answer what it does not implement.
+#[derive(Debug)]
+enum DisplayNameFilter {
+    Equals(String),
+    NotEquals(String),
+    Has(String),
+}
+
+impl DisplayNameFilter {
+    fn parse(text: &str) -> Result<Self, String> {
+        let refuse = |why: &str| format!("the fake does not take the schedules filter {text:?}: {why}");
+        let text = text.trim();
+        let rest = text
+            .strip_prefix("display_name")
+            .ok_or_else(|| refuse("only display_name is implemented"))?
+            .trim_start();
+        let (make, value): (fn(String) -> Self, &str) = if let Some(v) = rest.strip_prefix("!=") {
+            (Self::NotEquals, v)
+        } else if let Some(v) = rest.strip_prefix('=') {
+            (Self::Equals, v)
+        } else if let Some(v) = rest.strip_prefix(':') {
+            (Self::Has, v)
+        } else {
+            return Err(refuse("expected =, != or :"));
+        };
+        let value = value.trim();
+        let inner = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .filter(|v| !v.contains('"'))
+            .ok_or_else(|| refuse("the value must be one double-quoted string"))?;
+        Ok(make(inner.to_string()))
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Equals(v) => name == v,
+            Self::NotEquals(v) => name != v,
+            Self::Has(pattern) => wildcard(pattern, name),
+        }
+    }
+}
+
+/// `pattern` with `*` for any text matches all of `text`.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| wildcard(tail, &rest[i..]))
+        }
+    }
+}
+
 fn job_id_ok(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -918,18 +997,36 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
         }
         (Method::GET, ["storage", "v1", "b", bucket, "o"]) => {
             let prefix = query.get("prefix").cloned().unwrap_or_default();
-            let items: Vec<Value> = s
+            // `maxResults` (at most 1000, the default) and `pageToken` page the list.
+            let max = match query.get("maxResults").map(|m| m.parse::<usize>()) {
+                None => 1000,
+                Some(Ok(n)) if n > 0 => n.min(1000),
+                Some(_) => return google_error(400, "Invalid value for maxResults"),
+            };
+            let offset = match query.get("pageToken") {
+                None => 0,
+                Some(token) => match token.strip_prefix("offset-").and_then(|n| n.parse().ok()) {
+                    Some(n) => n,
+                    None => return google_error(400, format!("Invalid pageToken {token:?}")),
+                },
+            };
+            let all: Vec<Value> = s
                 .objects
                 .keys()
                 .filter(|(b, n)| b == bucket && n.starts_with(&prefix))
                 .map(|(b, n)| json!({"kind": "storage#object", "bucket": b, "name": n}))
                 .collect();
+            let more = all.len() > offset + max;
+            let items: Vec<Value> = all.into_iter().skip(offset).take(max).collect();
+            let mut answer = json!({"kind": "storage#objects"});
             // An empty list is left out, as the JSON API does.
-            if items.is_empty() {
-                ok(json!({"kind": "storage#objects"}))
-            } else {
-                ok(json!({"kind": "storage#objects", "items": items}))
+            if !items.is_empty() {
+                answer["items"] = json!(items);
             }
+            if more {
+                answer["nextPageToken"] = json!(format!("offset-{}", offset + max));
+            }
+            ok(answer)
         }
         (Method::GET, ["storage", "v1", "b", bucket, "o", name]) => {
             match s.objects.get(&(bucket.to_string(), name.to_string())) {
@@ -969,6 +1066,7 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             let mut stored = job;
             stored["name"] = json!(name);
             stored["state"] = json!("PIPELINE_STATE_PENDING");
+            stored["createTime"] = json!(now());
             s.pipeline_jobs.insert(name, stored.clone());
             ok(stored)
         }
@@ -987,6 +1085,7 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
             let mut stored = schedule;
             stored["name"] = json!(name);
             stored["state"] = json!("ACTIVE");
+            stored["createTime"] = json!(now());
             s.schedules.insert(name, stored.clone());
             ok(stored)
         }
@@ -1020,6 +1119,40 @@ async fn handle(State(state): State<Shared>, request: Request) -> Response {
                 }
             }
             ok(existing.clone())
+        }
+        (Method::GET, ["v1", "projects", project, "locations", location, "schedules"]) => {
+            let parent = format!("projects/{project}/locations/{location}/schedules/");
+            let filter = match query.get("filter").map(String::as_str) {
+                None | Some("") => None,
+                Some(text) => match DisplayNameFilter::parse(text) {
+                    Ok(filter) => Some(filter),
+                    Err(e) => return google_error(400, e),
+                },
+            };
+            let schedules: Vec<Value> = s
+                .schedules
+                .iter()
+                .filter(|(name, _)| name.starts_with(&parent))
+                .filter(|(_, schedule)| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(schedule["displayName"].as_str().unwrap_or_default()))
+                })
+                .map(|(_, schedule)| schedule.clone())
+                .collect();
+            // An empty list is left out, as protojson does.
+            if schedules.is_empty() {
+                ok(json!({}))
+            } else {
+                ok(json!({"schedules": schedules}))
+            }
+        }
+        (Method::GET, ["v1", "projects", _, "locations", _, "schedules", _]) => {
+            let name = segs[1..].join("/");
+            match s.schedules.get(&name) {
+                Some(schedule) => ok(schedule.clone()),
+                None => google_error(404, format!("Schedule {name} not found")),
+            }
         }
         (Method::DELETE, ["v1", "projects", project, "locations", location, "schedules", _]) => {
             let name = segs[1..].join("/");

@@ -11,6 +11,10 @@
 //! | update run schedule | `PATCH /v1/<id>?updateMask=...` (SPEC 12.9: the given id) |
 //! | delete run schedule | `DELETE /v1/<id>`, then the long-running operation is polled (bounded); NotFound ignored |
 //! | experiments | [`ProviderError::Unimplemented`] |
+//! | find pipeline | `GET /storage/v1/b/<bucket>/o?prefix=<ns>/<name>/&maxResults=1`: an object: `<ns>/<name>` |
+//! | find run | `GET /v1/projects/<p>/locations/<l>/pipelineJobs/<ns>-<run>-<version>` (404: `None`): `<ns>-<run>` when its `createTime` is no earlier than the resource (whole seconds) |
+//! | find run schedule | `GET /v1/projects/<p>/locations/<l>/schedules?filter=display_name="rc-<ns>-<name>"`: the newest one's resource name |
+//! | find experiment | [`ProviderError::Unimplemented`] |
 //!
 //! Errors: HTTP 400/409/422 are [`ProviderError::Invalid`], 404 [`ProviderError::NotFound`], 5xx, timeouts and
 //! transport errors [`ProviderError::Transient`]. A repeated `create_run` whose job exists (409) returns the id.
@@ -36,8 +40,9 @@ use chrono::{DateTime, Utc};
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
+use kfp_core::executor::ResourceKind;
 use kfp_core::pipeline_spec::{input_parameters, typed_parameters};
-use kfp_core::provider::{Provider, ProviderConfig, ProviderError};
+use kfp_core::provider::{ObjectIdentity, Provider, ProviderConfig, ProviderError};
 use kfp_core::values::{CronExpression, NamespacedName};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response};
@@ -811,7 +816,7 @@ impl VaiProvider {
         );
         body.insert(
             "displayName".into(),
-            Value::String(format!("rc-{}-{}", schedule.name.namespace, schedule.name.name)),
+            Value::String(schedule_display_name(&schedule.name)),
         );
         body.insert(
             "maxConcurrentRunCount".into(),
@@ -832,6 +837,93 @@ impl VaiProvider {
 }
 
 /// A Kubernetes time as a chrono time (through its RFC 3339 text).
+impl VaiProvider {
+    /// The compiled pipeline's objects are `<ns>/<name>/<version>`: any of them means the pipeline `<ns>/<name>`
+    /// exists (create and update both upload, so the version is not compared).
+    async fn find_pipeline(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let id = format!("{}/{}", identity.name.namespace, identity.name.name);
+        let url = format!(
+            "{}/storage/v1/b/{}/o?prefix={}&maxResults=1",
+            self.client.gcs(),
+            encode(&self.client.config.pipeline_bucket),
+            encode(&format!("{id}/"))
+        );
+        let page = match self.client.json(Method::GET, url, None).await {
+            Ok(page) => page,
+            Err(f) if f.error.is_not_found() => return Ok(None),
+            Err(f) => return Err(f.error),
+        };
+        let found = page["items"].as_array().is_some_and(|items| !items.is_empty());
+        Ok(found.then_some(id))
+    }
+
+    /// The job `<ns>-<name>-<version>` `create_run` submits, when it was created no earlier than the resource: the
+    /// run's id `<ns>-<name>`.
+    async fn find_run(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let config = &self.client.config;
+        let id = format!("{}-{}", identity.name.namespace, identity.name.name);
+        let job_id = pipeline_job_id(&format!("{id}-{}", identity.version));
+        let url = self
+            .client
+            .aiplatform(&format!("{}/pipelineJobs/{job_id}", config.parent()));
+        let job = match self.client.json(Method::GET, url, None).await {
+            Ok(job) => job,
+            Err(f) if f.error.is_not_found() => return Ok(None),
+            Err(f) => return Err(f.error),
+        };
+        let created = job["createTime"].as_str().map(google_time).transpose()?;
+        let in_time = match &created {
+            Some(time) => identity.created_in_time(time),
+            None => identity.created.is_none(),
+        };
+        Ok(in_time.then_some(id))
+    }
+
+    /// The newest schedule whose display name is `rc-<ns>-<name>` (`schedules.list` with `filter=display_name="..."`):
+    /// its resource name, the id `create_run_schedule` answered.
+    async fn find_run_schedule(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let display_name = schedule_display_name(&identity.name);
+        let url = format!(
+            "{}?filter={}",
+            self.client
+                .aiplatform(&format!("{}/schedules", self.client.config.parent())),
+            encode(&format!("display_name=\"{display_name}\""))
+        );
+        let mut newest: Option<(i64, String)> = None;
+        for schedule in self.client.all_pages(url, "schedules").await? {
+            let name = schedule["name"].as_str().unwrap_or_default();
+            if name.is_empty() || schedule["displayName"].as_str() != Some(display_name.as_str()) {
+                continue;
+            }
+            let created = schedule["createTime"]
+                .as_str()
+                .map(google_time)
+                .transpose()?
+                .map_or(i64::MIN, |t| t.0.as_second());
+            if newest.as_ref().is_none_or(|(best, _)| created > *best) {
+                newest = Some((created, name.to_string()));
+            }
+        }
+        Ok(newest.map(|(_, name)| name))
+    }
+}
+
+/// The display name of the schedule of the RunSchedule `name`: `rc-<ns>-<name>`.
+fn schedule_display_name(name: &NamespacedName) -> String {
+    format!("rc-{}-{}", name.namespace, name.name)
+}
+
+/// A `google.protobuf.Timestamp` as Google writes it (RFC 3339).
+fn google_time(text: &str) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, ProviderError> {
+    text.parse::<k8s_openapi::jiff::Timestamp>()
+        .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)
+        .map_err(|e| {
+            ProviderError::transient(format!(
+                "Vertex AI answered a createTime {text:?} that is not RFC 3339: {e}"
+            ))
+        })
+}
+
 fn time_of<T: serde::Serialize>(time: &Option<T>) -> Result<Option<DateTime<Utc>>, ProviderError> {
     time.as_ref()
         .map(|t| match serde_json::to_value(t) {
@@ -1027,6 +1119,17 @@ impl Provider for VaiProvider {
 
     async fn delete_experiment(&self, _id: &str) -> Result<(), ProviderError> {
         Err(unimplemented_experiments())
+    }
+
+    /// Looks the object up by the name `create_*` gave it (see the module docs); experiments are `Unimplemented`,
+    /// as everything about them.
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        match identity.kind {
+            ResourceKind::Pipeline => self.find_pipeline(identity).await,
+            ResourceKind::Run => self.find_run(identity).await,
+            ResourceKind::RunSchedule => self.find_run_schedule(identity).await,
+            ResourceKind::Experiment => Err(unimplemented_experiments()),
+        }
     }
 }
 
