@@ -10,7 +10,8 @@
 //! | `GET /resource/{type}?namespace=&name=&version=&created=` | 200 `{"id"}`, `""` when there is none ([`Provider::find`]) | 400, 500, 501 |
 //! | `GET /livez`, `GET /readyz` | 200 `ok` | |
 //!
-//! Status codes: 400 the body is not JSON of the expected shape, the `{id}` does not decode or is longer than
+//! Status codes: 400 the body is not JSON of the expected shape, a name or parameter in it is longer than
+//! Kubernetes allows ([`MAX_PARAMETER_VALUE_BYTES`]), the `{id}` does not decode or is longer than
 //! [`MAX_ID_BYTES`], or the provider
 //! answered [`ProviderError::Invalid`]; 404 unknown `{type}` or route, or [`ProviderError::NotFound`] (this
 //! project's addition: the Go services never answer 404 from a provider); 413 the body is larger than
@@ -201,6 +202,87 @@ fn kind(raw: &str) -> Result<ResourceKind, ApiError> {
 pub const MAX_ID_BYTES: usize = 1024;
 
 /// Refuses an `{id}` longer than [`MAX_ID_BYTES`] with 400, naming the bound and not echoing the id.
+/// The longest parameter value a definition may carry: every definition comes from a Kubernetes object, which
+/// holds at most 1.5 MiB, so a longer value is no operator's (issue 17: bounded where the platform would refuse).
+pub const MAX_PARAMETER_VALUE_BYTES: usize = 1024 * 1024;
+/// The longest parameter name (a Kubernetes name's bound).
+pub const MAX_PARAMETER_NAME_BYTES: usize = 253;
+
+/// Refuses a definition whose names or parameters exceed what Kubernetes allows (namespace 63 bytes, name 253,
+/// parameter names 253, values [`MAX_PARAMETER_VALUE_BYTES`]), naming the field, its length and the bound.
+fn check_bounds<'a>(
+    names: &[(&str, &NamespacedName)],
+    parameters: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), ApiError> {
+    let too_long = |field: String, length: usize, bound: usize| {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{field} is {length} bytes long; at most {bound} are accepted"),
+        ))
+    };
+    for (field, name) in names {
+        if name.namespace.len() > 63 {
+            return too_long(format!("{field} (its namespace)"), name.namespace.len(), 63);
+        }
+        if name.name.len() > 253 {
+            return too_long(format!("{field} (its name)"), name.name.len(), 253);
+        }
+    }
+    for (name, value) in parameters {
+        if name.len() > MAX_PARAMETER_NAME_BYTES {
+            return too_long(
+                format!("the name of parameter {}", edge::quote(name)),
+                name.len(),
+                MAX_PARAMETER_NAME_BYTES,
+            );
+        }
+        if value.len() > MAX_PARAMETER_VALUE_BYTES {
+            return too_long(
+                format!("parameters.{}", edge::quote(name)),
+                value.len(),
+                MAX_PARAMETER_VALUE_BYTES,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_run(run: &RunDefinition) -> Result<(), ApiError> {
+    check_bounds(
+        &[
+            ("name", &run.name),
+            ("pipelineName", &run.pipeline_name),
+            ("runConfigurationName", &run.run_configuration_name),
+            ("experimentName", &run.experiment_name),
+        ],
+        &run.parameters,
+    )
+}
+
+fn check_run_schedule(schedule: &RunScheduleDefinition) -> Result<(), ApiError> {
+    check_bounds(
+        &[
+            ("name", &schedule.name),
+            ("pipelineName", &schedule.pipeline_name),
+            ("runConfigurationName", &schedule.run_configuration_name),
+            ("experimentName", &schedule.experiment_name),
+        ],
+        &schedule.parameters,
+    )
+}
+
+fn check_experiment(experiment: &ExperimentDefinition) -> Result<(), ApiError> {
+    check_bounds(&[("name", &experiment.name)], std::iter::empty())
+}
+
+fn check_pipeline(pipeline: &PipelineDefinitionWrapper) -> Result<(), ApiError> {
+    let name = pipeline.pipeline_definition["name"]
+        .as_str()
+        .and_then(|n| n.parse::<NamespacedName>().ok())
+        .unwrap_or_default();
+    check_bounds(&[("pipelineDefinition.name", &name)], std::iter::empty())
+}
+
 fn check_id(id: &str) -> Result<(), ApiError> {
     if id.len() > MAX_ID_BYTES {
         return Err(ApiError::new(
@@ -297,18 +379,22 @@ async fn create(
     let result = match kind(&raw_kind)? {
         ResourceKind::Pipeline => {
             let pipeline: PipelineDefinitionWrapper = decode(body, "PipelineDefinitionWrapper")?;
+            check_pipeline(&pipeline)?;
             provider.create_pipeline(&pipeline).await
         }
         ResourceKind::Run => {
             let run: RunDefinition = decode(body, "RunDefinition")?;
+            check_run(&run)?;
             provider.create_run(&run).await
         }
         ResourceKind::RunSchedule => {
             let schedule: RunScheduleDefinition = decode(body, "RunScheduleDefinition")?;
+            check_run_schedule(&schedule)?;
             provider.create_run_schedule(&schedule).await
         }
         ResourceKind::Experiment => {
             let experiment: ExperimentDefinition = decode(body, "ExperimentDefinition")?;
+            check_experiment(&experiment)?;
             provider.create_experiment(&experiment).await
         }
     };
@@ -336,6 +422,7 @@ async fn update(
         ResourceKind::Pipeline => {
             let pipeline: PipelineDefinitionWrapper =
                 decode(body, "PipelineDefinitionWrapper").map_err(with_id)?;
+            check_pipeline(&pipeline).map_err(with_id)?;
             provider.update_pipeline(&pipeline, &id).await
         }
         ResourceKind::Run => Err(ProviderError::unimplemented(
@@ -343,10 +430,12 @@ async fn update(
         )),
         ResourceKind::RunSchedule => {
             let schedule: RunScheduleDefinition = decode(body, "RunScheduleDefinition").map_err(with_id)?;
+            check_run_schedule(&schedule).map_err(with_id)?;
             provider.update_run_schedule(&schedule, &id).await
         }
         ResourceKind::Experiment => {
             let experiment: ExperimentDefinition = decode(body, "ExperimentDefinition").map_err(with_id)?;
+            check_experiment(&experiment).map_err(with_id)?;
             provider.update_experiment(&experiment, &id).await
         }
     };
@@ -729,11 +818,78 @@ pub mod edge {
         }
     }
 
-    /// A connection that, when shut down, lingers: see the [module](self) documentation.
+    /// The longest a client may take to send a request's head once it started it: a client that stalls inside its
+    /// headers is answered 408 and the connection closed (issue 17), instead of being held until it goes.
+    pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+
+    /// The answer to a head not completed within [`HEAD_DEADLINE`].
+    const HEAD_TIMEOUT_ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n\
+        content-length: 56\r\nconnection: close\r\n\r\n{\"providerError\":\"no complete request head within 10 s\"}";
+
+    /// A connection that, when shut down, lingers, and that answers a stalled request head: see the
+    /// [module](self) documentation and [`HEAD_DEADLINE`].
     #[derive(Debug)]
     pub struct Connection<S> {
         stream: S,
         closing: Option<Closing>,
+        head: Head,
+    }
+
+    /// Where the connection stands in reading a request head. A head starts with the first byte read while
+    /// awaiting one (at the start and after each answer written) and ends at `\r\n\r\n`.
+    #[derive(Debug)]
+    struct Head {
+        awaiting: bool,
+        /// How much of `\r\n\r\n` the bytes read so far end with.
+        matched: usize,
+        deadline: Option<Pin<Box<Sleep>>>,
+        /// The 408 being written, and how much of it is out.
+        answering: Option<usize>,
+    }
+
+    impl Head {
+        fn new() -> Self {
+            Self {
+                awaiting: true,
+                matched: 0,
+                deadline: None,
+                answering: None,
+            }
+        }
+
+        /// Follows the bytes read while awaiting a head.
+        fn read(&mut self, bytes: &[u8]) {
+            if !self.awaiting || bytes.is_empty() {
+                return;
+            }
+            if self.deadline.is_none() {
+                self.deadline = Some(Box::pin(tokio::time::sleep(HEAD_DEADLINE)));
+            }
+            const END: &[u8] = b"\r\n\r\n";
+            for &byte in bytes {
+                self.matched = if byte == END[self.matched] {
+                    self.matched + 1
+                } else if byte == END[0] {
+                    1
+                } else {
+                    0
+                };
+                if self.matched == END.len() {
+                    // The body (if any) has its own deadline (`body_deadline`).
+                    self.awaiting = false;
+                    self.deadline = None;
+                    self.matched = 0;
+                    return;
+                }
+            }
+        }
+
+        /// An answer was written: the next bytes start a new head.
+        fn answered(&mut self) {
+            self.awaiting = true;
+            self.matched = 0;
+            self.deadline = None;
+        }
     }
 
     #[derive(Debug)]
@@ -748,23 +904,70 @@ pub mod edge {
             Self {
                 stream,
                 closing: None,
+                head: Head::new(),
             }
         }
     }
 
-    impl<S: AsyncRead + Unpin> AsyncRead for Connection<S> {
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Connection<S> {
         fn poll_read(
             mut self: Pin<&mut Self>,
             cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.stream).poll_read(cx, buf)
+            let this = &mut *self;
+            if let Some(written) = this.head.answering {
+                // The head timed out: write the 408, then read as the end of the stream, so the server closes.
+                let mut written = written;
+                while written < HEAD_TIMEOUT_ANSWER.len() {
+                    match ready!(Pin::new(&mut this.stream).poll_write(cx, &HEAD_TIMEOUT_ANSWER[written..])) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            written += n;
+                            this.head.answering = Some(written);
+                        }
+                    }
+                }
+                let _ = Pin::new(&mut this.stream).poll_flush(cx);
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {
+                    this.head.read(&buf.filled()[before..]);
+                    if this.head.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
+                        // A head trickled in too slowly: the next read answers it.
+                        this.head.deadline = None;
+                        this.head.answering = Some(0);
+                    }
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Pending => {
+                    if let Some(deadline) = this.head.deadline.as_mut()
+                        && deadline.as_mut().poll(cx).is_ready()
+                    {
+                        this.head.deadline = None;
+                        this.head.answering = Some(0);
+                        tracing::info!(
+                            "a client did not complete its request head within {HEAD_DEADLINE:?}: answered 408"
+                        );
+                        cx.waker().wake_by_ref();
+                    }
+                    Poll::Pending
+                }
+                other => other,
+            }
         }
     }
 
     impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Connection<S> {
         fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.stream).poll_write(cx, buf)
+            let this = &mut *self;
+            let written = ready!(Pin::new(&mut this.stream).poll_write(cx, buf));
+            if matches!(written, Ok(n) if n > 0) {
+                this.head.answered();
+            }
+            Poll::Ready(written)
         }
 
         fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -776,7 +979,12 @@ pub mod edge {
             cx: &mut Context<'_>,
             bufs: &[io::IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+            let this = &mut *self;
+            let written = ready!(Pin::new(&mut this.stream).poll_write_vectored(cx, bufs));
+            if matches!(written, Ok(n) if n > 0) {
+                this.head.answered();
+            }
+            Poll::Ready(written)
         }
 
         fn is_write_vectored(&self) -> bool {

@@ -394,6 +394,44 @@ async fn the_contract_matches_the_openapi_document() {
         assert_eq!(got, status, "{query}: {answer}");
         assert!(!answer["providerError"].as_str().unwrap().is_empty());
     }
+    // Names and parameters longer than Kubernetes allows are refused, naming the field and the bound.
+    let mut long_parameter = bodies[1].1.clone();
+    long_parameter["parameters"] = json!({"p".repeat(254): "1"});
+    let mut long_name = bodies[3].1.clone();
+    long_name["name"] = json!(format!("ns/{}", "n".repeat(254)));
+    let mut long_namespace = bodies[2].1.clone();
+    long_namespace["pipelineName"] = json!(format!("{}/p", "s".repeat(64)));
+    for (method, path, body, says) in [
+        (
+            "POST",
+            "/resource/run",
+            long_parameter,
+            "is 254 bytes long; at most 253",
+        ),
+        (
+            "POST",
+            "/resource/experiment",
+            long_name.clone(),
+            "name (its name) is 254 bytes long; at most 253",
+        ),
+        (
+            "PUT",
+            "/resource/experiment/e1",
+            long_name,
+            "name (its name) is 254 bytes long",
+        ),
+        (
+            "POST",
+            "/resource/runschedule",
+            long_namespace,
+            "pipelineName (its namespace) is 64 bytes long; at most 63",
+        ),
+    ] {
+        let (status, answer) = client.json(method, path, &body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        let message = answer["providerError"].as_str().unwrap();
+        assert!(message.contains(says), "{path}: {message}");
+    }
     // Provider errors and their classes, with the decoded id.
     for (id, status) in [("missing", 404), ("nope", 501), ("boom", 500), ("bad", 400)] {
         let (got, answer) = client
@@ -804,4 +842,90 @@ async fn a_service_without_lookups_cannot_look_up() {
             "{found:?}"
         );
     }
+}
+
+/// Issue 17: a client that stalls inside its request head, or trickles it byte by byte, is answered 408 within
+/// `HEAD_DEADLINE` (plus a margin) instead of holding the connection until it goes; a client that completes its
+/// heads keeps its connection for several requests.
+#[tokio::test]
+async fn a_stalled_request_head_is_answered_408() {
+    use kfp_providers::service::edge::HEAD_DEADLINE;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(&loopback_config("heads"), Arc::new(StubProvider::new()), None).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let answer_of = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            HEAD_DEADLINE + Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("answered and closed within the head deadline")
+        .unwrap();
+        String::from_utf8_lossy(&answer).to_string()
+    };
+
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (mut trickled_answer, mut trickling) =
+        tokio::net::TcpStream::connect(&addr).await.unwrap().into_split();
+    let trickle = tokio::spawn(async move {
+        // One header byte a second: never a whole head within the deadline.
+        for byte in b"GET /livez HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if trickling.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for _ in 0..2 {
+        kept.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        let n = kept.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    }
+
+    let answer = answer_of(stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("no complete request head within 10 s"),
+        "{answer}"
+    );
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), trickled_answer.read(&mut answer))
+        .await
+        .expect("the trickled head is answered within the deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    trickle.abort();
+    server.stop().await;
+}
+
+/// A parameter value longer than any Kubernetes object could hold is refused with 400 naming it, even when the
+/// service accepts bodies that large.
+#[tokio::test]
+async fn parameter_values_are_bounded() {
+    let mut config = loopback_config("bounds");
+    config.max_body_bytes = 4 * 1024 * 1024;
+    let server = start(&config, Arc::new(StubProvider::new()), None).await;
+    let client = Client::new(&server.base);
+    let mut run = serde_json::to_value(&ConformanceFixtures::default().run).unwrap();
+    run["parameters"] = json!({"big": "x".repeat(1024 * 1024 + 1)});
+    let (status, answer) = client.json("POST", "/resource/run", &run).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["providerError"],
+        "parameters.big is 1048577 bytes long; at most 1048576 are accepted"
+    );
+    run["parameters"] = json!({"big": "x".repeat(1024 * 1024)});
+    let (status, answer) = client.json("POST", "/resource/run", &run).await;
+    assert_eq!(status, 201, "{answer}");
+    server.stop().await;
 }
