@@ -9,8 +9,8 @@ use kfp_core::definitions::{ExperimentDefinition, PipelineDefinitionWrapper};
 use kfp_core::provider::Provider;
 use kfp_core::values::NamespacedName;
 use kfp_providers::kfp::api::{
-    Experiment, ListExperimentsResponse, ListPipelineVersionsResponse, ListPipelinesResponse, Pipeline,
-    PipelineVersion, RecurringRun, RpcStatus, Run,
+    Experiment, ListExperimentsResponse, ListPipelineVersionsResponse, ListPipelinesResponse,
+    ListRecurringRunsResponse, ListRunsResponse, Pipeline, PipelineVersion, RecurringRun, RpcStatus, Run,
 };
 use kfp_providers::kfp::fake::FakeKfp;
 use kfp_providers::kfp::{KfpConfig, KfpProvider};
@@ -55,6 +55,17 @@ fn answers_parse() {
     assert_eq!(run.run_id, "1d2e3f4a-5b6c-4d7e-8f9a-0b1c2d3e4f5a");
     assert_eq!(run.state, "PENDING");
     assert_eq!(run.created_at.as_deref(), Some("2024-03-01T10:05:00Z"));
+
+    let runs: ListRunsResponse = parse("list_runs.response.json");
+    assert_eq!(runs.runs[0].description, "kfp-operator run ns/r version rv");
+    assert_eq!(runs.runs[0].created_at.as_deref(), Some("2024-03-01T10:05:00Z"));
+    assert!(!runs.next_page_token.is_empty());
+    let recurring_runs: ListRecurringRunsResponse = parse("list_recurring_runs.response.json");
+    assert_eq!(recurring_runs.recurring_runs[0].display_name, "ns-rs");
+    assert_eq!(
+        recurring_runs.recurring_runs[0].created_at.as_deref(),
+        Some("2024-03-01T10:06:00Z")
+    );
 
     let recurring: RecurringRun = parse("create_recurring_run.response.json");
     assert_eq!(recurring.recurring_run_id, "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b");
@@ -267,6 +278,15 @@ async fn the_fake_answers_with_the_documented_shapes() {
     assert!(
         keys(&created).is_subset(&keys(&fixture("create_recurring_run.response.json"))),
         "{created}"
+    );
+
+    // The recurring runs' list has the documented (camelCase) list field and each item only documented fields.
+    let listed: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let example = fixture("list_recurring_runs.response.json");
+    assert!(keys(&listed).is_subset(&keys(&example)), "{listed}");
+    assert!(
+        keys(&listed["recurringRuns"][0]).is_subset(&keys(&example["recurringRuns"][0])),
+        "{listed}"
     );
 
     // Missing ids are 404 with code 5.
