@@ -16,6 +16,13 @@
 //!   [`ProviderError::NotFound`] both pass (the operator treats both as "gone"); any other error fails;
 //! - [`check_invalid_requests`]: every request of [`ConformanceFixtures::invalid`] fails with a permanent error
 //!   ([`ProviderError::is_permanent`]: `Invalid` or `Unimplemented`), so the operator does not retry it;
+//! - [`check_find`] per kind ([`Provider::find`], exactly-once creates): after a create, `find` of the resource's
+//!   [`ObjectIdentity`] (created a few minutes before) answers the created id; `find` of an identity nothing was
+//!   created for answers `None`; for runs, `find` of the identity with a `created` one hour after now answers
+//!   `None` (the run belongs to an earlier resource of that name). The check creates a run of its own name
+//!   (`<run name>-find`), so runs of the other checks do not count. A kind in [`ConformanceFixtures::find_unsupported`]
+//!   must answer [`ProviderError::Unimplemented`] instead (and nothing else may: a provider cannot pass by not
+//!   implementing `find`); a kind in [`ConformanceFixtures::unsupported`] is only looked up, never created;
 //! - [`check_events`] (optional, needs an [`EventSource`]): after creating a run, the source yields within the
 //!   timeout an event that survives a JSON round trip as [`RunCompletionEventData`] and names the run (its
 //!   `runName`, `pipelineName` and, if set, `runConfigurationName` are those of the definition) and the provider
@@ -25,12 +32,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
     ScheduleDefinition, TriggerIndicator,
 };
 use kfp_core::event::RunCompletionEventData;
-use kfp_core::provider::{DeliveryOutcome, EventSource, Provider, ProviderError};
+use kfp_core::provider::{DeliveryOutcome, EventSource, ObjectIdentity, Provider, ProviderError};
 use kfp_core::values::{NamedValue, NamespacedName};
 use serde_json::json;
 
@@ -128,6 +137,10 @@ pub struct ConformanceFixtures {
     /// Kinds the provider does not implement (Vertex AI has no experiments): for these the kit expects
     /// `Unimplemented` from create and accepts it from delete, and dependency preparation leaves them out.
     pub unsupported: Vec<ResourceKind>,
+    /// Kinds whose objects the provider cannot find by their resource ([`Provider::find`]): for these the kit
+    /// expects `Unimplemented` from `find` (the operator then creates at least once). Default empty: every kind must
+    /// be found.
+    pub find_unsupported: Vec<ResourceKind>,
 }
 
 impl Default for ConformanceFixtures {
@@ -194,14 +207,23 @@ impl Default for ConformanceFixtures {
             event_timeout: Duration::from_secs(10),
             prepare_dependencies: false,
             unsupported: Vec::new(),
+            find_unsupported: Vec::new(),
         }
     }
 }
 
 impl ConformanceFixtures {
-    /// The defaults plus the requests the stub provider (SPEC 5.5) refuses permanently.
+    /// The defaults plus the requests the stub provider (SPEC 5.5) refuses permanently; it keeps no pipelines, run
+    /// schedules or experiments, so it finds runs only ([`Self::find_unsupported`]).
     pub fn stub() -> Self {
-        let mut fixtures = Self::default();
+        let mut fixtures = Self {
+            find_unsupported: vec![
+                ResourceKind::Pipeline,
+                ResourceKind::RunSchedule,
+                ResourceKind::Experiment,
+            ],
+            ..Self::default()
+        };
         let named = |n: &str| NamespacedName::new("conformance", n);
         let mut pipeline = fixtures.pipeline.clone();
         pipeline.pipeline_definition["name"] = json!("conformance/create-pipeline-fail");
@@ -522,6 +544,156 @@ pub async fn check_delete_missing(
     CheckResult::new(format!("{kind} delete of a missing id"), result)
 }
 
+/// How far before the create the kit dates the resource it looks up: the provider's clock (or its backend's) may
+/// be behind the kit's.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// [`Provider::find`] of `kind`: after a create, the identity of the fixture's resource answers the created id; an
+/// identity nothing was created for answers `None`; for runs, an identity created one hour from now answers `None`.
+pub async fn check_find(
+    provider: &dyn Provider,
+    fixtures: &ConformanceFixtures,
+    kind: ResourceKind,
+) -> CheckResult {
+    let name = format!("{kind} find");
+    let never = ObjectIdentity::new(
+        kind,
+        NamespacedName::new("conformance", format!("never-created-{kind}")),
+        "v1",
+        Some(time_from_now(-CLOCK_SKEW.as_secs_f64())),
+    );
+    if fixtures.find_unsupported.contains(&kind) {
+        let result = match provider.find(&never).await {
+            Err(ProviderError::Unimplemented(_)) => Ok(()),
+            other => Err(format!(
+                "find of {kind} is declared unsupported, so it must answer Unimplemented, got {other:?}"
+            )),
+        };
+        return CheckResult::new(name, result);
+    }
+    let missing = match provider.find(&never).await {
+        Ok(None) => Ok(()),
+        Ok(Some(id)) => Err(format!(
+            "find of the {kind} {} that was never created answered {id:?}, expected None",
+            never.name
+        )),
+        Err(e) => Err(failed(
+            &format!("find of the {kind} {} that was never created", never.name),
+            e,
+        )),
+    };
+    if fixtures.unsupported.contains(&kind) || missing.is_err() {
+        return CheckResult::new(name, missing);
+    }
+    let needs_dependencies =
+        fixtures.prepare_dependencies && matches!(kind, ResourceKind::Run | ResourceKind::RunSchedule);
+    let dependencies = if needs_dependencies {
+        match create_dependencies(provider, fixtures).await {
+            Ok(ids) => Some(ids),
+            Err(message) => return CheckResult::new(name, Err(message)),
+        }
+    } else {
+        None
+    };
+    let result = find_after_create(provider, fixtures, kind).await;
+    let cleanup = match dependencies {
+        Some(ids) => delete_dependencies(provider, ids).await,
+        None => Ok(()),
+    };
+    CheckResult::new(name, result.and(cleanup))
+}
+
+/// Now plus `seconds` (negative: before now) as a Kubernetes time in whole seconds.
+fn time_from_now(seconds: f64) -> Time {
+    let now = Timestamp::now();
+    let shifted = now
+        .checked_add(SignedDuration::from_secs_f64(seconds))
+        .unwrap_or(now);
+    Time(Timestamp::from_second(shifted.as_second()).unwrap_or(shifted))
+}
+
+async fn find_after_create(
+    provider: &dyn Provider,
+    fixtures: &ConformanceFixtures,
+    kind: ResourceKind,
+) -> Result<(), String> {
+    let before = Some(time_from_now(-CLOCK_SKEW.as_secs_f64()));
+    let mut run = fixtures.run.clone();
+    run.name.name = format!("{}-find", run.name.name);
+    let (resource, version, created) = match kind {
+        ResourceKind::Pipeline => {
+            let definition = &fixtures.pipeline.pipeline_definition;
+            let resource: NamespacedName = serde_json::from_value(definition["name"].clone())
+                .map_err(|e| format!("the fixtures' pipeline has no namespace/name: {e}"))?;
+            let version = definition["version"].as_str().unwrap_or_default().to_string();
+            let id = provider
+                .create_pipeline(&fixtures.pipeline)
+                .await
+                .map_err(|e| failed("create", e))?;
+            (resource, version, id)
+        }
+        ResourceKind::Run => {
+            let id = provider.create_run(&run).await.map_err(|e| failed("create", e))?;
+            (run.name.clone(), run.version.clone(), id)
+        }
+        ResourceKind::RunSchedule => {
+            let schedule = &fixtures.run_schedule;
+            let id = provider
+                .create_run_schedule(schedule)
+                .await
+                .map_err(|e| failed("create", e))?;
+            (schedule.name.clone(), schedule.version.clone(), id)
+        }
+        ResourceKind::Experiment => {
+            let experiment = &fixtures.experiment;
+            let id = provider
+                .create_experiment(experiment)
+                .await
+                .map_err(|e| failed("create", e))?;
+            (experiment.name.clone(), experiment.version.clone(), id)
+        }
+    };
+    let identity = ObjectIdentity::new(kind, resource, version, before);
+    let found = async {
+        match provider.find(&identity).await {
+            Ok(Some(id)) if id == created => {}
+            Ok(other) => {
+                return Err(format!(
+                    "find of the {kind} {} just created as {created:?} answered {other:?}",
+                    identity.name
+                ));
+            }
+            Err(e) => return Err(failed(&format!("find of the {kind} {} just created", identity.name), e)),
+        }
+        if kind == ResourceKind::Run {
+            let later = ObjectIdentity {
+                created: Some(time_from_now(3600.0)),
+                ..identity.clone()
+            };
+            match provider.find(&later).await {
+                Ok(None) => {}
+                other => {
+                    return Err(format!(
+                        "find of the run {} for a resource created one hour from now must answer None (the run \
+                         belongs to an earlier resource of that name), got {other:?}",
+                        identity.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let deleted = match kind {
+        ResourceKind::Pipeline => provider.delete_pipeline(&created).await,
+        ResourceKind::Run => provider.delete_run(&created).await,
+        ResourceKind::RunSchedule => provider.delete_run_schedule(&created).await,
+        ResourceKind::Experiment => provider.delete_experiment(&created).await,
+    };
+    found?;
+    deleted.map_err(|e| failed("cleaning up: delete", e))
+}
+
 /// Every request of `fixtures.invalid` fails with a permanent error.
 pub async fn check_invalid_requests(
     provider: &dyn Provider,
@@ -624,6 +796,9 @@ pub async fn run_all(provider: Arc<dyn Provider>, fixtures: &ConformanceFixtures
         report
             .checks
             .push(check_delete_missing(provider.as_ref(), fixtures, kind).await);
+        report
+            .checks
+            .push(check_find(provider.as_ref(), fixtures, kind).await);
     }
     report
         .checks
@@ -657,7 +832,35 @@ mod tests {
         let (stub, mut events) = StubProvider::with_events(&config).unwrap();
         let report = run_all_with_events(Arc::new(stub), &mut events, &ConformanceFixtures::stub()).await;
         assert!(report.passed(), "{report}");
-        assert_eq!(report.checks.len(), 8 + 11 + 1, "{report}");
+        assert_eq!(report.checks.len(), 12 + 11 + 1, "{report}");
+    }
+
+    #[tokio::test]
+    async fn find_is_required_unless_declared_unsupported_and_then_must_be() {
+        let stub: Arc<dyn Provider> = Arc::new(StubProvider::new());
+        // The stub finds runs only: without the declaration, its other kinds fail the kit.
+        let mut fixtures = ConformanceFixtures::stub();
+        fixtures.find_unsupported.clear();
+        let text = run_all(stub.clone(), &fixtures).await.to_string();
+        for kind in ["pipeline", "runschedule", "experiment"] {
+            assert!(
+                text.contains(&format!(
+                    "FAILED  {kind} find: find of the {kind} conformance/never-created-{kind}"
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("ok      run find"), "{text}");
+        // Declaring runs unsupported when the stub finds them fails too.
+        fixtures.find_unsupported = ResourceKind::ALL.to_vec();
+        let text = run_all(stub, &fixtures).await.to_string();
+        assert!(
+            text.contains(
+                "FAILED  run find: find of run is declared unsupported, so it must answer Unimplemented"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ok      pipeline find"), "{text}");
     }
 
     #[tokio::test]
@@ -670,6 +873,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("FAILED  run delete of a missing id"), "{text}");
+        // No find (the trait's default answers Unimplemented), none declared unsupported.
+        assert!(
+            text.contains(
+                "FAILED  run find: find of the run conformance/never-created-run that was never created"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("expected a permanent error, but it succeeded"),
             "{text}"

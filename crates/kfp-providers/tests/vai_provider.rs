@@ -1041,6 +1041,7 @@ fn conformance_fixtures() -> ConformanceFixtures {
     let mut fixtures = ConformanceFixtures {
         prepare_dependencies: true,
         unsupported: vec![ResourceKind::Experiment],
+        find_unsupported: vec![ResourceKind::Experiment],
         ..Default::default()
     };
     let mut bad = fixtures.run_schedule.clone();
