@@ -116,12 +116,22 @@ pub fn executor_for(
 ) -> (Arc<dyn Executor>, Option<Completions>) {
     match config.spec.executor {
         ExecutorKind::Argo => {
+            // One Workflow watch for outcomes and wake-ups (issue 18): the controllers are woken through the
+            // completions once the cache has the change.
+            let completions = Completions::default();
+            let resource = crate::executor::argo::workflow_api_resource();
+            let api = match config.system.watch_namespace.as_str() {
+                "" => kube::Api::all_with(client.clone(), &resource),
+                namespace => kube::Api::namespaced_with(client.clone(), namespace, &resource),
+            };
+            let cache = crate::executor::workflows::WorkflowCache::start(api, completions.clone());
             let executor = ArgoExecutor::new(
                 client.clone(),
                 ArgoExecutorConfig::from_spec(&config.spec),
                 metrics.clone(),
-            );
-            (Arc::new(executor), None)
+            )
+            .with_cache(cache);
+            (Arc::new(executor), Some(completions))
         }
         ExecutorKind::Direct => {
             let direct = &config.spec.direct;

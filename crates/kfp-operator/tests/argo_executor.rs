@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kfp_core::definitions::{
     ExperimentDefinition, ProviderOutput, RunDefinition, RunScheduleDefinition, ScheduleDefinition,
@@ -1092,4 +1093,78 @@ fn every_template_the_executor_names_exists_and_declares_its_arguments() {
             );
         }
     }
+}
+
+/// Issue 18: with the shared Workflow cache the executor makes no request to read outcomes. Its own create is an
+/// outcome at once (before the watch delivers it); a workflow's change wakes its owner only once the cache has it,
+/// so the woken reconcile reads the new state; its own mark hides the workflow at once, and the marked workflow
+/// leaves the cache.
+#[tokio::test]
+async fn the_shared_cache_serves_outcomes_never_behind_their_wake_up() {
+    use kfp_operator::executor::Completions;
+    use kfp_operator::executor::workflows::WorkflowCache;
+    let mut w = world().await;
+    let completions = Completions::default();
+    let mut woken = completions.subscribe();
+    let cache = WorkflowCache::start(w.workflows(), completions);
+    w.executor = ArgoExecutor::new(w.client.clone(), ArgoExecutorConfig::default(), w.metrics.clone())
+        .with_cache(cache.clone());
+    let resource = w.resource(ResourceKind::Experiment, "cached");
+    cache.ready().await.unwrap();
+    w.executor
+        .submit(w.operation(
+            &resource,
+            Action::Create {
+                definition: experiment_definition(),
+            },
+        ))
+        .await
+        .unwrap();
+    // At once, whether or not the watch has delivered it yet.
+    let outcome = w.outcome(&resource).await;
+    assert_eq!(outcome.state, OutcomeState::InProgress);
+    let workflow = w.workflows_of(&resource).await.remove(0);
+    assert_eq!(outcome.key, key(&workflow));
+
+    w.finish(
+        &workflow,
+        "Succeeded",
+        "",
+        &[("provider-output", r#"{"id":"e-1"}"#), ("provider-status", "201")],
+    )
+    .await;
+    // Every wake-up of the owner is sent after the cache applied its event: after the one for the finished
+    // workflow, the outcome is read as succeeded.
+    let succeeded = OutcomeState::Succeeded {
+        output: Ok(kfp_core::definitions::ProviderOutput {
+            id: "e-1".into(),
+            provider_error: String::new(),
+        }),
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let owner = woken.recv().await.unwrap();
+            if owner == resource && w.outcome(&resource).await.state == succeeded {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a wake-up after which the outcome is read as succeeded");
+
+    w.executor
+        .mark_consumed(&resource, &[key(&workflow)])
+        .await
+        .unwrap();
+    assert!(w.outcomes(&resource).await.is_empty(), "hidden at once");
+    kfp_testenv::wait_for(
+        "the processed workflow to leave the cache",
+        Duration::from_secs(20),
+        || async { Ok::<_, String>(cache.is_empty().then_some(())) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(w.outcomes(&resource).await.is_empty());
+    let marked = w.workflows().get(&workflow.name_any()).await.unwrap();
+    assert_eq!(marked.labels().get(PROCESSED).map(String::as_str), Some("true"));
 }

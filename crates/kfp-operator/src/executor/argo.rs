@@ -8,8 +8,10 @@
 //!   arguments: `resource-kind`, `resource-definition` (JSON, SPEC 4.3), `resource-id`, `provider-name`,
 //!   `provider-service-url`, `pipeline-framework-image`. The arguments are exactly the Go operator's, so the
 //!   executor also drives the Go chart's templates during a migration.
-//! - [`Executor::outcomes`] lists the owner's workflows without the `processed` label across all namespaces (a
-//!   consistent list, no cache: a workflow that was just marked must not come back). Phase `Succeeded` carries the
+//! - [`Executor::outcomes`] reads the owner's workflows without the `processed` label from the shared
+//!   [`WorkflowCache`] (with [`ArgoExecutor::with_cache`], as the operator runs it: one watch, no request per
+//!   reconcile; the executor's own creates and marks count at once), else lists them across all namespaces (a
+//!   consistent list: a workflow that was just marked must not come back). Phase `Succeeded` carries the
 //!   provider's answer (`provider-output` of the root node); `Failed` is permanent (the templates fail only on HTTP
 //!   501, or a compile that fails), except a step deadline, which is a timeout and so transient (SPEC 12.1);
 //!   `Error` is transient; anything else is in progress.
@@ -40,6 +42,7 @@ use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use super::workflows::WorkflowCache;
 use crate::config::SpecConfig;
 use crate::telemetry::Metrics;
 
@@ -223,6 +226,7 @@ pub struct ArgoExecutor {
     config: ArgoExecutorConfig,
     metrics: Arc<Metrics>,
     workflows: ApiResource,
+    cache: Option<Arc<WorkflowCache>>,
 }
 
 impl std::fmt::Debug for ArgoExecutor {
@@ -241,7 +245,15 @@ impl ArgoExecutor {
             config,
             metrics,
             workflows: workflow_api_resource(),
+            cache: None,
         }
+    }
+
+    /// Serves outcomes from `cache` (one shared watch) instead of a `LIST` per reconcile, and tells it about the
+    /// workflows this executor creates and marks (issue 18).
+    pub fn with_cache(mut self, cache: Arc<WorkflowCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     fn owner_selector(resource: &ResourceRef) -> String {
@@ -260,22 +272,31 @@ impl ArgoExecutor {
     /// Marks one workflow processed; returns it as it was before, or `None` when there was nothing to do.
     async fn mark_one(&self, namespace: &str, name: &str) -> Result<Option<DynamicObject>, kube::Error> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &self.workflows);
-        // Read first so a repeated call (e.g. after a failed status write) neither patches nor counts again.
-        let Some(workflow) = api.get_opt(name).await? else {
+        // Read first so a repeated call (e.g. after a failed status write) neither patches nor counts again: from
+        // the cache when there is one (a workflow it does not have is gone or marked already).
+        let workflow = match &self.cache {
+            Some(cache) => cache.get(namespace, name).map(|w| w.as_ref().clone()),
+            None => api.get_opt(name).await?,
+        };
+        let Some(workflow) = workflow else {
             return Ok(None);
         };
         if workflow.labels().contains_key(labels::PROCESSED) {
             return Ok(None);
         }
         let patch = json!({"metadata": {"labels": {labels::PROCESSED: "true"}}});
-        match api
+        let patched = match api
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => Ok(Some(workflow)),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        if let Some(cache) = &self.cache {
+            cache.consumed(namespace, name);
         }
+        patched
     }
 }
 
@@ -301,6 +322,9 @@ impl Executor for ArgoExecutor {
             workflow = %format!("{namespace}/{}", created.name_any()),
             "submitted workflow"
         );
+        if let Some(cache) = &self.cache {
+            cache.created(created);
+        }
         self.metrics.operation(
             operation.resource.kind.as_str(),
             operation.action.name(),
@@ -313,6 +337,13 @@ impl Executor for ArgoExecutor {
         if resource.name.len() > MAX_LABEL_VALUE || resource.namespace.len() > MAX_LABEL_VALUE {
             // No workflow can carry such a label value (submit refuses it), and the selector would be rejected.
             return Ok(Vec::new());
+        }
+        if let Some(cache) = &self.cache {
+            cache.ready().await.map_err(|message| ExecutorError::Outcomes {
+                resource: resource.clone(),
+                message,
+            })?;
+            return Ok(cache.of(resource).iter().map(|w| outcome_of(w)).collect());
         }
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.workflows);
         // No resourceVersion: a consistent read from storage, never an older cached list.

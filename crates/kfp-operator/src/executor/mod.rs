@@ -1,6 +1,7 @@
 //! The two [`Executor`](kfp_core::executor::Executor)s (ARCHITECTURE "The shape of a reconcile"):
-//! - [`argo::ArgoExecutor`] (default): one Argo `Workflow` per operation (SPEC 4); controllers watch Workflows, so a
-//!   finished workflow wakes its owner.
+//! - [`argo::ArgoExecutor`] (default): one Argo `Workflow` per operation (SPEC 4); with a
+//!   [`workflows::WorkflowCache`] its outcomes come from one shared Workflow watch, which wakes a workflow's owner
+//!   through [`Completions`] once the cache has the change.
 //! - [`direct::DirectExecutor`]: calls the provider in-process; it wakes owners through [`Completions`].
 
 use kfp_core::executor::ResourceRef;
@@ -8,6 +9,7 @@ use tokio::sync::broadcast;
 
 pub mod argo;
 pub mod direct;
+pub mod workflows;
 
 /// Tells controllers that an operation of a resource finished, so they reconcile it without waiting for a requeue.
 /// Cheap to clone; every clone sends to the same subscribers. Lagging subscribers lose wake-ups, not operations:

@@ -540,17 +540,18 @@ pub fn reconciliations(metrics: &str, controller: &str) -> u64 {
 pub mod executors {
     use super::*;
     use kfp_operator::executor::Completions;
-    use kfp_operator::executor::argo::{ArgoExecutor, ArgoExecutorConfig};
     use kfp_operator::executor::direct::{DirectExecutor, StaticResolver};
 
+    /// The Argo executor as the operator runs it: outcomes and wake-ups from one shared Workflow cache.
     pub fn argo_context(client: Client, config: OperatorConfig) -> Arc<Context> {
         let metrics = metrics();
-        let executor = ArgoExecutor::new(
-            client.clone(),
-            ArgoExecutorConfig::from_spec(&config.spec),
-            metrics.clone(),
+        let (executor, completions) = kfp_operator::operator::executor_for(
+            &config,
+            &client,
+            kfp_core::registry::ProviderRegistry::new(),
+            &metrics,
         );
-        Context::new(client, Arc::new(executor), None, Arc::new(config), metrics)
+        Context::new(client, executor, completions, Arc::new(config), metrics)
     }
 
     /// The direct executor resolving Providers through the default registry (by annotation, else
