@@ -21,8 +21,10 @@ use kfp_core::definitions::{
     ExperimentDefinition, PipelineDefinitionWrapper, RunDefinition, RunScheduleDefinition,
 };
 use kfp_core::event::{RunCompletionEventData, RunCompletionStatus};
+use kfp_core::executor::ResourceKind;
 use kfp_core::provider::{
-    DeliveryOutcome, DeliveryReceipt, EventDelivery, EventSource, Provider, ProviderConfig, ProviderError,
+    DeliveryOutcome, DeliveryReceipt, EventDelivery, EventSource, ObjectIdentity, Provider, ProviderConfig,
+    ProviderError,
 };
 use kfp_core::registry::ProviderRegistry;
 use kfp_core::values::NamespacedName;
@@ -304,6 +306,43 @@ impl Provider for FolderProvider {
 
     async fn delete_experiment(&self, id: &str) -> Result<(), ProviderError> {
         self.platform.delete(Kind::Experiment, id)
+    }
+
+    /// Finds what a create made for a resource, so a crashed operator neither runs twice nor leaks: pipelines,
+    /// schedules and experiments by their deterministic file name; runs by the name, version and creation time
+    /// the run's file records (the newest that matches).
+    async fn find(&self, identity: &ObjectIdentity) -> Result<Option<String>, ProviderError> {
+        let kind = match identity.kind {
+            ResourceKind::Pipeline => Kind::Pipeline,
+            ResourceKind::RunSchedule => Kind::RunSchedule,
+            ResourceKind::Experiment => Kind::Experiment,
+            ResourceKind::Run => {
+                let mut newest: Option<(String, String)> = None;
+                for id in self.platform.ids(Kind::Run)? {
+                    let Ok(record) = self.platform.read(Kind::Run, &id) else {
+                        continue; // deleted meanwhile
+                    };
+                    let definition = &record["definition"];
+                    let started = record["started"].as_str().unwrap_or_default().to_string();
+                    let in_time = serde_json::from_value(json!(started))
+                        .is_ok_and(|created| identity.created_in_time(&created));
+                    if definition["name"] == identity.name.to_string()
+                        && definition["version"] == identity.version
+                        && in_time
+                        && newest.as_ref().is_none_or(|(_, at)| started > *at)
+                    {
+                        newest = Some((id, started));
+                    }
+                }
+                return Ok(newest.map(|(id, _)| id));
+            }
+        };
+        let id = platform_name(&identity.name.to_string());
+        match self.platform.read(kind, &id) {
+            Ok(_) => Ok(Some(id)),
+            Err(ProviderError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
