@@ -476,6 +476,23 @@ impl KfpApiServer {
                 format!("the KFP API server's gRPC port 127.0.0.1:{rpc_port} did not listen: {e}"),
             ));
         }
+        // The REST gateway dialled the gRPC port before it listened and retries with gRPC's backoff: until it has
+        // reconnected, API calls answer 503 "connection refused". Wait for one to go through.
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let last = match http_get(http_port, "/apis/v2beta1/pipelines?page_size=1").await {
+                Ok((200, _)) => break,
+                Ok((status, body)) => format!("listing pipelines answered {status}: {body}"),
+                Err(e) => format!("listing pipelines: {e}"),
+            };
+            if Instant::now() > deadline {
+                return Err(fail(
+                    &mut processes,
+                    format!("the KFP API server's REST gateway did not reach its gRPC server: {last}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(KfpApiServer {
             processes: Mutex::new(processes),
             url,
