@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod chart;
 pub mod nats;
 pub mod outage;
