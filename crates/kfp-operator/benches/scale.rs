@@ -4,6 +4,10 @@
 //! is `Succeeded`, the reconciles per second, the operator's peak RSS and the API server's raw bound (a bare
 //! client doing the same number of writes), then grows the cache to `--cached` resources and reads the RSS again.
 //!
+//! First, 100 Pipelines alone measure the operator's API requests per Pipeline to `Succeeded` (issue 18); the
+//! main phase also reports latency percentiles (creation to `Succeeded`). The output ends with one line per
+//! executor: `executor=<name> ratio=<operator/raw> requests_per_pipeline=<n> rss_cached_mib=<n>`.
+//!
 //! ```sh
 //! cargo bench -p kfp-operator --bench scale -- [--executor direct|argo|both] [--pipelines 1000] [--runs 1000]
 //!     [--cached 10000]
@@ -309,6 +313,133 @@ async fn raw_bound(client: &Client, pipelines: usize, runs: usize, writes: u64) 
     started.elapsed()
 }
 
+/// Pipelines of the floor probe: created alone, so every request the operator makes meanwhile is theirs.
+const PROBE: usize = 100;
+
+/// The API server's request count (every verb but WATCH, resource requests only) since it started.
+fn request_total(requests: &BTreeMap<(String, String), (f64, f64)>) -> f64 {
+    requests
+        .iter()
+        .filter(|((verb, resource), _)| verb != "WATCH" && !resource.is_empty())
+        .map(|(_, (count, _))| count)
+        .sum()
+}
+
+/// Issue 18: the API requests the operator makes to bring one Pipeline to `Succeeded`. [`PROBE`] Pipelines are
+/// created with nothing else going on; the requests of the probe's time, less the harness's own (the creates, its
+/// polls, the simulated Argo's writes), are the operator's. Waits until the operator is quiet (no request for 2 s)
+/// so the Events and marks after the last status write are counted too. Returns the requests per Pipeline and the
+/// breakdown.
+async fn requests_per_pipeline(client: &Client, argo_writes: &AtomicU64) -> (f64, Vec<String>) {
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), NAMESPACE);
+    let before = apiserver_requests(client).await;
+    let argo_before = argo_writes.load(Ordering::SeqCst);
+    futures::stream::iter(0..PROBE)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let mut probe = pipeline(NAMESPACE, i);
+                probe.metadata.name = Some(format!("floor-{i}"));
+                api.create(&PostParams::default(), &probe).await
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let polls = AtomicU64::new(0);
+    kfp_testenv::wait_for("the probe's Pipelines to be Succeeded", PHASE_TIMEOUT, || async {
+        polls.fetch_add(1, Ordering::SeqCst);
+        let listed = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = listed
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("floor-"))
+            })
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.synchronization_state() == SynchronizationState::Succeeded)
+            })
+            .count();
+        Ok::<_, String>((done >= PROBE).then_some(()))
+    })
+    .await
+    .unwrap();
+    // Quiet: the same count twice, 2 s apart (a measurement window, not a synchronisation).
+    let mut last = request_total(&apiserver_requests(client).await);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = request_total(&apiserver_requests(client).await);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let after = apiserver_requests(client).await;
+    let harness = PROBE as f64
+        + polls.load(Ordering::SeqCst) as f64
+        + (argo_writes.load(Ordering::SeqCst) - argo_before) as f64;
+    let operator = request_total(&after) - request_total(&before) - harness;
+    (operator / PROBE as f64, request_breakdown(&before, &after))
+}
+
+/// p50 and p99 of the seconds from each object's creation to its `Succeeded` condition (whole seconds, as
+/// Kubernetes keeps both times).
+async fn latency_percentiles(client: &Client) -> (f64, f64) {
+    let mut seconds: Vec<i64> = Vec::new();
+    let mut add =
+        |created: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+         conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
+            let done = conditions
+                .and_then(|c| {
+                    c.iter()
+                        .find(|c| c.type_ == "Synchronized" && c.reason == "Succeeded")
+                })
+                .map(|c| c.last_transition_time.0.as_second());
+            if let (Some(created), Some(done)) = (created, done) {
+                seconds.push(done - created.0.as_second());
+            }
+        };
+    for p in Api::<Pipeline>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        add(
+            p.metadata.creation_timestamp.as_ref(),
+            p.status.as_ref().map(|s| &s.conditions),
+        );
+    }
+    for r in Api::<Run>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        add(
+            r.metadata.creation_timestamp.as_ref(),
+            r.status.as_ref().map(|s| &s.status.conditions),
+        );
+    }
+    seconds.sort_unstable();
+    let at = |q: f64| {
+        seconds
+            .get(((seconds.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default() as f64
+    };
+    (at(0.5), at(0.99))
+}
+
 async fn create_namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -317,6 +448,9 @@ async fn create_namespace(client: &Client, name: &str) {
 
 struct Report {
     mode: Mode,
+    floor: f64,
+    p50: f64,
+    p99: f64,
     objects: usize,
     elapsed: Duration,
     reconciles: f64,
@@ -382,6 +516,12 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     )
     .await;
 
+    let (floor, floor_requests) = requests_per_pipeline(&client, &argo_writes).await;
+    eprintln!(
+        "scale: {mode:?}: {floor:.1} API requests per Pipeline to Succeeded ({PROBE} alone); by time spent:\n  {}",
+        floor_requests.join("\n  ")
+    );
+
     let (pipelines, runs) = (options.pipelines, options.runs);
     let writes_before = apiserver_writes(&client).await;
     let requests_before = apiserver_requests(&client).await;
@@ -389,8 +529,10 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     let reconciles_before = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
     let started = Instant::now();
     create_objects(&client, NAMESPACE, (0, pipelines), (0, runs)).await;
-    wait_succeeded(&client, NAMESPACE, pipelines, runs, &operator).await;
+    wait_succeeded(&client, NAMESPACE, pipelines + PROBE, runs, &operator).await;
     let elapsed = started.elapsed();
+    let (p50, p99) = latency_percentiles(&client).await;
+    eprintln!("scale: {mode:?}: creation to Succeeded: p50 {p50} s, p99 {p99} s");
     let reconciles =
         counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total") - reconciles_before;
     let writes = apiserver_writes(&client).await - writes_before;
@@ -431,7 +573,14 @@ async fn measure(mode: Mode, options: &Options) -> Report {
         (runs, target_runs),
     )
     .await;
-    wait_succeeded(&client, NAMESPACE, target_pipelines, target_runs, &operator).await;
+    wait_succeeded(
+        &client,
+        NAMESPACE,
+        target_pipelines + PROBE,
+        target_runs,
+        &operator,
+    )
+    .await;
     let memory = operator.memory();
     eprintln!(
         "scale: {mode:?}: {} resources cached: RSS {} MiB ({} MiB anonymous, {} MiB of the executable), peak {} MiB",
@@ -443,6 +592,9 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     );
     Report {
         mode,
+        floor,
+        p50,
+        p99,
         objects: pipelines + runs,
         elapsed,
         reconciles,
@@ -486,6 +638,19 @@ fn main() {
             r.cached,
             r.cached_rss_kib as f64 / 1024.0,
             r.cached_peak_kib as f64 / 1024.0,
+        );
+    }
+    for r in &reports {
+        eprintln!("scale: {:?}: latency p50 {} s, p99 {} s", r.mode, r.p50, r.p99);
+    }
+    // The summary line the issue asks for, one per executor, last.
+    for r in &reports {
+        println!(
+            "executor={} ratio={:.2} requests_per_pipeline={:.1} rss_cached_mib={:.1}",
+            format!("{:?}", r.mode).to_lowercase(),
+            r.raw.as_secs_f64() / r.elapsed.as_secs_f64(),
+            r.floor,
+            r.cached_rss_kib as f64 / 1024.0
         );
     }
 }

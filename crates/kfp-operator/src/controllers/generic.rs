@@ -121,10 +121,15 @@ impl SynchronizedKind for Run {
     async fn gather(ctx: &Context, run: &Run) -> Result<RunInputs, ControllerError> {
         let namespace = run.namespace().unwrap_or_default();
         let pipeline = if run.spec.pipeline.version.is_empty() {
-            let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
-            get_opt(&api, &run.spec.pipeline.name, "Pipeline")
-                .await?
-                .map(|p| pipeline_observation(&p))
+            match ctx.pipelines.get(&namespace, &run.spec.pipeline.name) {
+                Some(observed) => observed,
+                None => {
+                    let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+                    get_opt(&api, &run.spec.pipeline.name, "Pipeline")
+                        .await?
+                        .map(|p| pipeline_observation(&p))
+                }
+            }
         } else {
             None
         };
@@ -163,6 +168,15 @@ pub fn pipeline_observation(pipeline: &Pipeline) -> PipelineObservation {
 pub fn pipeline_versions(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<Pipeline, watcher::Error>> + Send + 'static {
+    pipeline_versions_observed(ctx, None)
+}
+
+/// [`pipeline_versions`], recording every event in `observations` before anything is woken (the Run controller's
+/// stream: its reconciles read the observations instead of the Pipeline).
+pub fn pipeline_versions_observed(
+    ctx: &Context,
+    observations: Option<Arc<super::PipelineObservations>>,
+) -> impl futures::Stream<Item = Result<Pipeline, watcher::Error>> + Send + 'static {
     use futures::StreamExt;
     use std::collections::HashMap;
     fn seen_version(pipeline: &Pipeline) -> u64 {
@@ -190,6 +204,9 @@ pub fn pipeline_versions(
     // Its own backoff: a stream given to `watches_stream` is retried as soon as it is polled again.
     let watch = super::tolerant::watch::<Pipeline>(ctx, watcher::Config::default());
     watch.filter_map(move |event| {
+        if let (Some(observations), Ok(event)) = (&observations, &event) {
+            observations.follow(event);
+        }
         // The map is only touched in single insert/remove calls: a poisoned lock holds nothing half-done.
         let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let out = match event {
@@ -268,11 +285,26 @@ pub async fn reconcile<K: SynchronizedKind>(
     instrumented(&ctx, K::KIND.as_str(), &namespace, &name, async {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
         let version = cached.resource_version();
+        // Plan on the cached copy when it is as fresh as a read for our purpose (issue 18, decision 0004):
+        // - it carries our last write;
+        // - it lacks our finalizer and is not being deleted: the plan's first command is then the finalizer patch
+        //   (every write carries the copy's resourceVersion), so a stale copy fails with a conflict before anything
+        //   else happens.
+        // A copy at one of our writes that a later write of ours superseded is skipped: that write's watch event
+        // reconciles the resource.
+        let unclaimed =
+            cached.meta().deletion_timestamp.is_none() && !cached.finalizers().iter().any(|f| f == FINALIZER);
         let fresh = if ctx
             .own_writes
             .take_current(K::KIND, &namespace, &name, version.as_deref())
+            || unclaimed
         {
             Some(Arc::unwrap_or_clone(cached))
+        } else if ctx
+            .own_writes
+            .superseded(K::KIND, &namespace, &name, version.as_deref())
+        {
+            return Ok(Action::await_change());
         } else {
             get_opt(&api, &name, K::KIND.as_str()).await?
         };
@@ -492,18 +524,22 @@ pub async fn run_runs(
     let shutdown = share_shutdown(shutdown);
     let runs_of_pipeline = runs.clone();
     let run = controller
-        .watches_stream(pipeline_versions(&ctx), move |pipeline: Pipeline| {
-            let namespace = pipeline.namespace().unwrap_or_default();
-            let name = pipeline.name_any();
-            runs_of_pipeline
-                .state()
-                .into_iter()
-                .filter(|run| {
-                    run.namespace().as_deref() == Some(namespace.as_str()) && run.spec.pipeline.name == name
-                })
-                .map(|run| ObjectRef::from_obj(run.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(
+            pipeline_versions_observed(&ctx, Some(ctx.pipelines.clone())),
+            move |pipeline: Pipeline| {
+                let namespace = pipeline.namespace().unwrap_or_default();
+                let name = pipeline.name_any();
+                runs_of_pipeline
+                    .state()
+                    .into_iter()
+                    .filter(|run| {
+                        run.namespace().as_deref() == Some(namespace.as_str())
+                            && run.spec.pipeline.name == name
+                    })
+                    .map(|run| ObjectRef::from_obj(run.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches_stream(
             super::tolerant::touched::<RunConfiguration>(&ctx, watcher::Config::default()),
             move |rc: RunConfiguration| {

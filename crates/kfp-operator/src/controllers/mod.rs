@@ -79,6 +79,78 @@ pub struct Context {
     pub failures: Arc<crate::retry::Failures>,
     /// The objects reported as unreadable so far (see [`tolerant`]).
     pub unreadable: Arc<tolerant::Reports>,
+    /// What the Run controller's Pipeline watch has seen of each Pipeline, read instead of a GET per reconcile.
+    pub pipelines: Arc<PipelineObservations>,
+}
+
+/// The state and version of every watched Pipeline, as the Run controller's Pipeline watch saw them (issue 18: a
+/// Run's reconcile read its Pipeline with a GET, a quarter of the API server's time in the scale run).
+///
+/// Filled by the same stream that wakes Runs when their Pipeline's version changes, before it wakes them, so a
+/// woken Run never reads an older observation than the change that woke it. Holds two small strings per
+/// Pipeline, not the Pipelines. Until the watch's first list is complete nothing is known and readers GET.
+#[derive(Debug, Default)]
+pub struct PipelineObservations {
+    inner: std::sync::RwLock<ObservationMap>,
+}
+
+#[derive(Debug, Default)]
+struct ObservationMap {
+    ready: bool,
+    /// During a (re-)list: the Pipelines listed so far; the rest are gone once it is done.
+    listing: Option<std::collections::HashSet<(String, String)>>,
+    seen: std::collections::HashMap<(String, String), kfp_core::reconcile::dependencies::PipelineObservation>,
+}
+
+impl PipelineObservations {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ObservationMap> {
+        // Single inserts and removes: a panic elsewhere cannot leave it half-changed.
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Follows one event of the Pipeline watch.
+    pub fn follow(&self, event: &kube::runtime::watcher::Event<kfp_core::resources::v1beta1::Pipeline>) {
+        use kube::runtime::watcher::Event;
+        let key =
+            |p: &kfp_core::resources::v1beta1::Pipeline| (p.namespace().unwrap_or_default(), p.name_any());
+        let mut map = self.write();
+        match event {
+            Event::Init => map.listing = Some(Default::default()),
+            Event::InitApply(pipeline) | Event::Apply(pipeline) => {
+                if let Some(listing) = map.listing.as_mut() {
+                    listing.insert(key(pipeline));
+                }
+                map.seen
+                    .insert(key(pipeline), generic::pipeline_observation(pipeline));
+            }
+            Event::Delete(pipeline) => {
+                map.seen.remove(&key(pipeline));
+            }
+            Event::InitDone => {
+                if let Some(listed) = map.listing.take() {
+                    map.seen.retain(|key, _| listed.contains(key));
+                }
+                map.ready = true;
+            }
+        }
+    }
+
+    /// The observation of Pipeline `namespace/name`: `Some(None)` when the watch knows it does not exist,
+    /// `None` when the watch has not listed yet (read it instead).
+    pub fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<kfp_core::reconcile::dependencies::PipelineObservation>> {
+        let map = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.ready
+            .then(|| map.seen.get(&(namespace.to_string(), name.to_string())).cloned())
+    }
 }
 
 /// The Providers the Provider controller watches, shared with the controllers that read a Provider on every
@@ -157,6 +229,7 @@ impl Context {
             own_writes: Arc::default(),
             failures: Arc::default(),
             unreadable: Arc::default(),
+            pipelines: Arc::default(),
         })
     }
 
@@ -168,6 +241,7 @@ impl Context {
         ctx.own_writes = Arc::default();
         ctx.failures = Arc::default();
         ctx.unreadable = Arc::default();
+        ctx.pipelines = Arc::default();
         Arc::new(ctx)
     }
 
@@ -532,4 +606,52 @@ where
     api.get_opt(name)
         .await
         .map_err(|e| ControllerError::kube(format!("reading {what} {name}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kfp_core::resources::v1beta1::Pipeline;
+    use kube::runtime::watcher::Event;
+
+    fn pipeline(name: &str, version: &str) -> Pipeline {
+        let mut pipeline: Pipeline = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "Pipeline",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"provider": "ops/stub", "image": "i", "framework": {"name": "stub", "parameters": {}}},
+        }))
+        .unwrap();
+        pipeline.status = Some(kfp_core::resources::v1beta1::Status {
+            version: version.into(),
+            ..Default::default()
+        });
+        pipeline
+    }
+
+    /// Nothing is known before the first list is done (readers GET); then what the watch saw, and a re-list drops
+    /// the Pipelines that went while the watch was away.
+    #[test]
+    fn pipeline_observations_follow_the_watch() {
+        let observations = PipelineObservations::default();
+        observations.follow(&Event::Init);
+        observations.follow(&Event::InitApply(pipeline("a", "v1")));
+        assert_eq!(observations.get("ns", "a"), None, "not listed yet");
+        observations.follow(&Event::InitApply(pipeline("b", "v1")));
+        observations.follow(&Event::InitDone);
+        assert_eq!(observations.get("ns", "a").unwrap().unwrap().version, "v1");
+        assert_eq!(observations.get("ns", "missing"), Some(None));
+        observations.follow(&Event::Apply(pipeline("a", "v2")));
+        assert_eq!(observations.get("ns", "a").unwrap().unwrap().version, "v2");
+        observations.follow(&Event::Delete(pipeline("a", "v2")));
+        assert_eq!(observations.get("ns", "a"), Some(None));
+        observations.follow(&Event::Init);
+        observations.follow(&Event::InitApply(pipeline("c", "v1")));
+        observations.follow(&Event::InitDone);
+        assert_eq!(
+            observations.get("ns", "b"),
+            Some(None),
+            "gone while the watch was away"
+        );
+        assert!(observations.get("ns", "c").unwrap().is_some());
+    }
 }

@@ -18,10 +18,20 @@ use kfp_core::executor::ResourceKind;
 
 type Key = (ResourceKind, String, String);
 
+/// How many earlier writes of one resource are remembered (a reconcile writes at most a few times).
+const EARLIER: usize = 8;
+
+/// Our writes of one resource not reconciled yet: the last, and the ones it superseded.
+#[derive(Debug, Default)]
+struct Written {
+    last: String,
+    earlier: Vec<String>,
+}
+
 /// See the module documentation. One small entry per resource with a write of ours not reconciled yet.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
-    versions: Mutex<HashMap<Key, String>>,
+    versions: Mutex<HashMap<Key, Written>>,
 }
 
 impl OwnWrites {
@@ -31,7 +41,14 @@ impl OwnWrites {
         let mut versions = self.lock();
         match resource_version {
             Some(version) => {
-                versions.insert(key, version.to_string());
+                let written = versions.entry(key).or_default();
+                let previous = std::mem::replace(&mut written.last, version.to_string());
+                if !previous.is_empty() {
+                    if written.earlier.len() >= EARLIER {
+                        written.earlier.remove(0);
+                    }
+                    written.earlier.push(previous);
+                }
             }
             None => {
                 versions.remove(&key);
@@ -55,12 +72,32 @@ impl OwnWrites {
         };
         let key = (kind, namespace.to_string(), name.to_string());
         let mut versions = self.lock();
-        if versions.get(&key).is_some_and(|last| last == version) {
+        if versions.get(&key).is_some_and(|w| w.last == version) {
             versions.remove(&key);
             true
         } else {
             false
         }
+    }
+
+    /// Whether `resource_version` (of a cached copy) is one of our writes that a later write of ours superseded:
+    /// the copy is behind, and the watch event of our later write is on its way and will reconcile the resource,
+    /// so this reconcile can be skipped without reading (issue 18: the finalizer patch's event arrives after the
+    /// status write that followed it).
+    pub fn superseded(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> bool {
+        let Some(version) = resource_version else {
+            return false;
+        };
+        let key = (kind, namespace.to_string(), name.to_string());
+        self.lock()
+            .get(&key)
+            .is_some_and(|w| w.earlier.iter().any(|v| v == version))
     }
 
     /// Forgets a resource that is gone (or about to be).
@@ -79,7 +116,7 @@ impl OwnWrites {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Written>> {
         // A panic while holding the lock cannot leave the map half-updated (single insert/remove calls).
         self.versions
             .lock()
@@ -121,6 +158,12 @@ mod tests {
         assert!(
             !writes.take_current(run, "ns", "r", Some("7")),
             "only the last write counts"
+        );
+        assert!(writes.superseded(run, "ns", "r", Some("7")), "7 is behind our 8");
+        assert!(!writes.superseded(run, "ns", "r", Some("8")), "8 is current");
+        assert!(
+            !writes.superseded(run, "ns", "r", Some("9")),
+            "9 is someone else's"
         );
         writes.forget(run, "ns", "r");
         assert!(!writes.take_current(run, "ns", "r", Some("8")));
