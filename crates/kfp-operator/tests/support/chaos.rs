@@ -57,6 +57,8 @@ pub struct Ledger {
     pub delivered: u64,
     pub rejected: u64,
     pub redelivered: u64,
+    /// Every call, in order: `<ms since the backend started> <call> <kind> <name or id> -> <answer>`.
+    pub calls: Vec<String>,
 }
 
 /// A platform in memory: counts what it is asked to do. Every create and delete takes effect at once and is
@@ -71,6 +73,7 @@ pub struct Backend {
     run_time: Duration,
     next: AtomicU64,
     latency: Mutex<fuzz::Rng>,
+    started_at: Instant,
 }
 
 /// The longest a create or delete takes to answer (a platform's API, not loopback's).
@@ -90,6 +93,7 @@ impl Backend {
             run_time,
             next: AtomicU64::new(0),
             latency: Mutex::new(fuzz::Rng(seed)),
+            started_at: Instant::now(),
         });
         let events = BackendEvents {
             provider,
@@ -117,6 +121,25 @@ impl Backend {
         self.outstanding.load(Ordering::SeqCst)
     }
 
+    fn record(&self, ledger: &mut Ledger, call: &str, kind: ResourceKind, what: &str, answer: &str) {
+        let at = self.started_at.elapsed().as_millis();
+        ledger
+            .calls
+            .push(format!("{at} {call} {kind} {what} -> {answer}"));
+    }
+
+    /// The calls that named `name` or `id`.
+    pub fn calls_about(&self, name: &str, id: &str) -> Vec<String> {
+        let (name, id) = (format!(" {name} "), format!(" {id} "));
+        self.ledger(|l| {
+            l.calls
+                .iter()
+                .filter(|c| c.contains(&name) || c.contains(&id) || c.ends_with(id.trim_end()))
+                .cloned()
+                .collect()
+        })
+    }
+
     /// Waits for the answer's latency.
     async fn answer(&self) {
         let millis = self.latency.lock().unwrap().below(MAX_LATENCY_MS);
@@ -130,17 +153,27 @@ impl Backend {
         version: &str,
         run_configuration: NamespacedName,
     ) -> String {
-        let id = format!("{kind}-{}", self.next.fetch_add(1, Ordering::SeqCst) + 1);
-        self.ledger.lock().unwrap().objects.push(Object {
-            kind,
-            id: id.clone(),
-            name,
-            version: version.to_string(),
-            run_configuration,
-            created: Time(k8s_openapi::jiff::Timestamp::now()),
-            deleted: false,
-            finished: false,
-        });
+        let id = format!("{kind}-id-{}", self.next.fetch_add(1, Ordering::SeqCst) + 1);
+        {
+            let mut ledger = self.ledger.lock().unwrap();
+            self.record(
+                &mut ledger,
+                "create",
+                kind,
+                &format!("{} {version}", name.name),
+                &id,
+            );
+            ledger.objects.push(Object {
+                kind,
+                id: id.clone(),
+                name,
+                version: version.to_string(),
+                run_configuration,
+                created: Time(k8s_openapi::jiff::Timestamp::now()),
+                deleted: false,
+                finished: false,
+            });
+        }
         if kind == ResourceKind::Run {
             self.outstanding.fetch_add(1, Ordering::SeqCst);
             let _ = self.started.send((id.clone(), Instant::now() + self.run_time));
@@ -170,7 +203,7 @@ impl Backend {
 
     fn delete_now(&self, kind: ResourceKind, id: &str) -> Result<(), ProviderError> {
         let mut ledger = self.ledger.lock().unwrap();
-        match ledger
+        let result = match ledger
             .objects
             .iter_mut()
             .find(|o| o.kind == kind && o.id == id && !o.deleted)
@@ -183,7 +216,10 @@ impl Backend {
                 ledger.deletes_of_missing += 1;
                 Err(ProviderError::not_found(format!("no {kind} {id}")))
             }
-        }
+        };
+        let answer = if result.is_ok() { "deleted" } else { "not found" };
+        self.record(&mut ledger, "delete", kind, id, answer);
+        result
     }
 }
 
@@ -301,6 +337,19 @@ impl Provider for Backend {
             .map(|o| o.id.clone());
         ledger.finds += 1;
         ledger.found += u64::from(found.is_some());
+        let what = format!(
+            "{} {} {:?}",
+            identity.name.name,
+            identity.version,
+            identity.created.as_ref().map(|t| t.0.to_string())
+        );
+        self.record(
+            &mut ledger,
+            "find",
+            identity.kind,
+            &what,
+            found.as_deref().unwrap_or("none"),
+        );
         Ok(found)
     }
 }
@@ -966,5 +1015,649 @@ pub mod fuzz {
             body: review,
         };
         (target, post(kfp_operator::webhook::CONVERT_PATH, &conversion))
+    }
+}
+
+/// The experiments of `tests/chaos.rs`: the kills (with their namespace, workload and counts), and what the
+/// outage and fuzz experiments share (one experiment at a time, the seed, the operator binary, panics).
+pub mod experiments {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use kfp_core::executor::ResourceKind;
+    use kfp_core::resources::labels;
+    use kfp_core::resources::v1beta1::{
+        CompletionState, Conditions, Pipeline, Run, RunConfiguration, RunSchedule,
+    };
+    use kfp_core::values::NamespacedName;
+    use kfp_core::values::SynchronizationState::Succeeded;
+    use kube::api::{Api, DeleteParams, ListParams};
+    use kube::{Client, ResourceExt};
+
+    use super::fuzz::Rng;
+    use super::{Backend, Object};
+    use crate::support::process::{OperatorProcess, free_port};
+
+    /// Runs the test creates during the kills.
+    pub const RUNS: usize = 96;
+    /// Of which it deletes this many while the operator is being killed.
+    pub const DELETES: usize = 24;
+    /// SIGKILLs of the operator process.
+    pub const KILLS: usize = 12;
+    /// A kill comes within this long after a life's Runs were created, drawn from the seed.
+    pub const KILL_WITHIN_MS: usize = 2500;
+    /// How long a backend run takes before it reports its completion.
+    pub const RUN_TIME: Duration = Duration::from_millis(1500);
+    /// How long everything may take to settle after the last restart (reconcile backoff after a crash: 5 s doubling).
+    pub const SETTLE: Duration = Duration::from_secs(180);
+
+    /// The RunConfigurations, created in this order (dependants first: an upstream success after a dependant's
+    /// creation always fires it, Decision 5), with their triggers. `up-*` start one run on creation; `dep-*` fire
+    /// on their upstream's success (`dep-1` behind `dep-0`, a chain); `up-1`, `up-2` and `sched-0` own a schedule.
+    pub const RUN_CONFIGURATIONS: &[(&str, &str)] = &[
+        ("dep-0", "{runConfigurations: [up-0]}"),
+        ("dep-1", "{runConfigurations: [dep-0]}"),
+        ("dep-2", "{runConfigurations: [up-1]}"),
+        ("dep-3", "{runConfigurations: [up-2]}"),
+        ("up-0", "{onChange: [runSpec]}"),
+        (
+            "up-1",
+            "{onChange: [runSpec], schedules: [{cronExpression: '0 0 * * *'}]}",
+        ),
+        (
+            "up-2",
+            "{onChange: [runSpec], schedules: [{cronExpression: '30 1 * * *'}]}",
+        ),
+        ("sched-0", "{schedules: [{cronExpression: '0 12 * * 1'}]}"),
+    ];
+
+    /// One experiment at a time.
+    pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// `CHAOS_SEED`, else `default`; printed.
+    pub fn seed(experiment: &str, default: u64) -> u64 {
+        let seed = std::env::var("CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(default);
+        eprintln!("chaos {experiment}: seed {seed} (CHAOS_SEED={seed} repeats it)");
+        seed
+    }
+
+    pub fn binary() -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_kfp-operator"))
+    }
+
+    /// Lines of `processes`' stderr that report a panic.
+    pub fn panics(processes: &[OperatorProcess]) -> Vec<String> {
+        processes
+            .iter()
+            .flat_map(OperatorProcess::stderr_lines)
+            .filter(|line| line.contains("panicked"))
+            .collect()
+    }
+
+    pub fn parse<K: serde::de::DeserializeOwned>(yaml: &str) -> K {
+        serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Executor {
+        Direct,
+        Argo,
+    }
+
+    impl Executor {
+        pub fn name(self) -> &'static str {
+            match self {
+                Executor::Direct => "direct",
+                Executor::Argo => "argo",
+            }
+        }
+    }
+
+    /// What an experiment with kills measured.
+    #[derive(Debug, Default)]
+    pub struct Figures {
+        pub seed: u64,
+        pub kills: usize,
+        /// Runs the test created and deleted; Runs the RunConfigurations created.
+        pub runs: usize,
+        pub deleted: usize,
+        pub run_configuration_runs: usize,
+        /// Surviving Runs that are not Succeeded with completion state Succeeded at the end.
+        pub lost: Vec<String>,
+        /// Deleted Runs still there at the end.
+        pub not_gone: Vec<String>,
+        /// Backend objects created beyond the first for one resource (kind/name: count).
+        pub duplicated: BTreeMap<String, usize>,
+        /// Backend objects not deleted whose resource is gone.
+        pub leaked: Vec<String>,
+        /// Dependants whose Runs differ from their upstream's successes (name: fired/successes).
+        pub misfired: BTreeMap<String, (usize, usize)>,
+        pub panics: Vec<String>,
+        /// Backend: objects created by kind, finds (found), deletes of what it did not hold, events.
+        pub created: BTreeMap<String, usize>,
+        pub finds: (u64, u64),
+        pub deletes_of_missing: u64,
+        pub events: (u64, u64, u64),
+        pub settled_after: Option<Duration>,
+        pub unsettled: Vec<String>,
+    }
+
+    impl Figures {
+        pub fn duplicates(&self) -> usize {
+            self.duplicated.values().sum()
+        }
+
+        pub fn summary(&self, executor: Executor) -> String {
+            format!(
+                "chaos kills, {} executor (seed {}): {} kills; {} Runs created, {} deleted, {} started by \
+                 RunConfigurations ({} expected); lost {}, deleted but not gone {}, duplicated {} {:?}, leaked {} {:?}, dependants \
+                 misfired {} {:?}, panics {}; backend created {:?}, finds {} ({} found), deletes of missing ids {}, \
+                 events delivered {} rejected {} redelivered {}; settled {}",
+                executor.name(),
+                self.seed,
+                self.kills,
+                self.runs,
+                self.deleted,
+                self.run_configuration_runs,
+                RUN_CONFIGURATIONS
+                    .iter()
+                    .filter(|(_, t)| t.contains("onChange") || t.contains("runConfigurations"))
+                    .count(),
+                self.lost.len(),
+                self.not_gone.len(),
+                self.duplicates(),
+                self.duplicated,
+                self.leaked.len(),
+                self.leaked,
+                self.misfired.len(),
+                self.misfired,
+                self.panics.len(),
+                self.created,
+                self.finds.0,
+                self.finds.1,
+                self.deletes_of_missing,
+                self.events.0,
+                self.events.1,
+                self.events.2,
+                match self.settled_after {
+                    Some(after) => format!("{:.1} s after the last restart", after.as_secs_f64()),
+                    None => format!("NOT within {SETTLE:?}: {:?}", self.unsettled),
+                }
+            )
+        }
+    }
+
+    /// The namespace of one experiment and what it needs.
+    pub struct Chaos {
+        client: Client,
+        namespace: String,
+        provider: NamespacedName,
+        backend: std::sync::Arc<Backend>,
+        env: Vec<(String, String)>,
+        kubeconfig: PathBuf,
+        _token: tempfile::NamedTempFile,
+    }
+
+    impl Chaos {
+        pub async fn start(executor: Executor, seed: u64) -> (Chaos, Option<crate::support::SimulatedArgo>) {
+            let kubeconfig = crate::support::env().await.kubeconfig_path().to_path_buf();
+            let (client, namespace) = crate::support::client_and_namespace().await;
+            let provider = NamespacedName::new(namespace.clone(), "chaos".to_string());
+            let mut token = tempfile::NamedTempFile::new().unwrap();
+            std::io::Write::write_all(&mut token, b"chaos-feed-token").unwrap();
+            // One feed port for every operator process: the provider service keeps delivering to it across kills.
+            let feed_port = free_port();
+            let (backend, events) = Backend::new(provider.clone(), RUN_TIME, seed.wrapping_add(1));
+            let url = super::serve(
+                &provider,
+                backend.clone(),
+                events,
+                &format!("http://127.0.0.1:{feed_port}/events"),
+                token.path(),
+            )
+            .await;
+            let providers: Api<kfp_core::resources::v1beta1::Provider> =
+                Api::namespaced(client.clone(), &namespace);
+            let manifest = parse(&format!(
+                "
+    apiVersion: pipelines.kubeflow.org/v1beta1
+    kind: Provider
+    metadata:
+      name: chaos
+      namespace: {namespace}
+      annotations: {{pipelines.kubeflow.org/provider-type: http}}
+    spec:
+      serviceImage: kfp-operator/provider-service:latest
+      serviceAccount: default
+      pipelineRootStorage: /tmp/pipeline-root
+      frameworks: [{{name: stub, image: kfp-operator/stub-compiler:latest}}]
+      allowedNamespaces: [{namespace}]
+      parameters: {{url: '{url}', timeoutSeconds: 10}}
+    "
+            ));
+            providers.create(&Default::default(), &manifest).await.unwrap();
+            let argo = (executor == Executor::Argo)
+                .then(|| crate::support::SimulatedArgo::start(client.clone(), &namespace, url.clone()));
+            let env = vec![
+                ("KFP_OPERATOR_SPEC_EXECUTOR", executor.name().to_string()),
+                ("KFP_OPERATOR_SYSTEM_WATCHNAMESPACE", namespace.clone()),
+                ("KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_PORT", feed_port.to_string()),
+                (
+                    "KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_AUTHENTICATION_TOKENREVIEW",
+                    "false".to_string(),
+                ),
+                (
+                    "KFP_OPERATOR_SPEC_RUNCOMPLETIONFEED_AUTHENTICATION_STATICTOKENFILE",
+                    token.path().display().to_string(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let chaos = Chaos {
+                client,
+                namespace,
+                provider,
+                backend,
+                env,
+                kubeconfig,
+                _token: token,
+            };
+            (chaos, argo)
+        }
+
+        pub fn operator(&self) -> OperatorProcess {
+            let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            OperatorProcess::start(binary(), &self.kubeconfig, &env)
+        }
+
+        pub fn api<K>(&self) -> Api<K>
+        where
+            K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        {
+            Api::namespaced(self.client.clone(), &self.namespace)
+        }
+
+        pub async fn create<K>(&self, yaml: &str)
+        where
+            K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+                + Clone
+                + std::fmt::Debug
+                + serde::Serialize
+                + serde::de::DeserializeOwned,
+        {
+            let yaml = yaml
+                .replace("$NS", &self.namespace)
+                .replace("$PROVIDER", &self.provider.to_string());
+            self.api::<K>()
+                .create(&Default::default(), &parse::<K>(&yaml))
+                .await
+                .unwrap_or_else(|e| panic!("cannot create {yaml}: {e}"));
+        }
+
+        pub async fn create_run(&self, name: String) {
+            self.create::<Run>(&format!(
+                "
+    apiVersion: pipelines.kubeflow.org/v1beta1
+    kind: Run
+    metadata: {{name: {name}, namespace: $NS}}
+    spec: {{provider: $PROVIDER, pipeline: pipeline, parameters: [{{name: run, value: '{name}'}}]}}
+    "
+            ))
+            .await;
+        }
+
+        pub async fn create_pipeline_and_run_configurations(&self) {
+            self.create::<Pipeline>(
+                "
+    apiVersion: pipelines.kubeflow.org/v1beta1
+    kind: Pipeline
+    metadata: {name: pipeline, namespace: $NS}
+    spec: {provider: $PROVIDER, image: 'alpine:3.20', framework: {name: stub, parameters: {}}}
+    ",
+            )
+            .await;
+            for (name, triggers) in RUN_CONFIGURATIONS {
+                self.create::<RunConfiguration>(&format!(
+                    "
+    apiVersion: pipelines.kubeflow.org/v1beta1
+    kind: RunConfiguration
+    metadata: {{name: {name}, namespace: $NS}}
+    spec:
+      run: {{provider: $PROVIDER, pipeline: pipeline, parameters: [{{name: rc, value: {name}}}]}}
+      triggers: {triggers}
+    "
+                ))
+                .await;
+            }
+        }
+
+        /// The experiment: [`KILLS`] lives of the operator process. In each, after a seeded while (the operator
+        /// starting and catching up), the test creates its share of the [`RUNS`] Runs at once and deletes the Runs
+        /// due (each of the [`DELETES`] chosen Runs in the life it was created or one of the next two), and the
+        /// process is SIGKILLed a seeded while later, with operations in flight. Returns the names deleted and the
+        /// killed processes (their stderr).
+        pub async fn lives(&self, seed: u64) -> (Vec<String>, Vec<OperatorProcess>) {
+            let rng = &mut Rng(seed);
+            let life_of = |run: usize| run * KILLS / RUNS;
+            let mut doomed: Vec<usize> = (0..RUNS).collect();
+            for i in 0..RUNS {
+                doomed.swap(i, i + rng.below(RUNS - i));
+            }
+            let mut deletions: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for &run in &doomed[..DELETES] {
+                let life = (life_of(run) + rng.below(3)).min(KILLS - 1);
+                deletions.entry(life).or_default().push(run);
+            }
+            let runs = self.api::<Run>();
+            let (mut deleted, mut processes) = (Vec::new(), Vec::new());
+            for life in 0..KILLS {
+                let mut operator = self.operator();
+                // The experiment's moments (seeded), not waits for anything.
+                tokio::time::sleep(Duration::from_millis(200 + rng.below(1300) as u64)).await;
+                let creates = (0..RUNS)
+                    .filter(|run| life_of(*run) == life)
+                    .map(|run| self.create_run(format!("run-{run}")));
+                futures::future::join_all(creates).await;
+                for run in deletions.remove(&life).unwrap_or_default() {
+                    let name = format!("run-{run}");
+                    runs.delete(&name, &DeleteParams::default())
+                        .await
+                        .unwrap_or_else(|e| panic!("cannot delete {name}: {e}"));
+                    deleted.push(name);
+                }
+                // The last kill comes soon, so that the operator after it finds operations cut short.
+                let within = if life + 1 == KILLS { 500 } else { KILL_WITHIN_MS };
+                tokio::time::sleep(Duration::from_millis(rng.below(within) as u64)).await;
+                operator.child.start_kill().unwrap();
+                operator.child.wait().await.unwrap();
+                processes.push(operator);
+            }
+            (deleted, processes)
+        }
+    }
+
+    /// What is not settled yet (empty: everything is), from the objects in the namespace and the backend.
+    pub async fn unsettled(chaos: &Chaos, deleted: &BTreeSet<String>) -> Result<Vec<String>, kube::Error> {
+        let runs = chaos.api::<Run>().list(&ListParams::default()).await?.items;
+        let rcs = chaos
+            .api::<RunConfiguration>()
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let schedules = chaos
+            .api::<RunSchedule>()
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let mut pending = Vec::new();
+        for run in &runs {
+            let name = run.name_any();
+            if deleted.contains(&name) {
+                pending.push(format!("deleted Run {name} still there"));
+                continue;
+            }
+            let status = run.status.as_ref();
+            let state = status.map(|s| s.synchronization_state());
+            let completion = status.and_then(|s| s.completion_state);
+            if state != Some(Succeeded) || completion != Some(CompletionState::Succeeded) {
+                pending.push(format!("Run {name}: {state:?}, completion {completion:?}"));
+            }
+        }
+        let by_name: BTreeMap<String, &RunConfiguration> = rcs.iter().map(|rc| (rc.name_any(), rc)).collect();
+        for rc in &rcs {
+            let name = rc.name_any();
+            let status = rc.status.clone().unwrap_or_default();
+            if status.synchronization_state() != Succeeded {
+                pending.push(format!(
+                    "RunConfiguration {name}: {:?}",
+                    status.synchronization_state()
+                ));
+            }
+            // Each trigger has seen its upstream's latest success: nothing more can fire.
+            for upstream in &rc.spec.triggers.run_configurations {
+                let upstream = &upstream.name;
+                let key = format!("{}/{upstream}", chaos.namespace);
+                let latest = by_name
+                    .get(upstream.as_str())
+                    .and_then(|u| u.status.as_ref())
+                    .map(|s| s.latest_runs.succeeded.provider_id.clone())
+                    .unwrap_or_default();
+                let seen = status
+                    .triggers
+                    .run_configurations
+                    .get(&key)
+                    .map(|t| t.provider_id.clone())
+                    .unwrap_or_default();
+                if latest.is_empty() || seen != latest {
+                    pending.push(format!(
+                        "RunConfiguration {name}: trigger {upstream} saw {seen:?}, latest success {latest:?}"
+                    ));
+                }
+            }
+        }
+        let expected_schedules = RUN_CONFIGURATIONS
+            .iter()
+            .filter(|(_, t)| t.contains("schedules"))
+            .count();
+        if schedules.len() != expected_schedules {
+            pending.push(format!(
+                "{} RunSchedules, expected {expected_schedules}",
+                schedules.len()
+            ));
+        }
+        for schedule in &schedules {
+            let state = schedule.status.as_ref().map(|s| s.synchronization_state());
+            if state != Some(Succeeded) {
+                pending.push(format!("RunSchedule {}: {state:?}", schedule.name_any()));
+            }
+        }
+        let outstanding = chaos.backend.outstanding_runs();
+        if outstanding > 0 {
+            pending.push(format!("{outstanding} backend runs not finished and delivered"));
+        }
+        Ok(pending)
+    }
+
+    /// The figures from the settled (or timed-out) namespace and the backend.
+    pub async fn measure(chaos: &Chaos, figures: &mut Figures, deleted: &BTreeSet<String>) {
+        let runs = chaos
+            .api::<Run>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let schedules = chaos
+            .api::<RunSchedule>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let pipelines = chaos
+            .api::<Pipeline>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let objects = chaos.backend.objects();
+        for run in &runs {
+            let name = run.name_any();
+            if deleted.contains(&name) {
+                figures.not_gone.push(name);
+                continue;
+            }
+            let status = run.status.as_ref();
+            if status.map(|s| s.synchronization_state()) != Some(Succeeded)
+                || status.and_then(|s| s.completion_state) != Some(CompletionState::Succeeded)
+            {
+                figures.lost.push(name);
+            }
+        }
+        figures.run_configuration_runs = runs
+            .iter()
+            .filter(|r| {
+                r.labels().contains_key(labels::RUN_CONFIGURATION_NAME) || !r.owner_references().is_empty()
+            })
+            .count();
+        let live: BTreeSet<(ResourceKind, String)> = runs
+            .iter()
+            .map(|r| (ResourceKind::Run, r.name_any()))
+            .chain(
+                schedules
+                    .iter()
+                    .map(|s| (ResourceKind::RunSchedule, s.name_any())),
+            )
+            .chain(pipelines.iter().map(|p| (ResourceKind::Pipeline, p.name_any())))
+            .collect();
+        let mut per_resource: BTreeMap<String, usize> = BTreeMap::new();
+        for object in &objects {
+            *figures.created.entry(object.kind.to_string()).or_default() += 1;
+            *per_resource
+                .entry(format!("{}/{}", object.kind, object.name.name))
+                .or_default() += 1;
+            if !object.deleted && !live.contains(&(object.kind, object.name.name.clone())) {
+                figures
+                    .leaked
+                    .push(format!("{} {} of {}", object.kind, object.id, object.name.name));
+            }
+        }
+        figures.duplicated = per_resource
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(resource, n)| (resource, n - 1))
+            .collect();
+        // Each dependant fires once per upstream Run that succeeded (one logical run, however many backend runs it
+        // had: those are counted as duplicates above).
+        let successes = |rc: &str| -> usize {
+            objects
+                .iter()
+                .filter(|o: &&Object| {
+                    o.kind == ResourceKind::Run && o.finished && o.run_configuration.name == rc
+                })
+                .map(|o| o.name.name.clone())
+                .collect::<BTreeSet<_>>()
+                .len()
+        };
+        for (name, triggers) in RUN_CONFIGURATIONS {
+            let Some(upstream) = triggers
+                .strip_prefix("{runConfigurations: [")
+                .and_then(|t| t.strip_suffix("]}"))
+            else {
+                continue;
+            };
+            let fired = runs
+                .iter()
+                .filter(|r| {
+                    r.labels().get(labels::TRIGGER_TYPE).map(String::as_str) == Some("runConfiguration")
+                        && r.owner_references().iter().any(|o| o.name == *name)
+                })
+                .count();
+            let expected = successes(upstream);
+            if fired != expected || fired == 0 {
+                figures.misfired.insert(name.to_string(), (fired, expected));
+            }
+        }
+        chaos.backend.ledger(|ledger| {
+            figures.finds = (ledger.finds, ledger.found);
+            figures.deletes_of_missing = ledger.deletes_of_missing;
+            figures.events = (ledger.delivered, ledger.rejected, ledger.redelivered);
+        });
+    }
+
+    /// The experiment: kills while Runs are created and deleted, then everything settles and is counted.
+    pub async fn kills(executor: Executor, default_seed: u64) -> Figures {
+        kfp_providers::http::install_crypto_provider();
+        let _serial = SERIAL.lock().await;
+        let seed = seed(&format!("kills/{}", executor.name()), default_seed);
+        let (chaos, _argo) = Chaos::start(executor, seed).await;
+        chaos.create_pipeline_and_run_configurations().await;
+        let (deleted, mut processes) = chaos.lives(seed).await;
+        let deleted: BTreeSet<String> = deleted.into_iter().collect();
+        let last = chaos.operator();
+        let restarted = Instant::now();
+        let last_pending = std::sync::Mutex::new(Vec::new());
+        let settled = kfp_testenv::wait_for("everything to settle", SETTLE, || async {
+            let pending = unsettled(&chaos, &deleted).await?;
+            let done = pending.is_empty();
+            *last_pending.lock().unwrap() = pending;
+            Ok::<_, kube::Error>(done.then_some(()))
+        })
+        .await;
+        let mut figures = Figures {
+            seed,
+            kills: KILLS,
+            runs: RUNS,
+            deleted: deleted.len(),
+            settled_after: settled.is_ok().then(|| restarted.elapsed()),
+            unsettled: last_pending.into_inner().unwrap(),
+            ..Figures::default()
+        };
+        measure(&chaos, &mut figures, &deleted).await;
+        let mut last = last;
+        if settled.is_err() {
+            let lines = last.stderr_lines();
+            eprintln!(
+                "the last operator ({}) logged {} lines; the last 40:\n{}",
+                match last.child.try_wait() {
+                    Ok(Some(exit)) => format!("exited: {exit}"),
+                    _ => "running".to_string(),
+                },
+                lines.len(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        processes.push(last);
+        figures.panics = panics(&processes);
+        eprintln!("{}", figures.summary(executor));
+        // What the backend was asked and the operators said about the resources that went wrong, for the report.
+        for leaked in &figures.leaked {
+            let mut words = leaked.split(' ');
+            let (_, id, _, name) = (words.next(), words.next(), words.next(), words.next());
+            for call in chaos
+                .backend
+                .calls_about(name.unwrap_or_default(), id.unwrap_or_default())
+            {
+                eprintln!("backend: {call}");
+            }
+        }
+        let names: BTreeSet<String> = figures
+            .leaked
+            .iter()
+            .filter_map(|l| l.rsplit(' ').next().map(str::to_string))
+            .chain(
+                figures
+                    .duplicated
+                    .keys()
+                    .filter_map(|k| k.split('/').nth(1).map(str::to_string)),
+            )
+            .chain(figures.lost.iter().cloned())
+            .chain(figures.misfired.keys().cloned())
+            .collect();
+        for (life, process) in processes.iter().enumerate() {
+            for line in process.stderr_lines() {
+                if names
+                    .iter()
+                    .any(|n| line.contains(&format!("\"{n}\"")) || line.contains(&format!("/{n}")))
+                {
+                    eprintln!("life {life}: {line}");
+                }
+            }
+        }
+        figures
+    }
+
+    pub fn assert_clean(executor: Executor, figures: &Figures) {
+        let summary = figures.summary(executor);
+        assert!(figures.settled_after.is_some(), "{summary}");
+        assert!(figures.lost.is_empty(), "lost Runs: {summary}");
+        assert!(figures.not_gone.is_empty(), "deleted Runs not gone: {summary}");
+        assert_eq!(figures.duplicates(), 0, "duplicated: {summary}");
+        assert!(figures.leaked.is_empty(), "leaked: {summary}");
+        assert!(figures.misfired.is_empty(), "dependants misfired: {summary}");
+        assert!(figures.panics.is_empty(), "panics: {summary}");
     }
 }
