@@ -721,7 +721,9 @@ async fn the_registry_resolver_caches_per_generation_and_type() {
     let (client, ns) = api_server().await;
     let ns = ns.name().to_string();
     apply_provider(&client, &ns, "stub", Some("stub"), "gs://a").await;
-    let resolver = RegistryResolver::new(client.clone(), kfp_providers::default_registry(), "");
+    // Read on every resolve, so each change below is seen at once.
+    let resolver = RegistryResolver::new(client.clone(), kfp_providers::default_registry(), "")
+        .with_reverify(Duration::ZERO);
     let name = NamespacedName::new(ns.clone(), "stub");
     let first = resolver.resolve(&name).await.unwrap();
     let again = resolver.resolve(&name).await.unwrap();
@@ -738,6 +740,21 @@ async fn the_registry_resolver_caches_per_generation_and_type() {
     apply_provider(&client, &ns, "stub", Some("STUB"), "gs://changed").await;
     let retyped = resolver.resolve(&name).await.unwrap();
     assert!(!Arc::ptr_eq(&changed, &retyped));
+
+    // Issue 18: by default a built provider is used for a few seconds without reading its Provider again (one
+    // GET per operation was one request per resource); a deleted Provider is then noticed.
+    let batching = RegistryResolver::new(client.clone(), kfp_providers::default_registry(), "");
+    let kept = batching.resolve(&name).await.unwrap();
+    let providers: kube::Api<ProviderResource> = kube::Api::namespaced(client.clone(), &ns);
+    providers.delete("stub", &Default::default()).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&kept, &batching.resolve(&name).await.unwrap()),
+        "within the period: no read"
+    );
+    assert!(matches!(
+        resolver.resolve(&name).await,
+        Err(ResolveError::NotFound(_))
+    ));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kfp_core::executor::ResourceKind;
 
@@ -21,17 +22,33 @@ type Key = (ResourceKind, String, String);
 /// How many earlier writes of one resource are remembered (a reconcile writes at most a few times).
 const EARLIER: usize = 8;
 
-/// Our writes of one resource not reconciled yet: the last, and the ones it superseded.
-#[derive(Debug, Default)]
+/// How long a cached copy at our last write may be planned on again (issue 18: the reconcile woken by an
+/// operation's end comes seconds after the one our write's event woke). Entries older than this go.
+const REUSE: Duration = Duration::from_secs(60);
+
+/// Our recent writes of one resource: the last, the ones it superseded, and when the last was made.
+#[derive(Debug)]
 struct Written {
     last: String,
     earlier: Vec<String>,
+    at: Instant,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Self {
+            last: String::new(),
+            earlier: Vec::new(),
+            at: Instant::now(),
+        }
+    }
 }
 
 /// See the module documentation. One small entry per resource with a write of ours not reconciled yet.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
     versions: Mutex<HashMap<Key, Written>>,
+    pruned: Mutex<Option<Instant>>,
 }
 
 impl OwnWrites {
@@ -39,9 +56,11 @@ impl OwnWrites {
     pub fn record(&self, kind: ResourceKind, namespace: &str, name: &str, resource_version: Option<&str>) {
         let key = (kind, namespace.to_string(), name.to_string());
         let mut versions = self.lock();
+        self.prune(&mut versions);
         match resource_version {
             Some(version) => {
                 let written = versions.entry(key).or_default();
+                written.at = Instant::now();
                 let previous = std::mem::replace(&mut written.last, version.to_string());
                 if !previous.is_empty() {
                     if written.earlier.len() >= EARLIER {
@@ -56,10 +75,10 @@ impl OwnWrites {
         }
     }
 
-    /// Whether `resource_version` (of a cached copy) is the version of our last write of `namespace/name`. A match
-    /// is used up: the copy is planned on once, and a later reconcile of the same version (a resync, another
-    /// trigger) reads again. So only resources with a write not yet reconciled are remembered, and a settled
-    /// resource costs nothing here.
+    /// Whether `resource_version` (of a cached copy) is the version of our last write of `namespace/name`, made
+    /// less than [`REUSE`] ago. Planning on it again is as safe as the first time (a copy someone else changed
+    /// since is just as possible then, and every write carries the copy's resourceVersion); after [`REUSE`] the
+    /// resource is read again (a resync), and the entry goes, so a settled resource costs nothing here.
     pub fn take_current(
         &self,
         kind: ResourceKind,
@@ -72,12 +91,27 @@ impl OwnWrites {
         };
         let key = (kind, namespace.to_string(), name.to_string());
         let mut versions = self.lock();
-        if versions.get(&key).is_some_and(|w| w.last == version) {
-            versions.remove(&key);
-            true
-        } else {
-            false
+        match versions.get(&key) {
+            Some(w) if w.last == version && w.at.elapsed() < REUSE => true,
+            Some(w) if w.at.elapsed() >= REUSE => {
+                versions.remove(&key);
+                false
+            }
+            _ => false,
         }
+    }
+
+    /// Drops entries older than [`REUSE`], at most every 10 s: the map holds only resources written lately.
+    fn prune(&self, versions: &mut HashMap<Key, Written>) {
+        let mut pruned = self
+            .pruned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pruned.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        *pruned = Some(Instant::now());
+        versions.retain(|_, w| w.at.elapsed() < REUSE);
     }
 
     /// Whether `resource_version` (of a cached copy) is one of our writes that a later write of ours superseded:
@@ -129,7 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_version_of_our_last_write_is_current_and_only_once() {
+    fn only_the_version_of_our_last_write_is_current() {
         let writes = OwnWrites::default();
         let run = ResourceKind::Run;
         assert!(!writes.take_current(run, "ns", "r", Some("1")), "never written");
@@ -149,10 +183,11 @@ mod tests {
         );
         assert!(writes.take_current(run, "ns", "r", Some("5")));
         assert!(
-            !writes.take_current(run, "ns", "r", Some("5")),
-            "used up: read again"
+            writes.take_current(run, "ns", "r", Some("5")),
+            "again within the reuse window (an operation's end wakes it again)"
         );
-        assert!(writes.is_empty(), "a settled resource is not remembered");
+        writes.forget(run, "ns", "r");
+        assert!(writes.is_empty());
         writes.record(run, "ns", "r", Some("7"));
         writes.record(run, "ns", "r", Some("8"));
         assert!(

@@ -152,20 +152,28 @@ impl ProviderResolver for StaticResolver {
 /// (`spec.direct.defaultProviderType`). The implementation gets a [`ProviderConfig`] with the Provider's
 /// `ns/name`, `spec.pipelineRootStorage` and `spec.parameters`: what the provider service would read from its
 /// environment (SPEC 3.8, 5.2). Built providers are cached per Provider, generation and type, so a changed spec or
-/// annotation gets a fresh instance; the Provider is read on every resolve (operations are rare next to that
-/// GET, and a deleted Provider must stop being used).
+/// annotation gets a fresh instance; the Provider is read again when the cached instance was last verified more
+/// than [`PROVIDER_REVERIFY`] ago, so a deleted or changed Provider stops being used within that bound.
 pub struct RegistryResolver {
     client: Client,
     registry: ProviderRegistry,
     default_type: String,
     cache: Mutex<HashMap<NamespacedName, Cached>>,
+    reverify: Duration,
 }
 
 struct Cached {
     generation: Option<i64>,
     type_name: String,
     provider: Arc<dyn Provider>,
+    /// When the Provider was last read and found unchanged.
+    verified: Instant,
 }
+
+/// How long a built provider is used without reading its Provider again (issue 18: the resolver read the
+/// Provider on every operation, one request per resource in a burst). A Provider deleted or changed is noticed
+/// within this bound.
+pub const PROVIDER_REVERIFY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for RegistryResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,7 +192,15 @@ impl RegistryResolver {
             registry,
             default_type: default_type.into().trim().to_string(),
             cache: Mutex::new(HashMap::new()),
+            reverify: PROVIDER_REVERIFY,
         }
+    }
+
+    /// Reads the Provider again when its built provider was verified more than `period` ago (default
+    /// [`PROVIDER_REVERIFY`]; zero: on every resolve).
+    pub fn with_reverify(mut self, period: Duration) -> Self {
+        self.reverify = period;
+        self
     }
 
     /// A resolver with `spec.direct.defaultProviderType`.
@@ -233,6 +249,11 @@ fn provider_name(provider: &ProviderResource) -> NamespacedName {
 #[async_trait::async_trait]
 impl ProviderResolver for RegistryResolver {
     async fn resolve(&self, name: &NamespacedName) -> Result<Arc<dyn Provider>, ResolveError> {
+        if let Some(cached) = self.cache().get(name)
+            && cached.verified.elapsed() < self.reverify
+        {
+            return Ok(cached.provider.clone());
+        }
         let api: Api<ProviderResource> = Api::namespaced(self.client.clone(), &name.namespace);
         let resource = api
             .get_opt(&name.name)
@@ -245,10 +266,11 @@ impl ProviderResolver for RegistryResolver {
         let type_name = self.provider_type(&resource)?;
         let generation = resource.metadata.generation;
         let mut cache = self.cache();
-        if let Some(cached) = cache.get(name)
+        if let Some(cached) = cache.get_mut(name)
             && cached.generation == generation
             && cached.type_name == type_name
         {
+            cached.verified = Instant::now();
             return Ok(cached.provider.clone());
         }
         let provider = self
@@ -265,6 +287,7 @@ impl ProviderResolver for RegistryResolver {
                 generation,
                 type_name,
                 provider: provider.clone(),
+                verified: Instant::now(),
             },
         );
         Ok(provider)

@@ -50,7 +50,7 @@ struct OwnWrites {
 pub struct WorkflowCache {
     store: Store<DynamicObject>,
     own: Mutex<OwnWrites>,
-    driver: tokio::task::JoinHandle<()>,
+    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for WorkflowCache {
@@ -63,7 +63,9 @@ impl std::fmt::Debug for WorkflowCache {
 
 impl Drop for WorkflowCache {
     fn drop(&mut self) {
-        self.driver.abort();
+        if let Some(driver) = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            driver.abort();
+        }
     }
 }
 
@@ -76,46 +78,46 @@ impl WorkflowCache {
     /// `completions`. Needs a tokio runtime; the watch stops when the cache is dropped.
     pub fn start(api: Api<DynamicObject>, completions: Completions) -> Arc<Self> {
         let mut writer: Writer<DynamicObject> = Writer::new(workflow_api_resource());
-        let store = writer.as_reader();
-        Arc::new_cyclic(|weak: &std::sync::Weak<WorkflowCache>| {
-            let weak = weak.clone();
-            let config = watcher::Config::default().labels(&selector()).any_semantic();
-            let driver = tokio::spawn(async move {
-                let mut events = watcher::watcher(api, config).default_backoff().boxed();
-                while let Some(event) = events.next().await {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(error) => {
-                            // Fails on every attempt while the API server is away: one line per 30 s.
-                            if let Some(suppressed) = crate::telemetry::failure_log().check("watch/workflows")
-                            {
-                                tracing::warn!(
-                                    failure = "watch/workflows",
-                                    %error,
-                                    suppressed,
-                                    "the Workflow watch failed; retrying with backoff"
-                                );
-                            }
-                            continue;
+        let cache = Arc::new(WorkflowCache {
+            store: writer.as_reader(),
+            own: Mutex::new(OwnWrites::default()),
+            driver: Mutex::new(None),
+        });
+        // The task holds a weak reference (the cache owns the task), taken once the Arc exists: a task spawned
+        // before would find nothing to upgrade and end at its first event (found by the chaos suite).
+        let weak = Arc::downgrade(&cache);
+        let config = watcher::Config::default().labels(&selector()).any_semantic();
+        let driver = tokio::spawn(async move {
+            let mut events = watcher::watcher(api, config).default_backoff().boxed();
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        // Fails on every attempt while the API server is away: one line per 30 s.
+                        if let Some(suppressed) = crate::telemetry::failure_log().check("watch/workflows") {
+                            tracing::warn!(
+                                failure = "watch/workflows",
+                                %error,
+                                suppressed,
+                                "the Workflow watch failed; retrying with backoff"
+                            );
                         }
-                    };
-                    writer.apply_watcher_event(&event);
-                    let Some(cache) = weak.upgrade() else { return };
-                    cache.confirm(&event);
-                    // Announced after the store has it: the woken reconcile sees this event's state.
-                    if let Event::Apply(workflow) | Event::InitApply(workflow) = &event
-                        && let Some(owner) = owner_of(workflow)
-                    {
-                        completions.notify(owner);
+                        continue;
                     }
+                };
+                writer.apply_watcher_event(&event);
+                let Some(cache) = weak.upgrade() else { return };
+                cache.confirm(&event);
+                // Announced after the store has it: the woken reconcile sees this event's state.
+                if let Event::Apply(workflow) | Event::InitApply(workflow) = &event
+                    && let Some(owner) = owner_of(workflow)
+                {
+                    completions.notify(owner);
                 }
-            });
-            WorkflowCache {
-                store,
-                own: Mutex::new(OwnWrites::default()),
-                driver,
             }
-        })
+        });
+        *cache.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver);
+        cache
     }
 
     fn own(&self) -> MutexGuard<'_, OwnWrites> {
