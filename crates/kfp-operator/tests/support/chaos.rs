@@ -1200,9 +1200,45 @@ pub mod experiments {
         env: Vec<(String, String)>,
         kubeconfig: PathBuf,
         _token: tempfile::NamedTempFile,
+        /// Every version of every Run the API server showed, by name: what a failure report prints.
+        history: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>>,
+        _watch: AbortOnDrop,
+    }
+
+    /// Aborts a task when dropped.
+    struct AbortOnDrop(tokio::task::AbortHandle);
+
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    /// One line per version of a Run: when, its resourceVersion, finalizer, deletion, state and provider id.
+    fn run_version(started: Instant, event: &str, run: &Run) -> String {
+        let status = run.status.as_ref();
+        format!(
+            "{} ms {event} rv {} finalizers {:?} deleting {} state {:?} id {:?}",
+            started.elapsed().as_millis(),
+            run.resource_version().unwrap_or_default(),
+            run.finalizers(),
+            run.metadata.deletion_timestamp.is_some(),
+            status.map(|s| s.synchronization_state()),
+            status.map(|s| s.status.provider.id.clone()).unwrap_or_default()
+        )
     }
 
     impl Chaos {
+        /// The versions of the Run `name` the test's watch saw.
+        pub fn history_of(&self, name: &str) -> Vec<String> {
+            self.history
+                .lock()
+                .unwrap()
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        }
+
         pub async fn start(executor: Executor, seed: u64) -> (Chaos, Option<crate::support::SimulatedArgo>) {
             let kubeconfig = crate::support::env().await.kubeconfig_path().to_path_buf();
             let (client, namespace) = crate::support::client_and_namespace().await;
@@ -1258,6 +1294,32 @@ pub mod experiments {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+            let history: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<String>>>> = Default::default();
+            let watch = {
+                use futures::StreamExt;
+                let (history, started) = (history.clone(), Instant::now());
+                let api: Api<Run> = Api::namespaced(client.clone(), &namespace);
+                tokio::spawn(async move {
+                    let mut events =
+                        kube::runtime::watcher(api, kube::runtime::watcher::Config::default()).boxed();
+                    while let Some(event) = events.next().await {
+                        let (kind, run) = match event {
+                            Ok(kube::runtime::watcher::Event::Apply(run))
+                            | Ok(kube::runtime::watcher::Event::InitApply(run)) => ("applied", run),
+                            Ok(kube::runtime::watcher::Event::Delete(run)) => ("deleted", run),
+                            _ => continue,
+                        };
+                        let line = run_version(started, kind, &run);
+                        history
+                            .lock()
+                            .unwrap()
+                            .entry(run.name_any())
+                            .or_default()
+                            .push(line);
+                    }
+                })
+                .abort_handle()
+            };
             let chaos = Chaos {
                 client,
                 namespace,
@@ -1266,6 +1328,8 @@ pub mod experiments {
                 env,
                 kubeconfig,
                 _token: token,
+                history,
+                _watch: AbortOnDrop(watch),
             };
             (chaos, argo)
         }
@@ -1622,6 +1686,9 @@ pub mod experiments {
                 .calls_about(name.unwrap_or_default(), id.unwrap_or_default())
             {
                 eprintln!("backend: {call}");
+            }
+            for version in chaos.history_of(name.unwrap_or_default()) {
+                eprintln!("api server: {} {version}", name.unwrap_or_default());
             }
         }
         let names: BTreeSet<String> = figures
