@@ -790,3 +790,83 @@ async fn the_executor_drives_a_stub_provider_read_from_the_api_server() {
         "{err:?}"
     );
 }
+
+/// Kubernetes can delete an object whose finalizer was added while the DELETE was in flight (kubernetes#77988; the
+/// chaos suite saw Runs go that way with their platform runs left). The clean-up the controllers start on such a
+/// DELETED event deletes the provider object: by the recorded id, else by the id of the finished create, else by
+/// identity; and it consumes the outcomes nobody else will.
+#[tokio::test]
+async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted() {
+    use kfp_core::executor::Executor;
+    use kfp_core::resources::FINALIZER;
+    use kfp_core::resources::v1beta1::Run;
+    use kfp_operator::controllers::{Context, bypassed};
+    let (client, _ns) = api_server().await;
+    let mut provider = MockProvider::new();
+    provider
+        .expect_find()
+        .returning(|i| Ok((i.name.name == "lost").then(|| "run-found".to_string())));
+    provider
+        .expect_create_run()
+        .returning(|r| Ok(format!("run-of-{}", r.name.name)));
+    let (deleted_tx, mut deleted_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    provider.expect_delete_run().returning(move |id| {
+        deleted_tx.send(id.to_string()).unwrap();
+        Ok(())
+    });
+    let h = harness_with(Arc::new(provider), stub_compiler(), None);
+    let executor: Arc<dyn Executor> = Arc::new(h.executor);
+    let ctx = Context::new(
+        client,
+        executor.clone(),
+        None,
+        Arc::new(kfp_operator::config::OperatorConfig::default()),
+        h.metrics,
+    );
+    let run = |name: &str, id: &str| -> Run {
+        let mut run: Run = serde_json::from_value(json!({
+            "apiVersion": "pipelines.kubeflow.org/v1beta1", "kind": "Run",
+            "metadata": {"name": name, "namespace": NS, "finalizers": [FINALIZER]},
+            "spec": {"provider": provider_name().to_string(), "pipeline": "p"},
+            "status": {"provider": {"name": provider_name().to_string(), "id": id}, "version": "v1"},
+        }))
+        .unwrap();
+        assert!(bypassed::bypassed(&run));
+        run.metadata.creation_timestamp = None;
+        run
+    };
+
+    // The id recorded in the status.
+    bypassed::clean_up(ctx.clone(), run("recorded", "run-1"));
+    assert_eq!(next_delete(&mut deleted_rx).await, "run-1");
+    // No id recorded, but the create finished: its id, and the create's outcome is consumed.
+    executor
+        .submit(create(ResourceKind::Run, "finished"))
+        .await
+        .unwrap();
+    bypassed::clean_up(ctx.clone(), run("finished", ""));
+    assert_eq!(next_delete(&mut deleted_rx).await, "run-of-finished");
+    // Nothing known: looked up by identity.
+    bypassed::clean_up(ctx.clone(), run("lost", ""));
+    assert_eq!(next_delete(&mut deleted_rx).await, "run-found");
+    let finished = resource(ResourceKind::Run, "finished");
+    kfp_testenv::wait_for("the outcomes consumed", Duration::from_secs(20), || async {
+        Ok::<_, String>(
+            executor
+                .outcomes(&finished)
+                .await
+                .unwrap()
+                .is_empty()
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+}
+
+async fn next_delete(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a provider delete")
+        .unwrap()
+}

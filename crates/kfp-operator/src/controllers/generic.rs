@@ -33,8 +33,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{
-    Context, ControllerError, action, completion_triggers, controller_with_readiness, drive, error_policy,
-    get_opt, instrumented, log_run_result, now, replace_status, share_shutdown,
+    Context, ControllerError, action, completion_triggers, drive, error_policy, get_opt, instrumented,
+    log_run_result, now, replace_status, share_shutdown,
 };
 use crate::executor::argo;
 use crate::health::ReadinessFlag;
@@ -464,8 +464,15 @@ fn workflow_watch(kind: ResourceKind) -> watcher::Config {
 
 /// Builds the controller of `K` with its watches (without the Run-specific ones).
 fn controller<K: SynchronizedKind>(ctx: &Context, concurrency: u16, ready: ReadinessFlag) -> Controller<K> {
-    let controller = controller_with_readiness::<K>(ctx, watcher::Config::default().any_semantic(), ready)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let cleanup_ctx = Arc::new(ctx.clone());
+    let deleted = move |object: &K| {
+        if super::bypassed::bypassed(object) {
+            super::bypassed::clean_up(cleanup_ctx.clone(), object.clone());
+        }
+    };
+    let controller =
+        super::controller_with_deletions::<K>(ctx, watcher::Config::default().any_semantic(), ready, deleted)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let objects = controller.store();
     let mut controller = controller.watches_stream(provider_arrivals(ctx), move |provider: Provider| {
         let key = NamespacedName::new(provider.namespace().unwrap_or_default(), provider.name_any());

@@ -30,6 +30,7 @@ use crate::executor::Completions;
 use crate::telemetry::Metrics;
 use events::Recorder;
 
+pub mod bypassed;
 pub mod events;
 pub mod generic;
 pub mod own_writes;
@@ -519,6 +520,21 @@ where
     controller_with_store(ctx, config, ready, reader, writer)
 }
 
+/// [`controller_with_readiness`] that also hands every object the watch reports deleted to `deleted` (before the
+/// controller sees the event).
+pub fn controller_with_deletions<K>(
+    ctx: &Context,
+    config: kube::runtime::watcher::Config,
+    ready: crate::health::ReadinessFlag,
+    deleted: impl Fn(&K) + Send + 'static,
+) -> kube::runtime::Controller<K>
+where
+    K: tolerant::Kind,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    controller_from(ctx, config, ready, reader, writer, deleted)
+}
+
 /// [`controller_with_readiness`] filling the given store (which others may read too).
 pub fn controller_with_store<K>(
     ctx: &Context,
@@ -530,16 +546,30 @@ pub fn controller_with_store<K>(
 where
     K: tolerant::Kind,
 {
+    controller_from(ctx, config, ready, reader, writer, |_: &K| {})
+}
+
+fn controller_from<K>(
+    ctx: &Context,
+    config: kube::runtime::watcher::Config,
+    ready: crate::health::ReadinessFlag,
+    reader: kube::runtime::reflector::Store<K>,
+    writer: kube::runtime::reflector::store::Writer<K>,
+    deleted: impl Fn(&K) + Send + 'static,
+) -> kube::runtime::Controller<K>
+where
+    K: tolerant::Kind,
+{
     use kube::runtime::WatchStreamExt;
     // Backoff per watch (kube-runtime also backs off all trigger streams of a controller together): without it
     // a watch that cannot reach the API server reconnects at once, thousands of times a second. The tolerant watch
     // has it built in.
     let watch = tolerant::watch::<K>(ctx, config).modify(slim);
     let stream = kube::runtime::reflector(writer, watch)
-        .inspect(move |event| {
-            if matches!(event, Ok(kube::runtime::watcher::Event::InitDone)) {
-                ready.set(true);
-            }
+        .inspect(move |event| match event {
+            Ok(kube::runtime::watcher::Event::InitDone) => ready.set(true),
+            Ok(kube::runtime::watcher::Event::Delete(object)) => deleted(object),
+            _ => {}
         })
         .applied_objects();
     kube::runtime::Controller::for_stream(stream, reader)
