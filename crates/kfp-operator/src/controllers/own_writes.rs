@@ -24,7 +24,7 @@ const EARLIER: usize = 8;
 
 /// How long a cached copy at our last write may be planned on again (issue 18: the reconcile woken by an
 /// operation's end comes seconds after the one our write's event woke). Entries older than this go.
-const REUSE: Duration = Duration::from_secs(60);
+pub const REUSE: Duration = Duration::from_secs(60);
 
 /// Our recent writes of one resource: the last, the ones it superseded, and when the last was made.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! A single watch (labels `pipelines.kubeflow.org/owner.kind` present, `pipelines.kubeflow.org/processed` absent)
 //! fills a reflector store. Each event is applied to the store *before* the owner of the workflow is announced on
 //! [`Completions`], which is how the controllers learn that a workflow changed: so the reconcile it wakes reads
-//! outcomes at least as new as the event that woke it, and [`super::argo::ArgoExecutor::outcomes`] needs no
+//! outcomes at least as new as the event that woke it, and the outcomes of [`super::argo::ArgoExecutor`] need no
 //! `LIST` per reconcile (it was a third of the API server's time, quadratic in the number of Workflows).
 //!
 //! The executor's own writes follow the own-writes rule of docs/decisions/0004-operator-shell.md: a workflow it
