@@ -1120,8 +1120,13 @@ async fn the_shared_cache_serves_outcomes_never_behind_their_wake_up() {
         ))
         .await
         .unwrap();
+    // Reads make no request: an executor whose client reaches nothing reads the same outcomes from the cache.
+    let unreachable = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let reader = ArgoExecutor::new(unreachable, ArgoExecutorConfig::default(), w.metrics.clone())
+        .with_cache(cache.clone());
     // At once, whether or not the watch has delivered it yet.
     let outcome = w.outcome(&resource).await;
+    assert_eq!(reader.outcomes(&resource).await.unwrap(), vec![outcome.clone()]);
     assert_eq!(outcome.state, OutcomeState::InProgress);
     let workflow = w.workflows_of(&resource).await.remove(0);
     assert_eq!(outcome.key, key(&workflow));
@@ -1157,6 +1162,7 @@ async fn the_shared_cache_serves_outcomes_never_behind_their_wake_up() {
         .await
         .unwrap();
     assert!(w.outcomes(&resource).await.is_empty(), "hidden at once");
+    assert!(reader.outcomes(&resource).await.unwrap().is_empty());
     kfp_testenv::wait_for(
         "the processed workflow to leave the cache",
         Duration::from_secs(20),

@@ -76,6 +76,31 @@ pub fn retry_delay(attempt: u32, seed: &str) -> Duration {
     Duration::from_millis(base - base * (hash % 100) / 1000)
 }
 
+/// The provider delete for a resource Kubernetes deleted while it still carried [`FINALIZER`] (a DELETE racing the
+/// finalizer patch, kubernetes#77988), given its last status's provider id, its settled outcomes and whether the
+/// executor finds objects by identity: by the recorded id, else by the id a finished create returned, else by
+/// identity (an empty id); `None` when nothing can be done (no id and no lookup).
+pub fn bypassed_delete(
+    recorded_id: &str,
+    outcomes: &[OperationOutcome],
+    finds_by_identity: bool,
+) -> Option<Action> {
+    let created = || {
+        outcomes.iter().find_map(|o| match &o.state {
+            OutcomeState::Succeeded { output: Ok(output) } if !output.id.is_empty() => {
+                Some(output.id.clone())
+            }
+            _ => None,
+        })
+    };
+    let id = if recorded_id.is_empty() {
+        created().unwrap_or_default()
+    } else {
+        recorded_id.to_string()
+    };
+    (!id.is_empty() || finds_by_identity).then_some(Action::Delete { id })
+}
+
 /// What a Pipeline, Run, RunSchedule or Experiment controller must do. `S` is the kind's status type.
 // A plan holds a handful of commands; boxing the operation would only add noise to every match.
 #[allow(clippy::large_enum_variant)]
@@ -896,6 +921,25 @@ mod tests {
             retry_delay(3, "uid-2"),
             "jitter spreads objects"
         );
+    }
+
+    #[test]
+    fn a_resource_deleted_past_its_finalizer_is_deleted_by_the_best_id_known() {
+        let finished = |id: &str| OperationOutcome {
+            key: "k".into(),
+            created: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            state: OutcomeState::Succeeded {
+                output: Ok(ProviderOutput {
+                    id: id.into(),
+                    provider_error: String::new(),
+                }),
+            },
+        };
+        let delete = |id: &str| Some(Action::Delete { id: id.into() });
+        assert_eq!(bypassed_delete("rec", &[finished("out")], false), delete("rec"));
+        assert_eq!(bypassed_delete("", &[finished("out")], false), delete("out"));
+        assert_eq!(bypassed_delete("", &[finished("")], true), delete(""));
+        assert_eq!(bypassed_delete("", &[], false), None);
     }
 
     #[test]

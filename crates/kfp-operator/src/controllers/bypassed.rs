@@ -7,12 +7,14 @@
 //! No reconcile follows a deletion, so the watch's DELETED event is the only trace: when the deleted object still
 //! carries [`FINALIZER`], this submits the provider delete the finalizer would have waited for (by the recorded id,
 //! the id of a finished create, or by identity when the executor can look up), waiting first for an operation in
-//! flight to finish, and consumes the outcomes nobody else will (docs/reliability.md "Exactly once").
+//! flight to finish, and consumes the outcomes nobody else will (docs/reliability.md "Exactly once"). Which delete
+//! is `kfp_core::reconcile::generic::bypassed_delete`'s decision.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kfp_core::executor::{Action, Operation, OperationOutcome, OutcomeState, ResourceRef};
+use kfp_core::executor::{Operation, OperationOutcome, OutcomeState, ResourceRef};
+use kfp_core::reconcile::generic::bypassed_delete;
 use kfp_core::resources::FINALIZER;
 use kube::ResourceExt;
 
@@ -48,27 +50,20 @@ pub fn clean_up<K: SynchronizedKind>(ctx: Arc<Context>, deleted: K) {
         let status = deleted
             .status()
             .map(|s| kfp_core::reconcile::generic::StatusLike::base(s).clone());
-        let recorded = status.as_ref().map(|s| s.provider.id.clone()).unwrap_or_default();
-        let created = outcomes.iter().find_map(|o| match &o.state {
-            OutcomeState::Succeeded { output: Ok(output) } if !output.id.is_empty() => {
-                Some(output.id.clone())
-            }
-            _ => None,
-        });
+        let recorded = status
+            .as_ref()
+            .map(|s| s.provider.id.as_str())
+            .unwrap_or_default();
+        let action = bypassed_delete(recorded, &outcomes, ctx.executor.finds_by_identity());
         consume(&ctx, &resource, &outcomes).await;
-        let id = if recorded.is_empty() {
-            created.unwrap_or_default()
-        } else {
-            recorded
-        };
-        if id.is_empty() && !ctx.executor.finds_by_identity() {
+        let Some(action) = action else {
             tracing::warn!(%resource, "no provider id was recorded and the executor cannot look it up: its provider object, if any, may be left behind");
             return;
-        }
+        };
         let operation = Operation {
             resource: resource.clone(),
             provider: deleted.provider().clone(),
-            action: Action::Delete { id },
+            action,
             version: status.map(|s| s.version).unwrap_or_default(),
             created: deleted.meta().creation_timestamp.clone(),
         };

@@ -92,12 +92,12 @@ impl OwnWrites {
         let key = (kind, namespace.to_string(), name.to_string());
         let mut versions = self.lock();
         match versions.get(&key) {
-            Some(w) if w.last == version && w.at.elapsed() < REUSE => true,
             Some(w) if w.at.elapsed() >= REUSE => {
                 versions.remove(&key);
                 false
             }
-            _ => false,
+            Some(w) => w.last == version,
+            None => false,
         }
     }
 
