@@ -240,9 +240,17 @@ fn set_retry(attempt: u32) -> Cmd {
 fn spec_3_1_acquires_finalizer_first() {
     let mut p = pipeline();
     p.metadata.finalizers = None;
-    let plan = plan(&p, &[]);
-    assert_eq!(plan.commands[0], ResourceCommand::AddFinalizer);
-    assert_eq!(plan.commands.len(), 3);
+    let first = plan(&p, &[]);
+    // The finalizer alone: a DELETE racing its patch can remove the object anyway (kubernetes#77988), so nothing
+    // reaches the provider before a reconcile sees the finalizer on the object.
+    assert_eq!(first.commands, vec![ResourceCommand::AddFinalizer]);
+    let next = plan(&pipeline(), &[]);
+    assert!(
+        next.commands
+            .iter()
+            .any(|c| matches!(c, ResourceCommand::Submit(_))),
+        "{next:?}"
+    );
 }
 
 #[test]
@@ -917,20 +925,24 @@ fn spec_3_5_run_schedule_definition() {
         block_owner_deletion: None,
     }]);
     let prov = provider();
-    let plan = plan_run_schedule(&Observed {
-        resource: &rs,
-        provider: Some(&prov),
-        outcomes: &[],
-        now: now(),
-        finds_by_identity: false,
-    });
-    assert_eq!(plan.commands[0], ResourceCommand::AddFinalizer);
+    let observe = |rs: &RunSchedule| {
+        plan_run_schedule(&Observed {
+            resource: rs,
+            provider: Some(&prov),
+            outcomes: &[],
+            now: now(),
+            finds_by_identity: false,
+        })
+    };
+    assert_eq!(observe(&rs).commands, vec![ResourceCommand::AddFinalizer]);
+    rs.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+    let plan = observe(&rs);
     let ResourceCommand::Submit(Operation {
         action: Action::Create {
             definition: OperationDefinition::RunSchedule(d),
         },
         ..
-    }) = &plan.commands[2]
+    }) = &plan.commands[1]
     else {
         panic!("{plan:?}")
     };

@@ -32,14 +32,12 @@ use support::chaos::fuzz;
 use support::process::OperatorProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky while a Run deleted by the Kubernetes finalizer race (kubernetes#77988) during an operator kill can leak its platform run (docs/reliability.md, Chaos suite); run with --ignored"]
 async fn kills_of_a_direct_executor_operator_lose_duplicate_and_leak_nothing() {
     let figures = kills(Executor::Direct, 17_601).await;
     assert_clean(Executor::Direct, &figures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky while a Run deleted by the Kubernetes finalizer race (kubernetes#77988) during an operator kill can leak its platform run (docs/reliability.md, Chaos suite); run with --ignored"]
 async fn kills_of_an_argo_executor_operator_lose_duplicate_and_leak_nothing() {
     let figures = kills(Executor::Argo, 17_602).await;
     assert_clean(Executor::Argo, &figures);

@@ -386,11 +386,14 @@ impl<'a> Machine<'a> {
 
     /// SPEC 3.1: when nothing writes the status but the generation moved, write it to record observedGeneration.
     pub fn finish<S: StatusLike>(&self, mut out: Out<S>, current: &S) -> Plan<ResourceCommand<S>> {
-        let releasing = out
-            .commands
-            .iter()
-            .any(|c| matches!(c, ResourceCommand::RemoveFinalizer));
-        if !out.status_set && !releasing && self.generation() != current.base().observed_generation {
+        // A finalizer patch wakes the next reconcile, which writes the status anyway (one write, not two).
+        let finalizing = out.commands.iter().any(|c| {
+            matches!(
+                c,
+                ResourceCommand::RemoveFinalizer | ResourceCommand::AddFinalizer
+            )
+        });
+        if !out.status_set && !finalizing && self.generation() != current.base().observed_generation {
             let state = current.base().synchronization_state();
             let message = current
                 .base()
@@ -457,7 +460,12 @@ impl<'a> Machine<'a> {
             return;
         };
         if !deleting && !self.has_finalizer() {
+            // The finalizer alone: nothing reaches the provider until a later reconcile sees it on the object. A
+            // DELETE racing the finalizer patch can remove the object finalizer and all (kubernetes#77988); planning
+            // the create in the same step left its provider object behind whenever the operator stopped before the
+            // DELETED event (docs/reliability.md "Exactly once").
             out.push(ResourceCommand::AddFinalizer);
+            return;
         }
         // SPEC 3.2 cell 0.
         if provider_changed {
