@@ -1371,6 +1371,21 @@ fn run_options_reach_the_runs_and_run_schedules_and_their_definitions() {
     );
 }
 
+/// The status a plan writes, asserting it is `Pending` and the plan creates no Run and no RunSchedule.
+fn pending_creating_nothing(plan: &Plan<Command>) -> RunConfigurationStatus {
+    assert!(created_runs(plan).is_empty(), "{plan:?}");
+    assert!(
+        !plan
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::CreateRunSchedule(_))),
+        "{plan:?}"
+    );
+    let (status, _) = set_status(plan);
+    assert_eq!(status.synchronization_state(), SynchronizationState::Pending);
+    status.clone()
+}
+
 #[test]
 fn a_run_configuration_applied_with_its_pipeline_starts_one_pinned_run_when_the_version_comes() {
     // Issue 17: applied together, the RunConfiguration (onChange [pipeline, runSpec], one schedule) used to fire a
@@ -1382,16 +1397,8 @@ fn a_run_configuration_applied_with_its_pipeline_starts_one_pinned_run_when_the_
         version: String::new(),
     });
     let plan = run_configuration::plan(&o);
-    assert!(created_runs(&plan).is_empty(), "{plan:?}");
-    assert!(
-        !plan
-            .commands
-            .iter()
-            .any(|c| matches!(c, Command::CreateRunSchedule(_))),
-        "{plan:?}"
-    );
-    let (status, _) = set_status(&plan);
-    assert_eq!(status.synchronization_state(), SynchronizationState::Pending);
+    let status = pending_creating_nothing(&plan);
+    assert!(!run_configuration::awaits_pipeline_arrival(&status));
     assert_eq!(
         status.conditions[0].message,
         format!(
@@ -1426,6 +1433,51 @@ fn a_run_configuration_applied_with_its_pipeline_starts_one_pinned_run_when_the_
     assert_eq!(runs[0].spec.pipeline.version, "v1");
     assert_eq!(schedules.len(), 1, "{schedules:?}");
     assert_eq!(schedules[0].spec.pipeline.version, "v1");
+}
+
+#[test]
+fn a_run_configuration_created_before_its_pipeline_waits_for_it_then_falls_back_to_the_provider() {
+    // Issue 17: a folder applied at once may create the RunConfiguration before its Pipeline. A new one waits
+    // `PIPELINE_ARRIVAL_GRACE` for the Pipeline (its arrival wakes it) instead of firing a floating Run first.
+    let mut rc = stub_rc();
+    rc.metadata.creation_timestamp = Some(Time(now().0 - std::time::Duration::from_secs(3)));
+    let plan = run_configuration::plan(&observed(rc.clone()));
+    let status = pending_creating_nothing(&plan);
+    assert!(run_configuration::awaits_pipeline_arrival(&status));
+    assert_eq!(
+        plan.requeue_after,
+        Some(run_configuration::PIPELINE_ARRIVAL_GRACE - std::time::Duration::from_secs(3))
+    );
+    let message = &status.conditions[0].message;
+    assert!(
+        message.starts_with(&format!(
+            "waiting for pipeline '{}/{}' to exist (until ",
+            rc.metadata.namespace.as_deref().unwrap_or_default(),
+            rc.spec.run.pipeline.name
+        )),
+        "{message}"
+    );
+
+    // The same status on the next reconcile: no rewrite, no new Event.
+    rc.status = Some(status.clone());
+    let again = run_configuration::plan(&observed(rc.clone()));
+    assert!(again.commands.is_empty(), "{again:?}");
+
+    // After the grace, a Pipeline that is not a resource is the provider's to resolve: the run spec fires.
+    rc.metadata.creation_timestamp = Some(Time(now().0 - run_configuration::PIPELINE_ARRIVAL_GRACE));
+    let mut fired = Vec::new();
+    for _ in 0..4 {
+        let plan = run_configuration::plan(&observed(rc.clone()));
+        for command in plan.commands {
+            match command {
+                Command::CreateRun(run) => fired.push(run),
+                Command::SetStatus { status, .. } => rc.status = Some(status),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].spec.pipeline.version, "");
 }
 
 /// The dependant created at `earlier() + 100 s`; its dependency's latest success ended at `ended`.

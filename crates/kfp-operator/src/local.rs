@@ -317,6 +317,9 @@ async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBu
     run_controllers(ctx, shutdown, &Readiness::new()).await;
 }
 
+/// The state shown for a RunConfiguration that waits a few seconds for its Pipeline to be created.
+pub const PENDING_PIPELINE_ARRIVAL: &str = "Pending (until its Pipeline exists)";
+
 /// A state is settled when the operator has nothing left to do for the resource until something changes.
 pub fn settled(state: &str) -> bool {
     matches!(state, "Succeeded" | "Failed" | "Pending" | "Deleted")
@@ -552,7 +555,12 @@ pub async fn all_rows(client: &Client) -> Result<Vec<Row>, LocalError> {
     all.extend(
         rows::<RunConfiguration>(client, "RunConfiguration", |r| match &r.status {
             Some(s) => (
-                s.synchronization_state().to_string(),
+                if kfp_core::reconcile::run_configuration::awaits_pipeline_arrival(s) {
+                    // Not settled: it goes on by itself within seconds (decision 0002).
+                    PENDING_PIPELINE_ARRIVAL.to_string()
+                } else {
+                    s.synchronization_state().to_string()
+                },
                 String::new(),
                 s.provider.to_string(),
             ),

@@ -16,6 +16,7 @@
 //! reconciled again; the controller must not filter RunConfiguration events by generation.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
@@ -180,6 +181,20 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
         return pending(observed, &status, &namespace, &message);
     }
 
+    // The same when the Pipeline resource does not exist yet but the RunConfiguration is new: a folder applied at
+    // once may create the RunConfiguration first. For `PIPELINE_ARRIVAL_GRACE` after its creation it waits for the
+    // Pipeline (whose arrival wakes it); after that a Pipeline that is not a resource is resolved by the provider
+    // as above (docs/decisions/0002, "One Run for one change").
+    if let Some((wait, until)) = pipeline_arrival_wait(observed, &status) {
+        let message = format!(
+            "waiting for pipeline '{}' {ARRIVAL_WAIT}{until}; then the provider resolves the name)",
+            NamespacedName::new(namespace.clone(), spec.run.pipeline.name.clone()),
+        );
+        let mut plan = pending(observed, &status, &namespace, &message);
+        plan.requeue_after = Some(wait);
+        return plan;
+    }
+
     let exists = |key: &str| observed.run_configurations.contains_key(key);
     let parameters = match resolve_parameters(&spec.run.parameters, &namespace, &status.dependencies, exists)
     {
@@ -202,6 +217,47 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
 
 /// True when the dependency `key`'s latest succeeded run ended after the RunConfiguration was created (Decision 5
 /// amended): such a success is a trigger even when the dependency is first seen.
+/// What the `Pending` message of a RunConfiguration waiting for its Pipeline to arrive says before the deadline.
+const ARRIVAL_WAIT: &str = "to exist (until ";
+
+/// Whether the RunConfiguration is `Pending` only until its Pipeline arrives or [`PIPELINE_ARRIVAL_GRACE`] ends: a
+/// wait that ends by itself, unlike the other `Pending` states (a tool waiting for resources to settle, such as
+/// `kfp-operator local`, waits on).
+pub fn awaits_pipeline_arrival(status: &RunConfigurationStatus) -> bool {
+    status.synchronization_state() == SynchronizationState::Pending
+        && status
+            .synchronized()
+            .is_some_and(|c| c.message.contains(ARRIVAL_WAIT))
+}
+
+/// How long a new RunConfiguration waits for a Pipeline resource it names before the provider resolves the name.
+pub const PIPELINE_ARRIVAL_GRACE: Duration = Duration::from_secs(10);
+
+/// The time left to wait for the Pipeline resource and when the wait ends: `Some` while nothing pins the pipeline
+/// version, the Pipeline does not exist, and the RunConfiguration was created less than [`PIPELINE_ARRIVAL_GRACE`]
+/// ago.
+fn pipeline_arrival_wait(observed: &Observed, status: &RunConfigurationStatus) -> Option<(Duration, String)> {
+    let rc = &observed.run_configuration;
+    if observed.pipeline.is_some()
+        || !rc.spec.run.pipeline.version.is_empty()
+        || !status.dependencies.pipeline.version.is_empty()
+    {
+        return None;
+    }
+    let until = rc
+        .metadata
+        .creation_timestamp
+        .as_ref()?
+        .0
+        .checked_add(PIPELINE_ARRIVAL_GRACE)
+        .ok()?;
+    let left = observed.now.0.duration_until(until);
+    (left.is_positive()).then(|| {
+        let left = Duration::try_from(left).unwrap_or(PIPELINE_ARRIVAL_GRACE);
+        (left, until.to_string())
+    })
+}
+
 fn succeeded_since_creation(observed: &Observed, key: &str) -> bool {
     let created = observed.run_configuration.metadata.creation_timestamp.as_ref();
     let ended = observed
