@@ -327,6 +327,27 @@ async fn a_job_that_never_finishes_times_out_as_transient_and_is_cleaned_up() {
     );
 }
 
+#[tokio::test]
+async fn a_definition_the_api_server_refuses_is_permanent_and_quoted_briefly() {
+    // Issue 17: a definition over the ConfigMap limit (1 MiB) was retried forever as transient.
+    let (client, ns) = api_server().await;
+    let ns = ns.name().to_string();
+    let compiler: Arc<dyn Compiler> = Arc::new(JobCompiler::new(client.clone(), &ns));
+    let mut request = request();
+    request.pipeline_definition["framework"]["parameters"]["huge"] = json!("x".repeat(1_200_000));
+    let err = compiler.compile(&request).await.unwrap_err();
+    let CompileError::Invalid(message) = &err else {
+        panic!("a refused definition must be permanent: {err:?}")
+    };
+    assert!(
+        message.contains("create the definition ConfigMap") && message.contains("team/penguin"),
+        "{message}"
+    );
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    assert!(jobs.list(&Default::default()).await.unwrap().items.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The success path: a fake kubelet serves the pod log
 // ---------------------------------------------------------------------------------------------------------------

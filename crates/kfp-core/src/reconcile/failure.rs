@@ -94,6 +94,17 @@ pub fn input_too_large(message: &str) -> bool {
         .any(|word| message.contains(word))
 }
 
+/// The Kubernetes API server's refusal (HTTP status) of an object the operator built from a resource's spec (a
+/// compile Job's ConfigMap holding the definition, its `env`): 400 (malformed), 413 (request too large) and 422
+/// (invalid, e.g. a ConfigMap over 1 MiB) cannot succeed until the spec changes; anything else (403 while RBAC is
+/// being set up, 409, 429, 5xx) may pass on retry.
+pub fn kubernetes_refusal(status: u16) -> FailureClass {
+    match status {
+        400 | 413 | 422 => FailureClass::Permanent,
+        _ => FailureClass::Transient,
+    }
+}
+
 /// Whether a message says a deadline passed (a template's `activeDeadlineSeconds`).
 pub fn deadline_exceeded(message: &str) -> bool {
     message.to_ascii_lowercase().contains("deadline")
@@ -104,6 +115,24 @@ mod tests {
     use super::*;
     use FailureClass::{Permanent, Transient};
     use Verdict::{Done, Failed};
+
+    #[test]
+    fn kubernetes_refusals_of_objects_built_from_a_spec_table() {
+        for (status, class) in [
+            (400, Permanent),
+            (413, Permanent),
+            (422, Permanent),
+            (401, Transient),
+            (403, Transient),
+            (404, Transient),
+            (409, Transient),
+            (429, Transient),
+            (500, Transient),
+            (503, Transient),
+        ] {
+            assert_eq!(kubernetes_refusal(status), class, "{status}");
+        }
+    }
 
     #[test]
     fn provider_errors_and_http_answers_agree_table() {

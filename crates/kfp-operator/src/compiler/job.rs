@@ -23,6 +23,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kfp_core::compiler::{CompileError, CompileRequest, Compiler};
+use kfp_core::executor::FailureClass;
+use kfp_core::reconcile::failure;
 use kube::api::{
     Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy,
 };
@@ -284,10 +286,21 @@ impl JobCompiler {
     async fn start(&self, request: &CompileRequest) -> Result<Job, CompileError> {
         let pipeline = pipeline_name(request);
         let api_error = |what: &str, e: kube::Error| {
-            CompileError::transient(format!(
-                "cannot {what} to compile {pipeline} in namespace {}: {e}",
+            // A refusal of what the spec put in (a definition over the ConfigMap limit, an `env` too large) is
+            // permanent (docs/reliability.md, "Which failures are retried"); the API server's message is cut.
+            let refusal = match &e {
+                kube::Error::Api(status) => failure::kubernetes_refusal(status.code),
+                _ => FailureClass::Transient,
+            };
+            let cause = kfp_core::validation::bounded(&e.to_string());
+            let message = format!(
+                "cannot {what} to compile {pipeline} in namespace {}: {cause}",
                 self.namespace
-            ))
+            );
+            match refusal {
+                FailureClass::Permanent => CompileError::invalid(message),
+                FailureClass::Transient => CompileError::transient(message),
+            }
         };
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
