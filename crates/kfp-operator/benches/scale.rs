@@ -4,13 +4,15 @@
 //! is `Succeeded`, the reconciles per second, the operator's peak RSS and the API server's raw bound (a bare
 //! client doing the same number of writes), then grows the cache to `--cached` resources and reads the RSS again.
 //!
-//! First, 100 Pipelines alone measure the operator's API requests per Pipeline to `Succeeded` (issue 18); the
-//! main phase also reports latency percentiles (creation to `Succeeded`). The output ends with one line per
-//! executor: `executor=<name> ratio=<operator/raw> requests_per_pipeline=<n> rss_cached_mib=<n>`.
+//! First, 100 Pipelines alone, then 100 Runs alone, measure the operator's API requests per resource to
+//! `Succeeded` (issue 18); the main phase also reports latency percentiles (creation to `Succeeded`) and the CPU
+//! seconds of the operator, kube-apiserver and etcd. `--memory N` then adds settled copies up to N resources and
+//! reads the RSS once more (memory only: see `grow_settled`). The output ends with one line per executor:
+//! `executor=<name> ratio=<operator/raw> requests_per_pipeline=<n> rss_cached_mib=<n>`.
 //!
 //! ```sh
 //! cargo bench -p kfp-operator --bench scale -- [--executor direct|argo|both] [--pipelines 1000] [--runs 1000]
-//!     [--cached 10000]
+//!     [--cached 10000] [--memory 100000]
 //! ```
 //! Results go to `docs/performance.md` by hand, with the machine and the date.
 
@@ -47,6 +49,8 @@ struct Options {
     pipelines: usize,
     runs: usize,
     cached: usize,
+    /// Resources cached in the memory-only phase (0: none).
+    memory: usize,
 }
 
 fn options() -> Options {
@@ -55,6 +59,7 @@ fn options() -> Options {
         pipelines: 1000,
         runs: 1000,
         cached: 10_000,
+        memory: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -71,6 +76,7 @@ fn options() -> Options {
             "--pipelines" => options.pipelines = value().parse().expect("--pipelines N"),
             "--runs" => options.runs = value().parse().expect("--runs N"),
             "--cached" => options.cached = value().parse().expect("--cached N"),
+            "--memory" => options.memory = value().parse().expect("--memory N"),
             // cargo bench passes --bench; filters do not apply to a harness of one benchmark.
             _ => {}
         }
@@ -325,22 +331,82 @@ fn request_total(requests: &BTreeMap<(String, String), (f64, f64)>) -> f64 {
         .sum()
 }
 
-/// Issue 18: the API requests the operator makes to bring one Pipeline to `Succeeded`. [`PROBE`] Pipelines are
-/// created with nothing else going on; the requests of the probe's time, less the harness's own (the creates, its
-/// polls, the simulated Argo's writes), are the operator's. Waits until the operator is quiet (no request for 2 s)
-/// so the Events and marks after the last status write are counted too. Returns the requests per Pipeline and the
-/// breakdown.
-async fn requests_per_pipeline(client: &Client, argo_writes: &AtomicU64) -> (f64, Vec<String>) {
-    let api: Api<Pipeline> = Api::namespaced(client.clone(), NAMESPACE);
+/// What the floor probe creates: Pipelines `floor-<i>`, or Runs `floor-run-<i>` of the (then Succeeded) Pipeline
+/// `floor-0`.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Pipelines,
+    Runs,
+}
+
+/// How many of the probe's objects are `Succeeded`.
+async fn probe_succeeded(client: &Client, probe: Probe) -> Result<usize, String> {
+    match probe {
+        Probe::Pipelines => {
+            succeeded_named::<Pipeline>(client, "floor-", |p| {
+                p.status.as_ref().map(|s| s.synchronization_state())
+            })
+            .await
+        }
+        Probe::Runs => {
+            succeeded_named::<Run>(client, "floor-run-", |r| {
+                r.status.as_ref().map(|s| s.synchronization_state())
+            })
+            .await
+        }
+    }
+}
+
+/// How many objects of `K` named `<prefix>...` in [`NAMESPACE`] are `Succeeded`.
+async fn succeeded_named<K>(
+    client: &Client,
+    prefix: &str,
+    state: impl Fn(&K) -> Option<SynchronizationState>,
+) -> Result<usize, String>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    Ok(Api::<K>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .iter()
+        .filter(|o| o.meta().name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+        .filter(|o| state(o) == Some(SynchronizationState::Succeeded))
+        .count())
+}
+
+/// Issue 18: the API requests the operator makes to bring one resource of a kind to `Succeeded`. [`PROBE`] objects
+/// are created with nothing else going on; the requests of the probe's time, less the harness's own (the creates,
+/// its polls, the simulated Argo's writes), are the operator's. Waits until the operator is quiet (no request for
+/// 2 s) so that late writes (a completion mark) count too. Returns requests per object and the breakdown.
+async fn requests_per_resource(client: &Client, probe: Probe, argo_writes: &AtomicU64) -> (f64, Vec<String>) {
     let before = apiserver_requests(client).await;
     let argo_before = argo_writes.load(Ordering::SeqCst);
     futures::stream::iter(0..PROBE)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let mut probe = pipeline(NAMESPACE, i);
-                probe.metadata.name = Some(format!("floor-{i}"));
-                api.create(&PostParams::default(), &probe).await
+        .map(|i| async move {
+            match probe {
+                Probe::Pipelines => {
+                    let mut object = pipeline(NAMESPACE, i);
+                    object.metadata.name = Some(format!("floor-{i}"));
+                    Api::<Pipeline>::namespaced(client.clone(), NAMESPACE)
+                        .create(&PostParams::default(), &object)
+                        .await
+                        .map(|_| ())
+                }
+                Probe::Runs => {
+                    let mut object = run(NAMESPACE, i, 1);
+                    object.metadata.name = Some(format!("floor-run-{i}"));
+                    object.spec.pipeline.name = "floor-0".to_string();
+                    Api::<Run>::namespaced(client.clone(), NAMESPACE)
+                        .create(&PostParams::default(), &object)
+                        .await
+                        .map(|_| ())
+                }
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -348,29 +414,14 @@ async fn requests_per_pipeline(client: &Client, argo_writes: &AtomicU64) -> (f64
         .await
         .unwrap();
     let polls = AtomicU64::new(0);
-    kfp_testenv::wait_for("the probe's Pipelines to be Succeeded", PHASE_TIMEOUT, || async {
-        polls.fetch_add(1, Ordering::SeqCst);
-        let listed = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let done = listed
-            .items
-            .iter()
-            .filter(|p| {
-                p.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with("floor-"))
-            })
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .is_some_and(|s| s.synchronization_state() == SynchronizationState::Succeeded)
-            })
-            .count();
-        Ok::<_, String>((done >= PROBE).then_some(()))
-    })
+    kfp_testenv::wait_for(
+        &format!("the probe's {probe:?} to be Succeeded"),
+        PHASE_TIMEOUT,
+        || async {
+            polls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>((probe_succeeded(client, probe).await? >= PROBE).then_some(()))
+        },
+    )
     .await
     .unwrap();
     // Quiet: the same count twice, 2 s apart (a measurement window, not a synchronisation).
@@ -460,6 +511,8 @@ struct Report {
     cached: usize,
     cached_rss_kib: u64,
     cached_peak_kib: u64,
+    /// `--memory`: resources cached and the operator's memory then.
+    memory_only: Option<(usize, support::process::Memory)>,
 }
 
 async fn measure(mode: Mode, options: &Options) -> Report {
@@ -516,10 +569,15 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     )
     .await;
 
-    let (floor, floor_requests) = requests_per_pipeline(&client, &argo_writes).await;
+    let (floor, floor_requests) = requests_per_resource(&client, Probe::Pipelines, &argo_writes).await;
     eprintln!(
         "scale: {mode:?}: {floor:.1} API requests per Pipeline to Succeeded ({PROBE} alone); by time spent:\n  {}",
         floor_requests.join("\n  ")
+    );
+    let (run_floor, run_requests) = requests_per_resource(&client, Probe::Runs, &argo_writes).await;
+    eprintln!(
+        "scale: {mode:?}: {run_floor:.1} API requests per Run to Succeeded ({PROBE} alone); by time spent:\n  {}",
+        run_requests.join("\n  ")
     );
 
     let (pipelines, runs) = (options.pipelines, options.runs);
@@ -527,10 +585,19 @@ async fn measure(mode: Mode, options: &Options) -> Report {
     let requests_before = apiserver_requests(&client).await;
     let argo_before = argo_writes.load(Ordering::SeqCst);
     let reconciles_before = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
+    let (apiserver_pid, etcd_pid) = env.pids();
+    let cpu = || [operator.pid(), apiserver_pid, etcd_pid].map(support::process::cpu_seconds);
+    let cpu_before = cpu();
     let started = Instant::now();
     create_objects(&client, NAMESPACE, (0, pipelines), (0, runs)).await;
-    wait_succeeded(&client, NAMESPACE, pipelines + PROBE, runs, &operator).await;
+    wait_succeeded(&client, NAMESPACE, pipelines + PROBE, runs + PROBE, &operator).await;
     let elapsed = started.elapsed();
+    let cpu_after = cpu();
+    let cpu = [0, 1, 2].map(|i| cpu_after[i] - cpu_before[i]);
+    eprintln!(
+        "scale: {mode:?}: CPU seconds in the run: operator {:.1}, kube-apiserver {:.1}, etcd {:.1} (the harness and the simulated Argo share the process of the bench)",
+        cpu[0], cpu[1], cpu[2]
+    );
     let (p50, p99) = latency_percentiles(&client).await;
     eprintln!("scale: {mode:?}: creation to Succeeded: p50 {p50} s, p99 {p99} s");
     let reconciles =
@@ -577,7 +644,7 @@ async fn measure(mode: Mode, options: &Options) -> Report {
         &client,
         NAMESPACE,
         target_pipelines + PROBE,
-        target_runs,
+        target_runs + PROBE,
         &operator,
     )
     .await;
@@ -590,6 +657,18 @@ async fn measure(mode: Mode, options: &Options) -> Report {
         memory.file_kib / 1024,
         memory.peak_kib / 1024
     );
+    let memory_only = if options.memory > target_pipelines + target_runs {
+        Some(
+            grow_settled(
+                &client,
+                &operator,
+                options.memory - target_pipelines - target_runs,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     Report {
         mode,
         floor,
@@ -604,7 +683,97 @@ async fn measure(mode: Mode, options: &Options) -> Report {
         cached: target_pipelines + target_runs,
         cached_rss_kib: memory.rss_kib,
         cached_peak_kib: memory.peak_kib,
+        memory_only,
     }
+}
+
+/// The memory-only phase (`--memory N`): `added` more resources, half Pipelines, half Runs, created already settled
+/// (the finalizer, and the status of `pipeline-0` / `run-0`, whose specs they copy), as an operator restarted over
+/// that many settled resources finds them. Creating and settling 100,000 resources through the operator would take
+/// hours here; settled copies cost the operator one read and a plan each, and are held in its caches the same way.
+/// Waits until the operator has reconciled each, then reads its memory. Returns (resources cached, the memory).
+async fn grow_settled(
+    client: &Client,
+    operator: &OperatorProcess,
+    added: usize,
+) -> (usize, support::process::Memory) {
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), NAMESPACE);
+    let runs: Api<Run> = Api::namespaced(client.clone(), NAMESPACE);
+    let pipeline_template = pipelines.get("pipeline-0").await.unwrap();
+    let run_template = runs.get("run-0").await.unwrap();
+    let cached_before = pipelines.list(&ListParams::default()).await.unwrap().items.len()
+        + runs.list(&ListParams::default()).await.unwrap().items.len();
+    let reconciles_before = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
+    let started = Instant::now();
+    let settled = |metadata: &kube::api::ObjectMeta, name: String| kube::api::ObjectMeta {
+        name: Some(name),
+        namespace: metadata.namespace.clone(),
+        finalizers: metadata.finalizers.clone(),
+        ..kube::api::ObjectMeta::default()
+    };
+    futures::stream::iter(0..added)
+        .map(|i| {
+            let (pipelines, runs) = (pipelines.clone(), runs.clone());
+            let (pipeline_template, run_template) = (&pipeline_template, &run_template);
+            async move {
+                let params = PatchParams::default();
+                if i % 2 == 0 {
+                    let name = format!("settled-pipeline-{i}");
+                    let object = Pipeline {
+                        metadata: settled(&pipeline_template.metadata, name.clone()),
+                        spec: pipeline_template.spec.clone(),
+                        status: None,
+                    };
+                    pipelines.create(&PostParams::default(), &object).await?;
+                    let status = json!({"status": pipeline_template.status});
+                    pipelines
+                        .patch_status(&name, &params, &Patch::Merge(&status))
+                        .await
+                        .map(|_| ())
+                } else {
+                    let name = format!("settled-run-{i}");
+                    let object = Run {
+                        metadata: settled(&run_template.metadata, name.clone()),
+                        spec: run_template.spec.clone(),
+                        status: None,
+                    };
+                    runs.create(&PostParams::default(), &object).await?;
+                    let status = json!({"status": run_template.status});
+                    runs.patch_status(&name, &params, &Patch::Merge(&status))
+                        .await
+                        .map(|_| ())
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    eprintln!(
+        "scale: {added} settled resources created in {:.1?}",
+        started.elapsed()
+    );
+    kfp_testenv::wait_for(
+        &format!("the operator to reconcile the {added} settled resources"),
+        PHASE_TIMEOUT,
+        || async {
+            let reconciles = counter_sum(&operator.metrics().await, "kfp_operator_reconciliations_total");
+            Ok::<_, String>((reconciles - reconciles_before >= added as f64).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    let memory = operator.memory();
+    let cached = cached_before + added;
+    eprintln!(
+        "scale: {cached} resources cached (memory only, {:.1?} after the first create): RSS {} MiB ({} MiB anonymous, {} MiB of the executable), peak {} MiB",
+        started.elapsed(),
+        memory.rss_kib / 1024,
+        memory.anon_kib / 1024,
+        memory.file_kib / 1024,
+        memory.peak_kib / 1024
+    );
+    (cached, memory)
 }
 
 fn main() {
@@ -642,6 +811,14 @@ fn main() {
     }
     for r in &reports {
         eprintln!("scale: {:?}: latency p50 {} s, p99 {} s", r.mode, r.p50, r.p99);
+        if let Some((cached, memory)) = &r.memory_only {
+            println!(
+                "executor={} memory_only_cached={cached} rss_mib={:.1} peak_mib={:.1}",
+                format!("{:?}", r.mode).to_lowercase(),
+                memory.rss_kib as f64 / 1024.0,
+                memory.peak_kib as f64 / 1024.0
+            );
+        }
     }
     // The summary line the issue asks for, one per executor, last.
     for r in &reports {

@@ -491,6 +491,15 @@ impl TestEnv {
         self.pki.ca_pem()
     }
 
+    /// The process ids of kube-apiserver and etcd (a benchmark reads their CPU time from `/proc`).
+    pub fn pids(&self) -> (u32, u32) {
+        let processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (processes.apiserver.child.id(), processes.etcd.child.id())
+    }
+
     /// The temporary folder of this control plane (certificates, etcd data, logs, kubeconfig).
     pub fn dir(&self) -> &Path {
         self.dir.path()

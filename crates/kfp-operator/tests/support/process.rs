@@ -34,6 +34,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The CPU seconds (user + system) process `pid` has used so far, from `/proc/<pid>/stat` (clock ticks of
+/// `USER_HZ`, 100 on Linux); 0 when the process is gone.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces), from field 3 (state) on: utime is 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// Resident memory of a process, from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
@@ -147,6 +162,11 @@ impl OperatorProcess {
     }
 
     /// Current and peak resident memory of the process.
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the operator process is running")
+    }
+
     pub fn memory(&self) -> Memory {
         let pid = self.child.id().expect("the operator process is running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
