@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use kfp_core::definitions::{ExperimentDefinition, ProviderOutput, RunDefinition, TriggerIndicator};
 use kfp_core::executor::{
     Action, FailureClass, Operation, OperationDefinition, OperationOutcome, OutcomeState, ResourceKind,
@@ -19,7 +19,7 @@ use kfp_core::reconcile::generic::{
     plan_run_schedule, retry_delay, state_event,
 };
 use kfp_core::reconcile::run::{PipelineObservation, RunInputs, optional_parameter_message, plan_run};
-use kfp_core::reconcile::{Event, EventType, Plan, merge_condition, reasons, synchronized_condition};
+use kfp_core::reconcile::{Event, EventType, Plan, merge_state_conditions, reasons, state_conditions};
 use kfp_core::resources::v1beta1::*;
 use kfp_core::resources::{FINALIZER, labels};
 use kfp_core::values::{
@@ -54,12 +54,7 @@ fn status(state: St, version: &str, id: &str, message: &str) -> Status {
         conditions: if state == St::Unknown {
             vec![]
         } else {
-            vec![synchronized_condition(
-                state,
-                message,
-                1,
-                &t("2023-12-31T00:00:00Z"),
-            )]
+            state_conditions(state, message, 1, &t("2023-12-31T00:00:00Z"))
         },
     }
 }
@@ -133,10 +128,7 @@ fn expect_status<S: StatusLike>(
     let mut s = current.clone();
     mutate(s.base_mut());
     s.base_mut().observed_generation = 1;
-    merge_condition(
-        &mut s.base_mut().conditions,
-        synchronized_condition(state, message, 1, &now()),
-    );
+    merge_state_conditions(&mut s.base_mut().conditions, state, message, 1, &now());
     let event = state_event(state, &s.base().version, message);
     ResourceCommand::SetStatus {
         status: s,
@@ -251,6 +243,76 @@ fn spec_3_1_acquires_finalizer_first() {
             .any(|c| matches!(c, ResourceCommand::Submit(_))),
         "{next:?}"
     );
+}
+
+#[test]
+fn kstatus_conditions_follow_the_state() {
+    // Issue 19: `Ready` beside `Synchronized`, and `Reconciling` / `Stalled` only while true (kstatus), so Flux,
+    // Argo CD and `kubectl wait --for=condition=Ready` read health without knowing this API.
+    let types = |state| -> Vec<(String, String)> {
+        state_conditions(state, "m", 1, &now())
+            .into_iter()
+            .map(|c| (c.type_, c.status))
+            .collect()
+    };
+    let pair = |t: &str, s: &str| (t.to_string(), s.to_string());
+    assert_eq!(
+        types(St::Succeeded),
+        vec![pair("Synchronized", "True"), pair("Ready", "True")]
+    );
+    assert_eq!(
+        types(St::Failed),
+        vec![
+            pair("Synchronized", "False"),
+            pair("Ready", "False"),
+            pair("Stalled", "True")
+        ]
+    );
+    assert_eq!(
+        types(St::Pending),
+        vec![pair("Synchronized", "False"), pair("Ready", "False")],
+        "waiting for input is not reconciling (docs/gitops.md)"
+    );
+    for state in [St::Unknown, St::Creating, St::Updating, St::Deleting] {
+        assert_eq!(
+            types(state),
+            vec![
+                pair("Synchronized", state.condition_status()),
+                pair("Ready", "False"),
+                pair("Reconciling", "True")
+            ],
+            "{state}"
+        );
+    }
+    // Moving on drops what no longer holds and keeps conditions of other types.
+    let mut conditions = state_conditions(St::Creating, "", 1, &now());
+    conditions.push(Condition {
+        type_: "Readable".into(),
+        ..conditions[0].clone()
+    });
+    merge_state_conditions(&mut conditions, St::Succeeded, "", 1, &now());
+    let kinds: Vec<&str> = conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(kinds, ["Synchronized", "Ready", "Readable"]);
+}
+
+#[test]
+fn a_status_from_before_the_kstatus_conditions_gets_them_once_without_an_event_or_an_operation() {
+    // An upgrade (or the Go operator's objects): only `Synchronized`. A `Failed` one must not read as healthy.
+    let mut p = pipeline_in(St::Failed, &v(), "id-1");
+    p.status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .retain(|c| c.type_ == "Synchronized");
+    let upgrade = plan(&p, &[]);
+    let [ResourceCommand::SetStatus { status, event }] = upgrade.commands.as_slice() else {
+        panic!("{upgrade:?}")
+    };
+    assert_eq!(event, &None, "no Event: the state did not change");
+    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, ["Synchronized", "Ready", "Stalled"]);
+    p.status = Some(status.clone());
+    assert_eq!(plan(&p, &[]).commands, vec![], "once");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use kfp_core::executor::{Action, Operation};
 use kfp_core::reconcile::generic::{Observed, ResourceCommand, plan_pipeline};
 use kfp_core::reconcile::run::{PipelineObservation, RunInputs, plan_run};
 use kfp_core::reconcile::run_configuration::{self, Command};
-use kfp_core::reconcile::{Plan, synchronized_condition};
+use kfp_core::reconcile::{Plan, state_conditions};
 use kfp_core::resources::FINALIZER;
 use kfp_core::resources::v1beta1::*;
 use kfp_core::values::{PipelineIdentifier, SynchronizationState as St};
@@ -28,7 +28,7 @@ fn succeeded(version: &str) -> Status {
         },
         version: version.into(),
         observed_generation: 1,
-        conditions: vec![synchronized_condition(St::Succeeded, "", 1, &now())],
+        conditions: state_conditions(St::Succeeded, "", 1, &now()),
     }
 }
 
@@ -188,7 +188,7 @@ fn run_configuration(stored_run_spec_version: &str) -> RunConfiguration {
     let mut status = RunConfigurationStatus {
         provider: provider_name(),
         observed_generation: 1,
-        conditions: vec![synchronized_condition(St::Succeeded, "", 1, &now())],
+        conditions: state_conditions(St::Succeeded, "", 1, &now()),
         ..Default::default()
     };
     status.dependencies.pipeline.version = "pv1".into();

@@ -16,7 +16,7 @@ use kfp_core::definitions::TriggerIndicator;
 use kfp_core::reconcile::dependencies::PipelineObservation;
 use kfp_core::reconcile::provider::{self, ProviderPlanError, Subresource};
 use kfp_core::reconcile::run_configuration::{self, Command, Observed, WAITING_FOR_RUN_SCHEDULES};
-use kfp_core::reconcile::{Event, EventType, Plan, definition, synchronized_condition};
+use kfp_core::reconcile::{Event, EventType, Plan, definition, state_conditions, synchronized_condition};
 use kfp_core::resources::labels;
 use kfp_core::resources::v1beta1::Conditions;
 use kfp_core::resources::v1beta1::{
@@ -164,12 +164,12 @@ fn spec_3_7_provider_changed_fails() {
 
     let mut expected = status;
     expected.observed_generation = 2;
-    expected.conditions = vec![synchronized_condition(
+    expected.conditions = state_conditions(
         SynchronizationState::Failed,
         "the provider has changed",
         2,
         &now(),
-    )];
+    );
     assert_eq!(
         plan,
         Plan::new(vec![Command::SetStatus {
@@ -312,12 +312,7 @@ fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() 
     );
     expected.provider = dependant.spec.run.provider.clone();
     expected.observed_generation = 2;
-    expected.conditions = vec![synchronized_condition(
-        SynchronizationState::Pending,
-        message,
-        2,
-        &now(),
-    )];
+    expected.conditions = state_conditions(SynchronizationState::Pending, message, 2, &now());
     let plan = run_configuration::plan(&with_dependency(dependant.clone()));
     assert_eq!(
         plan,
@@ -758,7 +753,7 @@ fn spec_3_7_step_7_aggregate_state() {
         let mut expected = stub_synced_status(&rc);
         expected.provider = "kfp-operator-system/stub".parse().unwrap();
         expected.observed_generation = 2;
-        expected.conditions = vec![synchronized_condition(state, message, 2, &now())];
+        expected.conditions = state_conditions(state, message, 2, &now());
         let event = run_configuration::status_event(state, message);
         assert_eq!(
             plan,
@@ -777,7 +772,7 @@ fn spec_3_7_step_8_in_sync_is_a_no_op() {
     let mut status = stub_synced_status(&rc);
     status.provider = "kfp-operator-system/stub".parse().unwrap();
     status.observed_generation = 2;
-    status.conditions = vec![condition(SynchronizationState::Succeeded, "", 2)];
+    status.conditions = state_conditions(SynchronizationState::Succeeded, "", 2, &earlier());
     rc.status = Some(status);
     let mut o = observed(rc.clone());
     o.pipeline = succeeded_pipeline("v1");
@@ -1131,12 +1126,7 @@ fn spec_3_8_reserved_env_fails() {
         );
         let expected_status = ProviderStatus {
             observed_generation: 0,
-            conditions: vec![synchronized_condition(
-                SynchronizationState::Failed,
-                &message,
-                3,
-                &now(),
-            )],
+            conditions: state_conditions(SynchronizationState::Failed, &message, 3, &now()),
         };
         assert_eq!(
             plan,
@@ -1180,12 +1170,7 @@ fn decision_10_api_defaulted_fields_cause_no_apply() {
         Plan::new(vec![provider::Command::SetStatus {
             status: ProviderStatus {
                 observed_generation: 3,
-                conditions: vec![synchronized_condition(
-                    SynchronizationState::Succeeded,
-                    "",
-                    3,
-                    &now()
-                )],
+                conditions: state_conditions(SynchronizationState::Succeeded, "", 3, &now()),
             },
             event: Some(event(EventType::Normal, "Synced", "Succeeded")),
         }])

@@ -80,6 +80,25 @@ async fn assert_events(harness: &Harness, name: &str, expected: &[(&str, &str)])
         .await;
 }
 
+/// The kstatus conditions as the API server stored them: `(type, status)` of each but `Synchronized`, in order.
+fn kstatus_of<K: HasStatus>(object: &K) -> Vec<(String, String)> {
+    object
+        .base_status()
+        .unwrap()
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != "Synchronized")
+        .map(|c| (c.type_.clone(), c.status.clone()))
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(t, s)| (t.to_string(), s.to_string()))
+        .collect()
+}
+
 async fn pipeline_lifecycle(mode: Mode) {
     let mut harness = Harness::start(mode).await;
     let pipelines = harness.api::<Pipeline>();
@@ -91,6 +110,8 @@ async fn pipeline_lifecycle(mode: Mode) {
     assert!(status.version.starts_with("3.20-"), "{}", status.version);
     assert!(pipeline.finalizers().iter().any(|f| f == FINALIZER));
     assert_observed_generation(&pipeline);
+    // Issue 19: kstatus reads it as Current (Ready, nothing reconciling or stalled).
+    assert_eq!(kstatus_of(&pipeline), pairs(&[("Ready", "True")]));
 
     pipelines
         .patch(
@@ -305,6 +326,11 @@ async fn permanent_failure(mode: Mode) {
         "no retry is scheduled"
     );
     assert_events(&harness, "create-experiment-fail", &[("SyncFailed", "Failed")]).await;
+    // Issue 19: kstatus (Flux's health check) reads it as Failed, not as healthy.
+    assert_eq!(
+        kstatus_of(&failed),
+        pairs(&[("Ready", "False"), ("Stalled", "True")])
+    );
 
     experiments
         .delete("create-experiment-fail", &DeleteParams::default())

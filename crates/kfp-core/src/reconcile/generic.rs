@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
 
 use super::definition::{self, BuildError};
-use super::{Event, EventType, Plan, merge_condition, reasons, synchronized_condition};
+use super::{Event, EventType, Plan, merge_state_conditions, observe_generation, reasons};
 use crate::definitions::ProviderOutput;
 use crate::executor::{
     Action, FailureClass, Operation, OperationDefinition, OperationOutcome, OutcomeState, ResourceKind,
@@ -357,10 +357,7 @@ impl<'a> Machine<'a> {
         let base = status.base_mut();
         mutate(base);
         base.observed_generation = generation;
-        merge_condition(
-            &mut base.conditions,
-            synchronized_condition(state, message, generation, self.now),
-        );
+        merge_state_conditions(&mut base.conditions, state, message, generation, self.now);
         let event = state_event(state, &base.version, message);
         out.push(ResourceCommand::SetStatus {
             status,
@@ -374,13 +371,7 @@ impl<'a> Machine<'a> {
         let generation = self.generation();
         let base = status.base_mut();
         base.observed_generation = generation;
-        if let Some(c) = base
-            .conditions
-            .iter_mut()
-            .find(|c| c.type_ == crate::resources::v1beta1::SYNCHRONIZED)
-        {
-            c.observed_generation = Some(generation);
-        }
+        observe_generation(&mut base.conditions, generation);
         out.push(ResourceCommand::SetStatus { status, event: None });
     }
 
@@ -393,14 +384,29 @@ impl<'a> Machine<'a> {
                 ResourceCommand::RemoveFinalizer | ResourceCommand::AddFinalizer
             )
         });
-        if !out.status_set && !finalizing && self.generation() != current.base().observed_generation {
-            let state = current.base().synchronization_state();
-            let message = current
-                .base()
-                .synchronized()
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
+        if out.status_set || finalizing {
+            return out.into_plan();
+        }
+        let base = current.base();
+        let state = base.synchronization_state();
+        let message = base.synchronized().map(|c| c.message.clone()).unwrap_or_default();
+        // A status written before the kstatus conditions existed (an upgrade, the Go operator's objects) gets them
+        // once, quietly, so GitOps tools do not read an old `Failed` resource as healthy.
+        let lacks_kstatus = base.synchronized().is_some()
+            && !base.conditions.iter().any(|c| c.type_ == super::kstatus::READY);
+        if self.generation() != base.observed_generation {
             self.set_status(&mut out, current, state, &message, |_| {});
+        } else if lacks_kstatus {
+            let mut status = current.clone();
+            let generation = self.generation();
+            merge_state_conditions(
+                &mut status.base_mut().conditions,
+                state,
+                &message,
+                generation,
+                self.now,
+            );
+            out.push(ResourceCommand::SetStatus { status, event: None });
         }
         out.into_plan()
     }

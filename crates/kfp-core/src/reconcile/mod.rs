@@ -113,6 +113,83 @@ pub fn synchronized_condition(
     }
 }
 
+/// The kstatus condition types written beside `Synchronized`, so that GitOps tools (Flux, Argo CD, `kubectl wait
+/// --for=condition=Ready`, cli-utils) read a resource's health without knowing this API (docs/gitops.md).
+pub mod kstatus {
+    /// `True` once the resource is `Succeeded`; `False` (reason: the state) otherwise.
+    pub const READY: &str = "Ready";
+    /// Present (`True`) only while the operator is still working on the resource: `Unknown`, `Creating`,
+    /// `Updating`, `Deleting`. Not `Pending`: that waits for input (a pipeline version, a dependency's first
+    /// success) that may take days, and a reconciling resource would hold a GitOps sync (the Argo CD health check
+    /// reads it as Suspended for the same reason; docs/gitops.md).
+    pub const RECONCILING: &str = "Reconciling";
+    /// Present (`True`) only when the resource is `Failed`: the operator cannot make progress until something
+    /// changes (a transient failure is still retried; the message says which).
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Every condition a synchronization state implies: `Synchronized` first, then the kstatus ones ([`kstatus`]).
+pub fn state_conditions(
+    state: SynchronizationState,
+    message: &str,
+    observed_generation: i64,
+    now: &Time,
+) -> Vec<Condition> {
+    use SynchronizationState as St;
+    let synchronized = synchronized_condition(state, message, observed_generation, now);
+    let with = |type_: &str, status: &str| Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        ..synchronized.clone()
+    };
+    let ready = with(
+        kstatus::READY,
+        if state == St::Succeeded { "True" } else { "False" },
+    );
+    let mut conditions = vec![synchronized.clone(), ready];
+    match state {
+        St::Failed => conditions.push(with(kstatus::STALLED, "True")),
+        St::Succeeded | St::Deleted | St::Pending => {}
+        _ => conditions.push(with(kstatus::RECONCILING, "True")),
+    }
+    conditions
+}
+
+/// Merges the conditions of `state` ([`state_conditions`]) into `conditions`, each with [`merge_condition`], and
+/// removes a `Reconciling` or `Stalled` condition the state no longer implies (kstatus: abnormal-true conditions
+/// are present only while true). Other condition types (e.g. `Readable`) stay.
+pub fn merge_state_conditions(
+    conditions: &mut Vec<Condition>,
+    state: SynchronizationState,
+    message: &str,
+    observed_generation: i64,
+    now: &Time,
+) {
+    let wanted = state_conditions(state, message, observed_generation, now);
+    conditions.retain(|c| {
+        ![kstatus::RECONCILING, kstatus::STALLED].contains(&c.type_.as_str())
+            || wanted.iter().any(|w| w.type_ == c.type_)
+    });
+    for condition in wanted {
+        merge_condition(conditions, condition);
+    }
+}
+
+/// Sets `observedGeneration` on the conditions [`state_conditions`] writes (a status write that changes no state).
+pub fn observe_generation(conditions: &mut [Condition], observed_generation: i64) {
+    for c in conditions.iter_mut().filter(|c| {
+        [
+            SYNCHRONIZED,
+            kstatus::READY,
+            kstatus::RECONCILING,
+            kstatus::STALLED,
+        ]
+        .contains(&c.type_.as_str())
+    }) {
+        c.observed_generation = Some(observed_generation);
+    }
+}
+
 /// Puts `new` into `conditions`, replacing a condition of the same type only if its reason, status, message or
 /// observedGeneration changed, so `lastTransitionTime` moves only on a real change.
 pub fn merge_condition(conditions: &mut Vec<Condition>, new: Condition) {

@@ -28,7 +28,8 @@ use crate::config::{
     FeedAccess, OPERATOR_WEBHOOK_ENV,
 };
 use crate::reconcile::run_configuration::status_event;
-use crate::reconcile::{Event, Plan, merge_condition, synchronized_condition};
+use crate::reconcile::{Event, Plan, merge_state_conditions};
+use crate::resources::v1beta1::Conditions as _;
 use crate::resources::v1beta1::{Provider, ProviderStatus};
 use crate::values::SynchronizationState;
 
@@ -509,14 +510,12 @@ fn conclude(observed: &Observed, state: SynchronizationState, message: &str) -> 
     if state == SynchronizationState::Succeeded {
         new.observed_generation = generation;
     }
-    merge_condition(
-        &mut new.conditions,
-        synchronized_condition(state, message, generation, &observed.now),
-    );
+    merge_state_conditions(&mut new.conditions, state, message, generation, &observed.now);
     if new == status {
         return Vec::new();
     }
-    let event = (new.conditions != status.conditions).then(|| status_event(state, message));
+    // An Event for a change of state or message, not for the kstatus conditions an upgrade adds.
+    let event = (new.synchronized() != status.synchronized()).then(|| status_event(state, message));
     vec![Command::SetStatus { status: new, event }]
 }
 

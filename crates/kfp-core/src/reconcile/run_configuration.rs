@@ -26,7 +26,7 @@ use crate::reconcile::dependencies::{
     PipelineObservation, dependency_key, observed_pipeline_version, resolve_parameters,
     snapshot_run_configurations,
 };
-use crate::reconcile::{Event, EventType, Plan, merge_condition, reasons, synchronized_condition};
+use crate::reconcile::{Event, EventType, Plan, merge_state_conditions, reasons};
 use crate::resources::labels;
 use crate::resources::v1beta1::{
     Conditions, OnChangeType, Run, RunConfiguration, RunConfigurationStatus, RunSchedule, RunScheduleSpec,
@@ -648,14 +648,12 @@ fn conclude(
     let mut new = status.clone();
     new.observed_generation = generation;
     new.provider = provider;
-    merge_condition(
-        &mut new.conditions,
-        synchronized_condition(state, message, generation, &observed.now),
-    );
+    merge_state_conditions(&mut new.conditions, state, message, generation, &observed.now);
     if new == *status {
         return Vec::new();
     }
-    let condition_changed = new.conditions != status.conditions;
+    // An Event for a change of state or message, not for the kstatus conditions an upgrade adds.
+    let condition_changed = new.synchronized() != status.synchronized();
     let event = condition_changed.then(|| status_event(state, message));
     vec![Command::SetStatus { status: new, event }]
 }

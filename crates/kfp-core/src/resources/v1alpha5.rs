@@ -38,7 +38,7 @@ pub struct Status {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
-    /// One condition of type `Synchronized` (see v1beta1).
+    /// The `Synchronized` condition and the kstatus ones (`Ready`, `Reconciling`, `Stalled`; see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

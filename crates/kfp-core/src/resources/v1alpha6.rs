@@ -56,7 +56,7 @@ pub struct Status {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
-    /// One condition of type `Synchronized` (see v1beta1).
+    /// The `Synchronized` condition and the kstatus ones (`Ready`, `Reconciling`, `Stalled`; see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -301,7 +301,7 @@ pub struct RunConfigurationStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
-    /// One condition of type `Synchronized` (see v1beta1).
+    /// The `Synchronized` condition and the kstatus ones (`Ready`, `Reconciling`, `Stalled`; see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -449,7 +449,7 @@ pub struct ProviderStatus {
     /// The `metadata.generation` whose Deployment and Service are in place.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
-    /// One condition of type `Synchronized` (see v1beta1).
+    /// The `Synchronized` condition and the kstatus ones (`Ready`, `Reconciling`, `Stalled`; see v1beta1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -59,15 +59,17 @@ pub struct Status {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
-    /// One condition of type `Synchronized`: its `reason` is the synchronization state (`Creating`, `Succeeded`,
+    /// The condition of type `Synchronized`: its `reason` is the synchronization state (`Creating`, `Succeeded`,
     /// `Updating`, `Deleting`, `Deleted`, `Failed`, and `Pending` for Runs waiting on dependencies), its
-    /// `message` says why. A condition of type
+    /// `message` says why. Beside it, kstatus conditions for GitOps tools: `Ready` (`True` once `Succeeded`),
+    /// `Reconciling` (`True`, present only while `Creating`, `Updating` or `Deleting`) and `Stalled` (`True`,
+    /// present only while `Failed`), with the same reason and message. A condition of type
     /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
-/// The one condition type the operator writes.
+/// The condition type holding the synchronization state (the kstatus ones follow it: `reconcile::kstatus`).
 pub const SYNCHRONIZED: &str = "Synchronized";
 
 /// Read access to the `Synchronized` condition of any status that carries conditions.
@@ -495,7 +497,8 @@ pub struct RunConfigurationStatus {
     pub observed_generation: i64,
     /// One condition of type `Synchronized`: `Succeeded` when every owned RunSchedule is, `Updating` while they
     /// are replaced or synchronising, `Failed` with a RunSchedule's message, `Pending` while parameters cannot be
-    /// resolved or its Pipeline has no succeeded version yet. A condition of type
+    /// resolved or its Pipeline has no succeeded version yet; the kstatus conditions beside it as in every kind
+    /// (`Ready`, `Reconciling`, `Stalled`). A condition of type
     /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -715,7 +718,8 @@ pub struct ProviderStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
     /// One condition of type `Synchronized`: `Creating` or `Updating` while the provider service's Deployment
-    /// and Service are applied, `Succeeded` once they match, `Failed` with the reason. A condition of type
+    /// and Service are applied, `Succeeded` once they match, `Failed` with the reason; the kstatus conditions
+    /// beside it as in every kind (`Ready`, `Reconciling`, `Stalled`). A condition of type
     /// `Readable`, status `False`, appears while the operator cannot decode the object (it names the field and value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
