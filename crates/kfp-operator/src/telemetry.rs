@@ -4,12 +4,12 @@
 //! [`init_logging`] installs a `tracing` subscriber writing one line per event to stderr, JSON by default (the
 //! Go operator's zap JSON), or human-readable text. `RUST_LOG` (an `EnvFilter` directive such as
 //! `info,kfp_operator=debug`) wins over the configured level. A JSON line is flat: `timestamp`, `level`,
-//! `target`, `message`, the fields of every enclosing span (outermost first), `span` (the innermost span's name)
-//! and the event's own fields, e.g.
+//! `logger` (the module that logs), `message`, the fields of every enclosing span (outermost first), `span` (the
+//! innermost span's name) and the event's own fields, e.g.
 //!
 //! ```text
-//! {"timestamp":"2025-01-01T10:00:00.123456Z","level":"info","target":"kfp_operator::controllers","kind":"Pipeline",
-//!  "namespace":"ml","name":"training","reconcile_id":"3f2a1c-17","span":"reconcile","message":"reconciled",
+//! {"timestamp":"2025-01-01T10:00:00.123456Z","level":"info","logger":"kfp_operator::controllers","kind":"Pipeline",
+//!  "namespace":"ml","name":"training","reconciliation_id":"3f2a1c-17","span":"reconcile","message":"reconciled",
 //!  "duration_ms":12}
 //! ```
 //!
@@ -548,8 +548,8 @@ pub fn failure_log() -> &'static LogThrottle {
     THROTTLE.get_or_init(|| LogThrottle::new(FAILURE_LOG_INTERVAL))
 }
 
-/// The span of one reconcile: `info_span!("reconcile", kind, namespace, name, reconcile_id, duration_ms)`, with
-/// a process-unique `reconcile_id` and `duration_ms` empty for the caller to
+/// The span of one reconcile: `info_span!("reconcile", kind, namespace, name, reconciliation_id, duration_ms)`,
+/// with a process-unique `reconciliation_id` and `duration_ms` empty for the caller to
 /// `span.record("duration_ms", ms)`.
 pub fn reconcile_span(kind: &str, namespace: &str, name: &str) -> tracing::Span {
     tracing::info_span!(
@@ -557,14 +557,14 @@ pub fn reconcile_span(kind: &str, namespace: &str, name: &str) -> tracing::Span 
         kind = kind,
         namespace = namespace,
         name = name,
-        reconcile_id = %next_reconcile_id(),
+        reconciliation_id = %next_reconciliation_id(),
         duration_ms = tracing::field::Empty,
     )
 }
 
 /// `<process start, hex>-<counter, hex>`: unique within the process, and across restarts unless two processes
 /// start in the same millisecond (modulo 2^24 ms, about 4.7 hours).
-fn next_reconcile_id() -> String {
+fn next_reconciliation_id() -> String {
     static START: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let start = *START.get_or_init(|| {
@@ -601,7 +601,8 @@ where
             "level".into(),
             Value::String(metadata.level().to_string().to_ascii_lowercase()),
         );
-        line.insert("target".into(), Value::String(metadata.target().to_string()));
+        // `logger`, as zap (the Go operator's logger) and the seed's example name it: the Rust module path.
+        line.insert("logger".into(), Value::String(metadata.target().to_string()));
         if let Some(scope) = ctx.event_scope() {
             let mut innermost = None;
             for span in scope.from_root() {
@@ -722,19 +723,21 @@ mod tests {
         assert_eq!(line["duration_ms"], 12, "{line}");
         assert_eq!(line["state"], "Succeeded", "{line}");
         assert!(
-            line["reconcile_id"].as_str().is_some_and(|id| id.contains('-')),
+            line["reconciliation_id"]
+                .as_str()
+                .is_some_and(|id| id.contains('-')),
             "{line}"
         );
         assert!(
             line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
             "{line}"
         );
-        assert_eq!(line["target"], module_path!(), "{line}");
+        assert_eq!(line["logger"], module_path!(), "{line}");
     }
 
     #[test]
-    fn reconcile_ids_are_unique() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| next_reconcile_id()).collect();
+    fn reconciliation_ids_are_unique() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| next_reconciliation_id()).collect();
         assert_eq!(ids.len(), 1000);
     }
 

@@ -154,15 +154,22 @@ spec: {{provider: {namespace}/stub, pipeline: pipeline, parameters: [{{name: a, 
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(parsed.iter().all(Value::is_object));
+    // Issue 19: the seed's shape (timestamp, level, logger, message; reconcile lines add reconciliation_id and the
+    // resource, and `duration_ms` once recorded: telemetry.rs's unit test).
+    for line in &parsed {
+        for key in ["timestamp", "level", "logger", "message"] {
+            assert!(line.get(key).is_some(), "no `{key}` in {line}");
+        }
+    }
     let reconcile_lines: Vec<&Value> = parsed
         .iter()
-        .filter(|v| v.get("reconcile_id").is_some())
+        .filter(|v| v.get("reconciliation_id").is_some())
         .collect();
     assert!(
         reconcile_lines.iter().any(|v| v["kind"] == "pipeline"
             && v["namespace"] == namespace.as_str()
             && v["name"] == "pipeline"
-            && v["reconcile_id"].as_str().is_some_and(|id| !id.is_empty())),
+            && v["reconciliation_id"].as_str().is_some_and(|id| !id.is_empty())),
         "no reconcile line of the Pipeline:\n{}",
         lines.join("\n")
     );
