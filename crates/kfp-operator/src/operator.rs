@@ -167,10 +167,13 @@ pub async fn run_as_leader(
     let elector = Arc::new(elector);
     loop {
         tracing::info!(%identity, "waiting for the leader election Lease");
+        let lease = elector.config().name.clone();
+        ctx.metrics.standard.leading(&lease, false);
         tokio::select! {
             acquired = elector.acquire() => acquired?,
             () = shutdown.signalled() => return Ok(()),
         }
+        ctx.metrics.standard.leading(&lease, true);
         let guard = elector.clone().run_shared();
         if lead(
             ctx.clone().with_fresh_caches(),
@@ -188,9 +191,27 @@ pub async fn run_as_leader(
             continue;
         }
         guard.release().await?;
+        ctx.metrics.standard.leading(&lease, false);
         tracing::info!(%identity, "released the leader election Lease");
         return Ok(());
     }
+}
+
+/// The kube client of `Client::try_default`, counting its requests in `rest_client_requests_total`.
+async fn counted_client(metrics: &Arc<Metrics>) -> Result<Client, OperatorError> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| OperatorError::Client(kube::Error::InferConfig(e)))?;
+    let host = config
+        .cluster_url
+        .authority()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let layer = crate::telemetry::RestClientMetrics::new(metrics.clone(), &host);
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(OperatorError::Client)?
+        .with_layer(&layer)
+        .build())
 }
 
 /// Runs the controllers until `shutdown` or until `leading` turns false; true when leadership was lost.
@@ -273,8 +294,8 @@ pub struct RunOptions {
 pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
     let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
     crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
-    let client = Client::try_default().await.map_err(OperatorError::Client)?;
     let metrics = Metrics::shared();
+    let client = counted_client(&metrics).await?;
     let readiness = Readiness::new();
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {

@@ -22,7 +22,7 @@
 //! Levels follow the Go operator's verbosity: `info` state transitions and errors, `debug` provider operations and
 //! retrievals, `trace` object dumps.
 //!
-//! Metric names (all prefixed `kfp_operator_`):
+//! Metric names (all prefixed `kfp_operator_`; controller-runtime's names, unprefixed, are listed at [`StandardMetrics`]):
 //! - `reconciliations_total{controller,result}`: reconciles by result (`success`, `error`);
 //! - `reconcile_errors_total{controller,reason}`: failed reconciles by error reason;
 //! - `reconcile_duration_seconds{controller}`: reconcile latency histogram;
@@ -57,6 +57,10 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
+
+mod standard;
+
+pub use standard::{Counted, RestClientMetrics, StandardMetrics};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -109,6 +113,8 @@ pub struct Metrics {
     provider_calls: Histograms<Operation>,
     /// The run-completion feed's counters.
     pub feed: FeedMetrics,
+    /// The controller-runtime names (unprefixed).
+    pub standard: StandardMetrics,
     /// Last recorded state of each object, so the `resources` gauge moves an object between states.
     states: Mutex<HashMap<(String, String), String>>,
 }
@@ -122,7 +128,9 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric at zero, in a fresh registry.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("kfp_operator");
+        let mut root = Registry::default();
+        let standard = StandardMetrics::register(&mut root);
+        let registry = root.sub_registry_with_prefix("kfp_operator");
         let reconciliations = Family::<ControllerResult, Counter>::default();
         registry.register(
             "reconciliations",
@@ -159,10 +167,11 @@ impl Metrics {
             "In-process provider call latency by kind, action and result",
             provider_calls.clone(),
         );
-        let feed = FeedMetrics::register(&mut registry);
+        let feed = FeedMetrics::register(registry, standard.feed_requests.clone());
         Self {
-            registry,
+            registry: root,
             feed,
+            standard,
             reconciliations,
             reconcile_errors,
             reconcile_duration,
@@ -178,8 +187,15 @@ impl Metrics {
         Arc::new(Self::new())
     }
 
-    /// Records one reconcile; `error_reason` is `None` on success.
+    /// Records that a reconcile of `controller` started (`controller_runtime_active_workers`).
+    pub fn reconcile_started(&self, controller: &str) {
+        self.standard.reconcile_started(controller);
+    }
+
+    /// Records one reconcile; `error_reason` is `None` on success. Pair with [`Metrics::reconcile_started`].
     pub fn reconciled(&self, controller: &str, duration: Duration, error_reason: Option<&str>) {
+        self.standard
+            .reconciled(controller, duration, error_reason.is_some());
         let result = if error_reason.is_some() {
             "error"
         } else {
@@ -290,12 +306,14 @@ struct ResultLabel {
 #[derive(Debug, Clone)]
 pub struct FeedMetrics {
     requests: Family<FeedRequest, Counter>,
+    /// The same counts under the Go operator's unprefixed name.
+    requests_alias: Family<FeedRequest, Counter>,
     events: Family<SourceResult, Counter>,
     published: Family<ResultLabel, Counter>,
 }
 
 impl FeedMetrics {
-    fn register(registry: &mut Registry) -> Self {
+    fn register(registry: &mut Registry, requests_alias: Family<FeedRequest, Counter>) -> Self {
         let requests = Family::<FeedRequest, Counter>::default();
         registry.register(
             "run_completion_feed_requests",
@@ -316,6 +334,7 @@ impl FeedMetrics {
         );
         Self {
             requests,
+            requests_alias,
             events,
             published,
         }
@@ -323,13 +342,13 @@ impl FeedMetrics {
 
     /// Records one feed request and its answer.
     pub fn request(&self, method: &str, endpoint: &str, code: u16) {
-        self.requests
-            .get_or_create(&FeedRequest {
-                method: method.to_string(),
-                endpoint: endpoint.to_string(),
-                code: code.to_string(),
-            })
-            .inc();
+        let labels = FeedRequest {
+            method: method.to_string(),
+            endpoint: endpoint.to_string(),
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.requests_alias.get_or_create(&labels).inc();
     }
 
     /// Records what became of one event from `source` (`feed` or `direct`).

@@ -847,6 +847,7 @@ fn monitoring_renders_scraping_alerts_and_a_dashboard_on_the_real_metric_names()
         "KfpOperatorReconcileErrors",
         "KfpOperatorResourcesStuck",
         "KfpOperatorRunCompletionFeedFailures",
+        "KfpOperatorNoLeader",
     ] {
         assert!(alerts.contains(&alert), "{alerts:?}");
     }
@@ -1072,6 +1073,9 @@ fn operator_metric_names() -> BTreeSet<String> {
     metrics.feed.request("POST", "/events", 200);
     metrics.feed.event("feed", "recorded");
     metrics.feed.published(true);
+    metrics.reconcile_started("pipeline");
+    metrics.standard.leading("kfp-operator-lock", true);
+    metrics.standard.rest_request("200", "GET", "10.0.0.1:443");
     metrics
         .encode()
         .lines()
@@ -1083,16 +1087,24 @@ fn operator_metric_names() -> BTreeSet<String> {
 
 /// Every `kfp_operator_[a-z_]+` word of `text`.
 fn metric_names_in(text: &str) -> BTreeSet<String> {
-    let prefix = "kfp_operator_";
     let mut found = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(prefix) {
-        let tail = &rest[at..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
-            .unwrap_or(tail.len());
-        found.insert(tail[..end].to_string());
-        rest = &tail[end..];
+    // The project's own names and controller-runtime's (issue 19).
+    for prefix in [
+        "kfp_operator_",
+        "controller_runtime_",
+        "workqueue_",
+        "rest_client_",
+        "leader_election_",
+    ] {
+        let mut rest = text;
+        while let Some(at) = rest.find(prefix) {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(tail.len());
+            found.insert(tail[..end].to_string());
+            rest = &tail[end..];
+        }
     }
     found
 }

@@ -141,6 +141,28 @@ spec: {{provider: {namespace}/stub, pipeline: pipeline, parameters: [{{name: a, 
         "{metrics}"
     );
 
+    // Issue 19: the names dashboards and alerts for controller-runtime operators use, with their labels.
+    let sample = |prefix: &str| metrics.lines().any(|l| l.starts_with(prefix));
+    for expected in [
+        r#"controller_runtime_reconcile_total{controller="pipeline",result="success"} "#,
+        r#"controller_runtime_reconcile_time_seconds_count{controller="run"} "#,
+        r#"controller_runtime_active_workers{controller="pipeline"} "#,
+        r#"workqueue_adds_total{name="pipeline"} "#,
+        r#"workqueue_work_duration_seconds_count{name="run"} "#,
+        r#"rest_client_requests_total{code="200",method="GET",host="127.0.0.1:"#,
+        r#"rest_client_requests_total{code="201",method="POST",host="127.0.0.1:"#,
+        &format!(r#"leader_election_master_status{{name="{LEASE}"}} 1"#),
+    ] {
+        assert!(sample(expected), "no sample {expected:?} in\n{metrics}");
+    }
+    // At 0 from a controller's first reconcile, as controller-runtime has them (the feed's Go name: support::nats).
+    for expected in [
+        r#"controller_runtime_reconcile_errors_total{controller="pipeline"} "#,
+        r#"workqueue_retries_total{name="run"} "#,
+    ] {
+        assert!(sample(expected), "no sample {expected:?} in\n{metrics}");
+    }
+
     // SIGTERM: in-flight reconciles finish, the Lease is released, exit 0.
     let exit = operator.terminate(support::WAIT).await;
     assert_eq!(exit, Some(0), "stderr:\n{}", operator.stderr());

@@ -451,6 +451,7 @@ where
     F: std::future::Future<Output = Result<Action, ControllerError>>,
 {
     let span = crate::telemetry::reconcile_span(controller, namespace, name);
+    ctx.metrics.reconcile_started(controller);
     let started = Instant::now();
     let result = reconcile.instrument(span.clone()).await;
     if result.is_ok() {

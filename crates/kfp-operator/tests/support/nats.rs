@@ -185,16 +185,23 @@ impl RunningFeed {
     }
 
     /// How many feed requests were answered `code`.
+    /// Also checks that the Go operator's name (`run_completion_feed_requests_total`) counts the same.
     pub fn answered(&self, code: u16) -> u64 {
         let needle = format!("code=\"{code}\"");
-        self.metrics
-            .encode()
-            .lines()
-            .filter(|l| {
-                l.starts_with("kfp_operator_run_completion_feed_requests_total{") && l.contains(&needle)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        let text = self.metrics.encode();
+        let count = |name: &str| -> u64 {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&needle))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        let ours = count("kfp_operator_run_completion_feed_requests_total");
+        assert_eq!(
+            count("run_completion_feed_requests_total"),
+            ours,
+            "the Go operator's metric name counts as ours"
+        );
+        ours
     }
 }
 
