@@ -131,6 +131,31 @@ where
         .collect()
 }
 
+/// Each object's status, without the kstatus conditions the operator adds once to a status written before them
+/// (`Ready`, `Reconciling`, `Stalled`; docs/gitops.md), and whether each has `Ready`.
+async fn statuses_but_kstatus<K>(api: &Api<K>) -> BTreeMap<String, (serde_json::Value, bool)>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+{
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| {
+            let mut status = serde_json::to_value(&o).unwrap()["status"].take();
+            let mut ready = false;
+            if let Some(conditions) = status["conditions"].as_array_mut() {
+                ready = conditions.iter().any(|c| c["type"] == "Ready");
+                conditions.retain(|c| {
+                    !["Ready", "Reconciling", "Stalled"].contains(&c["type"].as_str().unwrap_or(""))
+                });
+            }
+            (o.name_any(), (status, ready))
+        })
+        .collect()
+}
+
 /// Everything the operator writes in the namespace, by kind.
 async fn snapshot(harness: &Harness) -> BTreeMap<&'static str, BTreeMap<String, String>> {
     BTreeMap::from([
@@ -235,8 +260,8 @@ fn go_condition(state: &str) -> serde_json::Value {
 
 /// A migration from the Go operator v0.7.0 (docs/platform-guide.md): our operator starts on the objects the Go
 /// operator left, with v0.7.0's versions in their statuses, and a Go provider service without a token reports a
-/// run. Nothing is sent to the provider (no Workflow), no Run is started, every status is kept as it is, and the
-/// event is recorded.
+/// run. Nothing is sent to the provider (no Workflow), no Run is started, every status is kept as it is (but for
+/// the kstatus conditions added once, docs/gitops.md), and the event is recorded.
 #[tokio::test]
 async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provider_call() {
     use kfp_core::resources::v1beta1::{CompletionState, RunConfiguration};
@@ -341,9 +366,9 @@ async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provide
         .unwrap();
     }
     let before = (
-        versions(&pipelines).await,
+        statuses_but_kstatus(&pipelines).await,
         versions(&runs).await,
-        versions(&rcs).await,
+        statuses_but_kstatus(&rcs).await,
     );
 
     harness.start_argo();
@@ -379,13 +404,27 @@ async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provide
         "the Run keeps v0.7.0's version"
     );
     assert_eq!(status.status.provider.id, "go-run-id");
-    // Only the recorded completion changed anything: the other objects were not written at all.
+    // Only the recorded completion changed anything: the other objects' statuses are as v0.7.0 wrote them, but for
+    // the kstatus conditions added once (issue 19), which each has now.
     let after = (
-        versions(&pipelines).await,
+        statuses_but_kstatus(&pipelines).await,
         versions(&runs).await,
-        versions(&rcs).await,
+        statuses_but_kstatus(&rcs).await,
     );
-    assert_eq!(before.0, after.0, "the Pipeline was not written");
+    let unmarked =
+        |statuses: &BTreeMap<String, (serde_json::Value, bool)>| -> BTreeMap<String, serde_json::Value> {
+            statuses
+                .iter()
+                .map(|(name, (status, _))| (name.clone(), status.clone()))
+                .collect()
+        };
+    assert!(
+        after.0.values().chain(after.2.values()).all(|(_, ready)| *ready),
+        "{after:?}"
+    );
+    let before = (unmarked(&before.0), before.1, unmarked(&before.2));
+    let after = (unmarked(&after.0), after.1, unmarked(&after.2));
+    assert_eq!(before.0, after.0, "the Pipeline's status is v0.7.0's");
     if before.2 != after.2 {
         for rc in rcs.list(&ListParams::default()).await.unwrap().items {
             eprintln!(
@@ -395,7 +434,7 @@ async fn objects_left_by_the_go_operator_v0_7_0_are_taken_over_without_a_provide
             );
         }
     }
-    assert_eq!(before.2, after.2, "no RunConfiguration was written");
+    assert_eq!(before.2, after.2, "the RunConfigurations' statuses are v0.7.0's");
     assert_eq!(
         pipelines.get("pipeline").await.unwrap().status.unwrap().version,
         pipeline_version
