@@ -142,32 +142,17 @@ async fn create_objects(client: &Client, namespace: &str, pipelines: (usize, usi
 
 /// How many Pipelines and Runs in `namespace` are `Succeeded`.
 async fn succeeded(client: &Client, namespace: &str) -> (usize, usize) {
-    let state = SynchronizationState::Succeeded;
-    let pipelines = Api::<Pipeline>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .is_some_and(|s| s.synchronization_state() == state)
-        })
-        .count();
-    let runs = Api::<Run>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.synchronization_state() == state)
-        })
-        .count();
-    (pipelines, runs)
+    let pipelines = succeeded_named::<Pipeline>(client, namespace, "", pipeline_state).await;
+    let runs = succeeded_named::<Run>(client, namespace, "", run_state).await;
+    (pipelines.unwrap(), runs.unwrap())
+}
+
+fn pipeline_state(p: &Pipeline) -> Option<SynchronizationState> {
+    p.status.as_ref().map(|s| s.synchronization_state())
+}
+
+fn run_state(r: &Run) -> Option<SynchronizationState> {
+    r.status.as_ref().map(|s| s.synchronization_state())
 }
 
 /// Waits until `pipelines` Pipelines and `runs` Runs are `Succeeded` in `namespace`.
@@ -342,26 +327,17 @@ enum Probe {
 /// How many of the probe's objects are `Succeeded`.
 async fn probe_succeeded(client: &Client, probe: Probe) -> Result<usize, String> {
     match probe {
-        Probe::Pipelines => {
-            succeeded_named::<Pipeline>(client, "floor-", |p| {
-                p.status.as_ref().map(|s| s.synchronization_state())
-            })
-            .await
-        }
-        Probe::Runs => {
-            succeeded_named::<Run>(client, "floor-run-", |r| {
-                r.status.as_ref().map(|s| s.synchronization_state())
-            })
-            .await
-        }
+        Probe::Pipelines => succeeded_named::<Pipeline>(client, NAMESPACE, "floor-", pipeline_state).await,
+        Probe::Runs => succeeded_named::<Run>(client, NAMESPACE, "floor-run-", run_state).await,
     }
 }
 
-/// How many objects of `K` named `<prefix>...` in [`NAMESPACE`] are `Succeeded`.
+/// How many objects of `K` named `<prefix>...` in `namespace` are `Succeeded`.
 async fn succeeded_named<K>(
     client: &Client,
+    namespace: &str,
     prefix: &str,
-    state: impl Fn(&K) -> Option<SynchronizationState>,
+    state: fn(&K) -> Option<SynchronizationState>,
 ) -> Result<usize, String>
 where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -369,7 +345,7 @@ where
         + std::fmt::Debug
         + serde::de::DeserializeOwned,
 {
-    Ok(Api::<K>::namespaced(client.clone(), NAMESPACE)
+    Ok(Api::<K>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .map_err(|e| e.to_string())?
