@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python environment of the compilers: a virtualenv with compilers/requirements-dev.txt (kfp 2.17.3, pytest,
-# all pinned). The compiler tests run in it (cargo test runs pytest from it: crates/kfp-operator/tests/compilers.rs),
+# all pinned). The compiler tests run in it (cargo test runs pytest from it: crates/kfp-operator/tests/controllers/compilers.rs),
 # and `kfp-operator local` uses it to compile kfpsdk pipelines.
 #
 # Idempotent: a venv whose stamp matches the requirements file and the Python version is kept as it is; otherwise

@@ -10,7 +10,7 @@
 #   mariadb-server         Debian's package (apt-get, when missing): the database of the real KFP API server tier
 #   lua5.1                 Debian's package (apt-get, when missing): runs the Argo CD health check (config/argocd/)
 #   KFP API server 2.0.5, gofakes3   built once from Go modules (scripts/kfp-apiserver/build.sh), cached there too
-#                          (crates/kfp-providers/tests/kfp_apiserver.rs)
+#                          (crates/kfp-providers/tests/kfp/kfp_apiserver.rs)
 #   Python environment     the compilers' venv with the pinned kfp SDK (scripts/python-env.sh)
 # then runs cargo test for the workspace. The output ends with cargo test's summary line.
 #
@@ -24,8 +24,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: nats-server 2.9.x (the feed tests start a real NATS server); containerd 1.6, runc and
 # busybox-static (the cluster tier's node: crates/kfp-operator/tests/cluster_e2e.rs); mariadb-server (the real KFP
-# API server's database: crates/kfp-providers/tests/kfp_apiserver.rs; the package starts no server without systemd,
-# and the test starts its own on loopback); lua5.1 (runs the Argo CD health check: tests/argocd_health.rs).
+# API server's database: crates/kfp-providers/tests/kfp/kfp_apiserver.rs; the package starts no server without systemd,
+# and the test starts its own on loopback); lua5.1 (runs the Argo CD health check: tests/packaging/argocd_health.rs).
 missing=()
 if [[ -z "${NATS_SERVER:-}" ]] && ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
     missing+=(nats-server)
@@ -58,10 +58,18 @@ bash scripts/cluster/build-node-assets.sh >/dev/null
 HELM="$(bash scripts/helm.sh | tail -n 1)"
 export HELM
 echo "test.sh: HELM=$HELM" >&2
-# The real KFP API server tier (crates/kfp-providers/tests/kfp_apiserver.rs): KFP 2.0.5 and its S3 server.
+# The real KFP API server tier (crates/kfp-providers/tests/kfp/kfp_apiserver.rs): KFP 2.0.5 and its S3 server.
 KFP_APISERVER_ASSETS="$(bash scripts/kfp-apiserver/build.sh | tail -n 1)"
 export KFP_APISERVER_ASSETS
 echo "test.sh: KFP_APISERVER_ASSETS=$KFP_APISERVER_ASSETS" >&2
+
+# On CI (CI=true) the Go caches have done their work once every Go-built asset is in the cache folder: give their
+# disk (GBs: the Kubernetes, Argo and KFP modules and builds) to the Rust build that follows. A CI run once failed
+# with "No space left on device" (docs/development.md, "Disk").
+if [[ "${CI:-}" == true ]] && command -v go >/dev/null 2>&1; then
+    echo "test.sh: CI: freeing the Go build and module caches ($(du -sh "$(go env GOCACHE)" 2>/dev/null | cut -f1) + $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1))" >&2
+    go clean -cache -modcache >/dev/null 2>&1 || echo "test.sh: warning: go clean failed (disk not freed)" >&2
+fi
 
 if [[ $# -gt 0 ]]; then
     exec cargo test "$@"
@@ -76,7 +84,7 @@ if [[ -n "${KFP_GO_COMPAT_DIR:-}" ]]; then
     }
     echo "test.sh: KFP_GO_COMPAT_DIR=$KFP_GO_COMPAT_DIR: running the Go compatibility tests" >&2
     # --workspace: built with the same features as the run below, so it is built once.
-    cargo test --workspace --test go_compat_schemas -- --ignored
+    cargo test --workspace --test packaging go_compat_schemas -- --ignored
 else
     echo "test.sh: KFP_GO_COMPAT_DIR is not set: the Go compatibility tests (go_compat_schemas) stay ignored" >&2
 fi

@@ -1,6 +1,6 @@
 -- Argo CD health check for every kind of pipelines.kubeflow.org (Pipeline, Run, RunConfiguration, RunSchedule,
 -- Experiment, Provider), in any served version. Install: docs/gitops.md. Tested by
--- crates/kfp-operator/tests/argocd_health.rs (Lua 5.1, the dialect of Argo CD's gopher-lua).
+-- crates/kfp-operator/tests/packaging/argocd_health.rs (Lua 5.1, the dialect of Argo CD's gopher-lua).
 --
 -- The synchronization state (v1beta1/v1alpha6: the reason of the Synchronized condition; v1alpha5: also
 -- status.synchronizationState) decides:

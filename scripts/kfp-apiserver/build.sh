@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Kubeflow Pipelines API server and an S3 server for the kfp_apiserver test tier
-# (crates/kfp-providers/tests/kfp_apiserver.rs, started by kfp_testenv::kfp_apiserver):
+# (crates/kfp-providers/tests/kfp/kfp_apiserver.rs, started by kfp_testenv::kfp_apiserver):
 #   apiserver        KFP's v2 API server 2.0.5, package backend/src/apiserver of github.com/kubeflow/pipelines
 #                    (cgo on: it links sqlite)
 #   gofakes3         github.com/johannesboyne/gofakes3's command: the S3-compatible object store KFP keeps

@@ -12,7 +12,7 @@
 //! `provider` is never hashed. Two Go algorithms exist ([`HashAlgorithm`]): release v0.7.0 and the later main
 //! branch (head), which this operator writes. They differ only in `valueFrom.runConfigurationRef.optional` (hashed
 //! by head only) and in the image reference parser behind a Pipeline version's tag (module `image`); [`current`]
-//! accepts a stored version of either. `tests/go_hash_vectors.rs` holds every function to the Go operator's own
+//! accepts a stored version of either. `tests/contract/go_hash_vectors.rs` holds every function to the Go operator's own
 //! output for both.
 
 mod go_json;

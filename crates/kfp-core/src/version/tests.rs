@@ -1,6 +1,6 @@
 //! Unit tests of the byte streams the Go operator hashes, written from its `object_hasher.go` and the
 //! `ComputeHash`/`ComputeVersion`/`WriteRunSpec` functions of its hub types. The Go operator's own output is checked
-//! separately, line by line, in `tests/go_hash_vectors.rs`.
+//! separately, line by line, in `tests/contract/go_hash_vectors.rs`.
 
 use super::*;
 use crate::resources::v1beta1::{PipelineFramework, RunConfigurationRef, Schedule, ValueFrom};

@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn failed_uploads_of_kfp_2_0_5_take_the_status_of_their_error_class() {
-        // Answers measured from KFP 2.0.5 (tests/kfp_apiserver.rs).
+        // Answers measured from KFP 2.0.5 (tests/kfp/kfp_apiserver.rs).
         let exists = "Failed to create a pipeline and a pipeline version: Failed to create a pipeline and a pipeline \
                       version: Already exist error: Failed to create a new pipeline. The name ns-p already exists.";
         let invalid = "Failed to create a pipeline and a pipeline version due to template creation error: \

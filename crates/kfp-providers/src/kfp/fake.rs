@@ -199,7 +199,7 @@ impl FakeKfp {
         lock(&self.state).required_token = token.map(str::to_string);
     }
 
-    /// Answers failed uploads as KFP 2.0.5's upload handlers do (measured by `tests/kfp_apiserver.rs`): HTTP 500
+    /// Answers failed uploads as KFP 2.0.5's upload handlers do (measured by `tests/kfp/kfp_apiserver.rs`): HTTP 500
     /// with `{"error_message", "error_details"}` whose text names the error class (`Already exist error: ...`,
     /// `InvalidInputError: ...`, `ResourceNotFoundError: ...`), instead of the gateway's 409/400/404.
     pub fn answer_uploads_like_kfp_2_0_5(&self) {
@@ -859,7 +859,7 @@ fn check_run_references(s: &FakeState, map: &Map<String, Value>, message: &str) 
 }
 
 /// KFP's `validatePipelineJobInputs` (`backend/src/apiserver/template/v2_template.go`, since
-/// kubeflow/pipelines#9228; KFP 2.0.5 makes all three checks, measured by `tests/kfp_apiserver.rs`): a required
+/// kubeflow/pipelines#9228; KFP 2.0.5 makes all three checks, measured by `tests/kfp/kfp_apiserver.rs`): a required
 /// input (not `isOptional`, no `defaultValue`) must be given, a parameter the root component declares must hold a
 /// `google.protobuf.Value` of the declared kind, and no undeclared parameter may be given; the messages are the
 /// backend's.
