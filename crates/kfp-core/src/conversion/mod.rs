@@ -20,6 +20,7 @@ use crate::resources::v1beta1::{self, SYNCHRONIZED};
 use crate::resources::{GROUP, REMAINDER_ANNOTATION};
 use crate::values::{NamedValue, NamespacedName};
 
+pub mod field_paths;
 pub mod v1alpha5;
 pub mod v1alpha6;
 

@@ -12,6 +12,7 @@
 //! - A body that is no AdmissionReview gets HTTP 400 with `allowed: false` and the parse error.
 
 use axum::http::StatusCode;
+use kfp_core::conversion::field_paths::field_path;
 use kfp_core::resources::GROUP;
 use kfp_core::resources::v1beta1::{Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule};
 use kfp_core::validation::{self, FieldError};
@@ -136,27 +137,45 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
         if kind == Kind::Run {
             let old = old.unwrap_or(Value::Null);
             return match (decode::<Run>(kind, &old), decode::<Run>(kind, &object)) {
-                (Ok(old), Ok(new)) => verdict(kind, &new.metadata, validation::run_update(&old, &new)),
+                (Ok(old), Ok(new)) => verdict(
+                    kind,
+                    user_version(request),
+                    &new.metadata,
+                    validation::run_update(&old, &new),
+                ),
                 (Err(status), _) | (_, Err(status)) => Decision::Deny(status),
             };
         }
     }
+    let version = user_version(request);
     match kind {
         Kind::Pipeline => {
             check::<Pipeline>(
                 client,
                 kind,
+                version,
                 &object,
                 |p| Some(&p.spec.provider),
                 validation::pipeline,
             )
             .await
         }
-        Kind::Run => check::<Run>(client, kind, &object, |r| Some(&r.spec.provider), validation::run).await,
+        Kind::Run => {
+            check::<Run>(
+                client,
+                kind,
+                version,
+                &object,
+                |r| Some(&r.spec.provider),
+                validation::run,
+            )
+            .await
+        }
         Kind::RunConfiguration => {
             check::<RunConfiguration>(
                 client,
                 kind,
+                version,
                 &object,
                 |rc| Some(&rc.spec.run.provider),
                 validation::run_configuration,
@@ -167,6 +186,7 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
             check::<RunSchedule>(
                 client,
                 kind,
+                version,
                 &object,
                 |rs| Some(&rs.spec.provider),
                 validation::run_schedule,
@@ -177,6 +197,7 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
             check::<Experiment>(
                 client,
                 kind,
+                version,
                 &object,
                 |e| Some(&e.spec.provider),
                 validation::experiment,
@@ -184,7 +205,15 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
             .await
         }
         Kind::Provider => {
-            check::<Provider>(client, kind, &object, |_| None, |p, _| validation::provider(p)).await
+            check::<Provider>(
+                client,
+                kind,
+                version,
+                &object,
+                |_| None,
+                |p, _| validation::provider(p),
+            )
+            .await
         }
     }
 }
@@ -193,6 +222,7 @@ async fn decide(client: &Client, kind: Kind, request: &AdmissionRequest<DynamicO
 async fn check<K>(
     client: &Client,
     kind: Kind,
+    version: &str,
     object: &Value,
     reference: impl Fn(&K) -> Option<&NamespacedName>,
     rules: impl Fn(&K, Option<&Provider>) -> Vec<FieldError>,
@@ -221,7 +251,7 @@ where
         },
         _ => None,
     };
-    verdict(kind, object.meta(), rules(&object, provider.as_ref()))
+    verdict(kind, version, object.meta(), rules(&object, provider.as_ref()))
 }
 
 async fn lookup(client: &Client, reference: &NamespacedName) -> Result<Option<Provider>, kube::Error> {
@@ -249,6 +279,14 @@ fn decode<K: DeserializeOwned>(kind: Kind, object: &Value) -> Result<K, Box<Stat
     })
 }
 
+/// The version the user wrote the object in (`requestKind`; the API server sends the converted `v1beta1` object).
+fn user_version(request: &AdmissionRequest<DynamicObject>) -> &str {
+    request
+        .request_kind
+        .as_ref()
+        .map_or(request.kind.version.as_str(), |k| k.version.as_str())
+}
+
 fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.name
         .clone()
@@ -256,13 +294,18 @@ fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
         .unwrap_or_default()
 }
 
+/// Allows, or refuses with `errors`, their fields named as `version` (the version the user wrote) spells them.
 fn verdict(
     kind: Kind,
+    version: &str,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    errors: Vec<FieldError>,
+    mut errors: Vec<FieldError>,
 ) -> Decision {
     if errors.is_empty() {
         return Decision::Allow;
+    }
+    for error in &mut errors {
+        error.field = field_path(version, kind.as_str(), &error.field);
     }
     let name = name_of(meta);
     let mut status = failure(
