@@ -20,6 +20,12 @@
 //! artifact per output the run definition asks for (`stub://<ns>/<run>/<component>/<artifact>/<index>`). The
 //! provider and its [`StubEventSource`] share a bounded in-memory queue ([`EVENT_QUEUE_CAPACITY`]); when it is
 //! full a run is still created but its event is dropped (logged). An event settled as failed is delivered again.
+//!
+//! Schedules (parameter `schedulePeriodSeconds`, unset by default: no scheduled runs): each RunSchedule starts a
+//! run when it is created or updated and then every that many seconds, whatever its cron says, so a playground
+//! sees scheduled runs and their dependants within seconds (`kfp-operator local` sets 60 s,
+//! docs/getting-started.md). A scheduled run's event names the RunConfiguration that owns the schedule and no Run,
+//! as a platform's scheduled run does. Its id is then `runschedule-<namespace>/<name>`, so that a delete stops it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +56,8 @@ pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 pub const REMEMBERED_RUNS: usize = 10_000;
 /// Default delay between creating a run and its event.
 pub const DEFAULT_EVENT_DELAY: Duration = Duration::from_secs(5);
+/// The Provider parameter that makes the stub run its schedules, every that many seconds.
+pub const SCHEDULE_PERIOD_PARAMETER: &str = "schedulePeriodSeconds";
 
 struct CreatedRun {
     run: RunDefinition,
@@ -62,6 +70,72 @@ pub struct StubProvider {
     events: Option<mpsc::Sender<CreatedRun>>,
     delay: Duration,
     runs: Arc<Mutex<RunHistory>>,
+    schedules: Schedules,
+}
+
+/// The schedules a stub runs (`schedulePeriodSeconds`): one task per RunSchedule, shared by every provider built
+/// for one name (as the run history is).
+#[derive(Clone, Default)]
+struct Schedules {
+    period: Option<Duration>,
+    running: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+}
+
+impl Schedules {
+    fn id(schedule: &NamespacedName) -> String {
+        format!("runschedule-{schedule}")
+    }
+
+    /// Starts (or restarts, on update) `schedule`'s runs; its id. Runs go to `events` while that queue is open.
+    fn start(
+        &self,
+        schedule: &RunScheduleDefinition,
+        events: &mpsc::Sender<CreatedRun>,
+        delay: Duration,
+    ) -> Option<String> {
+        let period = self.period?;
+        let id = Self::id(&schedule.name);
+        let events = events.downgrade();
+        let run = RunDefinition {
+            name: NamespacedName::default(),
+            version: schedule.version.clone(),
+            pipeline_name: schedule.pipeline_name.clone(),
+            pipeline_version: schedule.pipeline_version.clone(),
+            run_configuration_name: schedule.run_configuration_name.clone(),
+            experiment_name: schedule.experiment_name.clone(),
+            parameters: schedule.parameters.clone(),
+            artifacts: schedule.artifacts.clone(),
+            ..RunDefinition::default()
+        };
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                ticks.tick().await;
+                // The provider and its event source are gone: so is the schedule.
+                let Some(events) = events.upgrade() else { return };
+                let created = CreatedRun {
+                    run: run.clone(),
+                    created: chrono::Utc::now(),
+                    due: Instant::now() + delay,
+                };
+                if events.try_send(created).is_err() {
+                    tracing::warn!("the stub's event queue is full or closed: a scheduled run has no event");
+                }
+            }
+        });
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = running.insert(id.clone(), task.abort_handle()) {
+            previous.abort();
+        }
+        Some(id)
+    }
+
+    fn stop(&self, id: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = running.remove(id) {
+            task.abort();
+        }
+    }
 }
 
 /// The runs created, oldest first: `(name, version, created)`.
@@ -95,6 +169,7 @@ impl StubProvider {
             events: None,
             delay: DEFAULT_EVENT_DELAY,
             runs: Arc::default(),
+            schedules: Schedules::default(),
         }
     }
 
@@ -107,6 +182,10 @@ impl StubProvider {
             events: Some(tx),
             delay,
             runs: Arc::default(),
+            schedules: Schedules {
+                period: schedule_period(config)?,
+                running: Arc::default(),
+            },
         };
         Ok((provider, StubEventSource::new(config.name.clone(), rx)))
     }
@@ -120,17 +199,31 @@ impl Default for StubProvider {
 
 /// The `eventDelaySeconds` parameter (a non-negative number, default 5).
 pub fn event_delay(config: &ProviderConfig) -> Result<Duration, ProviderError> {
-    let Some(value) = config.parameter_string("eventDelaySeconds") else {
-        return Ok(DEFAULT_EVENT_DELAY);
+    Ok(seconds(config, "eventDelaySeconds", false)?.unwrap_or(DEFAULT_EVENT_DELAY))
+}
+
+/// The `schedulePeriodSeconds` parameter (a positive number; unset: the stub runs no schedules).
+pub fn schedule_period(config: &ProviderConfig) -> Result<Option<Duration>, ProviderError> {
+    seconds(config, SCHEDULE_PERIOD_PARAMETER, true)
+}
+
+/// A parameter holding seconds (fractions allowed), non-negative or, with `positive`, above zero.
+fn seconds(config: &ProviderConfig, name: &str, positive: bool) -> Result<Option<Duration>, ProviderError> {
+    let Some(value) = config.parameter_string(name) else {
+        return Ok(None);
     };
+    let what = if positive { "positive" } else { "non-negative" };
     value
         .trim()
         .parse::<f64>()
         .ok()
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| !positive || !d.is_zero())
+        .map(Some)
         .ok_or_else(|| {
+            let shown: String = value.chars().take(64).collect();
             ProviderError::invalid(format!(
-                "parameter eventDelaySeconds {value:?} is not a non-negative number of seconds"
+                "parameter {name} {shown:?} is not a {what} number of seconds"
             ))
         })
 }
@@ -156,6 +249,13 @@ fn check(
         return Err(ProviderError::invalid(format!("{op} {kind} failed")));
     }
     Ok(format!("{op}-{kind}-succeeded"))
+}
+
+impl StubProvider {
+    /// Runs `schedule` when this stub runs schedules and has events; its id then.
+    fn run_schedule(&self, schedule: &RunScheduleDefinition) -> Option<String> {
+        self.schedules.start(schedule, self.events.as_ref()?, self.delay)
+    }
 }
 
 /// The `name` part of a pipeline definition's `name` (`ns/name`).
@@ -218,12 +318,13 @@ impl Provider for StubProvider {
     }
 
     async fn create_run_schedule(&self, schedule: &RunScheduleDefinition) -> Result<String, ProviderError> {
-        check(
+        let id = check(
             "create",
             ResourceKind::RunSchedule,
             Some(&schedule.name.name),
             None,
-        )
+        )?;
+        Ok(self.run_schedule(schedule).unwrap_or(id))
     }
 
     async fn update_run_schedule(
@@ -231,16 +332,19 @@ impl Provider for StubProvider {
         schedule: &RunScheduleDefinition,
         id: &str,
     ) -> Result<String, ProviderError> {
-        check(
+        let id = check(
             "update",
             ResourceKind::RunSchedule,
             Some(&schedule.name.name),
             Some(id),
-        )
+        )?;
+        Ok(self.run_schedule(schedule).unwrap_or(id))
     }
 
     async fn delete_run_schedule(&self, id: &str) -> Result<(), ProviderError> {
-        check("delete", ResourceKind::RunSchedule, None, Some(id)).map(drop)
+        check("delete", ResourceKind::RunSchedule, None, Some(id))?;
+        self.schedules.stop(id);
+        Ok(())
     }
 
     async fn create_experiment(&self, experiment: &ExperimentDefinition) -> Result<String, ProviderError> {
@@ -336,6 +440,12 @@ impl StubEventSource {
 /// with the stub.
 fn stub_components(run: &RunDefinition) -> Vec<kfp_core::event::PipelineComponent> {
     use kfp_core::event::{ComponentArtifact, ComponentArtifactInstance, PipelineComponent};
+    // A scheduled run has no Run: its artifacts sit under the RunConfiguration that owns the schedule.
+    let owner = if run.name.name.is_empty() {
+        &run.run_configuration_name
+    } else {
+        &run.name
+    };
     let mut components: Vec<PipelineComponent> = Vec::new();
     for output in &run.artifacts {
         let path = &output.path;
@@ -343,7 +453,7 @@ fn stub_components(run: &RunDefinition) -> Vec<kfp_core::event::PipelineComponen
             .map(|index| {
                 let uri = format!(
                     "stub://{}/{}/{}/{}/{index}",
-                    run.name.namespace, run.name.name, path.component, path.artifact
+                    owner.namespace, owner.name, path.component, path.artifact
                 );
                 ComponentArtifactInstance::new(uri, serde_json::Map::new())
             })
@@ -441,6 +551,7 @@ struct HubEntry {
     delay: Duration,
     /// Shared by every provider built for this name, so a rebuilt one still finds the runs.
     runs: Arc<Mutex<RunHistory>>,
+    schedules: Schedules,
     source: Option<StubEventSource>,
 }
 
@@ -465,6 +576,7 @@ impl StubHub {
                     sender,
                     delay: provider.delay,
                     runs: provider.runs,
+                    schedules: provider.schedules,
                     source: Some(source),
                 })
             }
@@ -479,6 +591,7 @@ impl StubHub {
                 events: Some(entry.sender.clone()),
                 delay: entry.delay,
                 runs: entry.runs.clone(),
+                schedules: entry.schedules.clone(),
             }))
         })
     }
@@ -657,6 +770,65 @@ mod tests {
         );
         drop(stub);
         assert_eq!(source.next_event().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn schedules_run_every_period_until_deleted() {
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        config.parameters.insert("eventdelayseconds".into(), json!(0));
+        config
+            .parameters
+            .insert("scheduleperiodseconds".into(), json!(0.1));
+        let (stub, mut source) = StubProvider::with_events(&config).unwrap();
+        let schedule = RunScheduleDefinition {
+            name: NamespacedName::new("ns", "rc-schedule"),
+            pipeline_name: NamespacedName::new("ns", "p"),
+            run_configuration_name: NamespacedName::new("ns", "rc"),
+            ..RunScheduleDefinition::default()
+        };
+        let id = stub.create_run_schedule(&schedule).await.unwrap();
+        assert_eq!(id, "runschedule-ns/rc-schedule");
+        for n in 1..=2 {
+            let delivery = source.next_event().await.unwrap().unwrap();
+            let event = serde_json::to_value(&delivery.event).unwrap();
+            assert_eq!(event["runId"], format!("stub-run-{n}"));
+            assert_eq!(event["runConfigurationName"], "ns/rc");
+            assert_eq!(event["pipelineName"], "ns/p");
+            assert!(event.get("runName").is_none_or(|n| n.is_null()), "{event}");
+            source
+                .settle(delivery.receipt, DeliveryOutcome::Delivered)
+                .await
+                .unwrap();
+        }
+        stub.delete_run_schedule(&id).await.unwrap();
+        // Deleted: no further run; dropping the provider closes the queue, so the source ends.
+        drop(stub);
+        let rest = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut more = 0;
+            while let Some(delivery) = source.next_event().await.unwrap() {
+                more += 1;
+                let _ = source.settle(delivery.receipt, DeliveryOutcome::Delivered).await;
+            }
+            more
+        })
+        .await
+        .expect("the source ends once the provider is dropped and its schedule deleted");
+        assert!(rest <= 1, "at most the run already queued at the delete: {rest}");
+    }
+
+    #[test]
+    fn schedule_period_parameter() {
+        let mut config = ProviderConfig::new(NamespacedName::new("ops", "stub"));
+        assert_eq!(schedule_period(&config).unwrap(), None);
+        config
+            .parameters
+            .insert("scheduleperiodseconds".into(), json!("15"));
+        assert_eq!(schedule_period(&config).unwrap(), Some(Duration::from_secs(15)));
+        config.parameters.insert("scheduleperiodseconds".into(), json!(0));
+        assert_eq!(
+            schedule_period(&config).unwrap_err().to_string(),
+            "parameter schedulePeriodSeconds \"0\" is not a positive number of seconds"
+        );
     }
 
     #[test]
