@@ -1,9 +1,12 @@
 //! `kfp-operator local`: the operator's world on a laptop, with no cluster.
 //!
-//! Starts a real etcd + kube-apiserver on loopback (`kfp-testenv`), installs the CRDs this binary generates, applies
-//! a set of manifests (by default `examples/local/`, copies of the acceptance fixtures) and prints every resource
-//! with its synchronization state. With `--once` it then exits and tears the control plane down; otherwise it stays
-//! up and says how to point `kubectl` at it.
+//! Starts a real etcd + kube-apiserver on loopback (`kfp-testenv`), serves the conversion and admission webhooks
+//! from this process ([`webhooks`]) and installs the CRDs pointed at them, creates its default Provider
+//! ([`DEFAULT_PROVIDER`], the stub, running each schedule at once and then every minute), applies a set of manifests (by default
+//! `examples/local/`, copies of the acceptance fixtures) the way `kubectl apply` does (a refused object is printed
+//! with the API server's message and the others still go in) and prints every resource with its synchronization
+//! state. With `--once` it then exits and tears the control plane down (exit status 1 when anything was refused or
+//! did not settle); otherwise it stays up and says how to point `kubectl` at it.
 //!
 //! With `--cluster` ([`run_on_cluster`], [`cluster`]) the same demo runs on real pods and real Argo Workflows.
 
@@ -17,6 +20,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kfp_core::resources::v1beta1::{
     Conditions, Experiment, Pipeline, Provider, Run, RunConfiguration, RunSchedule,
 };
+use kfp_core::values::NamespacedName;
 use kfp_testenv::{ManifestObject, TestEnv};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -33,6 +37,7 @@ use crate::operator::{Shutdown, run_controllers};
 use crate::telemetry::Metrics;
 
 pub mod cluster;
+pub mod webhooks;
 
 /// The field manager of everything `local` applies.
 const FIELD_MANAGER: &str = "kfp-operator-local";
@@ -71,6 +76,12 @@ pub enum LocalError {
     /// `--cluster`: loading the images or installing the chart failed.
     #[error("{0}")]
     Cluster(String),
+    /// The webhooks could not be served or registered.
+    #[error("the local webhooks: {0}")]
+    Webhooks(String),
+    /// The API server refused some of the manifests (each was printed with its message).
+    #[error("the API server refused {0} of the manifests (see above)")]
+    Refused(usize),
     /// Listing objects failed.
     #[error("listing {kind} failed: {source}")]
     List {
@@ -141,17 +152,26 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
         env.startup_time()
     );
 
-    let crd_dir = env.dir().join("crds");
-    crate::crds::write_all(&crd_dir)?;
-    let installed = env.install_crds(&[&crd_dir]).await?;
-    println!("installed {} CRDs", installed.len());
-
     let client = env.client().await?;
     let objects = read(&manifests)?;
+    let config = local_config();
+    let (trigger, shutdown) = Shutdown::new();
+    let url = webhooks::serve(&client, config.spec.conversion(), shutdown.clone()).await?;
+    println!(
+        "webhooks: conversion and admission at {url} (a CA made for this run); CRDs and webhook configuration point there"
+    );
+    let default_provider = apply_all(&client, &[default_provider()]).await?.join("");
+    println!(
+        "default provider: Provider {default_provider} (stub; v1alpha5 objects without a provider use it)"
+    );
 
     let kfpsdk = kfpsdk_compiler(options);
-    let (trigger, shutdown) = Shutdown::new();
-    let controllers = tokio::spawn(run_operator(client.clone(), shutdown, kfpsdk.clone().ok()));
+    let controllers = tokio::spawn(run_operator(
+        client.clone(),
+        config,
+        shutdown,
+        kfpsdk.clone().ok(),
+    ));
     println!(
         "operator: six controllers, direct executor, stub provider and its events, stub compiler for stub and tfx"
     );
@@ -164,7 +184,7 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
         Err(reason) => println!("kfpsdk compiler: not available: {reason}"),
     }
 
-    let settled = apply_and_follow(&client, &objects, SETTLE_TIMEOUT).await?;
+    let (settled, refused) = apply_and_follow(&client, &objects, SETTLE_TIMEOUT).await?;
 
     if !options.once {
         println!(
@@ -176,11 +196,55 @@ pub async fn run(options: &LocalOptions) -> Result<(), LocalError> {
     }
     trigger.trigger();
     let _ = controllers.await;
-    if settled {
+    if refused > 0 {
+        Err(LocalError::Refused(refused))
+    } else if settled {
         Ok(())
     } else {
         Err(LocalError::NotSettled(SETTLE_TIMEOUT))
     }
+}
+
+/// The Provider `local` creates before the manifests, unless they define it themselves:
+/// `kfp-operator-system/stub`, the stub for every namespace, running each schedule when it is created and then every
+/// 60 s, so that scheduled RunConfigurations and their dependants complete within seconds. v1alpha5 objects that
+/// name no provider use it (the conversion's default provider in `local`).
+pub const DEFAULT_PROVIDER: &str = r#"{
+  "apiVersion": "pipelines.kubeflow.org/v1beta1",
+  "kind": "Provider",
+  "metadata": {"name": "stub", "namespace": "kfp-operator-system"},
+  "spec": {
+    "serviceImage": "kfp-operator/provider-service:latest",
+    "serviceAccount": "default",
+    "pipelineRootStorage": "/tmp/pipeline-root",
+    "parameters": {"provider": "stub", "schedulePeriodSeconds": "60"},
+    "frameworks": [
+      {"name": "stub", "image": "kfp-operator/stub-compiler:latest"},
+      {"name": "tfx", "image": "kfp-operator/tfx-compiler:latest"}
+    ]
+  }
+}"#;
+
+fn default_provider() -> ManifestObject {
+    ManifestObject {
+        path: PathBuf::from("(kfp-operator local)"),
+        index: 0,
+        // A constant known to parse (tested).
+        value: serde_json::from_str(DEFAULT_PROVIDER).unwrap_or_default(),
+    }
+}
+
+/// The operator's configuration in `local`: the direct executor with the stub provider type, and
+/// [`DEFAULT_PROVIDER`] as the provider of v1alpha5 objects that name none.
+fn local_config() -> OperatorConfig {
+    let mut config = OperatorConfig::default();
+    config.spec.executor = ExecutorKind::Direct;
+    config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
+    config.spec.default_provider = "kfp-operator-system/stub".to_string();
+    if config.spec.workflow_namespace.is_empty() {
+        config.spec.workflow_namespace = "kfp-operator-system".to_string();
+    }
+    config
 }
 
 /// How long `local --cluster` waits for every resource to settle: each operation is a Workflow with real pods.
@@ -219,7 +283,7 @@ pub async fn run_on_cluster(
         cluster::NAMESPACE
     );
     let client = cluster.client().await?;
-    let settled = apply_and_follow(&client, &objects, CLUSTER_SETTLE_TIMEOUT).await?;
+    let (settled, refused) = apply_and_follow(&client, &objects, CLUSTER_SETTLE_TIMEOUT).await?;
     let kubectl = format!(
         "nsenter --net=/run/netns/{} kubectl --kubeconfig {}",
         cluster.netns(),
@@ -232,7 +296,9 @@ pub async fn run_on_cluster(
         // As in `run`: either way everything is torn down on return.
         let _ = tokio::signal::ctrl_c().await;
     }
-    if settled {
+    if refused > 0 {
+        Err(LocalError::Refused(refused))
+    } else if settled {
         Ok(())
     } else {
         Err(LocalError::NotSettled(CLUSTER_SETTLE_TIMEOUT))
@@ -255,18 +321,30 @@ fn read(manifests: &[PathBuf]) -> Result<Vec<ManifestObject>, LocalError> {
     Ok(objects)
 }
 
-/// Applies `objects`, prints each state change until everything settled (or `timeout`), then the table; whether
-/// everything settled.
+/// Applies `objects` as `kubectl apply` does (each refusal printed with the API server's message, the rest still
+/// applied), prints each state change until everything settled (or `timeout`), then the table; whether everything
+/// settled, and how many objects were refused.
 async fn apply_and_follow(
     client: &Client,
     objects: &[ManifestObject],
     timeout: Duration,
-) -> Result<bool, LocalError> {
-    for (object, name) in objects.iter().zip(apply_all(client, objects).await?) {
-        println!(
-            "applied {} {name}",
-            object.value["kind"].as_str().unwrap_or("object")
-        );
+) -> Result<(bool, usize), LocalError> {
+    create_namespaces(client, objects).await?;
+    let mut refused = 0;
+    for object in objects {
+        let kind = object.value["kind"].as_str().unwrap_or("object");
+        match apply(client, object).await {
+            Ok(name) => println!("applied {kind} {name}"),
+            Err(LocalError::Apply {
+                source: kube::Error::Api(status),
+                ..
+            }) if (400..500).contains(&status.code) => {
+                refused += 1;
+                println!("refused {}: {}", object.describe(), status.message);
+                println!("  (from {})", object.location());
+            }
+            Err(error) => return Err(error),
+        }
     }
     println!();
     let settled = follow_states(client, timeout).await?;
@@ -274,7 +352,13 @@ async fn apply_and_follow(
     if !settled {
         println!("\nnot every resource settled within {timeout:?}; the table shows where each one is");
     }
-    Ok(settled)
+    if refused > 0 {
+        println!(
+            "\nthe API server refused {refused} of {} objects (above, with its reasons)",
+            objects.len()
+        );
+    }
+    Ok((settled, refused))
 }
 
 /// The operator as `local` runs it: the direct executor resolving every Provider to the stub provider (unless
@@ -282,10 +366,12 @@ async fn apply_and_follow(
 /// local stack does), the real kfpsdk compiler when `kfpsdk` (its `compile.sh` and virtualenv) is given, and the
 /// Providers' event sources run in-process, so the stub's events complete Runs and record RunConfigurations'
 /// succeeded runs.
-async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBuf, PathBuf)>) {
-    let mut config = OperatorConfig::default();
-    config.spec.executor = ExecutorKind::Direct;
-    config.spec.direct.default_provider_type = kfp_providers::stub::TYPE_NAME.to_string();
+async fn run_operator(
+    client: Client,
+    config: OperatorConfig,
+    shutdown: Shutdown,
+    kfpsdk: Option<(PathBuf, PathBuf)>,
+) {
     let metrics = Metrics::shared();
     let registry = kfp_providers::default_registry();
     let processor = crate::feed::Processor::new(client.clone(), &config, None, metrics.clone());
@@ -319,6 +405,11 @@ async fn run_operator(client: Client, shutdown: Shutdown, kfpsdk: Option<(PathBu
 
 /// The state shown for a RunConfiguration that waits a few seconds for its Pipeline to be created.
 pub const PENDING_PIPELINE_ARRIVAL: &str = "Pending (until its Pipeline exists)";
+
+/// The state shown for a scheduled RunConfiguration whose Provider runs schedules (the stub's
+/// `schedulePeriodSeconds`, as [`DEFAULT_PROVIDER`]) while its first scheduled run has not completed: it does
+/// within seconds, and its dependants start then.
+pub const AWAITING_SCHEDULED_RUN: &str = "Succeeded (until its first scheduled run)";
 
 /// A state is settled when the operator has nothing left to do for the resource until something changes.
 pub fn settled(state: &str) -> bool {
@@ -452,6 +543,28 @@ async fn apply(client: &Client, object: &ManifestObject) -> Result<String, Local
     Ok(format!("{namespace}/{}", stored.name_any()))
 }
 
+/// The Providers whose stub runs schedules (`schedulePeriodSeconds` set).
+async fn scheduling_providers(client: &Client) -> Result<BTreeSet<NamespacedName>, LocalError> {
+    let providers = Api::<Provider>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| LocalError::List {
+            kind: "Provider",
+            source,
+        })?;
+    Ok(providers
+        .items
+        .iter()
+        .filter(|p| {
+            p.spec
+                .parameters
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(kfp_providers::stub::SCHEDULE_PERIOD_PARAMETER))
+        })
+        .map(|p| NamespacedName::new(p.namespace().unwrap_or_default(), p.name_any()))
+        .collect())
+}
+
 /// One row of the table: kind, `ns/name`, state, version, provider.
 pub type Row = [String; 5];
 
@@ -552,12 +665,19 @@ pub async fn all_rows(client: &Client) -> Result<Vec<Row>, LocalError> {
         })
         .await?,
     );
+    let scheduling = scheduling_providers(client).await?;
     all.extend(
         rows::<RunConfiguration>(client, "RunConfiguration", |r| match &r.status {
             Some(s) => (
                 if kfp_core::reconcile::run_configuration::awaits_pipeline_arrival(s) {
                     // Not settled: it goes on by itself within seconds (decision 0002).
                     PENDING_PIPELINE_ARRIVAL.to_string()
+                } else if s.synchronization_state() == kfp_core::values::SynchronizationState::Succeeded
+                    && !r.spec.triggers.schedules.is_empty()
+                    && s.latest_runs.succeeded.is_empty()
+                    && scheduling.contains(&s.provider)
+                {
+                    AWAITING_SCHEDULED_RUN.to_string()
                 } else {
                     s.synchronization_state().to_string()
                 },

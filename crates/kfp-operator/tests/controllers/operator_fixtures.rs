@@ -6,7 +6,6 @@
 //! cross-namespace dependency example. Each test starts its own control plane, because the fixtures name fixed
 //! namespaces (`default`, `kfp-operator-system`, ...) and the operator watches all of them.
 
-
 use crate::support;
 
 use std::path::Path;
@@ -39,8 +38,6 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "Succeeded",
     ),
     ("Run", "default/stub-runconfiguration-", "Succeeded"),
-    // Decision 3: the RunConfiguration it reads has no succeeded run yet.
-    ("Run", "default/penguin-pipeline-run-", "Pending"),
     ("RunConfiguration", "default/stub-runconfiguration", "Succeeded"),
     (
         "RunConfiguration",
@@ -48,16 +45,51 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "Succeeded",
     ),
     (
-        "RunConfiguration",
-        "dependant-namespace/penguin-pipeline-training-rc",
-        "Pending",
+        "Pipeline",
+        "base-namespace/penguin-pipeline-examples",
+        "Succeeded",
+    ),
+    (
+        "Pipeline",
+        "dependant-namespace/penguin-pipeline-training",
+        "Succeeded",
     ),
 ];
 
+/// The dependency example. Direct: the stub runs the base RunConfiguration's schedule (`schedulePeriodSeconds`)
+/// and its event completes the chain. Argo: the stub behind the provider service sends no events here, so the
+/// Provider's schedule parameter is dropped and the dependants wait (Decision 3: no succeeded run to read yet).
+fn expected_dependants(mode: Mode) -> &'static [(&'static str, &'static str, &'static str)] {
+    match mode {
+        Mode::Direct => &[
+            ("Run", "default/penguin-pipeline-run-", "Succeeded"),
+            (
+                "RunConfiguration",
+                "dependant-namespace/penguin-pipeline-training-rc",
+                "Succeeded",
+            ),
+            (
+                "Run",
+                "dependant-namespace/penguin-pipeline-training-rc-",
+                "Succeeded",
+            ),
+        ],
+        Mode::Argo => &[
+            ("Run", "default/penguin-pipeline-run-", "Pending"),
+            (
+                "RunConfiguration",
+                "dependant-namespace/penguin-pipeline-training-rc",
+                "Pending",
+            ),
+        ],
+    }
+}
+
 /// What is still missing from `rows` (empty: every expectation holds and every resource is settled).
-fn unmet(rows: &[Row]) -> Vec<String> {
+fn unmet(rows: &[Row], mode: Mode) -> Vec<String> {
     let mut unmet: Vec<String> = EXPECTED
         .iter()
+        .chain(expected_dependants(mode))
         .filter_map(|(kind, prefix, state)| {
             let matching: Vec<&Row> = rows
                 .iter()
@@ -114,7 +146,14 @@ async fn every_fixture_settles(mode: Mode) {
     );
     operator.wait_ready(support::WAIT).await;
 
-    let objects = kfp_testenv::read_manifests(&[support::repo_root().join("examples/local")]).unwrap();
+    let mut objects = kfp_testenv::read_manifests(&[support::repo_root().join("examples/local")]).unwrap();
+    if mode == Mode::Argo {
+        for object in objects.iter_mut().filter(|o| o.value["kind"] == "Provider") {
+            if let Some(parameters) = object.value["spec"]["parameters"].as_object_mut() {
+                parameters.remove(kfp_providers::stub::SCHEDULE_PERIOD_PARAMETER);
+            }
+        }
+    }
     assert!(
         objects.len() >= 9,
         "examples/local holds the fixtures: {} objects",
@@ -124,14 +163,14 @@ async fn every_fixture_settles(mode: Mode) {
 
     let waited = kfp_testenv::wait_for("every fixture to settle as expected", SETTLE, || async {
         let rows = all_rows(&client).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(unmet(&rows).is_empty().then_some(()))
+        Ok::<_, String>(unmet(&rows, mode).is_empty().then_some(()))
     })
     .await;
     if let Err(error) = waited {
         let rows = all_rows(&client).await.unwrap();
         panic!(
             "{error} ({mode:?} executor):\n{}\n{}\noperator stderr:\n{}",
-            unmet(&rows).join("\n"),
+            unmet(&rows, mode).join("\n"),
             table(&client).await.unwrap(),
             operator.stderr()
         );

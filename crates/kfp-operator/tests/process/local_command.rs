@@ -1,6 +1,6 @@
-//! The README's first command: `kfp-operator local --once` brings up a control plane, installs the CRDs, starts
-//! the operator (direct executor, stub provider), applies the example manifests and prints every resource in its
-//! settled state.
+//! The README's first command: `kfp-operator local --once` brings up a control plane, serves the webhooks and
+//! installs the CRDs pointed at them, starts the operator (direct executor, stub provider running schedules),
+//! applies the example manifests as `kubectl apply` does and prints every resource in its settled state.
 
 // Test code: failing loudly with the reason is the point.
 
@@ -18,7 +18,10 @@ fn local_once_applies_the_examples_and_prints_them() {
         .output()
         .expect("kfp-operator runs");
     let stdout = succeeded_stdout(&output);
-    assert!(stdout.contains("installed 6 CRDs"), "{stdout}");
+    assert!(
+        stdout.contains("webhooks: conversion and admission at https://127.0.0.1:"),
+        "{stdout}"
+    );
     let table = &stdout[stdout.find("KIND ").expect("a table")..];
     let state_of = |prefix: &str| -> Vec<String> {
         table
@@ -42,8 +45,13 @@ fn local_once_applies_the_examples_and_prints_them() {
             "Succeeded",
         ),
         ("Run               default/stub-runconfiguration-", "Succeeded"),
-        // Decision 3: its dependency has no succeeded run yet.
-        ("Run               default/penguin-pipeline-run-", "Pending"),
+        // Decision 3: it waited for its dependency's first succeeded run, the stub's scheduled run.
+        ("Run               default/penguin-pipeline-run-", "Succeeded"),
+        // The dependant's run, started by that scheduled run's completion.
+        (
+            "Run               dependant-namespace/penguin-pipeline-training-rc-",
+            "Succeeded",
+        ),
         ("RunConfiguration  default/stub-runconfiguration", "Succeeded"),
         (
             "RunConfiguration  base-namespace/penguin-pipeline-examples-rc",
@@ -51,7 +59,7 @@ fn local_once_applies_the_examples_and_prints_them() {
         ),
         (
             "RunConfiguration  dependant-namespace/penguin-pipeline-training-rc",
-            "Pending",
+            "Succeeded",
         ),
     ] {
         let states = state_of(row);
@@ -61,6 +69,73 @@ fn local_once_applies_the_examples_and_prints_them() {
             "{row:?} should be {state}:\n{stdout}"
         );
     }
+}
+
+/// The user documentation's v1alpha5 manifests go through the conversion webhook (no provider named: local's
+/// default Provider), and a bad cron is refused by the admission webhook with the field as v1alpha5 spells it;
+/// the other manifests are applied anyway and the command exits 1.
+#[test]
+fn local_once_converts_v1alpha5_manifests_and_prints_refusals() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let output = Command::new(env!("CARGO_BIN_EXE_kfp-operator"))
+        .args(["local", "--once", "--manifests"])
+        .arg(fixtures.join("v1alpha5"))
+        .arg("--manifests")
+        .arg(fixtures.join("local-v1alpha5"))
+        .output()
+        .expect("kfp-operator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "refused RunSchedule bad-cron-schedule: admission webhook \"vrunschedule.pipelines.kubeflow.org\" denied \
+             the request: RunSchedule.pipelines.kubeflow.org \"bad-cron-schedule\" is invalid: spec.schedule: \
+             Invalid value: \"61 * * * *\": minute 61 is out of range 0-59"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the API server refused 1 of the manifests"),
+        "{stderr}"
+    );
+    let table = &stdout[stdout.find("KIND ").expect("a table")..];
+    let row = |kind: &str, name: &str| -> Vec<String> {
+        table
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .find(|cells| cells.first().map(String::as_str) == Some(kind) && cells[1].starts_with(name))
+            .unwrap_or_else(|| panic!("no row {kind} {name}:\n{stdout}"))
+    };
+    // kind, name (prefix), state, provider (last column).
+    for (kind, name, state) in [
+        ("Pipeline", "default/penguin-pipeline", "Succeeded"),
+        ("Experiment", "default/penguin-experiment", "Succeeded"),
+        ("Experiment", "default/unannotated-experiment", "Succeeded"),
+        (
+            "RunConfiguration",
+            "default/penguin-pipeline-recurring-run",
+            "Succeeded",
+        ),
+        ("RunConfiguration", "default/penguin-pipeline-tuning", "Succeeded"),
+        (
+            "RunSchedule",
+            "default/penguin-pipeline-run-schedule-",
+            "Succeeded",
+        ),
+        ("Run", "default/penguin-pipeline-tuning-", "Succeeded"),
+        // Its dependency (`penguin-pipeline-example-generator-runconfiguration`) is not among the manifests.
+        ("Run", "default/penguin-pipeline-run-", "Pending"),
+    ] {
+        let cells = row(kind, name);
+        assert_eq!(cells[2], state, "{kind} {name}:\n{stdout}");
+        assert_eq!(
+            cells.last().map(String::as_str),
+            Some("kfp-operator-system/stub"),
+            "{kind} {name}:\n{stdout}"
+        );
+    }
+    assert!(!table.contains("bad-cron-schedule"), "{stdout}");
 }
 
 #[test]
