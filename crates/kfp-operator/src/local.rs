@@ -331,7 +331,7 @@ async fn apply_and_follow(
 ) -> Result<(bool, usize), LocalError> {
     create_namespaces(client, objects).await?;
     let mut refused = 0;
-    for object in objects {
+    for object in install_order(objects) {
         let kind = object.value["kind"].as_str().unwrap_or("object");
         match apply(client, object).await {
             Ok(name) => println!("applied {kind} {name}"),
@@ -461,16 +461,24 @@ async fn follow_states(client: &Client, timeout: Duration) -> Result<bool, Local
     }
 }
 
-/// Applies `objects` in order as `local` does (namespaces they name first; objects with only a `generateName`
-/// created, the rest server-side applied); returns each object's `ns/name`. Tests and benchmarks that start the
+/// Applies `objects` as `local` does (namespaces they name first, then in [`install_order`]; objects with only a
+/// `generateName` created, the rest server-side applied); returns each object's `ns/name`, in that order. Tests and benchmarks that start the
 /// operator on their own control plane use it to load the same manifests.
 pub async fn apply_all(client: &Client, objects: &[ManifestObject]) -> Result<Vec<String>, LocalError> {
     create_namespaces(client, objects).await?;
     let mut names = Vec::with_capacity(objects.len());
-    for object in objects {
+    for object in install_order(objects) {
         names.push(apply(client, object).await?);
     }
     Ok(names)
+}
+
+/// `objects` in the order they are applied: Providers first (the admission webhook checks every other kind against
+/// the Provider it names, as a chart installs Providers before what uses them), otherwise as given.
+pub fn install_order(objects: &[ManifestObject]) -> Vec<&ManifestObject> {
+    let mut ordered: Vec<&ManifestObject> = objects.iter().collect();
+    ordered.sort_by_key(|o| o.value["kind"] != "Provider");
+    ordered
 }
 
 /// Creates every namespace the manifests name (server-side apply: existing ones are left as they are).

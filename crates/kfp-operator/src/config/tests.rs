@@ -1,3 +1,4 @@
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -56,14 +57,14 @@ fn direct_executor_keys_load() {
 spec:
   executor: direct
   direct:
-defaultProviderType: stub
-providerTimeout: 90s
-compiler: job
-compilers: {tfx: /opt/tfx/compile.sh}
-compileTimeout: 10m
-compileNamespace: builds
-compileServiceAccount: compiler
-compileJobTtl: 5m
+    defaultProviderType: stub
+    providerTimeout: 90s
+    compiler: job
+    compilers: {tfx: /opt/tfx/compile.sh}
+    compileTimeout: 10m
+    compileNamespace: builds
+    compileServiceAccount: compiler
+    compileJobTtl: 5m
 ";
     let config: OperatorConfig = serde_saphyr::from_str(yaml).unwrap();
     let direct = config.spec.direct;
@@ -86,10 +87,10 @@ spec:
   runCompletionTTL: 30s
   workflowNamespace: kfp
   defaultProviderValues:
-replicas: 2
-serviceContainerName: provider-service
-servicePort: 8080
-metricsPort: 8081
+    replicas: 2
+    serviceContainerName: provider-service
+    servicePort: 8080
+    metricsPort: 8081
   runCompletionFeed: {port: 8082, endpoints: [{host: trigger, port: 50051, path: /}]}
 ";
     let config: OperatorConfig = serde_saphyr::from_str(yaml).unwrap();
@@ -409,18 +410,18 @@ fn other_rules_name_their_keys() {
         "spec.defaultProviderValues.podTemplateSpec.spec.containers"
     );
     assert_eq!(
-        invalid_key("spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8081, replicas: -1}}").0,
-        "spec.defaultProviderValues.replicas"
-    );
+            invalid_key("spec: {defaultProviderValues: {serviceContainerName: provider-service, servicePort: 8080, metricsPort: 8081, replicas: -1}}").0,
+            "spec.defaultProviderValues.replicas"
+        );
 }
 
 #[test]
 fn run_completion_feed_keys_load_and_are_checked() {
     let config = load_yaml(
-        "spec:\n  runCompletionFeed:\n    address: 127.0.0.1\n    maxBodyBytes: 4096\n    serviceUrl: http://feed.ops:80/events\n    authentication: {tokenReview: false, staticTokenFile: /etc/feed/token}\n    nats: {url: 'nats://nats.nats:4222', subject: ml.events, eventFormat: legacy, publishTimeout: 2s}\n",
-        &[],
-    )
-    .unwrap();
+            "spec:\n  runCompletionFeed:\n    address: 127.0.0.1\n    maxBodyBytes: 4096\n    serviceUrl: http://feed.ops:80/events\n    authentication: {tokenReview: false, staticTokenFile: /etc/feed/token}\n    nats: {url: 'nats://nats.nats:4222', subject: ml.events, eventFormat: legacy, publishTimeout: 2s}\n",
+            &[],
+        )
+        .unwrap();
     let feed = &config.spec.run_completion_feed;
     assert_eq!(feed.socket_address().unwrap().to_string(), "127.0.0.1:8082");
     assert_eq!(feed.max_body_bytes, 4096);

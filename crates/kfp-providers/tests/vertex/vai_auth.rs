@@ -459,13 +459,22 @@ async fn child_uploads_with_application_default_credentials() {
     }
 }
 
+/// `name` as this test binary lists it: behind its module path, less the crate (`vai_auth::name`), since the
+/// tests are modules of a few binaries (docs/development.md).
+fn test_name(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
+}
+
 /// Runs the child with only `env` (plus `HOME` = `home`, `GCE_METADATA_HOST` = the fake, the child's settings);
 /// the fake keeps serving in this process meanwhile.
 async fn adc_child(fake: &FakeVai, home: &Path, env: &[(&str, String)], expect: &str) {
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap());
     child
         .args([
-            "child_uploads_with_application_default_credentials",
+            test_name("child_uploads_with_application_default_credentials").as_str(),
             "--exact",
             "--nocapture",
         ])

@@ -243,6 +243,15 @@ async fn hold_a_control_plane_until_killed() {
     std::future::pending::<()>().await;
 }
 
+/// `name` as this test binary lists it: behind its module path, less the crate (`control_plane::name`), since the
+/// tests are modules of a few binaries (docs/development.md).
+fn test_name(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
+}
+
 #[tokio::test]
 async fn the_shared_control_plane_ends_when_the_test_binary_is_killed() {
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -250,7 +259,7 @@ async fn the_shared_control_plane_ends_when_the_test_binary_is_killed() {
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "hold_a_control_plane_until_killed",
+            test_name("hold_a_control_plane_until_killed").as_str(),
             "--nocapture",
             "--test-threads=1",
         ])
