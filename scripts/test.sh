@@ -88,4 +88,4 @@ if [[ -n "${KFP_GO_COMPAT_DIR:-}" ]]; then
 else
     echo "test.sh: KFP_GO_COMPAT_DIR is not set: the Go compatibility tests (go_compat_schemas) stay ignored" >&2
 fi
-exec cargo test --workspace --lib --bins --tests --examples
+exec cargo test --workspace --lib --bins --tests --examples --no-fail-fast

@@ -3,15 +3,14 @@
 //! Embedders build a [`Context`] with their own executor (and provider registry, for the direct executor) and call
 //! [`run_controllers`]; the `kfp-operator run` command does the same with the configured executor.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use kfp_core::resources::v1beta1::{Experiment, Pipeline, RunSchedule};
-use tokio::sync::watch;
 
 use kfp_core::executor::Executor;
 use kfp_core::registry::ProviderRegistry;
 use kube::Client;
+use tokio::sync::watch;
 
 use crate::config::{ExecutorKind, OperatorConfig};
 use crate::controllers::{self, Context, generic};
@@ -22,46 +21,9 @@ use crate::health::Readiness;
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::telemetry::Metrics;
 
-/// A shutdown signal every controller can wait on. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    receiver: watch::Receiver<bool>,
-}
-
-/// Triggers a [`Shutdown`].
-#[derive(Debug)]
-pub struct ShutdownTrigger {
-    sender: watch::Sender<bool>,
-}
-
-impl ShutdownTrigger {
-    /// Stops everything waiting on the paired [`Shutdown`]. Idempotent.
-    pub fn trigger(&self) {
-        self.sender.send_replace(true);
-    }
-}
-
-impl Shutdown {
-    /// A trigger and the shutdown it triggers.
-    pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (sender, receiver) = watch::channel(false);
-        (ShutdownTrigger { sender }, Shutdown { receiver })
-    }
-
-    /// Resolves once shutdown was triggered (or its trigger dropped).
-    pub fn signalled(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
-        let mut receiver = self.receiver.clone();
-        async move {
-            // An error means the trigger is gone: nothing can keep us running.
-            let _ = receiver.wait_for(|stop| *stop).await;
-        }
-    }
-
-    /// Whether shutdown was triggered.
-    pub fn is_triggered(&self) -> bool {
-        *self.receiver.borrow()
-    }
-}
+// The shutdown signal lives in its own module (the webhook server and the controllers both wait on it); kept here
+// too for embedders that import it from `operator`.
+pub use crate::shutdown::{Shutdown, ShutdownTrigger};
 
 /// Runs all six controllers until `shutdown`, then returns once each finished its in-flight reconciles. Each
 /// controller registers a readiness check in `readiness` that passes once its cache is filled.
@@ -136,8 +98,7 @@ pub fn executor_for(
         ExecutorKind::Direct => {
             let direct = &config.spec.direct;
             let resolver = RegistryResolver::from_config(client.clone(), registry, direct);
-            let namespace =
-                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "kfp-operator-system".to_string());
+            let namespace = crate::environment::Pod::from_env().namespace;
             let compiler = crate::compiler::from_config(direct, client.clone(), &namespace);
             let completions = Completions::default();
             let executor =
@@ -293,6 +254,7 @@ pub struct RunOptions {
 /// or Ctrl-C, finishing in-flight reconciles before it exits.
 pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
     let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
+    let pod = crate::environment::Pod::from_env();
     crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
     let metrics = Metrics::shared();
     let client = counted_client(&metrics).await?;
@@ -326,15 +288,11 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
 
     if config.system.webhook.enabled {
         // On every replica, before leader election: admission and conversion must not wait for a leader.
-        let namespace = std::env::var("POD_NAMESPACE")
-            .ok()
-            .filter(|ns| !ns.is_empty())
-            .unwrap_or_else(|| crate::webhook::configuration::SERVICE_NAMESPACE.to_string());
         crate::webhook::start(
             &config,
             client.clone(),
             &readiness,
-            crate::webhook::StartOptions::new(namespace),
+            crate::webhook::StartOptions::new(pod.namespace.clone()),
             shutdown.clone(),
         )
         .await?;
@@ -358,14 +316,10 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
         run_controllers(ctx, shutdown, &readiness).await;
         return Ok(());
     }
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kfp-operator".to_string());
-        format!("{host}-{}", std::process::id())
-    });
+    let identity = pod.identity();
     // Events name the replica that wrote them the way the Lease names the leader.
     let ctx = ctx.with_instance(identity.clone());
-    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
-    let lease = LeaseConfig::from_config(&leader_election, pod_namespace.as_deref(), &identity);
+    let lease = LeaseConfig::from_config(&leader_election, Some(&pod.namespace), &identity);
     run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await
 }
 

@@ -70,6 +70,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Records Kubernetes Events on the reconciled objects.
     pub recorder: Recorder,
+    /// This process's pod (`POD_NAMESPACE`, `POD_NAME`), read once when the context is made.
+    pub pod: crate::environment::Pod,
     /// Providers as the Provider controller's watch sees them, read by the other controllers.
     pub providers: ProviderCache,
     /// Direct mode: the Providers' event sources, run in-process with the controllers (`crate::feed::sources`).
@@ -217,7 +219,8 @@ impl Context {
         config: Arc<OperatorConfig>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let recorder = Recorder::new(client.clone(), std::env::var("POD_NAME").ok());
+        let pod = crate::environment::Pod::from_env();
+        let recorder = Recorder::new(client.clone(), pod.name.clone());
         Arc::new(Self {
             client,
             executor,
@@ -225,6 +228,7 @@ impl Context {
             config,
             metrics,
             recorder,
+            pod,
             providers: ProviderCache::default(),
             event_sources: None,
             own_writes: Arc::default(),

@@ -68,10 +68,7 @@ pub async fn reconcile(object: Arc<Provider>, ctx: Arc<Context>) -> Result<Actio
             services,
             now: now(),
         };
-        let values = ctx
-            .config
-            .spec
-            .provider_values(&crate::config::operator_namespace());
+        let values = ctx.config.spec.provider_values(&ctx.pod.namespace);
         let plan = match plan(&observed, &values) {
             Ok(plan) => plan,
             Err(error) => {

@@ -62,28 +62,8 @@ pub enum PublishError {
     Encode(String),
 }
 
-/// `url` (one or more comma-separated NATS URLs) with any `user:password@` or `token@` replaced by `***@`, for
-/// logs and error messages.
-pub fn redact_credentials(url: &str) -> String {
-    url.split(',')
-        .map(|server| {
-            let server = server.trim();
-            let (scheme, rest) = server.split_once("://").unwrap_or(("", server));
-            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            let masked = if host.len() < rest.len() {
-                format!("***@{host}")
-            } else {
-                host.to_string()
-            };
-            if scheme.is_empty() {
-                masked
-            } else {
-                format!("{scheme}://{masked}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+// Beside the NATS settings it masks (`config`), so that config validation need not depend on the feed.
+pub use crate::config::redact_credentials;
 
 /// Publishes events to NATS. Cheap to clone.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::{FIELD_MANAGER, LocalError};
-use crate::operator::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::webhook::certificates::Material;
 use crate::webhook::configuration::{self, Endpoint};
 use crate::webhook::{ServingCertificate, WebhookState, tls};
@@ -117,7 +117,9 @@ async fn take_effect(client: &Client) -> Result<(), LocalError> {
     while tokio::time::Instant::now() < deadline {
         match api.create(&dry_run, &probe).await {
             // Our refusal quotes the cron; the API server's own errors (conversion unreachable) do not.
-            Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains("\"61 * * * *\"") => {
+            Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains("\"61 * * * *\"") =>
+            {
                 return Ok(());
             }
             Err(error) => last = error.to_string(),

@@ -52,7 +52,7 @@ use serde_json::{Value, json};
 use super::configuration::VALIDATING_CONFIGURATION_NAME;
 use super::tls::{ServingCertificate, certificates_from_pem, certified_key};
 use crate::config::WebhookConfig;
-use crate::operator::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// The field manager of every write the certificate manager makes.
 pub const FIELD_MANAGER: &str = kfp_core::reconcile::provider::FIELD_MANAGER;

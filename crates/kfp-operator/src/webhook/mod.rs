@@ -33,7 +33,7 @@ use kube::Client;
 
 use crate::config::{CertificateMode, OperatorConfig};
 use crate::health::Readiness;
-use crate::operator::Shutdown;
+use crate::shutdown::Shutdown;
 
 pub use tls::ServingCertificate;
 

@@ -6,8 +6,6 @@ mod support;
 mod argo_executor;
 mod bad_input;
 mod compilers;
-mod dependency_fixture;
-mod dependency_trigger;
 mod direct_executor;
 mod event_wire;
 mod health_server;

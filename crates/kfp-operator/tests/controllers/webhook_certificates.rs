@@ -44,9 +44,13 @@ fn conversion_config(provider_namespace: &str) -> ConversionConfig {
     }
 }
 
-/// This binary's shared control plane with the checked-in CRDs.
+/// This module's control plane with the checked-in CRDs (its tests point the CRDs' conversion at their own
+/// webhook servers, which no other module's tests expect).
 async fn shared_env() -> &'static TestEnv {
-    let env = TestEnv::shared().await.unwrap_or_else(|e| panic!("{e}"));
+    static ENV: tokio::sync::OnceCell<TestEnv> = tokio::sync::OnceCell::const_new();
+    let env = ENV
+        .get_or_init(|| async { TestEnv::start().await.unwrap_or_else(|e| panic!("{e}")) })
+        .await;
     env.install_crds(&[support::repo_root().join("config/crd")])
         .await
         .unwrap_or_else(|e| panic!("{e}"));

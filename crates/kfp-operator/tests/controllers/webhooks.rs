@@ -33,8 +33,16 @@ const A6: &str = "pipelines.kubeflow.org/v1alpha6";
 const A5: &str = "pipelines.kubeflow.org/v1alpha5";
 const MANAGER: &str = "kubectl";
 
-/// The webhook server of this binary and how the API server reaches it.
+/// The webhook server of this module and how the API server reaches it.
 static WEBHOOKS: OnceCell<WebhookServer> = OnceCell::const_new();
+
+/// This module's control plane: its CRDs convert through [`WEBHOOKS`], which no other module's tests expect.
+static ENV: OnceCell<TestEnv> = OnceCell::const_new();
+
+async fn own_env() -> &'static TestEnv {
+    ENV.get_or_init(|| async { TestEnv::start().await.unwrap_or_else(|e| panic!("{e}")) })
+        .await
+}
 
 fn conversion_config() -> ConversionConfig {
     ConversionConfig {
@@ -55,7 +63,7 @@ fn fixtures() -> PathBuf {
 async fn webhooks() -> &'static WebhookServer {
     WEBHOOKS
         .get_or_init(|| async {
-            let env = TestEnv::shared().await.unwrap_or_else(|e| panic!("{e}"));
+            let env = own_env().await;
             let server =
                 support::webhook_server::serve_webhooks(env, conversion_config(), "kfp-webhook-tests").await;
             let client = env.client().await.unwrap();
@@ -142,7 +150,7 @@ where
 
 async fn client_and_namespace() -> (Client, String) {
     webhooks().await;
-    let env = TestEnv::shared().await.unwrap();
+    let env = own_env().await;
     let namespace = env.namespace().await.unwrap();
     (env.client().await.unwrap(), namespace.name().to_string())
 }
@@ -515,7 +523,8 @@ async fn pipeline_provider_must_exist() {
         message.contains(r#"Pipeline.pipelines.kubeflow.org "p" is invalid: spec.provider: Not found: "kfp-webhook-providers/missing""#),
         "{message}"
     );
-    // A v1alpha5 Pipeline naming no provider (and no default applies): converted, then refused naming the field.
+    // A v1alpha5 Pipeline naming a missing provider: converted, then refused naming the field v1alpha5 has (the
+    // provider annotation), not the v1beta1 one.
     let message = refused(
         &client,
         &ns,
@@ -525,7 +534,7 @@ async fn pipeline_provider_must_exist() {
     )
     .await;
     assert!(
-        message.contains(r#"spec.provider: Not found: "kfp-webhook-providers/missing""#),
+        message.contains(r#"Pipeline.pipelines.kubeflow.org "p5" is invalid: metadata.annotations[pipelines.kubeflow.org/provider]: Not found: "kfp-webhook-providers/missing""#),
         "{message}"
     );
 }
@@ -585,7 +594,8 @@ async fn run_parameters_take_value_or_value_from() {
         "{message}"
     );
     assert!(
-        message.contains(r#"spec.parameters[0]: Invalid value: {"name":"x","value":"1","valueFrom""#)
+        // v1alpha6 calls them runtimeParameters.
+        message.contains(r#"spec.runtimeParameters[0]: Invalid value: {"name":"x","value":"1","valueFrom""#)
             && message.contains(r#"only one of value or valueFrom can be set (parameter "x")"#),
         "{message}"
     );
@@ -682,7 +692,8 @@ async fn run_configuration_triggers_are_unique_and_crons_parse() {
         message.contains(r#"spec.triggers.runConfigurations[0]: Invalid value: "rc": a RunConfiguration cannot be triggered by its own runs"#),
         "{message}"
     );
-    // A v1alpha5 RunConfiguration's cron strings are checked the same way, after conversion.
+    // A v1alpha5 RunConfiguration's cron strings are checked the same way, after conversion, and named as v1alpha5
+    // writes them (plain strings).
     let message = refused(
         &client,
         &ns,
@@ -692,7 +703,7 @@ async fn run_configuration_triggers_are_unique_and_crons_parse() {
     )
     .await;
     assert!(
-        message.contains(r#"spec.triggers.schedules[0].cronExpression: Invalid value: "every hour": expected 5 fields, or 6 with leading seconds, found 2"#),
+        message.contains(r#"RunConfiguration.pipelines.kubeflow.org "rc5" is invalid: spec.triggers.schedules[0]: Invalid value: "every hour": expected 5 fields, or 6 with leading seconds, found 2"#),
         "{message}"
     );
     created(

@@ -54,7 +54,8 @@ fn install_args<'a>(chart: &'a str, values: Option<&'a str>) -> Vec<&'a str> {
 #[tokio::test]
 async fn the_chart_installs_and_the_operator_reconciles_under_its_service_account() {
     kfp_providers::http::install_crypto_provider();
-    let env = kfp_testenv::TestEnv::shared()
+    // Its own control plane: helm installs the chart's CRDs, which other modules install their own way.
+    let env = kfp_testenv::TestEnv::start()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     env.install_argo_crds().await.unwrap_or_else(|e| panic!("{e}"));
@@ -156,7 +157,7 @@ async fn the_chart_installs_and_the_operator_reconciles_under_its_service_accoun
     )
     .await;
     let _argo = SimulatedArgo::start(client.clone(), NAMESPACE, provider_url);
-    let operator_kubeconfig = chart::service_account_kubeconfig(env, home.path()).await;
+    let operator_kubeconfig = chart::service_account_kubeconfig(&env, home.path()).await;
     let config = chart::installed_configuration(&client, home.path()).await;
     let operator = OperatorProcess::start(&operator_kubeconfig, &config);
     operator.wait_ready().await;

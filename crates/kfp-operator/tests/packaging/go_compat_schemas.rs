@@ -87,7 +87,11 @@ static OURS: OnceCell<()> = OnceCell::const_new();
 /// The shared control plane, set up once: CRDs and webhooks, and the Providers the Go documentation names (no
 /// `allowedNamespaces`; frameworks `tfx`, `kfpsdk` and `stub`).
 async fn ours() -> &'static TestEnv {
-    let env = TestEnv::shared().await.unwrap_or_else(|e| panic!("{e}"));
+    // Its own control plane: its CRDs convert through this module's webhook server.
+    static ENV: OnceCell<TestEnv> = OnceCell::const_new();
+    let env = ENV
+        .get_or_init(|| async { TestEnv::start().await.unwrap_or_else(|e| panic!("{e}")) })
+        .await;
     OURS.get_or_init(|| async {
         support::webhook_server::serve_webhooks(env, conversion_config(), MANAGER).await;
         let client = env.client().await.unwrap();

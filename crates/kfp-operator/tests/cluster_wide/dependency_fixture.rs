@@ -4,7 +4,7 @@
 //! parameter holds A's artifact location; the stub provider's own event (direct mode: its event source read
 //! in-process) then completes that Run and records B's succeeded run.
 //!
-//! Its own test binary: the operator watches every namespace (the fixture names fixed ones).
+//! Its own control plane: the operator watches every namespace (the fixture names fixed ones).
 
 use crate::support;
 
@@ -20,13 +20,12 @@ use kfp_operator::feed::sources::EventSources;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-use support::nats::{RunningFeed, service_account_token};
-use support::{RunningOperator, WAIT, env, fixtures_dir, repo_root, wait_for_state, wait_until};
+use support::nats::RunningFeed;
+use support::{RunningOperator, WAIT, fixtures_dir, repo_root, wait_for_state, wait_until};
 
 #[tokio::test]
 async fn the_dependency_fixture_runs_end_to_end_with_the_stub_provider() {
-    let env = env().await;
-    let client = env.client().await.unwrap();
+    let (env, client) = support::dedicated_env().await;
     let namespaces = "
 apiVersion: v1
 kind: Namespace
@@ -43,13 +42,18 @@ metadata: {name: dependant-namespace}
     kfp_testenv::apply_yaml(&client, namespaces, &Default::default())
         .await
         .unwrap();
-    // The local example's stub Provider (it allows the fixture's namespaces), with quick events.
+    // The local example's stub Provider (it allows the fixture's namespaces), with quick events and without its
+    // scheduled runs: this test posts A's run completion itself.
     let text = std::fs::read_to_string(repo_root().join("examples/local/provider-stub.yaml")).unwrap();
     let mut provider: Provider = serde_saphyr::from_str(&text).unwrap();
     provider
         .spec
         .parameters
         .insert("eventDelaySeconds".into(), json!(0.2));
+    provider
+        .spec
+        .parameters
+        .remove(kfp_providers::stub::SCHEDULE_PERIOD_PARAMETER);
     Api::<Provider>::namespaced(client.clone(), "kfp-operator-system")
         .create(&PostParams::default(), &provider)
         .await
@@ -130,7 +134,10 @@ spec: {provider: kfp-operator-system/stub, image: 'alpine:3.20', framework: {nam
     assert!(runs.list(&ListParams::default()).await.unwrap().items.is_empty());
 
     // A's scheduled run finishes: its provider posts the event to the feed, as the provider service does.
-    let token = service_account_token("kfp-operator-system", "default", &["kfp-operator"]).await;
+    let token = env
+        .service_account_token("kfp-operator-system", "default", &["kfp-operator"])
+        .await
+        .unwrap();
     let event = json!({
         "status": "succeeded", "pipelineName": "base-namespace/penguin-pipeline-examples",
         "runConfigurationName": format!("base-namespace/{a}"), "runId": "kfp-run-1",

@@ -1,6 +1,7 @@
 //! Dependency triggering across namespaces (docs/controllers.md, "RunConfigurations"; the
-//! `runconfiguration-dependency.yaml` shape) on a real API server. Its own test binary: the operator here watches every
-//! namespace, so it must not share the control plane with the namespace-scoped operators of other tests.
+//! `runconfiguration-dependency.yaml` shape) on a real API server. In the `cluster_wide` test binary: the operator
+//! here watches every namespace, so it must not share the control plane with the namespace-scoped operators of other
+//! tests.
 
 use crate::support;
 
