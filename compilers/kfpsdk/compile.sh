@@ -1,6 +1,6 @@
 #!/bin/sh
-# The KFP SDK compile shim (SPEC 8): compiles framework.parameters.pipeline (module.fn) of the pipeline definition
-# with the kfp SDK into KFP IR JSON.
+# The KFP SDK compile shim (compilers/README.md): compiles framework.parameters.pipeline (module.fn) of the pipeline
+# definition with the kfp SDK into KFP IR JSON.
 #   compile.sh --pipeline_config <definition.json> --output_file <compiled.json>
 # In a pipeline image this file is /shared/compile.sh, put there by the kfpsdk framework image's /entrypoint.sh;
 # the image's python3 must have kfp installed and the user's pipeline module importable (its working directory or

@@ -1,4 +1,4 @@
-"""The compile-shim contract shared by the framework compilers (SPEC 8).
+"""The compile-shim contract shared by the framework compilers (``compilers/README.md``).
 
 A pipeline image runs ``<dir>/compile.sh --pipeline_config <file> --output_file <path>``; ``compile.sh`` runs
 ``python3 -m compiler``, whose ``__main__`` hands its framework's compile function to :func:`main`. This module
@@ -170,7 +170,7 @@ def export_env(env: Mapping[str, str]) -> None:
 
 
 def namespaced_pipeline_name(name: str) -> str:
-    """The backend pipeline name of ``namespace/name``: ``namespace-name`` (SPEC 5.2 "display names")."""
+    """The backend pipeline name of ``namespace/name``: ``namespace-name`` (``compilers/README.md``)."""
     return name.replace("/", "-")
 
 

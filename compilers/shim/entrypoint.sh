@@ -1,7 +1,8 @@
 #!/bin/sh
-# The framework image contract (SPEC 8): `/entrypoint.sh <dir>` copies the compiler (/compiler/*) into <dir>, the
-# volume the pipeline image then runs <dir>/compile.sh from. The Argo `compile` step and the direct executor's Job
-# compiler run it as an init container with <dir> = /shared. COMPILER_DIR overrides /compiler (for tests).
+# The framework image contract (compilers/README.md, "Images"): `/entrypoint.sh <dir>` copies the compiler
+# (/compiler/*) into <dir>, the volume the pipeline image then runs <dir>/compile.sh from. The Argo `compile` step and
+# the direct executor's Job compiler run it as an init container with <dir> = /shared. COMPILER_DIR overrides
+# /compiler (for tests).
 set -eu
 if [ "$#" -ne 1 ] || [ -z "$1" ]; then
     echo "usage: $0 <dir>: copies the compiler into <dir>" >&2

@@ -1,6 +1,6 @@
 #!/bin/sh
-# The stub compiler (SPEC 8): accepts the compile shim's flags and writes {"foo": "bar"} to the output file.
-# Used by the stub provider's pipelines, the direct executor's local compiler and tests.
+# The stub compiler (compilers/README.md): accepts the compile shim's flags and writes {"foo": "bar"} to the output
+# file. Used by the stub provider's pipelines, the direct executor's local compiler and tests.
 #   compile.sh --pipeline_config <definition.json> --output_file <compiled.json>
 set -eu
 

@@ -65,7 +65,7 @@ def shim(tmp_path):
 
 
 def definition(framework, parameters, name="team-a/add-pipeline", image="registry.example/pipelines:v1", env=None):
-    """A patched PipelineDefinition as the operator writes it (SPEC 4.3)."""
+    """A patched PipelineDefinition as the operator writes it (docs/provider-service.md, "Request bodies")."""
     value = {"name": name, "version": "v1-abc123", "image": image, "framework": {"name": framework, "parameters": parameters}}
     if env is not None:
         value["env"] = env

@@ -1,5 +1,6 @@
-"""The framework image contract (SPEC 8): `/entrypoint.sh <dir>` copies /compiler/* into <dir>, and the pipeline
-image runs <dir>/compile.sh from there. `compilers/assemble.sh` lays out /compiler as the Dockerfiles do."""
+"""The framework image contract (compilers/README.md, "Images"): `/entrypoint.sh <dir>` copies /compiler/* into <dir>,
+and the pipeline image runs <dir>/compile.sh from there. `compilers/assemble.sh` lays out /compiler as the Dockerfiles
+do."""
 
 import subprocess
 

@@ -1,6 +1,6 @@
 #!/bin/sh
-# The TFX compile shim (SPEC 8): builds the TFX pipeline of framework.parameters.components (module.fn; alias
-# `pipeline`, SPEC 12.16) and compiles it with KubeflowV2DagRunner into a PipelineJob JSON.
+# The TFX compile shim (compilers/README.md, "tfx"): builds the TFX pipeline of framework.parameters.components
+# (module.fn; alias `pipeline`) and compiles it with KubeflowV2DagRunner into a PipelineJob JSON.
 #   compile.sh --pipeline_config <definition.json> --output_file <compiled.json>
 # In a pipeline image this file is /shared/compile.sh, put there by the tfx framework image's /entrypoint.sh;
 # /shared/py<major.minor> holds the compiler's dependencies (tfx) for that Python (images ship 3.9 and 3.10) and

@@ -1,6 +1,6 @@
-"""The KFP SDK compiler (SPEC 8 ``kfp-sdk``): compiles ``framework.parameters.pipeline`` (``module.fn``, a function
-decorated with ``@dsl.pipeline``) with the ``kfp`` SDK's ``Compiler`` into KFP IR (PipelineSpec) JSON, named
-``namespace-name``.
+"""The KFP SDK compiler (``compilers/README.md``, "kfpsdk"): compiles ``framework.parameters.pipeline``
+(``module.fn``, a function decorated with ``@dsl.pipeline``) with the ``kfp`` SDK's ``Compiler`` into KFP IR
+(PipelineSpec) JSON, named ``namespace-name``.
 
 Before the user's module is imported, the definition's ``env`` is exported and ``KFP_PIPELINE_IMAGE`` is set to the
 Pipeline's ``image``, so components can use it as their base image. Tasks do not cache (``compile.sh`` sets

@@ -1,11 +1,12 @@
-"""The TFX compiler (SPEC 8 ``tfx``): imports the user's components function, builds a TFX pipeline named
-``namespace-name`` with the Beam arguments (caching off unless ``enableCaching``), and compiles it with TFX's ``KubeflowV2DagRunner`` into
-a PipelineJob JSON (``displayName``, ``labels``, ``pipelineSpec``), which the providers unwrap.
+"""The TFX compiler (``compilers/README.md``, "tfx"): imports the user's components function, builds a TFX pipeline
+named ``namespace-name`` with the Beam arguments (caching off unless ``enableCaching``), and compiles it with TFX's
+``KubeflowV2DagRunner`` into a PipelineJob JSON (``displayName``, ``labels``, ``pipelineSpec``), which the providers
+unwrap.
 
 Framework parameters:
 
-- ``components`` (``module.fn``; ``pipeline`` is accepted as an alias, SPEC 12.16): a function returning the list
-  of TFX components;
+- ``components`` (``module.fn``; ``pipeline`` is accepted as an alias, as published examples use it): a function
+  returning the list of TFX components;
 - ``beamArgs``: ``[{name, value}]``, passed as ``--name=value`` Beam pipeline arguments;
 - ``usePipelineSpec2_1``: compile to pipeline spec schema 2.1 (default true);
 - ``enableCaching``: TFX's ``enable_cache`` (default false, as the Go operator compiles).
@@ -26,7 +27,7 @@ from compile_shim import (
     write_json,
 )
 
-#: The framework parameter naming the components function, then its alias (SPEC 12.16).
+#: The framework parameter naming the components function, then its alias (``compilers/README.md``, "tfx").
 COMPONENTS_KEYS = ("components", "pipeline")
 BEAM_ARGS_KEY = "beamArgs"
 SPEC_2_1_KEY = "usePipelineSpec2_1"
@@ -42,7 +43,8 @@ class RunnerArguments(NamedTuple):
     use_pipeline_spec_2_1: bool
     #: ``--name=value`` per ``beamArgs`` entry, in order.
     beam_pipeline_args: List[str]
-    #: Where run outputs go; empty here, the provider sets the pipeline root of each run (SPEC 5.3, 5.4).
+    #: Where run outputs go; empty here, the provider sets the pipeline root of each run (``compilers/README.md``,
+    #: "tfx").
     pipeline_root: str = ""
     enable_cache: bool = False
 

@@ -1,4 +1,5 @@
-//! Pipeline compilation for the direct executor (SPEC 8).
+//! Pipeline compilation for the direct executor (docs/direct-executor.md, "Compilers"; the contract:
+//! compilers/README.md).
 //!
 //! A pipeline is compiled by running the framework image (which provides the compiler, `/entrypoint.sh <dir>`) and
 //! then the pipeline image (`<dir>/compile.sh --pipeline_config <file> --output_file <path>`) on the patched
@@ -12,12 +13,13 @@ pub struct CompileRequest {
     pub framework_image: String,
     /// The user's pipeline image (the Pipeline's `spec.image`).
     pub pipeline_image: String,
-    /// The pipeline definition with the framework's patches applied (SPEC 4.3): the compiler's `--pipeline_config`.
+    /// The pipeline definition with the framework's patches applied (docs/provider-service.md, "Request bodies"): the
+    /// compiler's `--pipeline_config`.
     pub pipeline_definition: serde_json::Value,
 }
 
 /// Why a compilation failed. Classified like [`crate::provider::ProviderError`]: a permanent failure waits for a
-/// spec change, a transient one is retried with backoff (SPEC 12.1).
+/// spec change, a transient one is retried with backoff (docs/reliability.md, "Which failures are retried").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     /// The pipeline does not compile (the compiler ran and failed, or produced something that is not JSON).

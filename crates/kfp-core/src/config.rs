@@ -1,4 +1,4 @@
-//! Typed operator configuration that the pure planners need (SPEC 7).
+//! Typed operator configuration that the pure planners need (docs/configuration.md).
 //!
 //! The operator loads its configuration file (and environment) in `kfp-operator`; the parts that planning depends
 //! on are typed here so that `kfp-core` stays free of IO.
@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::{Deserialize, Serialize};
 
-/// `spec.defaultProviderValues`: how every provider service is deployed (SPEC 3.8, 7). The Helm chart renders it
+/// `spec.defaultProviderValues`: how every provider service is deployed (docs/controllers.md, "Providers"). The Helm
+/// chart renders it
 /// from its `provider.*` values (container `provider-service`, ports `http` 8080 and `metrics` 8081).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,7 +36,8 @@ pub struct DefaultProviderValues {
     pub feed: Option<FeedAccess>,
 }
 
-/// How a provider service reaches the operator's run-completion feed (SPEC 5.2 `OPERATORWEBHOOK`, SPEC 12.12).
+/// How a provider service reaches the operator's run-completion feed: `OPERATORWEBHOOK` and the token
+/// (docs/run-completion-events.md, "Authentication").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedAccess {
     /// The feed's URL, given to the provider service as `OPERATORWEBHOOK`.

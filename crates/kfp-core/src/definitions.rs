@@ -1,4 +1,5 @@
-//! What the operator sends a provider for each operation (SPEC 4.3), and what comes back.
+//! What the operator sends a provider for each operation (docs/provider-service.md, "Request bodies"), and what
+//! comes back.
 //!
 //! These are wire formats: field names and `omitempty` behaviour match the Go operator and the provider-service
 //! contract, so existing provider services keep working.

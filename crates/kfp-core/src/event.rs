@@ -1,4 +1,5 @@
-//! Run-completion events (SPEC 6): what a provider reports when a run finishes, and what the operator publishes.
+//! Run-completion events (docs/run-completion-events.md): what a provider reports when a run finishes, and what the
+//! operator publishes.
 //!
 //! Two wire types, both with field names exactly as the Go operator writes them:
 //! - [`RunCompletionEventData`]: the body a provider service POSTs to the operator's run-completion feed
@@ -22,7 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::artifact;
 use crate::values::{Artifact, NamespacedName, OutputArtifact};
 
-/// The CloudEvents `type` of a published run-completion event (SPEC 12.18).
+/// The CloudEvents `type` of a published run-completion event (docs/run-completion-events.md, "The published event:
+/// NATS").
 pub const CLOUD_EVENT_TYPE: &str = "org.kubeflow.pipelines.run-completion";
 
 /// How a run ended: `succeeded` or `failed` on the wire.
@@ -37,9 +39,10 @@ pub enum RunCompletionStatus {
 
 /// A provider's report that a run finished: the body of `POST /events` on the operator's run-completion feed.
 ///
-/// Provider authors build one per finished run and yield it from their [`crate::provider::EventSource`]. Names are
-/// the Kubernetes objects that started the run (the provider recovers them from the labels or runtime parameters it
-/// attached when creating the run, SPEC 5.2); `run_id` is the provider's own id of the run.
+/// Provider authors build one per finished run and yield it from their [`crate::provider::EventSource`]. Names are the
+/// Kubernetes objects that started the run (the provider recovers them from the labels or runtime parameters it
+/// attached when creating the run, docs/providers/kubeflow-pipelines.md, "Run parameters"); `run_id` is the provider's
+/// own id of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCompletionEventData {
@@ -62,7 +65,7 @@ pub struct RunCompletionEventData {
         serialize_with = "serialize_optional_time"
     )]
     pub run_start_time: Option<Time>,
-    /// When the run ended; the operator keeps the newest succeeded run per RunConfiguration by this (SPEC 12.7).
+    /// When the run ended; the operator keeps the newest succeeded run per RunConfiguration by this (decision 0005).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -123,7 +126,7 @@ impl ComponentArtifactInstance {
     }
 }
 
-/// The event the operator publishes once a run finished (the data of the NATS message, SPEC 6).
+/// The event the operator publishes once a run finished (the data of the NATS message, docs/run-completion-events.md).
 ///
 /// Unlike [`RunCompletionEventData`], `runConfigurationName` and `runName` are always written (`""` when the run
 /// had none) and `artifacts` is always a list (`[]` when nothing was selected).
@@ -163,7 +166,7 @@ pub struct RunCompletionEvent {
     pub provider: NamespacedName,
 }
 
-/// The Go operator's NATS body, `{"data": <event>}` (published when `eventFormat: legacy`, SPEC 12.18).
+/// The Go operator's NATS body, `{"data": <event>}` (published when `eventFormat: legacy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyEventBody {
     /// The event.
@@ -183,7 +186,7 @@ impl RunCompletionEventData {
         self.run_name.as_ref().filter(|n| !n.name.is_empty())
     }
 
-    /// The event to publish, with the artifacts `outputs` select from this run's components (SPEC 6): outputs that
+    /// The event to publish, with the artifacts `outputs` select from this run's components: outputs that
     /// cannot be resolved (missing component, index out of range, empty uri, filter false or invalid) are left out.
     pub fn to_event(&self, outputs: &[OutputArtifact]) -> RunCompletionEvent {
         self.to_event_with_artifacts(artifact::select_artifacts(outputs, &self.pipeline_components))
@@ -206,7 +209,7 @@ impl RunCompletionEventData {
 }
 
 impl RunCompletionEvent {
-    /// The CloudEvents `subject` (SPEC 12.18): the RunConfiguration if the run had one, else the Run.
+    /// The CloudEvents `subject`: the RunConfiguration if the run had one, else the Run.
     pub fn subject(&self) -> &NamespacedName {
         if self.run_configuration_name.name.is_empty() {
             &self.run_name
@@ -224,8 +227,8 @@ impl RunCompletionEvent {
 /// The CloudEvents 1.0 `specversion` of published events.
 pub const CLOUD_EVENTS_SPEC_VERSION: &str = "1.0";
 
-/// A published run-completion event in the CloudEvents 1.0 structured JSON format (SPEC 12.18), the body of a
-/// NATS message:
+/// A published run-completion event in the CloudEvents 1.0 structured JSON format (docs/run-completion-events.md), the
+/// body of a NATS message:
 ///
 /// ```json
 /// {"specversion": "1.0", "id": "5d0c...", "source": "kfp-operator-system/stub",
@@ -405,7 +408,8 @@ mod tests {
         assert_eq!(serde_json::to_value(&data).unwrap(), expected);
     }
 
-    /// SPEC Appendix A.5: the feed request and the NATS message it becomes.
+    /// A feed request with components and the legacy NATS message it becomes, the selected artifact in place of the
+    /// components.
     const A5_REQUEST: &str = r#"{"status":"succeeded","pipelineName":"default/stub-pipeline","runConfigurationName":"default/stub-runconfiguration","runName":"default/stub-runconfiguration-abcde","runId":"stub-run-1754550000","pipelineComponents":[{"name":"Pusher","componentArtifacts":[{"name":"pushed_model","artifacts":[{"uri":"gs://b/m/1","metadata":{"pushed":1}}]}]}],"provider":"kfp-operator-system/stub"}"#;
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! A planner decides that a pipeline, run, run schedule or experiment must be created, updated or deleted on its
 //! provider and emits an [`Operation`]. An [`Executor`] carries it out and later reports [`OperationOutcome`]s, which
-//! the planner reads on the next reconcile (SPEC 3.1, 3.2). Two executors fit this trait (both in `kfp-operator`):
-//! - `ArgoExecutor`: one Argo `Workflow` per operation (SPEC 4); `outcomes` lists the unprocessed workflows found by the
-//!   three owner labels, `key` is `<workflow namespace>/<workflow name>`, `created` its `creationTimestamp`;
-//!   `mark_consumed` sets the `processed` label.
+//! the planner reads on the next reconcile (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules
+//! and Experiments"). Two executors fit this trait (both in `kfp-operator`):
+//! - `ArgoExecutor`: one Argo `Workflow` per operation (docs/executors.md); `outcomes` lists the unprocessed workflows
+//!   found by the three owner labels, `key` is `<workflow namespace>/<workflow name>`, `created` its
+//!   `creationTimestamp`; `mark_consumed` sets the `processed` label.
 //! - `DirectExecutor`: calls an in-process `Provider`; outcomes live in memory until consumed.
 
 use std::fmt;
@@ -98,7 +99,7 @@ impl fmt::Display for ResourceRef {
     }
 }
 
-/// What to send the provider for a create or update (SPEC 4.3).
+/// What to send the provider for a create or update (docs/provider-service.md, "Request bodies").
 #[derive(Debug, Clone, PartialEq)]
 pub enum OperationDefinition {
     /// The pipeline definition with the framework's patches applied (JSON: patches may add fields the typed
@@ -140,7 +141,7 @@ impl OperationDefinition {
 }
 
 /// Create, update or delete on the provider. A delete needs no definition (it must work even when none can be
-/// built any more, SPEC 12.2), so the definition travels with the actions that use it.
+/// built any more, decision 0002), so the definition travels with the actions that use it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Create the object on the provider.
@@ -217,7 +218,7 @@ impl Operation {
     }
 }
 
-/// Whether retrying the same operation may succeed (SPEC 12.1).
+/// Whether retrying the same operation may succeed (docs/reliability.md, "Which failures are retried").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FailureClass {
     /// The provider answered 400/422, or the resource itself is invalid: wait for a spec change.
@@ -242,7 +243,7 @@ pub enum OutcomeState {
     /// Still running.
     InProgress,
     /// The operation ran to its end. The output is the provider's answer (`{"id"?, "providerError"?}`), or why it
-    /// could not be read (SPEC 3.2 "could not retrieve workflow output").
+    /// could not be read ("could not retrieve workflow output").
     Succeeded {
         /// The provider's answer, or why it could not be read.
         output: Result<ProviderOutput, String>,
@@ -261,7 +262,8 @@ pub enum OutcomeState {
 pub struct OperationOutcome {
     /// Identifies the operation to `mark_consumed` (Argo: the workflow name; direct: an operation id).
     pub key: String,
-    /// When the operation started: among outcomes of one class the latest wins (SPEC 3.1).
+    /// When the operation started: among outcomes of one class the latest wins (docs/controllers.md, "The state
+    /// machine of Pipelines, Runs, RunSchedules and Experiments").
     pub created: Time,
     /// Where it is.
     pub state: OutcomeState,

@@ -1,12 +1,14 @@
 //! The provider interface: what a machine-learning backend (Kubeflow Pipelines, Vertex AI, your own) implements so
-//! the operator can drive it (SPEC 5.2), and how it reports finished runs (SPEC 6).
+//! the operator can drive it (docs/provider-author-guide.md), and how it reports finished runs
+//! (docs/run-completion-events.md).
 //!
 //! A provider author implements [`Provider`] (and usually [`EventSource`]), registers a factory in a
 //! [`crate::registry::ProviderRegistry`], and serves it with the provider-service HTTP server of `kfp-providers`,
 //! or embeds it in the operator with the direct executor. Everything here is runtime-agnostic: no IO, no clock.
 //!
 //! # Errors
-//! Every operation fails with a [`ProviderError`] whose class decides what the operator does next (SPEC 12.1):
+//! Every operation fails with a [`ProviderError`] whose class decides what the operator does next
+//! (docs/reliability.md, "Which failures are retried"):
 //!
 //! | class | meaning | operator reaction | provider-service HTTP status |
 //! |---|---|---|---|
@@ -15,8 +17,8 @@
 //! | [`ProviderError::Unimplemented`] | this provider does not support the operation | `Failed`, waits for a spec change | 501 |
 //! | [`ProviderError::Transient`] | backend 5xx, transport error, timeout, anything else | retried with backoff | 500 |
 //!
-//! The Go provider services answer 400/501/500 only (SPEC 5.1); 404 is this project's addition and reads as a
-//! failure to any client that only knows those three.
+//! The Go provider services answer 400/501/500 only (docs/provider-service.md, "Status codes"); 404 is this project's
+//! addition and reads as a failure to any client that only knows those three.
 
 use std::sync::Arc;
 
@@ -77,7 +79,7 @@ impl ProviderError {
     }
 
     /// True when retrying the same request cannot help (`Invalid`, `Unimplemented`): the resource stays `Failed`
-    /// until its spec changes. `NotFound` and `Transient` are retried with backoff (SPEC 12.1).
+    /// until its spec changes. `NotFound` and `Transient` are retried with backoff.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Invalid(_) | Self::Unimplemented(_))
     }
@@ -155,7 +157,8 @@ impl ObjectIdentity {
     }
 }
 
-/// A backend for pipelines, runs, run schedules and experiments: the provider-service backend interface (SPEC 5.2).
+/// A backend for pipelines, runs, run schedules and experiments: the provider-service backend interface
+/// (docs/provider-author-guide.md, "The `Provider` trait").
 ///
 /// Ids are the provider's own: whatever `create_*` returns is stored in the resource's `status.provider.id` and
 /// passed back to `update_*`/`delete_*`. Implementations should return [`ProviderError::NotFound`] from a delete of
@@ -264,8 +267,8 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    /// The outcome of POSTing an event to the operator's feed (SPEC 5.2): 2xx delivered, 410 rejected, anything
-    /// else failed.
+    /// The outcome of POSTing an event to the operator's feed (docs/provider-service.md, "Events"): 2xx delivered, 410
+    /// rejected, anything else failed.
     pub fn from_http_status(status: u16) -> Self {
         match status {
             200..=299 => Self::Delivered,
@@ -280,7 +283,8 @@ impl DeliveryOutcome {
     }
 }
 
-/// A stream of finished runs from a backend (SPEC 5.3/5.4 "Events").
+/// A stream of finished runs from a backend (docs/provider-author-guide.md, "Run completion: the `EventSource`
+/// trait").
 ///
 /// The provider service (or, in direct mode, the operator itself) drives it in one task:
 /// ```text
@@ -295,8 +299,8 @@ impl DeliveryOutcome {
 /// is settled as [`DeliveryOutcome::Delivered`] or [`DeliveryOutcome::Rejected`] (Kubeflow Pipelines: the
 /// `pipelines.kubeflow.org/events-published` label on the workflow; Vertex AI: the Pub/Sub ack). A
 /// [`DeliveryOutcome::Failed`] event, or one never settled because the process died, comes back from `next_event`
-/// later. The operator's feed writes status first and answers 500 if anything fails (SPEC 12.11), and its status
-/// updates are idempotent and ordered by `runEndTime` (SPEC 12.7), so duplicates are harmless; consumers of the
+/// later. The operator's feed writes status first and answers 500 if anything fails, and its status updates are
+/// idempotent and ordered by `runEndTime` (docs/run-completion-events.md), so duplicates are harmless; consumers of the
 /// published events must tolerate them too.
 ///
 /// Runs that are not finished, or that the source cannot describe, are the source's business: it settles or skips
@@ -358,7 +362,8 @@ impl ProviderConfig {
         }
     }
 
-    /// Reads the provider-service environment (SPEC 5.2) from `(key, value)` pairs, e.g. `std::env::vars()`:
+    /// Reads the provider-service environment (docs/provider-service.md, "Configuration") from `(key, value)` pairs,
+    /// e.g. `std::env::vars()`:
     /// - `PROVIDERNAME` (required, `namespace/name`), `PIPELINEROOTSTORAGE` (optional);
     /// - `PARAMETERS_<KEY>`: one parameter each; the value is parsed as JSON when it is JSON (`true`, `10`,
     ///   `"text"`, `{"a":1}`), else kept as a string (`kubeflow`); the key is lower-cased.

@@ -17,7 +17,7 @@
 //! # Ok::<(), kfp_core::registry::RegistryError>(())
 //! ```
 //!
-//! Type names compare case-insensitively (as framework names do, SPEC 12.13).
+//! Type names compare case-insensitively (as framework names do, decision 0007).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,5 @@
-//! Admission rules (SPEC 1.5 and Decisions 13, 15, 17): pure checks of one object, and of the Provider it names.
+//! Admission rules (docs/webhooks.md, "What the admission webhook checks"; decision 0007): pure checks of one object,
+//! and of the Provider it names.
 //!
 //! The validating webhook (`kfp_operator::webhook`) looks the Provider up and calls these; everything that needs no
 //! IO lives here so it is tested table-style and usable by embedders. Errors are Kubernetes field errors
@@ -232,8 +233,8 @@ fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 // Kinds
 // ---------------------------------------------------------------------------------------------------------------
 
-/// SPEC 1.5 `vpipeline`: the Provider exists and allows the namespace; `spec.framework.name` is one of the
-/// Provider's frameworks, compared ignoring case (Decision 13).
+/// `vpipeline`: the Provider exists and allows the namespace; `spec.framework.name` is one of the Provider's
+/// frameworks, compared ignoring case.
 pub fn pipeline(pipeline: &Pipeline, provider: Option<&Provider>) -> Vec<FieldError> {
     let mut errors = provider_reference(
         "spec.provider",
@@ -258,7 +259,7 @@ pub fn pipeline(pipeline: &Pipeline, provider: Option<&Provider>) -> Vec<FieldEr
     errors
 }
 
-/// SPEC 1.5 `vrun` on create: the Provider, and no parameter with both `value` and `valueFrom`.
+/// `vrun` on create: the Provider, and no parameter with both `value` and `valueFrom`.
 pub fn run(run: &Run, provider: Option<&Provider>) -> Vec<FieldError> {
     let mut errors = provider_reference(
         "spec.provider",
@@ -270,7 +271,7 @@ pub fn run(run: &Run, provider: Option<&Provider>) -> Vec<FieldError> {
     errors
 }
 
-/// SPEC 1.5 `vrun` on update: the spec of a Run never changes (a Run is one run; create another instead).
+/// `vrun` on update: the spec of a Run never changes (a Run is one run; create another instead).
 pub fn run_update(old: &Run, new: &Run) -> Vec<FieldError> {
     let (Ok(Value::Object(old_spec)), Ok(Value::Object(new_spec))) =
         (serde_json::to_value(&old.spec), serde_json::to_value(&new.spec))
@@ -321,9 +322,9 @@ fn parameters(path: &str, parameters: &[Parameter]) -> Vec<FieldError> {
         .collect()
 }
 
-/// `spec.triggers` of a RunConfiguration and its run: the Provider, value/valueFrom exclusivity, cron syntax
-/// (Decision 15), no duplicate schedules, onChange or runConfigurations (`ns/name` and `name` in the own namespace
-/// are the same), and no RunConfiguration triggered by itself (every success would start it again).
+/// `spec.triggers` of a RunConfiguration and its run: the Provider, value/valueFrom exclusivity, cron syntax (a real
+/// cron parser), no duplicate schedules, onChange or runConfigurations (`ns/name` and `name` in the own namespace are
+/// the same), and no RunConfiguration triggered by itself (every success would start it again).
 pub fn run_configuration(rc: &RunConfiguration, provider: Option<&Provider>) -> Vec<FieldError> {
     let namespace = namespace_of(&rc.metadata);
     let mut errors = provider_reference("spec.run.provider", &rc.spec.run.provider, namespace, provider);
@@ -359,7 +360,7 @@ pub fn run_configuration(rc: &RunConfiguration, provider: Option<&Provider>) -> 
     errors
 }
 
-/// Decision 15: the RunSchedule's cron expression parses with the real cron parser; and its Provider.
+/// The RunSchedule's cron expression parses with the real cron parser; and its Provider.
 pub fn run_schedule(rs: &RunSchedule, provider: Option<&Provider>) -> Vec<FieldError> {
     let mut errors = provider_reference(
         "spec.provider",
@@ -384,8 +385,8 @@ pub fn experiment(experiment: &Experiment, provider: Option<&Provider>) -> Vec<F
     )
 }
 
-/// SPEC 1.5 `vprovider`: no `podTemplateEnv` name the operator sets itself (case-insensitive); also frameworks
-/// named once (names compare ignoring case, Decision 13) and patch payloads that are JSON of their type.
+/// `vprovider`: no `podTemplateEnv` name the operator sets itself (case-insensitive); also frameworks
+/// named once (names compare ignoring case) and patch payloads that are JSON of their type.
 pub fn provider(provider: &Provider) -> Vec<FieldError> {
     let mut errors: Vec<FieldError> = provider
         .spec

@@ -1,4 +1,4 @@
-//! Value types whose string encodings are API (SPEC 1.2).
+//! Value types whose string encodings are API (their patterns: docs/reference/).
 //!
 //! Each type parses from and serialises to the exact string form the Go operator uses, so existing manifests and
 //! stored objects keep working. Parsing never panics; a failure is a [`ValueError`] naming the value and the rule.
@@ -81,7 +81,7 @@ macro_rules! string_serde {
 // NamespacedName
 // ---------------------------------------------------------------------------------------------------------------
 
-/// `"ns/name"`, `"name"` (no namespace) or `""` (SPEC 1.2).
+/// `"ns/name"`, `"name"` (no namespace) or `""`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NamespacedName {
     /// The namespace; empty when the string had none.
@@ -358,7 +358,7 @@ impl JsonSchema for ArtifactPath {
 // Cron
 // ---------------------------------------------------------------------------------------------------------------
 
-/// A cron expression of 5 fields, or 6 with leading seconds (SPEC 1.3), checked with a real cron parser.
+/// A cron expression of 5 fields, or 6 with leading seconds, checked with a real cron parser.
 ///
 /// Kept as written; [`CronExpression::six_fields`] and [`CronExpression::five_fields`] give the forms Kubeflow
 /// Pipelines and Vertex AI expect.
@@ -581,8 +581,8 @@ pub fn json_map_schema(_: &mut SchemaGenerator) -> Schema {
 
 /// The state of a resource's synchronisation with its provider: the `reason` of the `Synchronized` condition.
 ///
-/// `Unknown` stands for the empty string (nothing recorded yet). `Pending` is this project's (SPEC 12.3): a Run whose
-/// parameters cannot be resolved yet.
+/// `Unknown` stands for the empty string (nothing recorded yet). `Pending` is this project's (docs/controllers.md,
+/// "Runs"): a Run or RunConfiguration whose inputs are missing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SynchronizationState {
     /// Nothing recorded yet (the empty reason).
@@ -600,7 +600,7 @@ pub enum SynchronizationState {
     Deleted,
     /// The last operation failed; the condition message says why and whether it is retried.
     Failed,
-    /// Nothing submitted: an input is missing (SPEC 12.3).
+    /// Nothing submitted: an input is missing.
     Pending,
 }
 

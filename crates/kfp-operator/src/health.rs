@@ -1,5 +1,5 @@
-//! The probe and metrics HTTP endpoints (SPEC 7: probes on `system.healthAddress`, `:8081`; metrics on
-//! `system.metricsAddress`, `:8080`).
+//! The probe and metrics HTTP endpoints (docs/platform-guide.md, "Endpoints": probes on `system.healthAddress`,
+//! `:8081`; metrics on `system.metricsAddress`, `:8080`).
 //!
 //! | request | answer |
 //! |---|---|

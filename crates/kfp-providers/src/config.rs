@@ -1,4 +1,5 @@
-//! The provider service's configuration (SPEC 5.2): one typed struct read from the environment.
+//! The provider service's configuration (docs/provider-service.md, "Configuration"): one typed struct read from the
+//! environment.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -20,7 +21,8 @@ use std::time::Duration;
 
 use kfp_core::provider::{ProviderConfig, ProviderConfigError};
 
-/// Where the projected ServiceAccount token (audience `kfp-operator`) is mounted by default (SPEC 12.12).
+/// Where the projected ServiceAccount token (audience `kfp-operator`) is mounted by default
+/// (docs/run-completion-events.md, "Authentication").
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kfp-operator/token";
 
 /// Everything the provider service needs to start.

@@ -213,8 +213,9 @@ impl Default for ConformanceFixtures {
 }
 
 impl ConformanceFixtures {
-    /// The defaults plus the requests the stub provider (SPEC 5.5) refuses permanently; it keeps no pipelines, run
-    /// schedules or experiments, so it finds runs only ([`Self::find_unsupported`]).
+    /// The defaults plus the requests the stub provider refuses permanently (docs/provider-service.md, "The stub
+    /// provider"); it keeps no pipelines, run schedules or experiments, so it finds runs only
+    /// ([`Self::find_unsupported`]).
     pub fn stub() -> Self {
         let mut fixtures = Self {
             find_unsupported: vec![

@@ -1,4 +1,4 @@
-//! Forwarding of run-completion events to the operator (SPEC 5.2 "Eventing", SPEC 12.12).
+//! Forwarding of run-completion events to the operator (docs/provider-service.md, "Events").
 //!
 //! [`forward_events`] drives an [`EventSource`] as kfp-core documents it: take the next event, deliver it to the
 //! operator's feed with [`WebhookSink::deliver`], settle it with the outcome, repeat. One event is in flight at a
@@ -12,9 +12,9 @@
 //!   ([`RetryPolicy`]); after `max_attempts` it is settled [`DeliveryOutcome::Failed`] and the source delivers it
 //!   again later.
 //!
-//! Authentication (SPEC 12.12): each attempt reads the bearer token from the token file (the projected
-//! ServiceAccount token with audience `kfp-operator`; kubelet rotates it, so it is read again every time) and
-//! sends `Authorization: Bearer <token>`. If the file does not exist, no header is sent (an operator that
+//! Authentication (docs/run-completion-events.md, "Authentication"): each attempt reads the bearer token from the token
+//! file (the projected ServiceAccount token with audience `kfp-operator`; kubelet rotates it, so it is read again every
+//! time) and sends `Authorization: Bearer <token>`. If the file does not exist, no header is sent (an operator that
 //! authenticates its feed then answers 401, which is retried). The token is never logged.
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! [`HttpProvider`]: a [`Provider`] that calls a remote provider service over the provider-service contract
-//! (SPEC 5.1), such as a Go provider service or this crate's [`crate::service`].
+//! (docs/provider-service.md), such as a Go provider service or this crate's [`crate::service`].
 //!
 //! Errors: a non-2xx answer becomes [`ProviderError::from_http_status`] with the body's `providerError` as the
 //! message (400/422 `Invalid`, 404/410 `NotFound`, 501 `Unimplemented`, other `Transient`); a transport error or

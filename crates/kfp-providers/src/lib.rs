@@ -1,10 +1,11 @@
-//! Provider implementations and the provider-service HTTP server (SPEC 5).
+//! Provider implementations and the provider-service HTTP server (docs/provider-service.md, docs/providers/).
 //!
-//! - [`service`]: an HTTP server that serves ANY [`Provider`] over the provider-service contract (SPEC 5.1), with
-//!   health probes, Prometheus metrics on a separate port, and forwarding of the provider's [`EventSource`] to the
-//!   operator's run-completion feed ([`events`]).
+//! - [`service`]: an HTTP server that serves ANY [`Provider`] over the provider-service contract
+//!   (docs/provider-service.md), with health probes, Prometheus metrics on a separate port, and forwarding of the
+//!   provider's [`EventSource`] to the operator's run-completion feed ([`events`]).
 //! - [`http::HttpProvider`]: a [`Provider`] that calls a remote provider service over the same contract.
-//! - [`stub::StubProvider`]: the backend-less stub provider of SPEC 5.5, with its event source.
+//! - [`stub::StubProvider`]: the backend-less stub provider (docs/provider-service.md, "The stub provider"), with its
+//!   event source.
 //! - [`conformance`]: a reusable test kit that checks any [`Provider`] (and its events) against the contract.
 //! - [`kfp::KfpProvider`]: Kubeflow Pipelines (v2beta1 REST), with an in-process API fake behind feature `fakes`, and
 //!   its event source [`kfp::events::KfpEventSource`] (Argo workflows via kube).

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the provider service (SPEC 7 "Metrics"), served on `METRICS_PORT` at `/metrics`.
+//! Prometheus metrics of the provider service (docs/provider-service.md, "Metrics"), served on `METRICS_PORT` at
+//! `/metrics`.
 //!
 //! - `http_server_requests_total{route,method,code}`: requests answered; `route` is `resource/<type>` for the
 //!   resource API (as the Go service's otelhttp route), `livez`/`readyz` for probes, `unmatched` otherwise.
@@ -31,7 +32,7 @@ pub struct HttpLabels {
     pub code: String,
 }
 
-/// The result of one attempt to send an event to the operator (SPEC 5.2).
+/// The result of one attempt to send an event to the operator (docs/provider-service.md, "Events").
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum WebhookResult {
     /// The operator answered 2xx.

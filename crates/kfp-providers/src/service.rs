@@ -1,4 +1,4 @@
-//! The provider service: serves ANY [`Provider`] over the provider-service HTTP contract (SPEC 5.1) and forwards
+//! The provider service: serves ANY [`Provider`] over the provider-service HTTP contract and forwards
 //! its [`EventSource`] to the operator ([`crate::events`]). The contract is documented in
 //! `docs/provider-service.openapi.yaml`.
 //!

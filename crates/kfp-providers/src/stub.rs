@@ -1,4 +1,5 @@
-//! The stub provider (SPEC 5.5): no backend, predictable answers, and a run-completion event for every run.
+//! The stub provider (docs/provider-service.md, "The stub provider"): no backend, predictable answers, and a
+//! run-completion event for every run.
 //!
 //! Answers:
 //! - success: the id `<op>-<kind>-succeeded` (`create-run-succeeded`, `update-pipeline-succeeded`, ...);

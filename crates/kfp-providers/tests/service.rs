@@ -1,4 +1,4 @@
-//! The provider service over real HTTP on loopback: the contract (SPEC 5.1) checked against
+//! The provider service over real HTTP on loopback: the contract (docs/provider-service.md) checked against
 //! docs/provider-service.openapi.yaml, the HttpProvider through the conformance kit, and event forwarding.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -345,7 +345,8 @@ async fn the_contract_matches_the_openapi_document() {
             "ExperimentDefinition",
         ),
     ];
-    // SPEC 4.3 shapes, which the document must accept (the Go document's drifts are fixed).
+    // The request bodies of docs/provider-service.md, which the document must accept (the Go document's drifts are
+    // fixed).
     let mut schedule = bodies[2].1.clone();
     schedule["schedule"]["startTime"] = json!("2026-01-01T00:00:00Z");
     validate(&doc, "#/components/schemas/RunScheduleDefinition", &schedule);

@@ -1,5 +1,6 @@
 //! Artifact filter expressions: boolean expressions over an artifact's metadata, compatible with HashiCorp
-//! [go-bexpr](https://github.com/hashicorp/go-bexpr) as the Go operator evaluates them (SPEC 6).
+//! [go-bexpr](https://github.com/hashicorp/go-bexpr) as the Go operator evaluates them (docs/run-completion-events.md,
+//! "What the operator records").
 //!
 //! ```text
 //! pushed == 1

@@ -1,4 +1,5 @@
-//! Artifact selection (SPEC 6): which of a finished run's outputs a RunConfiguration or Run exposes.
+//! Artifact selection (docs/run-completion-events.md, "What the operator records"): which of a finished run's outputs a
+//! RunConfiguration or Run exposes.
 //!
 //! Each [`OutputArtifact`] names a path `COMPONENT:ARTIFACT[:INDEX][[FILTER]]`. Against the run's
 //! [`PipelineComponent`]s it resolves as follows:

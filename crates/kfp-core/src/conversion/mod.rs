@@ -1,4 +1,5 @@
-//! Conversion between the `v1beta1` hub and the `v1alpha6` and `v1alpha5` spokes (SPEC 2, 1.1a, 12.14).
+//! Conversion between the `v1beta1` hub and the `v1alpha6` and `v1alpha5` spokes (docs/webhooks.md, "The conversion
+//! webhook"; decision 0003).
 //!
 //! Pure: no IO. Each spoke type implements [`Spoke`] (`to_hub`, `from_hub`); [`convert`] is the one dynamic entry
 //! point of the conversion webhook, routing spoke -> hub -> spoke by `apiVersion` and `kind`.
@@ -509,7 +510,8 @@ pub(crate) fn tfx_framework(
     })
 }
 
-/// `tfxComponents` (or its alias `pipeline`, SPEC 12.16) and `beamArgs` read from framework parameters, best effort.
+/// `tfxComponents` (or its alias `pipeline`, compilers/README.md) and `beamArgs` read from framework parameters, best
+/// effort.
 pub(crate) fn tfx_fields(framework: &v1beta1::PipelineFramework) -> (String, Vec<NamedValue>) {
     let components = ["components", "pipeline"]
         .iter()
@@ -582,7 +584,7 @@ pub(crate) fn parameters_to_hub(params: &[RuntimeParameter], optional: &[String]
         .collect()
 }
 
-/// Hub `parameters` to `runtimeParameters`, and the names of optional ones (SPEC 12.14).
+/// Hub `parameters` to `runtimeParameters`, and the names of optional ones, which the remainder keeps (decision 0003).
 pub(crate) fn parameters_from_hub(params: &[v1beta1::Parameter]) -> (Vec<RuntimeParameter>, Vec<String>) {
     let optional = params
         .iter()

@@ -1,5 +1,5 @@
-//! `v1alpha5` <-> `v1beta1` (SPEC 1.1a): the provider annotation, list or map `runtimeParameters`, cron-string
-//! schedules. Every v1alpha5 object round-trips through the hub unchanged.
+//! `v1alpha5` <-> `v1beta1` (docs/webhooks.md, "The conversion webhook"): the provider annotation, list or map
+//! `runtimeParameters`, cron-string schedules. Every v1alpha5 object round-trips through the hub unchanged.
 
 use std::collections::{BTreeMap, BTreeSet};
 

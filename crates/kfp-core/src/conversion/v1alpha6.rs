@@ -1,4 +1,4 @@
-//! `v1alpha6` <-> `v1beta1` (SPEC 2, 12.14).
+//! `v1alpha6` <-> `v1beta1` (docs/webhooks.md, "The conversion webhook"; decision 0003).
 
 use super::{
     ConversionConfig, ConversionError, Remainder, RunOptions, Spoke, framework_from_hub, framework_to_hub,

@@ -1,16 +1,16 @@
-//! What a run-completion event changes in the status of the Run and RunConfiguration it names (SPEC 6
-//! "StatusUpdater", as amended by SPEC 12 Decisions 7 and 11).
+//! What a run-completion event changes in the status of the Run and RunConfiguration it names
+//! (docs/run-completion-events.md, "What the operator records"; decision 0005).
 //!
 //! The operator's feed and its in-process event sources read the named objects, ask these functions what to write,
 //! and write it with a `resourceVersion`-guarded patch. Both functions answer `None` when nothing needs writing, so
-//! a replayed event (at-least-once delivery, Decision 11) is a no-op.
+//! a replayed event (at-least-once delivery) is a no-op.
 //!
-//! Ordering of `status.latestRuns.succeeded` (Decision 7). Each recorded run keeps its `runEndTime`; an event
-//! replaces the record only when it is not older. Two runs ending at the same instant are ordered by run id, so the
-//! outcome of any set of events is the same whatever order they arrive in, and a replay never flips the record
-//! back (each flip would trigger the dependants of the RunConfiguration, Decision 5). An event without
-//! `runEndTime` cannot show that it is newer: it replaces a record only when that record has no `runEndTime`
-//! either (the Go operator's "last one wins", for providers that report no times).
+//! Ordering of `status.latestRuns.succeeded` (decision 0005, "Ordering"). Each recorded run keeps its `runEndTime`; an
+//! event replaces the record only when it is not older. Two runs ending at the same instant are ordered by run id, so
+//! the outcome of any set of events is the same whatever order they arrive in, and a replay never flips the record back
+//! (each flip would trigger the dependants of the RunConfiguration). An event without `runEndTime` cannot show that it
+//! is newer: it replaces a record only when that record has no `runEndTime` either (the Go operator's "last one wins",
+//! for providers that report no times).
 
 use std::cmp::Ordering;
 
@@ -35,7 +35,7 @@ pub fn run_completion_state(
     }
 }
 
-/// How a succeeded run compares with the recorded one (Decision 7): `Greater` or `Equal` replace it.
+/// How a succeeded run compares with the recorded one (decision 0005): `Greater` or `Equal` replace it.
 pub fn compare_runs(event: &RunReference, recorded: &RunReference) -> Ordering {
     if recorded.provider_id.is_empty() {
         return Ordering::Greater;

@@ -1,4 +1,5 @@
-//! Building what a provider operation sends (SPEC 4.1, 4.3): pure functions of the resource and its Provider.
+//! Building what a provider operation sends (docs/provider-service.md, "Request bodies"): pure functions of the
+//! resource and its Provider.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,8 @@ use crate::resources::v1beta1::{Experiment, PatchType, Pipeline, Provider, RunSc
 use crate::resources::{GROUP, labels};
 use crate::values::NamespacedName;
 
-/// Why no definition could be built. The Display text is the `Failed` condition message of SPEC 3.2.
+/// Why no definition could be built. The Display text is the `Failed` condition message (docs/platform-guide.md,
+/// "Condition messages").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// Something went wrong assembling the definition (e.g. a framework patch that does not apply).
@@ -37,7 +39,7 @@ fn meta_name(meta: &ObjectMeta) -> NamespacedName {
     )
 }
 
-/// SPEC 4.1: a provider with `allowedNamespaces` serves only resources in those namespaces.
+/// A provider with `allowedNamespaces` serves only resources in those namespaces.
 pub fn check_allowed_namespace(meta: &ObjectMeta, provider: &Provider) -> Result<(), BuildError> {
     let allowed = &provider.spec.allowed_namespaces;
     let namespace = meta.namespace.as_deref().unwrap_or_default();
@@ -52,8 +54,8 @@ pub fn check_allowed_namespace(meta: &ObjectMeta, provider: &Provider) -> Result
     )))
 }
 
-/// The patched PipelineDefinition and the framework image (SPEC 3.3, 4.3; Decision 13: framework names compare
-/// case-insensitively).
+/// The patched PipelineDefinition and the framework image (docs/provider-service.md, "Request bodies"; framework names
+/// compare case-insensitively).
 pub fn pipeline_definition(
     pipeline: &Pipeline,
     provider: &Provider,
@@ -166,7 +168,7 @@ fn ensure_parents(doc: &mut Value, path: &str) {
     }
 }
 
-/// SPEC 4.3 trigger indicator from a Run's labels.
+/// The trigger indicator from a Run's labels (docs/concepts.md, "Labels and annotations").
 fn trigger_indicator_from_labels(meta: &ObjectMeta) -> TriggerIndicator {
     let label = |key: &str| {
         meta.labels
@@ -190,7 +192,7 @@ fn experiment_name(namespace: &str, experiment: &str) -> NamespacedName {
     }
 }
 
-/// SPEC 3.4/4.3 RunDefinition; `parameters` are the resolved values.
+/// The RunDefinition; `parameters` are the resolved values.
 pub fn run_definition(
     meta: &ObjectMeta,
     spec: &RunSpec,
@@ -221,7 +223,7 @@ pub fn run_definition(
     }
 }
 
-/// SPEC 3.5/4.3 RunScheduleDefinition.
+/// The RunScheduleDefinition.
 pub fn run_schedule_definition(rs: &RunSchedule, version: &str) -> RunScheduleDefinition {
     let namespace = rs.metadata.namespace.clone().unwrap_or_default();
     let run_configuration_name = rs
@@ -265,7 +267,7 @@ pub fn run_schedule_definition(rs: &RunSchedule, version: &str) -> RunScheduleDe
     }
 }
 
-/// SPEC 3.6/4.3 ExperimentDefinition.
+/// The ExperimentDefinition.
 pub fn experiment_definition(experiment: &Experiment, version: &str) -> ExperimentDefinition {
     ExperimentDefinition {
         name: meta_name(&experiment.metadata),

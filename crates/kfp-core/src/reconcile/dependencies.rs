@@ -1,11 +1,11 @@
-//! What Runs and RunConfigurations depend on, shared by their planners (SPEC 3.4 "Resolution", 3.4 step 4, 3.7
-//! steps 3 and 4).
+//! What Runs and RunConfigurations depend on, shared by their planners (docs/controllers.md, "Runs" and
+//! "RunConfigurations").
 //!
 //! - [`resolve_parameters`]: turns `spec.run.parameters` into literal values, reading `valueFrom` references from the
 //!   dependency snapshot in `status.dependencies.runConfigurations`.
 //! - [`snapshot_run_configurations`]: the snapshot itself, taken from the referenced RunConfigurations' latest
 //!   succeeded runs.
-//! - [`observed_pipeline_version`]: the pipeline version a Run or RunConfiguration runs (SPEC 3.4 rule 4b).
+//! - [`observed_pipeline_version`]: the pipeline version a Run or RunConfiguration runs.
 //!
 //! All functions are pure; the controller gathers the referenced objects.
 
@@ -62,7 +62,7 @@ pub fn dependency_key(reference: &NamespacedName, referring_namespace: &str) -> 
     reference.with_default_namespace(referring_namespace).to_string()
 }
 
-/// Resolves `parameters` of an object in `namespace` against its dependency snapshot (SPEC 3.4 "Resolution").
+/// Resolves `parameters` of an object in `namespace` against its dependency snapshot (docs/controllers.md, "Runs").
 ///
 /// A literal `value` is taken as it is. `valueFrom` reads
 /// `dependencies.runConfigurations[<ns>/<rc>].artifacts[name = outputArtifact].location`. When that is missing, an
@@ -116,12 +116,12 @@ pub fn resolve_parameters(
     }
 }
 
-/// The message for an optional parameter that was left out (SPEC 3.4 step 5).
+/// The message for an optional parameter that was left out (docs/controllers.md, "Runs").
 pub fn optional_parameter_message(name: &str) -> String {
     format!("Unable to resolve parameter '{name}', but skipping as it is marked as optional.")
 }
 
-/// The Normal/`Synced` event for an optional parameter that was left out (SPEC 3.4 step 5).
+/// The Normal/`Synced` event for an optional parameter that was left out.
 pub fn optional_parameter_skipped_event(name: &str) -> Event {
     Event {
         type_: EventType::Normal,
@@ -145,7 +145,7 @@ pub fn referenced_run_configurations(
         .collect()
 }
 
-/// The dependency snapshot for `status.dependencies.runConfigurations` (SPEC 3.7 step 4, 3.4 step 4a).
+/// The dependency snapshot for `status.dependencies.runConfigurations` (docs/controllers.md, "Runs").
 ///
 /// One entry per referenced RunConfiguration (parameter and trigger references, namespaces defaulting to
 /// `namespace`): `{providerId, artifacts}` of its `status.latestRuns.succeeded`, keeping only the artifacts some
@@ -202,7 +202,7 @@ pub struct PipelineObservation {
     pub version: String,
 }
 
-/// The pipeline version a Run or RunConfiguration runs (SPEC 3.4 rule 4b).
+/// The pipeline version a Run or RunConfiguration runs (docs/controllers.md, "Runs").
 ///
 /// A fixed version in `spec.pipeline` (`name:version`) wins. Otherwise the Pipeline `<ns>/<name>` decides:
 /// `None` (not found) -> `""`; `Succeeded` -> its `status.version`; `Deleted` -> `""`; any other state (in flight or

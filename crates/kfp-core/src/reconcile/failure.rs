@@ -14,8 +14,8 @@ use crate::compiler::CompileError;
 use crate::executor::FailureClass;
 use crate::provider::ProviderError;
 
-/// The backoff of transient operation failures: 10 s doubling to 10 min (Decision 1). The jitter is the planner's
-/// (deterministic per object: `generic::retry_delay`), so a resource's retry time survives restarts.
+/// The backoff of transient operation failures: 10 s doubling to 10 min (decision 0002, "Retries"). The jitter is the
+/// planner's (deterministic per object: `generic::retry_delay`), so a resource's retry time survives restarts.
 pub const OPERATION_RETRY: Backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(600));
 
 /// What a failed operation means.

@@ -1,5 +1,6 @@
-//! The generic state machine of Pipeline, Run, RunSchedule and Experiment (SPEC 3.1, 3.2), amended by SPEC 12
-//! Decisions 1 (retries), 2 (deletion from every state) and 3 (`Pending`).
+//! The generic state machine of Pipeline, Run, RunSchedule and Experiment (docs/controllers.md, "The state machine
+//! of Pipelines, Runs, RunSchedules and Experiments"), with retries, deletion from every state and `Pending`
+//! (decision 0002, "Retries", "Deletion and missing providers"; docs/controllers.md, "Runs").
 //!
 //! # Retry state
 //! The attempt count of a transient failure must survive reconciles, and `plan` is pure, so it is kept on the object
@@ -30,9 +31,9 @@ use crate::version;
 /// Annotation holding the [`RetryState`] of a resource whose last operation failed transiently.
 pub const RETRY_ANNOTATION: &str = "pipelines.kubeflow.org/retry";
 
-/// First retry delay (Decision 1): [`super::failure::OPERATION_RETRY`]'s.
+/// First retry delay (decision 0002, "Retries"): [`super::failure::OPERATION_RETRY`]'s.
 pub const RETRY_FIRST: Duration = super::failure::OPERATION_RETRY.initial;
-/// Longest retry delay (Decision 1): [`super::failure::OPERATION_RETRY`]'s.
+/// Longest retry delay (decision 0002, "Retries"): [`super::failure::OPERATION_RETRY`]'s.
 pub const RETRY_CAP: Duration = super::failure::OPERATION_RETRY.max;
 /// How soon to look again for a resource whose Provider cannot be loaded (the Go operator's requeue).
 pub const PROVIDER_MISSING_REQUEUE: Duration = Duration::from_secs(30);
@@ -128,7 +129,7 @@ pub enum ResourceCommand<S> {
     RecordEvent(Event),
     /// Remove [`FINALIZER`]; the object goes away.
     RemoveFinalizer,
-    /// Delete the object itself (Run completion TTL, SPEC 3.4).
+    /// Delete the object itself (the Run completion TTL, docs/controllers.md, "Runs").
     DeleteResource,
 }
 
@@ -180,12 +181,12 @@ impl StatusLike for RunStatus {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Built {
     Ready(OperationDefinition),
-    /// Decision 3: not buildable yet; the message names what is missing.
+    /// `Pending`: not buildable yet; the message names what is missing (docs/controllers.md, "Runs").
     Pending(String),
 }
 
-/// The SPEC 3.1 event message: `<State> [version: "<v>"]: <message>`, the bracket only with a version and the
-/// colon part only with a message.
+/// The event message (docs/controllers.md, "Events and metrics"): `<State> [version: "<v>"]: <message>`, the bracket
+/// only with a version and the colon part only with a message.
 pub fn event_message(state: SynchronizationState, version: &str, message: &str) -> String {
     let mut text = state.as_str().to_string();
     if !version.is_empty() {
@@ -198,7 +199,7 @@ pub fn event_message(state: SynchronizationState, version: &str, message: &str) 
     text
 }
 
-/// The SPEC 3.1 event for a status write.
+/// The event for a status write (docs/controllers.md, "Events and metrics").
 pub fn state_event(state: SynchronizationState, version: &str, message: &str) -> Event {
     let (type_, reason) = match state {
         SynchronizationState::Failed => (EventType::Warning, reasons::SYNC_FAILED),
@@ -214,7 +215,7 @@ pub fn state_event(state: SynchronizationState, version: &str, message: &str) ->
     }
 }
 
-/// Messages of SPEC 3.2.
+/// Condition messages of the state machine (docs/platform-guide.md, "Condition messages").
 pub mod messages {
     /// The Provider that holds the object is not the one it names.
     pub const PROVIDER_CHANGED: &str = "the provider has changed";
@@ -234,12 +235,12 @@ pub mod messages {
     pub const PROGRESS_UNKNOWN: &str = "operation progress unknown";
 }
 
-/// Text appended to a failure message (Decision 1).
+/// Text appended to a failure message (decision 0002, "Retries").
 pub fn permanent_suffix() -> &'static str {
     " (permanent failure: waiting for a spec change)"
 }
 
-/// Text appended to a transient failure's message: the attempt and when the next one is (Decision 1).
+/// Text appended to a transient failure's message: the attempt and when the next one is (decision 0002, "Retries").
 pub fn transient_suffix(attempt: u32, next: &Time) -> String {
     format!(
         " (transient failure, attempt {attempt}: next attempt at {})",
@@ -343,7 +344,8 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// A status write with its condition, observedGeneration and event (SPEC 3.1).
+    /// A status write with its condition, observedGeneration and event (docs/controllers.md, "The state machine of
+    /// Pipelines, Runs, RunSchedules and Experiments").
     pub fn set_status<S: StatusLike>(
         &self,
         out: &mut Out<S>,
@@ -375,7 +377,7 @@ impl<'a> Machine<'a> {
         out.push(ResourceCommand::SetStatus { status, event: None });
     }
 
-    /// SPEC 3.1: when nothing writes the status but the generation moved, write it to record observedGeneration.
+    /// When nothing writes the status but the generation moved, write it to record observedGeneration.
     pub fn finish<S: StatusLike>(&self, mut out: Out<S>, current: &S) -> Plan<ResourceCommand<S>> {
         // A finalizer patch wakes the next reconcile, which writes the status anyway (one write, not two).
         let finalizing = out.commands.iter().any(|c| {
@@ -439,7 +441,8 @@ impl<'a> Machine<'a> {
         if deleting && !self.has_finalizer() {
             return;
         }
-        // Decision 2: without the provider the provider-side object cannot be deleted; let the object go.
+        // Without the provider the provider-side object cannot be deleted; let the object go (decision 0002,
+        // "Deletion and missing providers").
         if deleting && (self.provider.is_none() || provider_changed) {
             let provider = if provider_changed {
                 &status.provider.name
@@ -473,7 +476,8 @@ impl<'a> Machine<'a> {
             out.push(ResourceCommand::AddFinalizer);
             return;
         }
-        // SPEC 3.2 cell 0.
+        // The provider changed: the first row of the state table (docs/controllers.md, "The state machine of Pipelines,
+        // Runs, RunSchedules and Experiments").
         if provider_changed {
             let message = status
                 .synchronized()
@@ -494,7 +498,8 @@ impl<'a> Machine<'a> {
             }
             (_, St::Deleting) => self.await_delete(out, current, provider, retry.as_ref()),
             (true, St::Creating | St::Updating) => {
-                // Decision 2: let the operation in flight finish; the next reconcile deletes.
+                // Let the operation in flight finish (decision 0002, "Deletion and missing providers"); the next
+                // reconcile deletes.
                 self.await_apply(out, current, state, retry.as_ref());
             }
             (true, St::Unknown | St::Succeeded | St::Failed | St::Pending) => {
@@ -584,7 +589,7 @@ impl<'a> Machine<'a> {
             }
             Ok(Built::Ready(definition)) => {
                 let action = if id.is_empty() {
-                    // SPEC 3.2 cell 1: from Unknown the status is reset to the version alone.
+                    // From Unknown the status is reset to the version alone.
                     let reset = from == St::Unknown;
                     self.set_status(out, current, St::Creating, "", |s| {
                         if reset {
@@ -631,7 +636,8 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// SPEC 3.2 *await*, for the outcomes of a create/update or a delete.
+    /// Awaiting (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules and Experiments"), for the
+    /// outcomes of a create/update or a delete.
     fn awaited(&self, expect_id: bool) -> Awaited {
         if self.outcomes.iter().any(OperationOutcome::in_progress) {
             return Awaited::Waiting;
@@ -698,7 +704,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Records a failure: the retry state and the message suffix of Decision 1.
+    /// Records a failure: the retry state and the message suffix of decision 0002, "Retries".
     fn failure_message<S>(
         &self,
         out: &mut Out<S>,
@@ -778,7 +784,8 @@ impl<'a> Machine<'a> {
         self.mark_consumed(out);
     }
 
-    /// Deleting: await the delete; on failure stay `Deleting` and retry with backoff (Decision 2).
+    /// Deleting: await the delete; on failure stay `Deleting` and retry with backoff (decision 0002, "Deletion and
+    /// missing providers").
     fn await_delete<S: StatusLike>(
         &self,
         out: &mut Out<S>,
@@ -843,7 +850,7 @@ pub(crate) fn current_status<S: StatusLike>(status: &Option<S>) -> std::borrow::
     status_of(status)
 }
 
-/// SPEC 3.3: plans a Pipeline.
+/// Plans a Pipeline (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules and Experiments").
 pub fn plan_pipeline(observed: &Observed<'_, Pipeline>) -> Plan<ResourceCommand<Status>> {
     let pipeline = observed.resource;
     let stored = pipeline.status.as_ref().map_or("", |s| s.version.as_str());
@@ -865,7 +872,7 @@ pub fn plan_pipeline(observed: &Observed<'_, Pipeline>) -> Plan<ResourceCommand<
     })
 }
 
-/// SPEC 3.5: plans a RunSchedule.
+/// Plans a RunSchedule (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules and Experiments").
 pub fn plan_run_schedule(observed: &Observed<'_, RunSchedule>) -> Plan<ResourceCommand<Status>> {
     let rs = observed.resource;
     let machine = Machine {
@@ -890,7 +897,7 @@ pub fn plan_run_schedule(observed: &Observed<'_, RunSchedule>) -> Plan<ResourceC
     })
 }
 
-/// SPEC 3.6: plans an Experiment.
+/// Plans an Experiment (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules and Experiments").
 pub fn plan_experiment(observed: &Observed<'_, Experiment>) -> Plan<ResourceCommand<Status>> {
     let experiment = observed.resource;
     let machine = Machine {

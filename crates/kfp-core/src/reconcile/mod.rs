@@ -1,4 +1,4 @@
-//! Pure reconcile planning: `plan(&Observed) -> Plan` for every controller (SPEC 3, as amended by SPEC 12).
+//! Pure reconcile planning: `plan(&Observed) -> Plan` for every controller (docs/controllers.md; decision 0002).
 //!
 //! A controller in `kfp-operator` gathers what it observed (the resource, its provider, outcomes of submitted
 //! operations, dependencies, and `now`), asks the kind's planner for a [`Plan`], and applies its commands in order,
@@ -84,7 +84,7 @@ pub struct Event {
     pub message: String,
 }
 
-/// Event reasons (SPEC 3.1, and this project's own).
+/// Event reasons: the Go operator's, and this project's own (docs/platform-guide.md, "Event reasons").
 pub mod reasons {
     /// The object reached `Succeeded` or `Deleted` (and optional-parameter notices).
     pub const SYNCED: &str = "Synced";
@@ -92,11 +92,11 @@ pub mod reasons {
     pub const SYNC_FAILED: &str = "SyncFailed";
     /// The object is `Creating`, `Updating`, `Deleting` or `Pending`.
     pub const SYNCING: &str = "Syncing";
-    /// SPEC 12.2: the finalizer was released because the Provider no longer exists.
+    /// The finalizer was released because the Provider no longer exists (decision 0002).
     pub const PROVIDER_GONE: &str = "ProviderGone";
 }
 
-/// The `Synchronized` condition for a state (SPEC 1.2).
+/// The `Synchronized` condition for a state (docs/concepts.md, "Status").
 pub fn synchronized_condition(
     state: SynchronizationState,
     message: &str,

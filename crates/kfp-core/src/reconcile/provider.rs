@@ -1,11 +1,11 @@
-//! Provider planning (SPEC 3.8, as amended by SPEC 12 Decision 10): the provider service's Deployment and Service.
+//! Provider planning (docs/controllers.md, "Providers"; decision 0002): the provider service's Deployment and Service.
 //!
 //! The desired objects are pure functions of the Provider and [`DefaultProviderValues`]. The controller applies them
 //! with server-side apply under the field manager [`FIELD_MANAGER`], so they get deterministic names
 //! (`provider-<name>`, [`resource_name`]) instead of the Go operator's `generateName: provider-<name>-`: an apply
 //! addresses an object by name, and a fixed name makes the apply idempotent. Objects the Go operator created under
 //! a generated name (controlled by the same Provider) are deleted once their replacement exists, so exactly one
-//! Service is controlled by the Provider, as workflow building expects (SPEC 3.1).
+//! Service is controlled by the Provider, as the Argo executor's provider URL expects (docs/executors.md).
 //!
 //! Observed objects are compared with the desired ones on the fields the operator sets only (what server-side apply
 //! owns), so fields the API server defaults never cause an apply. The Service is applied in place, never deleted
@@ -233,10 +233,10 @@ fn merge_by_key<T: Clone, K: PartialEq>(items: &mut Vec<T>, additions: &[T], key
     }
 }
 
-/// Lets the provider service post to the operator's feed (SPEC 12.12): `OPERATORWEBHOOK` (unless the pod template
-/// sets it), and a projected ServiceAccount token for the feed's audience in [`FEED_TOKEN_DIR`], where the
-/// provider service reads it by default (unless the pod template has a volume or mount there). A Provider's own
-/// `podTemplateEnv`, volumes and mounts are merged afterwards and win.
+/// Lets the provider service post to the operator's feed (docs/run-completion-events.md, "Authentication"):
+/// `OPERATORWEBHOOK` (unless the pod template sets it), and a projected ServiceAccount token for the feed's audience in
+/// [`FEED_TOKEN_DIR`], where the provider service reads it by default (unless the pod template has a volume or mount
+/// there). A Provider's own `podTemplateEnv`, volumes and mounts are merged afterwards and win.
 fn add_feed_access(
     feed: &FeedAccess,
     env: &mut Vec<EnvVar>,
@@ -280,7 +280,7 @@ fn add_feed_access(
     }
 }
 
-/// The provider service Deployment (SPEC 3.8 step 2).
+/// The provider service Deployment (docs/controllers.md, "Providers").
 ///
 /// From `config.podTemplateSpec` with the `app` pod label and `serviceAccountName = spec.serviceAccount`; in the
 /// container `config.serviceContainerName`: `image = spec.serviceImage`, the pod template's env followed by
@@ -353,7 +353,7 @@ pub fn desired_deployment(
     })
 }
 
-/// The provider service Service (SPEC 3.8 step 3): ClusterIP, selector `app`, TCP ports `http` (servicePort) and
+/// The provider service Service: ClusterIP, selector `app`, TCP ports `http` (servicePort) and
 /// `metrics` (metricsPort).
 pub fn desired_service(provider: &Provider, config: &DefaultProviderValues) -> Service {
     let port = |name: &str, port: i32| ServicePort {
@@ -409,7 +409,7 @@ fn contains(observed: &Value, desired: &Value) -> bool {
     }
 }
 
-/// Plans one reconcile of a Provider (SPEC 3.8).
+/// Plans one reconcile of a Provider (docs/controllers.md, "Providers").
 ///
 /// Applies the Deployment and Service when missing (`Creating`) or when an owned field differs (`Updating`); when
 /// both are in sync, `Succeeded` with `observedGeneration`. A generation change that leaves both objects as they
@@ -500,7 +500,7 @@ pub fn plan_apply_failure(observed: &Observed, subresource: Subresource) -> Plan
     Plan::new(conclude(observed, SynchronizationState::Failed, &message))
 }
 
-/// The condition for `state`; `observedGeneration` in the status only once `Succeeded` (SPEC 3.8 step 4). A
+/// The condition for `state`; `observedGeneration` in the status only once `Succeeded`. A
 /// SetStatus only when something changed.
 fn conclude(observed: &Observed, state: SynchronizationState, message: &str) -> Vec<Command> {
     let provider = &observed.provider;

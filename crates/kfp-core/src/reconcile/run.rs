@@ -1,5 +1,5 @@
-//! SPEC 3.4: a Run's extras around the generic state machine (completion TTL, dependency snapshots, parameter
-//! resolution with Decision 3 `Pending`, fixed vs floating pipeline versions).
+//! A Run's extras around the generic state machine (completion TTL, dependency snapshots, parameter resolution with
+//! `Pending`, fixed vs floating pipeline versions): docs/controllers.md, "Runs".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub struct RunInputs {
     pub run_completion_ttl: Option<Duration>,
 }
 
-/// Plans a Run (SPEC 3.4 with Decisions 1-3).
+/// Plans a Run (docs/controllers.md, "Runs").
 pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<ResourceCommand<RunStatus>> {
     let run = observed.resource;
     let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
@@ -69,7 +69,7 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
     }
 
     // Steps 3-4: snapshots, while the Run has not been submitted (a Pending Run re-reads its dependencies, so it
-    // proceeds when they appear: Decision 3).
+    // proceeds when they appear).
     let state = status.synchronization_state();
     let unsubmitted = matches!(
         state,
@@ -99,7 +99,7 @@ pub fn plan_run(observed: &Observed<'_, Run>, inputs: &RunInputs) -> Plan<Resour
             return out.into_plan();
         }
         if status.dependencies.pipeline.version.is_empty() {
-            // Nothing can be submitted without a pipeline version: say so (Decision 3 style) instead of silence.
+            // Nothing can be submitted without a pipeline version: say so (`Pending`) instead of silence.
             let message = format!(
                 "waiting for pipeline '{}' to have a succeeded version",
                 NamespacedName::new(

@@ -1,4 +1,4 @@
-//! RunConfiguration planning (SPEC 3.7, as amended by SPEC 12 Decisions 4, 5 and 6).
+//! RunConfiguration planning (docs/controllers.md, "RunConfigurations"; decision 0002, "RunConfigurations").
 //!
 //! A RunConfiguration has no finalizer and no workflows: it owns RunSchedules (one per `triggers.schedules` entry)
 //! and creates Runs when a trigger fires. [`plan`] decides, in this order:
@@ -8,7 +8,7 @@
 //! 3. a cron expression in `triggers.schedules` that does not parse -> `Failed` with the parser's message;
 //! 4. a new observed pipeline version -> write `status.dependencies.pipeline.version`, stop;
 //! 5. a new dependency snapshot -> write `status.dependencies.runConfigurations`, stop;
-//! 6. parameters that cannot be resolved -> `Pending` "Unable to resolve parameters: `<err>`" (Decision 3), stop;
+//! 6. parameters that cannot be resolved -> `Pending` "Unable to resolve parameters: `<err>`" (as a Run), stop;
 //! 7. triggers changed -> maybe create a Run, write `status.triggers`, stop;
 //! 8. replace RunSchedules that differ from the desired ones, then write the aggregated state.
 //!
@@ -164,11 +164,11 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
         }]);
     }
 
-    // Decision 3, applied to a RunConfiguration whose Pipeline exists but has no succeeded version yet (typically
-    // both applied at once): nothing is started and no RunSchedule made until it has one. Firing on the run spec at
-    // once gave a floating Run, then a second, pinned Run and a replaced RunSchedule when the version came
-    // (issue 17). A Pipeline that is not a resource at all keeps the Go operator's behaviour (SPEC 3.7): the
-    // provider resolves the name itself (a pipeline registered by other means).
+    // `Pending`, as a Run without a pipeline version, for a RunConfiguration whose Pipeline exists but has no succeeded
+    // version yet (typically both applied at once): nothing is started and no RunSchedule made until it has one. Firing
+    // on the run spec at once gave a floating Run, then a second, pinned Run and a replaced RunSchedule when the
+    // version came (issue 17). A Pipeline that is not a resource at all keeps the Go operator's behaviour: the provider
+    // resolves the name itself (a pipeline registered by other means).
     let pipeline_in_flight = observed
         .pipeline
         .as_ref()
@@ -200,7 +200,7 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     {
         Ok(resolved) => resolved.values,
         Err(error) => {
-            // Decision 3, applied to RunConfigurations: parameters that cannot be resolved yet (a dependency never
+            // `Pending`, as for Runs: parameters that cannot be resolved yet (a dependency never
             // succeeded or lacks the artifact) make the RunConfiguration `Pending`, naming what is missing;
             // nothing is created until they resolve.
             let message = format!("Unable to resolve parameters: {error}");
@@ -215,8 +215,8 @@ pub fn plan(observed: &Observed) -> Plan<Command> {
     sync_status(observed, &status, &namespace, parameters)
 }
 
-/// True when the dependency `key`'s latest succeeded run ended after the RunConfiguration was created (Decision 5
-/// amended): such a success is a trigger even when the dependency is first seen.
+/// True when the dependency `key`'s latest succeeded run ended after the RunConfiguration was created (decision
+/// 0002, "RunConfigurations"): such a success is a trigger even when the dependency is first seen.
 /// What the `Pending` message of a RunConfiguration waiting for its Pipeline to arrive says before the deadline.
 const ARRIVAL_WAIT: &str = "to exist (until ";
 
@@ -269,9 +269,9 @@ fn succeeded_since_creation(observed: &Observed, key: &str) -> bool {
 
 /// `Pending` with `message`, creating nothing.
 ///
-/// Decision 5 compares a dependency's provider id with the one last seen. A dependency must still be *seen* while
-/// the RunConfiguration waits (typically: it never succeeded), or its first success would only record a baseline
-/// and never trigger. Only dependencies not yet seen are recorded: a change to a known one stays pending until the
+/// A dependency triggers when its provider id differs from the one last seen. A dependency must still be *seen* while
+/// the RunConfiguration waits (typically: it never succeeded), or its first success would only record a baseline and
+/// never trigger. Only dependencies not yet seen are recorded: a change to a known one stays pending until the
 /// RunConfiguration can run, and then fires. A dependency that succeeded since the RunConfiguration's creation is
 /// recorded with an empty baseline, so that success fires too.
 fn pending(
@@ -302,7 +302,7 @@ fn pending(
     Plan::new(commands)
 }
 
-/// The triggers status for the current spec and dependencies (SPEC 3.7 step 6).
+/// The triggers status for the current spec and dependencies.
 fn desired_triggers(
     rc: &RunConfiguration,
     status: &RunConfigurationStatus,
@@ -336,11 +336,11 @@ fn desired_triggers(
 }
 
 /// Which trigger fired, first match wins: a new run spec version, a new pipeline version, then a dependency that
-/// recorded a NEW succeeded run (Decision 5: a provider id different from the one last seen, and not empty). A
+/// recorded a NEW succeeded run (a provider id different from the one last seen, and not empty). A
 /// dependency seen for the first time only records its baseline, unless its succeeded run ended after the
 /// RunConfiguration was created (`succeeded_since_creation`): that success happened while the RunConfiguration
-/// existed and must not be lost, e.g. to an operator restart before its first reconcile (Decision 5 amended,
-/// issue 17).
+/// existed and must not be lost, e.g. to an operator restart before its first reconcile (decision 0002,
+/// "RunConfigurations", issue 17).
 fn fired_trigger(
     observed: &Observed,
     old: &TriggersStatus,
@@ -388,8 +388,8 @@ fn same_logical_run(seen: &TriggeredRunReference, previous: &TriggeredRunReferen
     !seen.run_name.is_empty() && seen.run_name == previous.run_name
 }
 
-/// SPEC 3.7 step 6: when the triggers changed, create a Run if one fired (unless an equal one is in flight,
-/// Decision 6) and record the new triggers. `None` when the triggers did not change.
+/// Step 7: when the triggers changed, create a Run if one fired (unless one with the same spec is in flight) and
+/// record the new triggers. `None` when the triggers did not change.
 fn sync_with_runs(
     observed: &Observed,
     status: &RunConfigurationStatus,
@@ -459,7 +459,7 @@ fn pinned_pipeline(rc: &RunConfiguration, status: &RunConfigurationStatus) -> Pi
     )
 }
 
-/// The Run a fired trigger creates (SPEC 3.7 step 6).
+/// The Run a fired trigger creates (docs/controllers.md, "RunConfigurations").
 pub fn desired_run(
     rc: &RunConfiguration,
     status: &RunConfigurationStatus,
@@ -490,7 +490,7 @@ pub fn desired_run(
     }
 }
 
-/// The RunSchedules `rc` should own, one per `triggers.schedules` entry (SPEC 3.7 step 7).
+/// The RunSchedules `rc` should own, one per `triggers.schedules` entry.
 pub fn desired_run_schedules(
     rc: &RunConfiguration,
     status: &RunConfigurationStatus,
@@ -518,7 +518,7 @@ pub fn desired_run_schedules(
         .collect()
 }
 
-/// SPEC 3.7 steps 7 and 8: replace RunSchedules whose spec differs (never update), then write the state.
+/// Step 8: replace RunSchedules whose spec differs (never update), then write the state.
 fn sync_status(
     observed: &Observed,
     status: &RunConfigurationStatus,
@@ -556,7 +556,7 @@ fn sync_status(
     commands.extend(excess.into_iter().map(|name| Command::DeleteRunSchedule { name }));
 
     let (state, message) = if !commands.is_empty() || terminating {
-        // Decision 4: never an empty state while swapping.
+        // Never an empty state while swapping (the Go operator's was, and failed the CRD's validation).
         (
             SynchronizationState::Updating,
             WAITING_FOR_RUN_SCHEDULES.to_string(),
@@ -614,8 +614,9 @@ fn aggregate_state(run_schedules: &[&RunSchedule]) -> (SynchronizationState, Str
     }
 }
 
-/// The Event that accompanies a status write (SPEC 3.1): Warning/`SyncFailed` for Failed, Normal/`Synced` for
-/// Succeeded and Deleted, Normal/`Syncing` otherwise; message `<State>` plus `: <message>` when there is one.
+/// The Event that accompanies a status write (docs/controllers.md, "Events and metrics"): Warning/`SyncFailed` for
+/// Failed, Normal/`Synced` for Succeeded and Deleted, Normal/`Syncing` otherwise; message `<State>` plus `: <message>`
+/// when there is one.
 pub fn status_event(state: SynchronizationState, message: &str) -> Event {
     let (type_, reason) = match state {
         SynchronizationState::Failed => (EventType::Warning, reasons::SYNC_FAILED),
@@ -636,7 +637,8 @@ pub fn status_event(state: SynchronizationState, message: &str) -> Event {
     }
 }
 
-/// SPEC 3.7 step 8: `observedGeneration`, `provider` and the condition; a SetStatus only when something changed.
+/// Concludes a reconcile with its state: `observedGeneration`, `provider` and the condition; a SetStatus only when
+/// something changed.
 fn conclude(
     observed: &Observed,
     status: &RunConfigurationStatus,

@@ -1,4 +1,4 @@
-//! The CustomResourceDefinitions of all six kinds, every version in one CRD per kind (SPEC 1.1).
+//! The CustomResourceDefinitions of all six kinds, every version in one CRD per kind (docs/reference/README.md).
 //!
 //! `kfp-operator crds` prints [`all`]; the output is checked in under `config/crd/`.
 //!
@@ -169,7 +169,8 @@ pub enum Rule {
     },
 }
 
-/// Only one of `value` and `valueFrom` (SPEC 1.5); an empty `value` is the same as none (it is omitted).
+/// Only one of `value` and `valueFrom` (docs/webhooks.md, "Rules the CRDs hold themselves"); an empty `value` is the
+/// same as none (it is omitted).
 const VALUE_OR_VALUE_FROM: Rule = Rule::Cel {
     rule: "!has(self.valueFrom) || !has(self.value) || self.value == ''",
     message: Some("only one of value or valueFrom can be set"),
@@ -349,7 +350,7 @@ fn multi_version(versions: Vec<CustomResourceDefinition>) -> Result<CustomResour
     Ok(crd)
 }
 
-/// The Provider schema keeps fields it does not know at its root (SPEC 1.1), as the Go operator's does.
+/// The Provider schema keeps fields it does not know at its root, as the Go operator's does.
 fn preserve_unknown_fields_at_root(crd: &mut CustomResourceDefinition) {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version

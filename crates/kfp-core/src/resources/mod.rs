@@ -1,4 +1,5 @@
-//! The API of group `pipelines.kubeflow.org`: six kinds in three versions (SPEC 1).
+//! The API of group `pipelines.kubeflow.org`: six kinds in three versions (docs/concepts.md, "Resources";
+//! docs/reference/README.md).
 //!
 //! `v1beta1` is the hub and storage version; `v1alpha6` and `v1alpha5` (deprecated) are spokes converted to and from
 //! it by [`crate::conversion`]. [`crd`] renders the multi-version CustomResourceDefinitions.
@@ -51,10 +52,10 @@ pub const GROUP: &str = "pipelines.kubeflow.org";
 /// Held on Pipeline, Run, RunSchedule and Experiment until the provider side is deleted.
 pub const FINALIZER: &str = "finalizer.pipelines.kubeflow.org";
 
-/// Lossy conversion data: JSON that the hub cannot hold, kept on the spoke object (SPEC 2).
+/// Lossy conversion data: JSON that the other version cannot hold (docs/webhooks.md, "The conversion webhook").
 pub const REMAINDER_ANNOTATION: &str = "v1beta1.pipelines.kubeflow.org/conversions.remainder";
 
-/// Labels the operator reads and writes (SPEC 1.4).
+/// Labels the operator reads and writes (docs/concepts.md, "Labels and annotations").
 pub mod labels {
     /// The kind of the object a Workflow is for (`pipeline`, `run`, `runschedule`, `experiment`).
     pub const OWNER_KIND: &str = "pipelines.kubeflow.org/owner.kind";

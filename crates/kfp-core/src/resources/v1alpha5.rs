@@ -1,5 +1,5 @@
 //! `pipelines.kubeflow.org/v1alpha5`: deprecated, served again because user documentation still shows it
-//! (SPEC 1.1a). Converted to and from the `v1beta1` hub.
+//! (docs/webhooks.md, "The conversion webhook"). Converted to and from the `v1beta1` hub.
 //!
 //! The provider is named by the annotation [`super::labels::PROVIDER_ANNOTATION`]; `runtimeParameters` accepts a list
 //! of `{name, value | valueFrom}` or a map `{name: "value"}`; RunConfiguration schedules are plain cron strings.

@@ -1,4 +1,5 @@
-//! `pipelines.kubeflow.org/v1alpha6`: a spoke converted to and from the `v1beta1` hub (SPEC 2).
+//! `pipelines.kubeflow.org/v1alpha6`: a spoke converted to and from the `v1beta1` hub (docs/webhooks.md, "The
+//! conversion webhook").
 //!
 //! Providers are referenced by bare name (the namespace travels in the conversion remainder), Pipelines carry
 //! `tfxComponents`/`beamArgs` instead of a framework, runs carry `runtimeParameters`, and every status keeps

@@ -1,4 +1,4 @@
-//! `pipelines.kubeflow.org/v1beta1`: the hub and storage version (SPEC 1.3).
+//! `pipelines.kubeflow.org/v1beta1`: the hub and storage version (docs/reference/README.md).
 //!
 //! Field names, required fields and `omitempty` behaviour follow the Go operator, so objects written by either
 //! operator read the same in both.

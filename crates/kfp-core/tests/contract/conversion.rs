@@ -1,4 +1,5 @@
-//! Conversion through the v1beta1 hub: round trips, SPEC examples, fixtures, errors, no panics.
+//! Conversion through the v1beta1 hub: round trips, the documented rules (docs/webhooks.md, "The conversion webhook"),
+//! fixtures, errors, no panics.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![allow(clippy::collapsible_if)] // generator code reads better nested
 

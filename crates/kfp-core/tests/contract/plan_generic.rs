@@ -1,5 +1,6 @@
-//! Table tests of the generic state machine (SPEC 3.1, 3.2), the Run extras (SPEC 3.4), RunSchedule/Experiment
-//! definitions (SPEC 3.5/3.6) and Decisions 1, 2, 3. Each test names the SPEC cell or Decision it covers.
+//! Table tests of the generic state machine, the Run extras, RunSchedule/Experiment definitions, retries, deletion
+//! and `Pending` (docs/controllers.md; decision 0002). Test names keep the numbering of the design notes the project
+//! started from (`spec_3_2_*`, `decision_1_*`, ...; decision 0002 says so).
 
 use crate::common;
 
@@ -116,7 +117,7 @@ fn plan(p: &Pipeline, outcomes: &[OperationOutcome]) -> Plan<Cmd> {
     })
 }
 
-/// The SetStatus the planner must emit: `mutate` applied, observedGeneration, merged condition, SPEC 3.1 event.
+/// The SetStatus the planner must emit: `mutate` applied, observedGeneration, merged condition, the state's event.
 fn expect_status<S: StatusLike>(
     current: &S,
     state: St,
@@ -223,7 +224,8 @@ fn set_retry(attempt: u32) -> Cmd {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// SPEC 3.1
+// Status writes: condition, observedGeneration, event (docs/controllers.md, "Events and metrics" and
+// "The state machine of Pipelines, Runs, RunSchedules and Experiments")
 // ----------------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -351,7 +353,8 @@ fn spec_3_1_events_follow_state_and_version() {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// SPEC 3.2 cells
+// The state machine's cells (docs/controllers.md, "The state machine of Pipelines, Runs, RunSchedules and
+// Experiments")
 // ----------------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -712,7 +715,7 @@ fn spec_3_2_cell_6_deleted_only_releases_finalizer() {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// Decision 1: retries
+// Retries (decision 0002, "Retries")
 // ----------------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -818,7 +821,7 @@ fn decision_1_success_clears_retry_state() {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// Decision 2: deletion
+// Deletion (decision 0002, "Deletion and missing providers")
 // ----------------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -953,7 +956,7 @@ fn decision_2_missing_provider_without_deletion_requeues() {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// SPEC 3.5 / 3.6
+// RunSchedule and Experiment definitions (docs/provider-service.md, "Request bodies")
 // ----------------------------------------------------------------------------------------------------------------
 
 #[test]
@@ -1066,7 +1069,7 @@ fn spec_3_6_experiment_create() {
 }
 
 // ----------------------------------------------------------------------------------------------------------------
-// SPEC 3.4 Run and Decision 3
+// Runs and `Pending` (docs/controllers.md, "Runs")
 // ----------------------------------------------------------------------------------------------------------------
 
 fn run(parameters: Vec<Parameter>) -> Run {

@@ -1,4 +1,5 @@
-//! Table tests of the RunConfiguration and Provider planners, named after the SPEC step or Decision they cover.
+//! Table tests of the RunConfiguration and Provider planners (docs/controllers.md, "RunConfigurations" and
+//! "Providers"). Test names keep the numbering of the design notes the project started from (decision 0002).
 
 // Test helpers outside `#[test]` functions fail loudly on bad fixtures, as the tests themselves do.
 
@@ -282,8 +283,8 @@ fn spec_3_7_step_4_dependency_snapshot_is_recorded_from_fixture() {
 
 #[test]
 fn spec_3_7_step_5_unresolvable_parameters_make_the_run_configuration_pending() {
-    // SPEC 3.7 step 5 left the state alone [quirk]; like a Run (Decision 3) the RunConfiguration is `Pending`,
-    // naming what is missing, creates nothing, and still records the dependency as seen (Decision 5).
+    // The Go operator left the state alone; like a Run the RunConfiguration is `Pending`, naming what is missing,
+    // creates nothing, and still records the dependency as seen (decision 0004, "Planning amendments").
     let mut dependant = dependency_rcs().remove(1);
     let mut status = RunConfigurationStatus::default();
     status.dependencies.pipeline.version = "v1".into();
@@ -1049,8 +1050,9 @@ fn spec_3_8_env_merge_rules() {
     assert!(volumes[0].empty_dir.is_some(), "replaced in place");
 }
 
-/// Decision 12: a provider deployed by the operator can post to the feed out of the box: `OPERATORWEBHOOK` and a
-/// projected token for the feed's audience where the provider service reads it by default.
+/// A provider deployed by the operator can post to the feed out of the box (docs/run-completion-events.md,
+/// "Authentication"): `OPERATORWEBHOOK` and a projected token for the feed's audience where the provider service reads
+/// it by default.
 #[test]
 fn decision_12_provider_deployments_get_the_feed_url_and_a_projected_token() {
     let mut cfg = config();
@@ -1477,7 +1479,7 @@ fn dependant_first_seeing(ended: Time) -> Observed {
 
 #[test]
 fn decision_5_amended_a_success_after_the_dependants_creation_fires_even_when_first_seen() {
-    // Ended before the dependant existed: only the baseline (Decision 5).
+    // Ended before the dependant existed: only the baseline (decision 0002, "RunConfigurations").
     let plan = run_configuration::plan(&dependant_first_seeing(Time(Timestamp::from_second(50).unwrap())));
     assert!(created_runs(&plan).is_empty(), "{plan:?}");
     // Ended after it was created (e.g. while the operator was down before its first reconcile): one Run.

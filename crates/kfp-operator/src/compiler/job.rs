@@ -1,4 +1,5 @@
-//! [`JobCompiler`]: compiles a pipeline in a Kubernetes Job, as the Argo executor's `compile` step does (SPEC 4.2):
+//! [`JobCompiler`]: compiles a pipeline in a Kubernetes Job, as the Argo executor's `compile` step does
+//! (docs/executors.md, "The templates"):
 //! an init container from the framework image copies the compiler into an `emptyDir` (`/entrypoint.sh /shared`),
 //! then the pipeline image runs `/shared/compile.sh` on the definition (mounted from a ConfigMap) and prints the
 //! compiled pipeline, which the operator reads from the pod log.
@@ -55,7 +56,7 @@ pub const PIPELINE_ANNOTATION: &str = "pipelines.kubeflow.org/pipeline";
 const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 /// How long after the Job's deadline the operator waits for the Job controller to mark it failed.
 const DEADLINE_GRACE: Duration = Duration::from_secs(60);
-/// UID and GID of the compile pod, as in the Argo templates (SPEC 4.2).
+/// UID and GID of the compile pod, as in the Argo templates (docs/executors.md, "The templates").
 const RUN_AS: i64 = 1000;
 
 /// Compiles pipelines in Kubernetes Jobs. See the module docs for the objects and the permissions it needs.

@@ -1,5 +1,5 @@
 //! [`LocalCompiler`]: compiles pipelines with a local subprocess per framework, following the compile shim contract
-//! of SPEC 8 (`compile.sh --pipeline_config <file> --output_file <path>`).
+//! of compilers/README.md (`compile.sh --pipeline_config <file> --output_file <path>`).
 //!
 //! Meant for development and the local demo, where the operator runs on a machine that has the compilers'
 //! Python environments (or only compiles `stub` pipelines). In a cluster use [`super::JobCompiler`], which runs the
@@ -270,7 +270,7 @@ pub fn default_python_env() -> Option<PathBuf> {
     }
 }
 
-/// The definition's `env` entries (`[{name, value}]`, SPEC 4.3), which the compiler exports (SPEC 8 tfx).
+/// The definition's `env` entries (`[{name, value}]`), which the compiler exports (compilers/README.md).
 fn definition_env(definition: &serde_json::Value) -> Vec<(String, String)> {
     let Some(entries) = definition.get("env").and_then(serde_json::Value::as_array) else {
         return Vec::new();

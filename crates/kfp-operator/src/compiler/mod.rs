@@ -1,5 +1,5 @@
-//! [`Compiler`]s for the direct executor (SPEC 8): the Argo executor compiles pipelines in its workflow's `compile`
-//! step; the direct executor asks one of these instead.
+//! [`Compiler`]s for the direct executor (docs/direct-executor.md, "Compilers"): the Argo executor compiles pipelines
+//! in its workflow's `compile` step; the direct executor asks one of these instead.
 //!
 //! - [`LocalCompiler`]: runs a `compile.sh` per framework as a local subprocess. For development and the local
 //!   demo: the compiler's Python environment must exist on the operator's machine. The `stub` framework is built
@@ -9,7 +9,7 @@
 //!
 //! Both classify failures the same way: the compiler ran and failed (or wrote something that is not JSON) is
 //! [`CompileError::Invalid`], permanent until the Pipeline changes; the compiler could not run or finish in time is
-//! [`CompileError::Transient`], retried with backoff (SPEC 12.1).
+//! [`CompileError::Transient`], retried with backoff (docs/reliability.md, "Which failures are retried").
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub fn from_config(config: &DirectConfig, client: kube::Client, namespace: &str)
 }
 
 /// The framework of a (patched) pipeline definition, `framework.name`, lower-cased: framework names compare
-/// ignoring case (SPEC 12.13).
+/// ignoring case (decision 0007).
 pub fn framework_name(request: &CompileRequest) -> Result<String, CompileError> {
     request
         .pipeline_definition

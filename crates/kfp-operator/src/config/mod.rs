@@ -1,4 +1,4 @@
-//! The operator's configuration (SPEC 7): one typed struct, loaded from a YAML file and the environment.
+//! The operator's configuration (docs/configuration.md): one typed struct, loaded from a YAML file and the environment.
 //!
 //! Every key has a default here (the Go operator had none in code and relied on Helm); `docs/configuration.md`
 //! lists them. Keys follow the Go operator's file layout (`system.*`, `spec.*`) so an existing configuration file
@@ -230,7 +230,7 @@ impl Default for ControllerConcurrency {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ExecutorKind {
-    /// One Argo Workflow per operation (SPEC 4), the production default.
+    /// One Argo Workflow per operation (docs/executors.md, "Argo executor"), the production default.
     #[default]
     Argo,
     /// In-process provider calls (embedded use, the local demo).
@@ -378,7 +378,8 @@ impl RunCompletionFeedConfig {
     }
 }
 
-/// `spec.runCompletionFeed.authentication.*` (SPEC 12.12): how the feed knows a request comes from a provider.
+/// `spec.runCompletionFeed.authentication.*` (docs/run-completion-events.md, "Authentication"): how the feed knows a
+/// request comes from a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct FeedAuthentication {
@@ -406,7 +407,7 @@ impl Default for FeedAuthentication {
     }
 }
 
-/// How published events are encoded (SPEC 12.18).
+/// How published events are encoded (docs/run-completion-events.md, "The published event: NATS").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum EventFormat {
@@ -449,7 +450,8 @@ pub struct NatsConfig {
     pub url: String,
     /// The subject events are published on (the Go trigger's default `events`).
     pub subject: String,
-    /// CloudEvents 1.0 (Decision 18) or the Go operator's `{"data": ...}` body.
+    /// CloudEvents 1.0 (docs/run-completion-events.md, "The published event: NATS") or the Go operator's `{"data":
+    /// ...}` body.
     pub event_format: EventFormat,
     /// How long a publish may take (until the server has the message) before the feed answers 500.
     #[serde(with = "duration_text")]
@@ -509,8 +511,8 @@ pub struct DirectConfig {
     /// Job running the framework and pipeline images, as the Argo `compile` step does). Default `local`.
     pub compiler: CompilerKind,
     /// `local` compiler: framework name (compared ignoring case) to the command that compiles it, a path to a
-    /// `compile.sh` that takes `--pipeline_config <file> --output_file <path>` (SPEC 8). The framework `stub` is
-    /// built in (`compilers/stub/compile.sh`) unless listed here.
+    /// `compile.sh` that takes `--pipeline_config <file> --output_file <path>` (compilers/README.md, "The contract").
+    /// The framework `stub` is built in (`compilers/stub/compile.sh`) unless listed here.
     pub compilers: BTreeMap<String, String>,
     /// How long one compilation may take: the local subprocess is killed, the Job gets it as
     /// `activeDeadlineSeconds` (default `30m`, the Argo compile step deadline).
@@ -567,7 +569,8 @@ impl LeaderElectionConfig {
     }
 }
 
-/// The chart's provider defaults (SPEC 7): container `provider-service`, ports 8080 and 8081, one replica.
+/// The chart's provider defaults (docs/configuration.md; docs/controllers.md, "Providers"): container
+/// `provider-service`, ports 8080 and 8081, one replica.
 pub fn default_provider_values() -> DefaultProviderValues {
     DefaultProviderValues {
         labels: BTreeMap::new(),

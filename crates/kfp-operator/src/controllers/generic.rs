@@ -1,7 +1,8 @@
-//! The controllers of Pipeline, Run, RunSchedule and Experiment: the generic state machine of SPEC 3.2 (planned
-//! by `kfp_core::reconcile::generic` and `::run`), carried out through the [`Executor`](kfp_core::executor::Executor).
+//! The controllers of Pipeline, Run, RunSchedule and Experiment: the generic state machine (docs/controllers.md, "The
+//! state machine of Pipelines, Runs, RunSchedules and Experiments"; planned by `kfp_core::reconcile::generic` and
+//! `::run`), carried out through the [`Executor`](kfp_core::executor::Executor).
 //!
-//! Watches (SPEC 3.1, 3.4): the kind itself; Workflows mapped back to their owner by label (Argo executor) or
+//! Watches (docs/controllers.md): the kind itself; Workflows mapped back to their owner by label (Argo executor) or
 //! executor completions (direct executor); for Runs also Pipelines (by `spec.pipeline`, same namespace) and the
 //! RunConfigurations their parameters read.
 
@@ -161,9 +162,9 @@ pub fn pipeline_observation(pipeline: &Pipeline) -> PipelineObservation {
     }
 }
 
-/// The Pipeline changes Runs and RunConfigurations react to: the version they would observe (SPEC 3.4 rule 4b:
-/// the version of a `Succeeded` Pipeline, none once `Deleted`; other states leave it as it was). A Pipeline's own
-/// progress (finalizer, `Creating`, `Updating`, its Events) does not wake its dependants: with many Runs per
+/// The Pipeline changes Runs and RunConfigurations react to: the version they would observe (docs/controllers.md,
+/// "Runs": the version of a `Succeeded` Pipeline, none once `Deleted`; other states leave it as it was). A Pipeline's
+/// own progress (finalizer, `Creating`, `Updating`, its Events) does not wake its dependants: with many Runs per
 /// Pipeline those wake-ups were most of the Run controller's reconciles.
 pub fn pipeline_versions(
     ctx: &Context,
@@ -336,7 +337,7 @@ pub async fn reconcile<K: SynchronizedKind>(
     .await
 }
 
-/// Applies a plan's commands in order; the first error stops the rest (SPEC 3.1).
+/// Applies a plan's commands in order; the first error stops the rest (docs/controllers.md).
 async fn apply<K: SynchronizedKind>(
     ctx: &Context,
     api: &Api<K>,

@@ -1,11 +1,12 @@
-//! The six controllers (SPEC 3): each gathers what its planner needs, calls the pure `kfp_core::reconcile`
-//! planner, and applies the planned commands in order, stopping at the first error (ARCHITECTURE "The shape of a
-//! reconcile"). No state logic lives here.
+//! The six controllers (docs/controllers.md): each gathers what its planner needs, calls the pure `kfp_core::reconcile`
+//! planner, and applies the planned commands in order, stopping at the first error (decision 0002). No state
+//! logic lives here.
 //!
-//! A reconcile acts on the object as it is now (SPEC 3.1), so a status written a moment ago is never planned on
-//! twice: the object is read from the API server, unless the watch cache's copy carries the `resourceVersion` of
-//! this process's own last write of it ([`own_writes`]), which makes it as fresh as a read. Writes use the observed
-//! `resourceVersion`, so a write based on a stale copy fails with a conflict and the object is reconciled again.
+//! A reconcile acts on the object as it is now (decision 0004, "Reads and writes"), so a status written a moment ago is
+//! never planned on twice: the object is read from the API server, unless the watch cache's copy carries the
+//! `resourceVersion` of this process's own last write of it ([`own_writes`]), which makes it as fresh as a read. Writes
+//! use the observed `resourceVersion`, so a write based on a stale copy fails with a conflict and the object is
+//! reconciled again.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub mod provider;
 pub mod run_configuration;
 pub mod tolerant;
 
-/// The reporting controller of every Event the operator records (SPEC 3.1).
+/// The reporting controller of every Event the operator records (docs/controllers.md, "Events and metrics").
 pub const REPORTER: &str = "kfp-operator";
 
 /// How long a resource with nothing pending waits before it is looked at again anyway. A safety net: every change

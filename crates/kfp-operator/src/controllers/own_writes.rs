@@ -1,7 +1,7 @@
 //! The `resourceVersion` of this process's last write of each resource, so that a reconcile can tell whether the
 //! watch cache's copy of its object is as fresh as a read from the API server would be.
 //!
-//! Reconciles plan on the object as it is now (SPEC 3.1, `docs/decisions/0004-operator-shell.md`). What makes a
+//! Reconciles plan on the object as it is now (`docs/decisions/0004-operator-shell.md`). What makes a
 //! watch-cache copy dangerous is a copy older than our own last write: the planner would act again on a state it
 //! already left (submit the same operation twice). A cached copy that carries exactly the `resourceVersion` of our
 //! last write *is* that write, so nothing of ours is missing from it. A later change by someone else arrives as a

@@ -1,5 +1,5 @@
-//! The Provider controller (SPEC 3.8 with Decision 10, planned by `kfp_core::reconcile::provider`): the provider
-//! service's Deployment and Service, applied with server-side apply (field manager `kfp-operator`).
+//! The Provider controller (docs/controllers.md, "Providers"; planned by `kfp_core::reconcile::provider`): the
+//! provider service's Deployment and Service, applied with server-side apply (field manager `kfp-operator`).
 //!
 //! Watches: Providers, and the Deployments and Services they control.
 

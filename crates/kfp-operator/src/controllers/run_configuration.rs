@@ -1,4 +1,5 @@
-//! The RunConfiguration controller (SPEC 3.7, planned by `kfp_core::reconcile::run_configuration`).
+//! The RunConfiguration controller (docs/controllers.md, "RunConfigurations"; planned by
+//! `kfp_core::reconcile::run_configuration`).
 //!
 //! Watches: RunConfigurations (all changes, status included: a planning step that writes status and stops relies
 //! on it), owned RunSchedules and Runs, Pipelines (by `spec.run.pipeline`, same namespace), and the

@@ -1,28 +1,29 @@
-//! The Argo executor (SPEC 4): one Argo `Workflow` per provider operation, in the provider's namespace.
+//! The Argo executor (docs/executors.md, "Argo executor"): one Argo `Workflow` per provider operation, in the
+//! provider's namespace.
 //!
-//! How the [`Executor`] calls map onto Argo (SPEC 3.1, 4.1):
+//! How the [`Executor`] calls map onto Argo (docs/executors.md, "The workflow of an operation"):
 //! - [`Executor::submit`] creates a `Workflow` named `<kind>-<name>-<random>`, labelled with its owner
-//!   (`pipelines.kubeflow.org/owner.{kind,name,namespace}`) and the action ([`OPERATION_LABEL`]), that references
-//!   one of the `WorkflowTemplate`s of `config/argo/workflow-templates.yaml` (`create-compiled`/`update-compiled` for
-//!   pipelines, `create-simple`/`update-simple` for the other kinds, `delete` for all) and passes the SPEC 4.1
-//!   arguments: `resource-kind`, `resource-definition` (JSON, SPEC 4.3), `resource-id`, `provider-name`,
-//!   `provider-service-url`, `pipeline-framework-image`. The arguments are exactly the Go operator's, so the
-//!   executor also drives the Go chart's templates during a migration.
+//!   (`pipelines.kubeflow.org/owner.{kind,name,namespace}`) and the action ([`OPERATION_LABEL`]), that references one
+//!   of the `WorkflowTemplate`s of `config/argo/workflow-templates.yaml` (`create-compiled`/`update-compiled` for
+//!   pipelines, `create-simple`/`update-simple` for the other kinds, `delete` for all) and passes the arguments:
+//!   `resource-kind`, `resource-definition` (JSON, docs/provider-service.md, "Request bodies"), `resource-id`,
+//!   `provider-name`, `provider-service-url`, `pipeline-framework-image`. The arguments are exactly the Go operator's,
+//!   so the executor also drives the Go chart's templates during a migration.
 //! - [`Executor::outcomes`] reads the owner's workflows without the `processed` label from the shared
 //!   [`WorkflowCache`] (with [`ArgoExecutor::with_cache`], as the operator runs it: one watch, no request per
 //!   reconcile; the executor's own creates and marks count at once), else lists them across all namespaces (a
 //!   consistent list: a workflow that was just marked must not come back). Phase `Succeeded` carries the
 //!   provider's answer (`provider-output` of the root node); `Failed` is permanent (the templates fail only on HTTP
-//!   501, or a compile that fails), except a step deadline, which is a timeout and so transient (SPEC 12.1);
+//!   501, or a compile that fails), except a step deadline, which is a timeout and so transient (docs/reliability.md);
 //!   `Error` is transient; anything else is in progress.
 //! - [`Executor::mark_consumed`] adds `pipelines.kubeflow.org/processed: "true"` with a JSON merge patch
-//!   (SPEC 12.8), so the label may be absent before; a workflow that is already gone is fine.
+//!   (not a JSON-patch `replace`), so the label may be absent before; a workflow that is already gone is fine.
 //!
-//! Beyond the Go operator, this project's templates also output the provider's HTTP status (`provider-status`), so
-//! a provider that refused the request (4xx other than 404, 408, 429) makes the outcome a permanent failure that
-//! waits for a spec change instead of a retry loop (SPEC 12.1), and a delete answered 404 (the provider has no
-//! such object) counts as done, as `kfp_core::provider::ProviderError::NotFound` promises. Without the parameter
-//! (the Go chart's templates) every `providerError` stays a `Succeeded` outcome, which the planner retries.
+//! Beyond the Go operator, this project's templates also output the provider's HTTP status (`provider-status`), so a
+//! provider that refused the request (4xx other than 404, 408, 429) makes the outcome a permanent failure that waits
+//! for a spec change instead of a retry loop (docs/executors.md, "Reading outcomes"), and a delete answered 404 (the
+//! provider has no such object) counts as done, as `kfp_core::provider::ProviderError::NotFound` promises. Without the
+//! parameter (the Go chart's templates) every `providerError` stays a `Succeeded` outcome, which the planner retries.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -55,12 +56,12 @@ pub const ARGO_VERSION: &str = "v1alpha1";
 /// its action without parsing the template name. Workflows of the Go operator lack it: the template name is used.
 pub const OPERATION_LABEL: &str = "pipelines.kubeflow.org/operation";
 
-/// The output parameter with the provider's answer, `{"id"?, "providerError"?}` (SPEC 3.1).
+/// The output parameter with the provider's answer, `{"id"?, "providerError"?}` (docs/executors.md, "The templates").
 pub const PROVIDER_OUTPUT_PARAMETER: &str = "provider-output";
 /// The output parameter with the provider's HTTP status code (this project's templates only).
 pub const PROVIDER_STATUS_PARAMETER: &str = "provider-status";
 
-/// Why a succeeded workflow's answer cannot be used (SPEC 3.2); the planner shows its own text for it.
+/// Why a succeeded workflow's answer cannot be used; the planner shows its own text for it.
 pub const UNREADABLE_OUTPUT: &str = "could not retrieve workflow output";
 
 /// The longest label value Kubernetes accepts; owner names and namespaces must fit in one.
@@ -93,7 +94,7 @@ pub fn owner_of(workflow: &DynamicObject) -> Option<ResourceRef> {
     Some(ResourceRef::new(kind, namespace.as_str(), name.as_str()))
 }
 
-/// The name of the template (without prefix) that carries out `action` for `kind` (SPEC 4.1).
+/// The name of the template (without prefix) that carries out `action` for `kind` (docs/executors.md).
 pub fn template_name(kind: ResourceKind, action: &Action) -> &'static str {
     let compiled = kind == ResourceKind::Pipeline;
     match (action, compiled) {
@@ -142,7 +143,8 @@ pub fn provider_service_url(config: &ArgoExecutorConfig, provider: &NamespacedNa
     )
 }
 
-/// The `Workflow` that carries out `operation` (SPEC 4.1), not yet created; `Err` says why none can be built.
+/// The `Workflow` that carries out `operation` (docs/executors.md, "The workflow of an operation"), not yet created;
+/// `Err` says why none can be built.
 pub fn workflow_for(config: &ArgoExecutorConfig, operation: &Operation) -> Result<DynamicObject, String> {
     let resource = &operation.resource;
     let kind = resource.kind;

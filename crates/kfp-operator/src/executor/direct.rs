@@ -1,5 +1,5 @@
 //! The direct executor: carries out provider operations in-process, with no Argo and no provider service
-//! (ARCHITECTURE "Executor"; `docs/direct-executor.md`).
+//! (`docs/direct-executor.md`; docs/concepts.md, "Executors: how an operation reaches the provider").
 //!
 //! [`DirectExecutor::submit`] resolves the operation's Provider to an `Arc<dyn Provider>` (a [`ProviderResolver`]),
 //! records the operation as in progress and returns; a tokio task then compiles the pipeline if there is one (a
@@ -53,7 +53,7 @@ use crate::telemetry::Metrics;
 /// The annotation on a Provider that names its registry type (`stub`, `kfp`, `vai`, `http`, or your own).
 pub const PROVIDER_TYPE_ANNOTATION: &str = "pipelines.kubeflow.org/provider-type";
 
-/// How long a provider call may take unless configured (the Argo templates' step deadline, SPEC 4.2).
+/// How long a provider call may take unless configured (the Argo templates' step deadline, docs/executors.md).
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -149,11 +149,11 @@ impl ProviderResolver for StaticResolver {
 /// Reads the Provider resource and builds its implementation with a [`ProviderRegistry`].
 ///
 /// The type is the Provider's [`PROVIDER_TYPE_ANNOTATION`], else the configured default
-/// (`spec.direct.defaultProviderType`). The implementation gets a [`ProviderConfig`] with the Provider's
-/// `ns/name`, `spec.pipelineRootStorage` and `spec.parameters`: what the provider service would read from its
-/// environment (SPEC 3.8, 5.2). Built providers are cached per Provider, generation and type, so a changed spec or
-/// annotation gets a fresh instance; the Provider is read again when the cached instance was last verified more
-/// than [`PROVIDER_REVERIFY`] ago, so a deleted or changed Provider stops being used within that bound.
+/// (`spec.direct.defaultProviderType`). The implementation gets a [`ProviderConfig`] with the Provider's `ns/name`,
+/// `spec.pipelineRootStorage` and `spec.parameters`: what the provider service would read from its environment
+/// (docs/provider-service.md, "Configuration"). Built providers are cached per Provider, generation and type, so a
+/// changed spec or annotation gets a fresh instance; the Provider is read again when the cached instance was last
+/// verified more than [`PROVIDER_REVERIFY`] ago, so a deleted or changed Provider stops being used within that bound.
 pub struct RegistryResolver {
     client: Client,
     registry: ProviderRegistry,
@@ -567,7 +567,7 @@ impl Task {
                 self.call(kind, "update", provider.update_pipeline(&wrapper, &id))
                     .await
             }
-            // The provider contract has no run update: the provider service answers 501 (SPEC 5.1).
+            // The provider contract has no run update: the provider service answers 501 (docs/provider-service.md).
             Payload::Run(run) => Err(ProviderError::unimplemented(format!(
                 "run {} cannot be updated: providers do not support updating runs",
                 run.name
@@ -584,7 +584,8 @@ impl Task {
         updated.map_err(|e| Self::failed(&e))
     }
 
-    /// Compiles a pipeline into the provider's request body (SPEC 4.2 `combine-files`), or the failed outcome.
+    /// Compiles a pipeline into the provider's request body (as the Argo templates' `combine-files`), or the failed
+    /// outcome.
     async fn compile(
         &self,
         definition: serde_json::Value,

@@ -1,5 +1,6 @@
-//! The two [`Executor`](kfp_core::executor::Executor)s (ARCHITECTURE "The shape of a reconcile"):
-//! - [`argo::ArgoExecutor`] (default): one Argo `Workflow` per operation (SPEC 4); with a
+//! The two [`Executor`](kfp_core::executor::Executor)s (docs/executors.md; docs/concepts.md, "Executors: how an
+//! operation reaches the provider"):
+//! - [`argo::ArgoExecutor`] (default): one Argo `Workflow` per operation; with a
 //!   [`workflows::WorkflowCache`] its outcomes come from one shared Workflow watch, which wakes a workflow's owner
 //!   through [`Completions`] once the cache has the change.
 //! - [`direct::DirectExecutor`]: calls the provider in-process; it wakes owners through [`Completions`].

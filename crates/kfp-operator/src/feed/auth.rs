@@ -1,4 +1,4 @@
-//! Who may post to the run-completion feed (SPEC 12 Decision 12).
+//! Who may post to the run-completion feed (docs/run-completion-events.md, "Authentication"; decision 0005).
 //!
 //! A request carries `Authorization: Bearer <token>`. Two kinds of token are accepted:
 //! - **a ServiceAccount token** (the default): the provider service's projected token, issued for the audience

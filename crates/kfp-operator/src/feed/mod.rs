@@ -1,5 +1,5 @@
-//! The run-completion feed (SPEC 6, Decisions 7, 11, 12, 18): provider services report finished runs here, the
-//! operator records them on Runs and RunConfigurations and publishes them to NATS.
+//! The run-completion feed (docs/run-completion-events.md; decision 0005): provider services report finished runs here,
+//! the operator records them on Runs and RunConfigurations and publishes them to NATS.
 //!
 //! `POST /events` on `spec.runCompletionFeed.address`:`port` (default `0.0.0.0:8082`), body a
 //! [`RunCompletionEventData`]. Checks in order, the first that fails answers:
@@ -21,11 +21,11 @@
 //! was sent ([`kfp_providers::service::edge::quote`]), and so do the log lines. The Go operator answered 500 to a body that
 //! is not JSON; this feed answers 400 (the provider retries both).
 //!
-//! The status update comes first and is the source of truth, the NATS publish follows (Decision 11): if the
-//! publish fails the feed answers 500, the provider delivers the event again, the status update is then a no-op
-//! and the publish is retried. Every replica serves the feed (its writes are guarded, idempotent patches), not
-//! only the leader. In direct mode the Providers' event sources feed the same [`Processor`] in-process
-//! ([`sources`]).
+//! The status update comes first and is the source of truth, the NATS publish follows (docs/run-completion-events.md,
+//! "The published event: NATS"): if the publish fails the feed answers 500, the provider delivers the event again, the
+//! status update is then a no-op and the publish is retried. Every replica serves the feed (its writes are guarded,
+//! idempotent patches), not only the leader. In direct mode the Providers' event sources feed the same [`Processor`]
+//! in-process ([`sources`]).
 
 pub mod auth;
 pub mod nats;
@@ -440,8 +440,8 @@ async fn accept(feed: &Feed, request: Request) -> Result<RunCompletionEvent, Ref
 mod tests {
     use super::*;
 
-    /// Over HTTP only 410 is dropped by the provider service (SPEC 5.2); in-process, errors that can never
-    /// succeed (400, 403) are dropped too instead of being redelivered forever.
+    /// Over HTTP only 410 is dropped by the provider service (docs/provider-service.md, "Events"); in-process, errors
+    /// that can never succeed (400, 403) are dropped too instead of being redelivered forever.
     #[test]
     fn errors_answer_and_settle_by_whether_a_retry_can_help() {
         let cases = [

@@ -1,4 +1,5 @@
-//! Publishing run-completion events to NATS (SPEC 6, Decisions 11 and 18).
+//! Publishing run-completion events to NATS (docs/run-completion-events.md, "The published event: NATS"; decision 0005,
+//! "Publishing").
 //!
 //! One message per recorded event on `spec.runCompletionFeed.nats.subject` (default `events`), a CloudEvents 1.0
 //! structured JSON body ([`kfp_core::event::CloudEvent`]) or, with `eventFormat: legacy`, the Go operator's

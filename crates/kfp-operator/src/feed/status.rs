@@ -1,5 +1,5 @@
-//! The status updater (SPEC 6 "StatusUpdater", Decisions 7 and 11): records a run-completion event on the Run
-//! and the RunConfiguration it names.
+//! The status updater (docs/run-completion-events.md, "What the operator records"; decision 0005): records a
+//! run-completion event on the Run and the RunConfiguration it names.
 //!
 //! - RunConfiguration named and the run succeeded: `status.latestRuns.succeeded = {providerId: runId, artifacts,
 //!   runEndTime}`, the artifacts selected by the RunConfiguration's `spec.run.artifacts`, unless the recorded run
@@ -48,7 +48,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// The output artifacts to publish: the RunConfiguration's `spec.run.artifacts` if it was found, else the
-    /// Run's `spec.artifacts` (SPEC 6).
+    /// Run's `spec.artifacts` (docs/run-completion-events.md, "The published event: NATS").
     pub fn outputs(&self) -> &[OutputArtifact] {
         match (&self.run_configuration, &self.run) {
             (Some(rc), _) => &rc.spec.run.artifacts,

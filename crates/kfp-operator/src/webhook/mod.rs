@@ -1,12 +1,13 @@
-//! The conversion and admission webhooks (SPEC 1.1a, 1.5, 2): one HTTPS server the API server calls.
+//! The conversion and admission webhooks (docs/webhooks.md): one HTTPS server the API server calls.
 //!
 //! | path | what |
 //! |---|---|
 //! | `POST /convert` | ConversionReview v1: any of the six kinds between v1alpha5, v1alpha6 and v1beta1, with `kfp_core::conversion` ([`conversion`]) |
 //! | `POST /validate-pipelines-kubeflow-org-v1beta1-<kind>` | AdmissionReview v1 for `pipeline`, `run`, `runconfiguration`, `runschedule`, `experiment`, `provider` ([`admission`]) |
 //!
-//! No kind gets a mutating (defaulting) webhook: the only defaults the SPEC implies (v1alpha5's default provider and
-//! framework) are applied by the conversion, and the rest are CRD schema defaults (`docs/decisions/0007-webhooks.md`).
+//! No kind gets a mutating (defaulting) webhook: the only defaults beyond the CRD schemas' (v1alpha5's default provider
+//! and framework) are applied by the conversion, and the rest are CRD schema defaults
+//! (`docs/decisions/0007-webhooks.md`).
 //!
 //! The server speaks TLS with a certificate that can change while it runs ([`tls::ServingCertificate`]): the
 //! operator keeps one in a Secret and rotates it (`self` mode), or reloads one that cert-manager writes into a folder

@@ -1,6 +1,7 @@
-//! Dependency triggering across namespaces (SPEC 12.5, the `runconfiguration-dependency.yaml` shape) on a real
-//! API server. In the `cluster_wide` test binary: the operator here watches every namespace, so it must not share the
-//! control plane with the namespace-scoped operators of other tests.
+//! Dependency triggering across namespaces (docs/controllers.md, "RunConfigurations"; the
+//! `runconfiguration-dependency.yaml` shape) on a real API server. In the `cluster_wide` test binary: the operator
+//! here watches every namespace, so it must not share the control plane with the namespace-scoped operators of other
+//! tests.
 
 use crate::support;
 
@@ -59,8 +60,8 @@ where
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// SPEC 12.5 and the `runconfiguration-dependency.yaml` shape: B (another namespace) is triggered when A records
-/// a new succeeded run, and B's Run carries A's artifact location as its parameter.
+/// A dependency trigger in the `runconfiguration-dependency.yaml` shape: B (another namespace) is triggered when A
+/// records a new succeeded run, and B's Run carries A's artifact location as its parameter.
 #[tokio::test]
 async fn a_dependency_success_triggers_the_dependant_with_its_artifact() {
     let mut harness = Harness::start_with(Mode::Direct, |config| config.system.watch_namespace.clear()).await;
@@ -102,8 +103,9 @@ spec:
 "
         ))
         .await;
-    // Decision 5: a dependency that never succeeded triggers nothing. Wait until B has seen A (its baseline in
-    // status.triggers): a success recorded before that is only taken as the baseline and triggers nothing.
+    // A dependency that never succeeded triggers nothing (decision 0002, "RunConfigurations"). Wait until B has seen A
+    // (its baseline in status.triggers): a success recorded before that is only taken as the baseline and triggers
+    // nothing.
     let key = format!("{base}/examples-rc");
     let b = wait_until(
         &rcs,
@@ -111,7 +113,7 @@ spec:
         "the dependency to be snapshotted and seen",
         |rc: &RunConfiguration| {
             // The triggers, not only the dependency snapshot: B records them one reconcile later, and a success
-            // of A recorded before that would be taken for the baseline (Decision 5) and trigger nothing.
+            // of A recorded before that would be taken for the baseline and trigger nothing.
             rc.status.as_ref().is_some_and(|s| {
                 s.dependencies.run_configurations.contains_key(&key)
                     && s.triggers.run_configurations.contains_key(&key)

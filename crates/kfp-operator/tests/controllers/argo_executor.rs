@@ -1,6 +1,6 @@
-//! The Argo executor (SPEC 4) on a real kube-apiserver with the Argo Workflows v3.7.9 CRDs (`kfp-testenv`).
+//! The Argo executor (docs/executors.md) on a real kube-apiserver with the Argo Workflows v3.7.9 CRDs (`kfp-testenv`).
 //!
-//! No Argo controller runs: the tests play it, as the Go operator's "decoupled" tests did (SPEC 9), by writing
+//! No Argo controller runs: the tests play it, as the Go operator's "decoupled" tests did, by writing
 //! `status.phase` and the root node's output parameters onto the Workflow. Argo's CRD has no status subresource,
 //! so an ordinary patch sets the status (checked by [`the_status_of_a_workflow_is_written_with_an_ordinary_patch`]).
 
@@ -614,7 +614,7 @@ async fn outcomes_follow_the_workflow_phase_and_the_provider_answer() {
             succeeded("", "could not be reached"),
         ),
         (
-            // The provider refused the request as written: wait for a spec change (SPEC 12.1).
+            // The provider refused the request as written: wait for a spec change (docs/executors.md).
             "bad-request",
             create(),
             "Succeeded",
@@ -1078,7 +1078,7 @@ fn every_template_the_executor_names_exists_and_declares_its_arguments() {
             assert!(exists, "{id} refers to {reference}, which does not exist");
         }
     }
-    // The step deadlines of SPEC 4.2.
+    // The step deadlines (docs/executors.md, "The templates").
     for (id, object) in &objects {
         for template in object["spec"]["templates"].as_array().into_iter().flatten() {
             if template.get("steps").is_some() {

@@ -1,5 +1,5 @@
-//! The Python compilers (SPEC 8) as the operator uses them: their pytest suite runs inside cargo test, and the
-//! example KFP SDK pipeline is compiled by the real `kfpsdk` compiler through the direct executor's
+//! The Python compilers (compilers/README.md) as the operator uses them: their pytest suite runs inside cargo test, and
+//! the example KFP SDK pipeline is compiled by the real `kfpsdk` compiler through the direct executor's
 //! [`LocalCompiler`] and uploaded by the Kubeflow Pipelines provider to its v2beta1 API fake, both on its own and
 //! through the operator reconciling a Pipeline on kfp-testenv.
 

@@ -1,4 +1,4 @@
-//! Every kind through its life on a real API server, under both executors (SPEC 3, 12.1, 12.2): create ->
+//! Every kind through its life on a real API server, under both executors (docs/controllers.md): create ->
 //! Succeeded, update -> Updating -> Succeeded with a new version, delete -> finalizer released; Events and
 //! `observedGeneration`; permanent and transient provider failures; deletion from a failed state and with the
 //! Provider gone. Under the Argo executor a simulated Argo controller runs each workflow's provider call for real.
@@ -300,7 +300,7 @@ metadata: {name: NAME, namespace: $NS}
 spec: {provider: $PROVIDER, description: failing}
 ";
 
-/// Decision 1: a provider's 400 is permanent (no retry until the spec changes); a deletion from `Failed`
+/// A provider's 400 is permanent (no retry until the spec changes); a deletion from `Failed`
 /// releases the finalizer.
 async fn permanent_failure(mode: Mode) {
     let mut harness = Harness::start(mode).await;
@@ -338,7 +338,7 @@ async fn permanent_failure(mode: Mode) {
     harness.stop().await;
 }
 
-/// Decision 1: a provider's 500 is transient: retried with backoff (first after 10 s, then doubled).
+/// A provider's 500 is transient: retried with backoff (first after 10 s, then doubled).
 async fn transient_failure_is_retried(mode: Mode) {
     let mut harness = Harness::start(mode).await;
     let experiments = harness.api::<Experiment>();
@@ -410,7 +410,7 @@ async fn transient_failure_is_retried(mode: Mode) {
     harness.stop().await;
 }
 
-/// Decision 2: with the Provider gone, deletion releases the finalizer with a `ProviderGone` warning.
+/// With the Provider gone, deletion releases the finalizer with a `ProviderGone` warning.
 async fn deletion_with_the_provider_gone(mode: Mode) {
     let mut harness = Harness::start(mode).await;
     let pipelines = harness.api::<Pipeline>();
@@ -476,7 +476,7 @@ fn provider_manifest_of(provider: &Provider) -> Provider {
     fresh
 }
 
-/// Decision 2: deleting a resource while its create is in flight waits for the create, then deletes it on the
+/// Deleting a resource while its create is in flight waits for the create, then deletes it on the
 /// provider and releases the finalizer. Argo only: the workflow is held back by starting the simulated Argo
 /// controller after the deletion.
 #[tokio::test]

@@ -58,7 +58,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
 
 /// The dependency example. Direct: the stub runs the base RunConfiguration's schedule (`schedulePeriodSeconds`)
 /// and its event completes the chain. Argo: the stub behind the provider service sends no events here, so the
-/// Provider's schedule parameter is dropped and the dependants wait (Decision 3: no succeeded run to read yet).
+/// Provider's schedule parameter is dropped and the dependants wait (`Pending`: no succeeded run to read yet).
 fn expected_dependants(mode: Mode) -> &'static [(&'static str, &'static str, &'static str)] {
     match mode {
         Mode::Direct => &[

@@ -1,5 +1,5 @@
-//! The Provider controller on a real API server (SPEC 3.8, Decision 10): the provider service's Deployment and
-//! Service are applied with server-side apply, carry the operator's environment and the Provider's pod settings,
+//! The Provider controller on a real API server (docs/controllers.md, "Providers"): the provider service's Deployment
+//! and Service are applied with server-side apply, carry the operator's environment and the Provider's pod settings,
 //! follow spec changes without delete/recreate, and a reserved environment name is refused by the CRD.
 
 use crate::support;
@@ -153,7 +153,7 @@ async fn provider_deployment_and_service_follow_the_provider() {
     harness.stop().await;
 }
 
-/// A reserved environment name (SPEC 3.8) never reaches the controller now: the CRD's CEL rule refuses it, naming
+/// A reserved environment name never reaches the controller now: the CRD's CEL rule refuses it, naming
 /// the variable, and the Provider and its Deployment stay as they were. (The planner's `Failed` state for a
 /// Provider stored before the rule existed is covered by `kfp-core`'s `spec_3_8_reserved_env_fails`.)
 #[tokio::test]
@@ -188,9 +188,10 @@ async fn a_reserved_environment_name_is_refused_and_the_provider_stays() {
     harness.stop().await;
 }
 
-/// Decision 12 on a real API server: with the Argo executor, provider Deployments get `OPERATORWEBHOOK` (the feed
-/// Service in the operator's namespace) and a projected ServiceAccount token for the audience `kfp-operator`,
-/// mounted where the provider service reads it by default; the Provider settles `Succeeded`.
+/// The feed's authentication on a real API server (docs/run-completion-events.md, "Authentication"): with the Argo
+/// executor, provider Deployments get `OPERATORWEBHOOK` (the feed Service in the operator's namespace) and a projected
+/// ServiceAccount token for the audience `kfp-operator`, mounted where the provider service reads it by default; the
+/// Provider settles `Succeeded`.
 #[tokio::test]
 async fn argo_provider_deployments_can_reach_the_feed() {
     let harness = Harness::start(Mode::Argo).await;

@@ -1,9 +1,8 @@
-//! An operator restarted mid-operation loses nothing and duplicates nothing (SPEC 3.1: all state is in the API
-//! server). Argo: a Pipeline whose create Workflow was submitted by an operator that then stopped is finished by
-//! a new operator, with still exactly one Workflow. Direct: objects created while no operator runs are
-//! reconciled by the next one, and a restarted operator that finds everything Succeeded writes nothing. A migration:
-//! objects the Go operator v0.7.0 left (its versions, its status shape, a tokenless provider service) are taken over
-//! without a provider call.
+//! An operator restarted mid-operation loses nothing and duplicates nothing (all state is in the API server). Argo: a
+//! Pipeline whose create Workflow was submitted by an operator that then stopped is finished by a new operator, with
+//! still exactly one Workflow. Direct: objects created while no operator runs are reconciled by the next one, and a
+//! restarted operator that finds everything Succeeded writes nothing. A migration: objects the Go operator v0.7.0 left
+//! (its versions, its status shape, a tokenless provider service) are taken over without a provider call.
 
 use crate::support;
 

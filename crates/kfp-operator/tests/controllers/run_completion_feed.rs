@@ -226,8 +226,8 @@ async fn a_provider_service_event_updates_status_and_arrives_on_nats_as_a_cloud_
     drop(provider);
 }
 
-/// Decision 12: only a Provider's ServiceAccount, with a token for the feed's audience, reporting its own
-/// Provider's runs, gets in; the static token is the alternative.
+/// Authentication (docs/run-completion-events.md): only a Provider's ServiceAccount, with a token for the feed's
+/// audience, reporting its own Provider's runs, gets in; the static token is the alternative.
 #[tokio::test]
 async fn unauthenticated_and_wrongly_authenticated_requests_are_refused() {
     let (client, ns) = client_and_namespace().await;
@@ -403,7 +403,8 @@ async fn migration_mode_accepts_what_a_go_provider_service_sends() {
     );
 }
 
-/// SPEC 6 status codes for bad requests; nothing crashes and nothing is recorded.
+/// The feed's status codes for bad requests (docs/run-completion-events.md, "The feed's answers"); nothing crashes and
+/// nothing is recorded.
 #[tokio::test]
 async fn malformed_and_oversized_bodies_are_rejected_cleanly() {
     let (client, ns) = client_and_namespace().await;
@@ -479,8 +480,8 @@ async fn malformed_and_oversized_bodies_are_rejected_cleanly() {
     assert_eq!((feed.answered(413), feed.answered(400)), (1, 4));
 }
 
-/// Decision 7: out-of-order and replayed events leave the newest run recorded; every event is published, and a
-/// replay carries the same CloudEvents id.
+/// Ordering (decision 0005): out-of-order and replayed events leave the newest run recorded; every event is published,
+/// and a replay carries the same CloudEvents id.
 #[tokio::test]
 async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
     let (client, ns) = client_and_namespace().await;
@@ -532,10 +533,10 @@ async fn out_of_order_and_replayed_events_leave_the_newest_run_recorded() {
     assert_eq!(latest(&rcs.get("rc").await.unwrap()).0, "r4");
 }
 
-/// Decision 11: with NATS down the feed records the status, answers 500, and the provider service retries until
-/// NATS is back; the event then arrives, none is lost, and the status is right. Throughout, `/readyz` stays 200
-/// (the replica keeps serving the webhooks: docs/platform-guide.md#endpoints) and `/readyz?verbose` follows the
-/// connection.
+/// At-least-once delivery (docs/run-completion-events.md, "The published event: NATS"): with NATS down the feed records
+/// the status, answers 500, and the provider service retries until NATS is back; the event then arrives, none is lost,
+/// and the status is right. Throughout, `/readyz` stays 200 (the replica keeps serving the webhooks:
+/// docs/platform-guide.md#endpoints) and `/readyz?verbose` follows the connection.
 #[tokio::test]
 async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lost() {
     let (client, ns) = client_and_namespace().await;
@@ -571,7 +572,7 @@ async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lo
     );
     provider.create_run(&ns, "run", "rc").await;
     feed.wait_answered(500, 1).await;
-    // The status is recorded first (Decision 11), although the publish failed.
+    // The status is recorded first, although the publish failed.
     let runs: Api<Run> = Api::namespaced(client.clone(), &ns);
     wait_until(&runs, "run", "the Run to be completed", |r: &Run| {
         r.status.as_ref().and_then(|s| s.completion_state) == Some(CompletionState::Succeeded)
@@ -600,7 +601,7 @@ async fn with_nats_down_the_provider_retries_until_it_is_back_and_no_event_is_lo
     drop(provider);
 }
 
-/// SPEC 6 410: an event naming objects that do not exist is answered 410 once and dropped by the provider
+/// 410: an event naming objects that do not exist is answered 410 once and dropped by the provider
 /// service; the next event goes through.
 #[tokio::test]
 async fn an_event_for_missing_objects_is_gone_and_the_provider_drops_it() {

@@ -1,7 +1,7 @@
-//! The RunConfiguration controller on a real API server (SPEC 3.7 with Decisions 4-6): RunSchedules per schedule
-//! (replaced, never updated), onChange triggers, dependency triggers across namespaces carrying the dependency's
-//! artifact into the new Run's parameters, and a provider change. The direct executor carries out the operations
-//! of the RunSchedules and Runs the RunConfiguration creates.
+//! The RunConfiguration controller on a real API server (docs/controllers.md, "RunConfigurations"): RunSchedules per
+//! schedule (replaced, never updated), onChange triggers, dependency triggers across namespaces carrying the
+//! dependency's artifact into the new Run's parameters, and a provider change. The direct executor carries out the
+//! operations of the RunSchedules and Runs the RunConfiguration creates.
 
 use crate::support;
 

@@ -1,8 +1,8 @@
-//! What a Run does beyond the generic state machine, on a real API server (SPEC 3.4, Decision 3): completion is
-//! marked and, with `spec.runCompletionTTL`, the Run is deleted once the TTL has passed (kept without one); a Run
-//! whose `valueFrom` dependency is missing or has no succeeded run waits in `Pending` without submitting anything
-//! and proceeds once the dependency records the artifact; an optional unresolvable parameter is skipped with an
-//! Event; a fixed pipeline version is taken without the Pipeline existing.
+//! What a Run does beyond the generic state machine, on a real API server (docs/controllers.md, "Runs"): completion is
+//! marked and, with `spec.runCompletionTTL`, the Run is deleted once the TTL has passed (kept without one); a Run whose
+//! `valueFrom` dependency is missing or has no succeeded run waits in `Pending` without submitting anything and
+//! proceeds once the dependency records the artifact; an optional unresolvable parameter is skipped with an Event; a
+//! fixed pipeline version is taken without the Pipeline existing.
 
 use crate::support;
 

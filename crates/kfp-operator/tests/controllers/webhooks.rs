@@ -551,7 +551,7 @@ async fn pipeline_namespace_must_be_allowed_by_the_provider() {
     );
 }
 
-/// Decision 13: framework names compare ignoring case at admission, as in workflow building.
+/// Framework names compare ignoring case at admission, as in workflow building (decision 0007).
 #[tokio::test]
 async fn decision_13_pipeline_framework_is_supported_ignoring_case() {
     let (client, ns) = client_and_namespace().await;
@@ -577,7 +577,7 @@ fn run_with_both_value_and_value_from(api_version: &str) -> Value {
     }
 }
 
-/// SPEC 1.5 `vrun`: value and valueFrom exclude each other. v1beta1 requests meet the CRD's CEL rule first;
+/// `vrun`: value and valueFrom exclude each other. v1beta1 requests meet the CRD's CEL rule first;
 /// v1alpha6 ones (no CEL there) are checked by the webhook after conversion.
 #[tokio::test]
 async fn run_parameters_take_value_or_value_from() {
@@ -601,7 +601,7 @@ async fn run_parameters_take_value_or_value_from() {
     );
 }
 
-/// SPEC 1.5 `vrun`: a Run's spec never changes; metadata does (the operator's finalizer and annotations).
+/// `vrun`: a Run's spec never changes; metadata does (the operator's finalizer and annotations).
 #[tokio::test]
 async fn run_spec_is_immutable() {
     let (client, ns) = client_and_namespace().await;
@@ -644,7 +644,7 @@ fn rc(triggers: Value) -> Value {
         "spec": {"run": {"provider": STUB, "pipeline": "p"}, "triggers": triggers}})
 }
 
-/// SPEC 1.5 `vrunconfiguration` and Decision 15: duplicate triggers and bad cron expressions are refused.
+/// `vrunconfiguration`: duplicate triggers and bad cron expressions are refused.
 #[tokio::test]
 async fn run_configuration_triggers_are_unique_and_crons_parse() {
     let (client, ns) = client_and_namespace().await;
@@ -717,7 +717,7 @@ async fn run_configuration_triggers_are_unique_and_crons_parse() {
     .await;
 }
 
-/// Decision 15: a RunSchedule's cron expression is checked with the real parser, whose message is shown.
+/// A RunSchedule's cron expression is checked with the real parser, whose message is shown.
 #[tokio::test]
 async fn decision_15_run_schedule_cron_is_parsed() {
     let (client, ns) = client_and_namespace().await;
@@ -799,7 +799,7 @@ fn provider(spec: Value) -> Value {
     json!({"apiVersion": HUB, "kind": "Provider", "metadata": {"name": "prv"}, "spec": base})
 }
 
-/// SPEC 1.5 `vprovider`: the env names the operator sets itself are refused, whatever their case (the CRD's CEL
+/// `vprovider`: the env names the operator sets itself are refused, whatever their case (the CRD's CEL
 /// rule); duplicate framework names and patches that are not JSON of their type are refused by the webhook.
 #[tokio::test]
 async fn provider_reserved_env_names_frameworks_and_patches() {

@@ -1,9 +1,10 @@
-//! The Helm chart `charts/kfp-operator`, rendered by the real helm binary: it lints, its copy of the Argo
-//! templates matches `config/argo/` (its CRDs are checked by `crds_drift.rs`), every value is documented, the defaults and each switch (cert-manager,
-//! custom certificates, monitoring, providers, multiversion, the direct executor's Job compiler) render what the
-//! webhook contract and SPEC 7 say, more than one replica gets a PodDisruptionBudget and spread, a ServiceMonitor
-//! has its Service, bad values fail on the schema or with messages that name them (the Go operator's values name
-//! their replacement), and everything rendered is accepted by a real API server (server-side dry run).
+//! The Helm chart `charts/kfp-operator`, rendered by the real helm binary: it lints, its copy of the Argo templates
+//! matches `config/argo/` (its CRDs are checked by `crds_drift.rs`), every value is documented, the defaults and each
+//! switch (cert-manager, custom certificates, monitoring, providers, multiversion, the direct executor's Job compiler)
+//! render what the webhook contract and the chart README say, more than one replica gets a PodDisruptionBudget and
+//! spread, a ServiceMonitor has its Service, bad values fail on the schema or with messages that name them (the Go
+//! operator's values name their replacement), and everything rendered is accepted by a real API server (server-side dry
+//! run).
 
 use crate::support;
 

@@ -338,7 +338,7 @@ async fn schema_rejects_malformed_objects_naming_the_field() {
     );
 }
 
-/// SPEC 12.17: the Go operator's docs wrote `patch:`; the real field is `payload`, and the CRD's own rule says so
+/// The Go operator's docs wrote `patch:`; the real field is `payload`, and the CRD's own rule says so
 /// (docs/decisions/0015-go-schema-compatibility.md).
 #[tokio::test]
 async fn decision_17_provider_patch_field_is_refused_naming_payload() {

@@ -378,3 +378,48 @@ fn foreign_paths_are_recognised() {
         None
     );
 }
+
+/// Whether `line` cites a section of the design notes that are not in the repository (the section numbers of
+/// `SPEC.md`): comments and docs cite the repository's own docs instead (docs/architecture.md).
+fn cites_outside_design(line: &str) -> bool {
+    // Spelled in pieces so that this file does not match itself.
+    let citation = ["SP", "EC "].concat();
+    line.match_indices(&citation)
+        .any(|(at, _)| line[at + citation.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+#[test]
+fn no_tracked_file_cites_the_design_notes_outside_the_repository() {
+    let root = repo_root();
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .expect("git is needed to list the repository's files");
+    assert!(listed.status.success(), "git ls-files failed: {listed:?}");
+    let mut offending = Vec::new();
+    for file in String::from_utf8(listed.stdout).unwrap().split('\0') {
+        // The changelog records history as it was written.
+        if file.is_empty() || file == "CHANGELOG.md" {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+            continue;
+        };
+        for (number, line) in text.lines().enumerate() {
+            if cites_outside_design(line) {
+                offending.push(format!("{file}:{}", number + 1));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "cite docs/ (controllers.md, decisions/, ...) instead of the design notes outside the repository:\n{}",
+        offending.join("\n")
+    );
+    let spec = ["SP", "EC"].concat();
+    assert!(cites_outside_design(&format!("planner ({spec} 3.1)")));
+    assert!(!cites_outside_design(&format!(
+        "KFP_OPERATOR_{spec}_EXECUTOR, the {spec} key"
+    )));
+}

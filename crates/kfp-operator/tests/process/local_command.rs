@@ -45,7 +45,7 @@ fn local_once_applies_the_examples_and_prints_them() {
             "Succeeded",
         ),
         ("Run               default/stub-runconfiguration-", "Succeeded"),
-        // Decision 3: it waited for its dependency's first succeeded run, the stub's scheduled run.
+        // `Pending` until now: it waited for its dependency's first succeeded run, the stub's scheduled run.
         ("Run               default/penguin-pipeline-run-", "Succeeded"),
         // The dependant's run, started by that scheduled run's completion.
         (

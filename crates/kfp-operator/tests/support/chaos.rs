@@ -1053,7 +1053,7 @@ pub mod experiments {
     pub const SETTLE: Duration = Duration::from_secs(180);
 
     /// The RunConfigurations, created in this order (dependants first: an upstream success after a dependant's
-    /// creation always fires it, Decision 5), with their triggers. `up-*` start one run on creation; `dep-*` fire
+    /// creation always fires it, decision 0002), with their triggers. `up-*` start one run on creation; `dep-*` fire
     /// on their upstream's success (`dep-1` behind `dep-0`, a chain); `up-1`, `up-2` and `sched-0` own a schedule.
     pub const RUN_CONFIGURATIONS: &[(&str, &str)] = &[
         ("dep-0", "{runConfigurations: [up-0]}"),

@@ -1,10 +1,11 @@
 //! Shared pieces of the operator's integration tests: the control plane with our CRDs, an operator started
 //! in-process on one namespace, a provider service on loopback, and a simulated Argo controller.
 //!
-//! The simulated Argo does what the WorkflowTemplates of SPEC 4.2 do, for real: it reads a Workflow's arguments,
-//! makes the provider-service HTTP call the `curl` step makes (against a real provider service on loopback, since
-//! cluster DNS names do not resolve here), and writes the phase and the `provider-output`/`provider-status`
-//! outputs the way Argo records them. Compilation is the stub compiler's (`{"foo": "bar"}`).
+//! The simulated Argo does what the WorkflowTemplates (docs/executors.md, "The templates") do, for real: it reads a
+//! Workflow's arguments, makes the provider-service HTTP call the `curl` step makes (against a real provider service on
+//! loopback, since cluster DNS names do not resolve here), and writes the phase and the
+//! `provider-output`/`provider-status` outputs the way Argo records them. Compilation is the stub compiler's
+//! (`{"foo": "bar"}`).
 
 #![allow(dead_code)]
 

@@ -1,4 +1,5 @@
-//! The output artifacts of a finished KFP run, as the event's `pipelineComponents` (SPEC 5.3, SPEC 6).
+//! The output artifacts of a finished KFP run, as the event's `pipelineComponents`
+//! (docs/providers/kubeflow-pipelines.md, "Artifacts from the REST API").
 //!
 //! [`ArtifactResolver`] is the seam: the event source asks it for the components of a run and delivers nothing
 //! when it fails (the workflow is read again later), so an event never goes out with artifacts missing.
@@ -9,11 +10,11 @@
 //!   `{artifact_ids: [int64...]}`), run.proto `PipelineTaskDetail`;
 //! - each artifact is read with `GET /apis/v2beta1/artifacts/{artifact_id}` (`ArtifactService.GetArtifact`).
 //!
-//! Mapping (the same shape SPEC 5.3 gives for MLMD): component = task `display_name`; component artifact = the
-//! output key; instance = `{uri, metadata}` with the artifact's `uri` (empty when unset) and `metadata` (its custom
-//! properties; empty when the server's `Artifact` message has none, as KFP 2.x `artifacts.proto` does). Tasks
-//! without outputs are left out; tasks sharing a display name (loop iterations) are merged into one component,
-//! their instances appended in task order.
+//! Mapping (the same shape as the ML Metadata route's, [`crate::kfp::mlmd`]): component = task `display_name`;
+//! component artifact = the output key; instance = `{uri, metadata}` with the artifact's `uri` (empty when unset) and
+//! `metadata` (its custom properties; empty when the server's `Artifact` message has none, as KFP 2.x `artifacts.proto`
+//! does). Tasks without outputs are left out; tasks sharing a display name (loop iterations) are merged into one
+//! component, their instances appended in task order.
 //!
 //! [`super::mlmd::MlmdArtifactResolver`] is the ML Metadata gRPC implementation of the same trait
 //! (`GetContextByTypeAndName(system.PipelineRun, <run id>)` -> `GetExecutionsByContext` -> `GetEventsByExecutionIDs`

@@ -1,4 +1,4 @@
-//! The Kubeflow Pipelines [`EventSource`] (SPEC 5.3 "Events", Decision 8).
+//! The Kubeflow Pipelines [`EventSource`] (docs/providers/kubeflow-pipelines.md, "Events").
 //!
 //! KFP runs are Argo `Workflow`s (`argoproj.io/v1alpha1`) in `kfpNamespace`. The source watches those with the
 //! label selector `pipeline/runid,pipelines.kubeflow.org/events-published!=true` (kube-runtime's watcher: one list
@@ -6,9 +6,10 @@
 //! broken watch). For every workflow whose phase label `workflows.argoproj.io/phase` is `Succeeded` (status
 //! `succeeded`) or `Failed`/`Error` (`failed`) it reads the run with `GET /apis/v2beta1/runs/{run id}` and yields a
 //! [`RunCompletionEventData`]:
-//! - names from the run's runtime parameters (the label keys of SPEC 5.2 the provider passed when creating it):
-//!   `pipeline-namespace/pipeline-name`, `runconfiguration-namespace/runconfiguration-name` and
-//!   `run-namespace/run-name` (each only if the name is not empty);
+//! - names from the run's runtime parameters (the label keys the provider passed when creating it,
+//!   docs/providers/kubeflow-pipelines.md, "Run parameters"): `pipeline-namespace/pipeline-name`,
+//!   `runconfiguration-namespace/runconfiguration-name` and `run-namespace/run-name` (each only if the name is not
+//!   empty);
 //! - `runStartTime` = `created_at`, `runEndTime` = `finished_at` (now when missing);
 //! - `pipelineComponents` from the run's task details and their output artifacts, read by an [`ArtifactResolver`]
 //!   chosen by `config.artifact_source`: [`RestArtifactResolver`] (`run_details.task_details[].outputs` +
@@ -21,7 +22,7 @@
 //! parameter was not started by the operator and is skipped, as is a workflow whose run KFP no longer has.
 //!
 //! Settling: [`DeliveryOutcome::Delivered`] and [`DeliveryOutcome::Rejected`] set the label
-//! `pipelines.kubeflow.org/events-published: "true"` with a JSON **merge** patch (Decision 8; the Go provider's
+//! `pipelines.kubeflow.org/events-published: "true"` with a JSON **merge** patch (the Go provider's
 //! JSON-patch `replace` fails when the label is absent), which takes the workflow out of the selector for good.
 //! [`DeliveryOutcome::Failed`] leaves it unlabelled and queues it again: the next `next_event` reads it afresh and
 //! yields it once more (and a restarted provider finds it in its first list); so does a workflow whose read failed or

@@ -1,6 +1,6 @@
-//! Output artifacts from **ML Metadata** (MLMD) over gRPC (SPEC 5.3 "Artifacts from MLMD gRPC"), the route the Go
-//! provider takes, selected with the `grpcMetadataStoreAddress` / `artifactSource` parameters
-//! ([`super::ArtifactSource`]).
+//! Output artifacts from **ML Metadata** (MLMD) over gRPC (docs/providers/kubeflow-pipelines.md, "Artifacts from ML
+//! Metadata"), the route the Go provider takes, selected with the `grpcMetadataStoreAddress` / `artifactSource`
+//! parameters ([`super::ArtifactSource`]).
 //!
 //! [`MlmdArtifactResolver`] walks the store KFP v2's driver and launcher write:
 //! 1. `GetContextByTypeAndName(type_name "system.PipelineRun", context_name <run id>)`: the run's context. MLMD

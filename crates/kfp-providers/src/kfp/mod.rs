@@ -1,4 +1,5 @@
-//! The Kubeflow Pipelines provider (SPEC 5.3): drives the KFP **v2beta1 REST API** with reqwest.
+//! The Kubeflow Pipelines provider (docs/providers/kubeflow-pipelines.md): drives the KFP **v2beta1 REST API** with
+//! reqwest.
 //!
 //! | operation | REST calls |
 //! |---|---|
@@ -18,9 +19,9 @@
 //! transport errors [`ProviderError::Transient`]. In multi-user mode every request carries the bearer token read
 //! from `tokenPath` at that moment (so a rotated projected token is used at once).
 //!
-//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`, SPEC 5.3 "Events"),
-//! with their output artifacts read over REST ([`artifacts`]) or from ML Metadata over gRPC ([`mlmd`]), as
-//! [`KfpConfig::artifact_source`] says.
+//! Finished runs are reported by [`events::KfpEventSource`] (Argo workflows in `kfpNamespace`,
+//! docs/providers/kubeflow-pipelines.md, "Events"), with their output artifacts read over REST ([`artifacts`]) or from
+//! ML Metadata over gRPC ([`mlmd`]), as [`KfpConfig::artifact_source`] says.
 //!
 //! See `docs/providers/kubeflow-pipelines.md` for the parameters.
 
@@ -65,7 +66,8 @@ pub const DEFAULT_REST_URL: &str = "http://ml-pipeline.kubeflow:8888";
 pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kfp/token";
 /// Default of `defaultExperiment`: the experiment KFP creates itself.
 pub const DEFAULT_EXPERIMENT: &str = "Default";
-/// Default of `grpcMetadataStoreAddress` when `artifactSource` is `mlmd` and no address is given (SPEC 5.3).
+/// Default of `grpcMetadataStoreAddress` when `artifactSource` is `mlmd` and no address is given
+/// (docs/providers/kubeflow-pipelines.md, "Parameters").
 pub const DEFAULT_METADATA_STORE_ADDRESS: &str = "metadata-grpc-service.kubeflow:8080";
 
 /// Where the event source reads the output artifacts of finished runs from (`artifactSource`).
@@ -503,7 +505,7 @@ struct RunTarget<'a> {
     labels: RunLabels<'a>,
 }
 
-/// Backend display names are `<namespace>-<name>` (SPEC 5.2).
+/// Backend display names are `<namespace>-<name>` (docs/providers/kubeflow-pipelines.md, "Operations").
 fn display_name(name: &NamespacedName) -> String {
     if name.namespace.is_empty() {
         name.name.clone()

@@ -1,5 +1,5 @@
-//! What the provider does to a compiled pipeline before uploading it, and the labels it passes to runs (SPEC 5.2,
-//! 5.3).
+//! What the provider does to a compiled pipeline before uploading it, and the labels it passes to runs
+//! (docs/providers/kubeflow-pipelines.md, "What is uploaded" and "Run parameters").
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use kfp_core::provider::ProviderError;
 use kfp_core::values::NamespacedName;
 use serde_json::{Map, Value, json};
 
-/// Every label key the operator passes to Kubeflow Pipelines as a runtime parameter (SPEC 5.2), in that order.
+/// Every label key the operator passes to Kubeflow Pipelines as a runtime parameter, in that order.
 pub const LABEL_KEYS: [&str; 12] = [
     "provider-name",
     "provider-namespace",

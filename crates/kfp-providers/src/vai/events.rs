@@ -1,5 +1,5 @@
-//! The Vertex AI event source (SPEC 5.4): pulls the Pub/Sub subscription fed by a log sink on
-//! `aiplatform.googleapis.com/PipelineJob` terminal states, reads each job, and yields finished runs.
+//! The Vertex AI event source (docs/providers/vertex-ai.md, "Events"): pulls the Pub/Sub subscription fed by a log sink
+//! on `aiplatform.googleapis.com/PipelineJob` terminal states, reads each job, and yields finished runs.
 //!
 //! Per message (a base64 `LogEntry`): data that is not a base64 JSON object -> Ack (dropped: it can never be
 //! read); no `resource.labels.pipeline_job_id` -> Nack; `GetPipelineJob` NotFound ->

@@ -1,5 +1,5 @@
-//! The Vertex AI provider (SPEC 5.4): Cloud Storage JSON API for compiled pipelines, the `aiplatform` v1 REST API
-//! for pipeline jobs and schedules, with reqwest.
+//! The Vertex AI provider (docs/providers/vertex-ai.md): Cloud Storage JSON API for compiled pipelines, the
+//! `aiplatform` v1 REST API for pipeline jobs and schedules, with reqwest.
 //!
 //! | operation | REST calls |
 //! |---|---|
@@ -8,7 +8,7 @@
 //! | create run | `GET .../o/<object>?alt=media`, `POST /v1/projects/<p>/locations/<l>/pipelineJobs?pipelineJobId=<ns>-<run>-<version>`; id `<ns>-<run>` |
 //! | delete run | nothing |
 //! | create run schedule | `POST /v1/projects/<p>/locations/<l>/schedules`; id = the schedule's resource name |
-//! | update run schedule | `PATCH /v1/<id>?updateMask=...` (SPEC 12.9: the given id) |
+//! | update run schedule | `PATCH /v1/<id>?updateMask=...` of the given id (the Go provider ignored it) |
 //! | delete run schedule | `DELETE /v1/<id>`, then the long-running operation is polled (bounded); NotFound ignored |
 //! | experiments | [`ProviderError::Unimplemented`] |
 //! | find pipeline | `GET /storage/v1/b/<bucket>/o?prefix=<ns>/<name>/&maxResults=1`: an object: `<ns>/<name>` |
@@ -507,9 +507,9 @@ struct RunOptions<'a> {
     labels: &'a BTreeMap<String, String>,
 }
 
-/// Sanitises a label key or value for Vertex AI (SPEC 5.4): lower case; characters outside `[a-z0-9_-]` are
-/// dropped, or replaced with `_` when `replace` (values of `pipeline-version`, `schema_version`, `sdk_version`);
-/// cut to 63 characters.
+/// Sanitises a label key or value for Vertex AI (docs/providers/vertex-ai.md, "Operations"): lower case; characters
+/// outside `[a-z0-9_-]` are dropped, or replaced with `_` when `replace` (values of `pipeline-version`,
+/// `schema_version`, `sdk_version`); cut to 63 characters.
 pub fn sanitise_label(text: &str, replace: bool) -> String {
     text.to_lowercase()
         .chars()
@@ -1074,7 +1074,7 @@ impl Provider for VaiProvider {
         id: &str,
     ) -> Result<String, ProviderError> {
         let body = self.schedule_body(schedule).await?;
-        // Decision 9: the schedule the operator names, with a mask of exactly the fields sent.
+        // The schedule the operator names (the Go provider ignored the id), with a mask of exactly the fields sent.
         let mask: Vec<&str> = body
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())

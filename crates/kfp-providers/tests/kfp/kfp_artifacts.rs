@@ -80,7 +80,7 @@ async fn task_outputs_become_components_that_artifact_selection_resolves() {
         ])
     );
 
-    // SPEC 6 selection: the filter holds for the trainer's model, not for the pusher's.
+    // The operator's artifact selection: the filter holds for the trainer's model, not for the pusher's.
     let outputs = [
         output("model", "Trainer:model:0[pushed == 1]"),
         output("stats", "Trainer:statistics:0"),

@@ -323,7 +323,7 @@ async fn a_succeeded_run_carries_its_output_artifacts_and_a_failed_artifact_read
         ComponentArtifactInstance::new("gs://bucket/trainer/model", pushed)
     );
 
-    // The operator's artifact selection (SPEC 6) resolves an OutputArtifact path with a filter.
+    // The operator's artifact selection resolves an OutputArtifact path with a filter.
     let outputs = [
         OutputArtifact {
             name: "model".into(),

@@ -543,7 +543,7 @@ async fn outputs_of_a_kfp_run_become_components_that_artifact_selection_resolves
         ])
     );
 
-    // SPEC 6 selection with the real selection function: the int property `pushed: 1` and the double
+    // The operator's artifact selection with the real selection function: the int property `pushed: 1` and the double
     // `blessed: 1.0` both satisfy `== 1`; the pusher's `pushed: 0` does not.
     let outputs = [
         output("model", "Trainer:model:0[pushed == 1]"),
@@ -564,7 +564,8 @@ async fn outputs_of_a_kfp_run_become_components_that_artifact_selection_resolves
         ]
     );
 
-    // The walk of SPEC 5.3, one request each, no token without a token file.
+    // The walk of docs/providers/kubeflow-pipelines.md, "Artifacts from ML Metadata", one request each, no token
+    // without a token file.
     assert_eq!(
         fake.methods_called(),
         [

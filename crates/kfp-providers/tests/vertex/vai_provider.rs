@@ -1035,7 +1035,7 @@ fn config_from_provider_parameters() {
 }
 
 /// The kit's fixtures for Vertex AI: runs read their pipeline back from Cloud Storage, so the kit uploads it first
-/// (`prepare_dependencies`); experiments are not implemented (SPEC 5.4).
+/// (`prepare_dependencies`); experiments are not implemented.
 fn conformance_fixtures() -> ConformanceFixtures {
     let mut fixtures = ConformanceFixtures {
         prepare_dependencies: true,
