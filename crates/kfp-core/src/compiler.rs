@@ -21,6 +21,7 @@ pub struct CompileRequest {
 /// Why a compilation failed. Classified like [`crate::provider::ProviderError`]: a permanent failure waits for a
 /// spec change, a transient one is retried with backoff (docs/reliability.md, "Which failures are retried").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CompileError {
     /// The pipeline does not compile (the compiler ran and failed, or produced something that is not JSON).
     /// Permanent until the Pipeline (or its image) changes.

@@ -278,6 +278,7 @@ impl OperationOutcome {
 
 /// Why an executor could not submit, list or consume operations (the controller retries).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecutorError {
     /// A workflow label names no kind.
     #[error("unknown resource kind {0:?}; expected one of pipeline, run, runschedule, experiment")]

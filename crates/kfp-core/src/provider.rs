@@ -35,6 +35,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 /// Messages are shown to users in the resource's `Synchronized` condition: write complete sentences that name the
 /// object and the backend's answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderError {
     /// The request is invalid and will fail the same way until the resource changes (HTTP 400/422).
     #[error("{0}")]
@@ -339,6 +340,7 @@ pub struct ProviderConfig {
 
 /// A provider environment that does not describe a provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderConfigError {
     /// `PROVIDERNAME` is not set.
     #[error("PROVIDERNAME is not set: it must hold the Provider resource as namespace/name")]

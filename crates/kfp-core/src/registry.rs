@@ -35,6 +35,7 @@ pub type EventSourceFactory =
 
 /// A registration or lookup that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// The type name is taken (names compare case-insensitively).
     #[error("provider type {type_name:?} is already registered")]

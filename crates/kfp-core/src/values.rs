@@ -18,6 +18,7 @@ pub use schedule_time::ScheduleTime;
 
 /// A value that does not have the shape its field requires.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValueError {
     /// Not `name`, `namespace/name` or empty.
     #[error("invalid namespaced name {value:?}: {reason}")]

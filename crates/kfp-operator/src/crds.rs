@@ -6,6 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 
 /// Why the CRDs could not be rendered or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CrdError {
     /// The versions of one kind could not be merged into one CRD.
     #[error("the CRD versions of one kind could not be merged: {0}")]

@@ -16,6 +16,7 @@ const VERSION: &str = "pipelines.kubeflow.org/v1beta1";
 
 /// Why the graph could not be drawn.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphError {
     /// The manifests could not be read.
     #[error("cannot read the manifests: {0}")]

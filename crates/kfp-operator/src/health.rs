@@ -36,6 +36,7 @@ use crate::telemetry::{CONTENT_TYPE, Metrics};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HealthError {
     /// Serving failed.
     #[error("the health and metrics server on {address} failed: {source}")]

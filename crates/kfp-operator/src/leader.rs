@@ -106,6 +106,7 @@ impl LeaseConfig {
 
 /// Why leader election failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LeaderError {
     /// The settings cannot work (e.g. the renew period is not below the lease duration).
     #[error("invalid leader election settings for the Lease {namespace}/{name}: {reason}")]

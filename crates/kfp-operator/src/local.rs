@@ -29,11 +29,9 @@ use kube::{Client, ResourceExt};
 
 use crate::compiler::local::{LocalCompiler, default_python_env};
 use crate::config::{ExecutorKind, OperatorConfig};
-use crate::controllers::Context;
 use crate::executor::Completions;
 use crate::executor::direct::{DirectExecutor, RegistryResolver};
-use crate::health::Readiness;
-use crate::operator::{Shutdown, run_controllers};
+use crate::operator::{Operator, Shutdown};
 use crate::telemetry::Metrics;
 
 pub mod cluster;
@@ -44,6 +42,7 @@ const FIELD_MANAGER: &str = "kfp-operator-local";
 
 /// Why `kfp-operator local` failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalError {
     /// The embedded control plane could not start (its message says how to get kube-apiserver and etcd).
     #[error("the local control plane could not start: {0}")]
@@ -372,15 +371,9 @@ async fn run_operator(
     shutdown: Shutdown,
     kfpsdk: Option<(PathBuf, PathBuf)>,
 ) {
-    let metrics = Metrics::shared();
     let registry = kfp_providers::default_registry();
-    let processor = crate::feed::Processor::new(client.clone(), &config, None, metrics.clone());
-    let sources = crate::feed::sources::EventSources::new(
-        registry.clone(),
-        config.spec.direct.default_provider_type.clone(),
-        processor,
-    );
-    let resolver = RegistryResolver::from_config(client.clone(), registry, &config.spec.direct);
+    let metrics = Metrics::shared();
+    let resolver = RegistryResolver::from_config(client.clone(), registry.clone(), &config.spec.direct);
     let mut compiler = LocalCompiler::from_config(&config.spec.direct).with_stub_for("tfx");
     if let Some((script, venv)) = kfpsdk {
         compiler = compiler.with_python_compiler("kfpsdk", script, &venv);
@@ -392,15 +385,17 @@ async fn run_operator(
         completions.clone(),
         metrics.clone(),
     );
-    let ctx = Context::new(
-        client,
-        Arc::new(executor),
-        Some(completions),
-        Arc::new(config),
-        metrics,
-    )
-    .with_event_sources(sources);
-    run_controllers(ctx, shutdown, &Readiness::new()).await;
+    // Controllers and the Providers' event sources only: `local` serves its own webhooks (`webhooks`), and nothing
+    // else needs a port.
+    let operator = Operator::builder(client)
+        .config(config)
+        .registry(registry)
+        .metrics(metrics)
+        .executor(Arc::new(executor), Some(completions))
+        .build();
+    if let Err(error) = operator.run(shutdown).await {
+        tracing::error!(%error, "the local operator stopped");
+    }
 }
 
 /// The state shown for a RunConfiguration that waits a few seconds for its Pipeline to be created.

@@ -1,11 +1,13 @@
-//! Wiring: the six controllers on one [`Context`], stopped together by a [`Shutdown`].
+//! Wiring: the six controllers on one [`Context`], stopped together by a [`Shutdown`], and what runs beside them
+//! (health and metrics endpoints, webhooks, the run-completion feed, the Providers' event sources, leader election).
 //!
-//! Embedders build a [`Context`] with their own executor (and provider registry, for the direct executor) and call
-//! [`run_controllers`]; the `kfp-operator run` command does the same with the configured executor.
+//! Embedders use [`Operator::builder`] (docs/embedding-guide.md); the `kfp-operator run` command is the same builder
+//! with everything switched on as the configuration says ([`run`]). The lower-level pieces ([`run_controllers`],
+//! [`run_as_leader`], [`executor_for`], [`start_feed`]) stay public for tests and unusual wiring.
 
 use std::sync::Arc;
 
-use kfp_core::resources::v1beta1::{Experiment, Pipeline, RunSchedule};
+use kfp_core::resources::v1beta1::{Experiment, Pipeline, Provider, RunSchedule};
 
 use kfp_core::executor::Executor;
 use kfp_core::registry::ProviderRegistry;
@@ -17,6 +19,7 @@ use crate::controllers::{self, Context, generic};
 use crate::executor::Completions;
 use crate::executor::argo::{ArgoExecutor, ArgoExecutorConfig};
 use crate::executor::direct::{DirectExecutor, RegistryResolver};
+use crate::feed::sources::EventSources;
 use crate::health::Readiness;
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::telemetry::Metrics;
@@ -63,9 +66,25 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: Shutdown, readiness: &
             shutdown.signalled(),
             ready("provider")
         ),
-        crate::feed::sources::run(ctx.clone(), shutdown.signalled()),
     );
     tracing::info!("controllers stopped");
+}
+
+/// [`run_controllers`], and beside them the Providers' event sources of direct mode when `sources` is given: both
+/// stop at `shutdown` (on a leader, both run only while it leads).
+pub async fn run_controllers_and_sources(
+    ctx: Arc<Context>,
+    sources: Option<EventSources>,
+    shutdown: Shutdown,
+    readiness: &Readiness,
+) {
+    let providers = ctx.watched::<Provider>();
+    let sources = async {
+        if let Some(sources) = sources {
+            crate::feed::sources::run(sources, providers, shutdown.signalled()).await;
+        }
+    };
+    tokio::join!(run_controllers(ctx.clone(), shutdown.clone(), readiness), sources);
 }
 
 /// Builds the configured executor (`spec.executor`). The direct executor resolves Providers through `registry`
@@ -120,6 +139,7 @@ pub fn executor_for(
 /// error (bad settings, 401/403).
 pub async fn run_as_leader(
     ctx: Arc<Context>,
+    sources: Option<EventSources>,
     elector: LeaderElector,
     shutdown: Shutdown,
     readiness: &Readiness,
@@ -138,6 +158,7 @@ pub async fn run_as_leader(
         let guard = elector.clone().run_shared();
         if lead(
             ctx.clone().with_fresh_caches(),
+            sources.clone(),
             guard.leading(),
             &shutdown,
             readiness,
@@ -178,6 +199,7 @@ async fn counted_client(metrics: &Arc<Metrics>) -> Result<Client, OperatorError>
 /// Runs the controllers until `shutdown` or until `leading` turns false; true when leadership was lost.
 async fn lead(
     ctx: Arc<Context>,
+    sources: Option<EventSources>,
     mut leading: watch::Receiver<bool>,
     shutdown: &Shutdown,
     readiness: &Readiness,
@@ -200,13 +222,14 @@ async fn lead(
             trigger.trigger();
         })
     };
-    run_controllers(ctx, controllers_shutdown, readiness).await;
+    run_controllers_and_sources(ctx, sources, controllers_shutdown, readiness).await;
     watcher.abort();
     lost.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Why `kfp-operator run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OperatorError {
     /// The configuration could not be loaded.
     #[error(transparent)]
@@ -254,18 +277,228 @@ pub struct RunOptions {
 /// or Ctrl-C, finishing in-flight reconciles before it exits.
 pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), OperatorError> {
     let config = OperatorConfig::load(options.config.as_deref(), std::env::vars())?;
-    let pod = crate::environment::Pod::from_env();
     crate::telemetry::init_logging(config.system.logging.format, &config.system.logging.level)?;
     let metrics = Metrics::shared();
     let client = counted_client(&metrics).await?;
-    let readiness = Readiness::new();
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         termination_signal().await;
         tracing::info!("shutting down: finishing in-flight reconciles");
         trigger.trigger();
     });
+    let (webhooks, leader_election) = (
+        config.system.webhook.enabled,
+        config.system.leader_election.enabled,
+    );
+    Operator::builder(client)
+        .config(config)
+        .registry(registry)
+        .metrics(metrics)
+        .with_health_endpoints(true)
+        .with_webhooks(webhooks)
+        .with_feed(true)
+        .with_leader_election(leader_election)
+        .build()
+        .run(shutdown)
+        .await
+}
 
+/// The operator as a library: the six controllers and, as switched on, what runs beside them. Made by
+/// [`Operator::builder`]; [`Operator::run`] runs it until a [`Shutdown`].
+///
+/// ```no_run
+/// # async fn example(client: kube::Client) -> Result<(), kfp_operator::operator::OperatorError> {
+/// use kfp_operator::config::{ExecutorKind, OperatorConfig};
+/// use kfp_operator::operator::{Operator, Shutdown};
+///
+/// let mut config = OperatorConfig::default();
+/// config.spec.executor = ExecutorKind::Direct;
+/// let (_trigger, shutdown) = Shutdown::new();
+/// Operator::builder(client)
+///     .config(config)
+///     .registry(kfp_providers::default_registry())
+///     .build()
+///     .run(shutdown)
+///     .await
+/// # }
+/// ```
+pub struct Operator {
+    client: Client,
+    config: OperatorConfig,
+    registry: ProviderRegistry,
+    executor: Option<(Arc<dyn Executor>, Option<Completions>)>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    parts: Parts,
+}
+
+/// What runs beside the controllers; all off unless switched on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Parts {
+    health: bool,
+    webhooks: bool,
+    feed: bool,
+    leader_election: bool,
+}
+
+/// Builds an [`Operator`]: a kube [`Client`], then the configuration, provider registry, executor and the parts
+/// to run beside the controllers. Unset: [`OperatorConfig::default`], [`kfp_providers::default_registry`], the
+/// executor `spec.executor` selects, new [`Metrics`] and [`Readiness`], controllers only.
+#[must_use]
+pub struct OperatorBuilder {
+    operator: Operator,
+}
+
+impl Operator {
+    /// A builder for an operator that talks to the API server through `client`.
+    pub fn builder(client: Client) -> OperatorBuilder {
+        OperatorBuilder {
+            operator: Operator {
+                client,
+                config: OperatorConfig::default(),
+                registry: kfp_providers::default_registry(),
+                executor: None,
+                metrics: Metrics::shared(),
+                readiness: Readiness::new(),
+                parts: Parts::default(),
+            },
+        }
+    }
+
+    /// Runs until `shutdown`, then returns once the controllers finished their in-flight reconciles. Fails only
+    /// when a part cannot start: a port cannot be bound (health, webhooks, feed), the NATS publisher cannot be set
+    /// up, or leader election fails permanently.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), OperatorError> {
+        let Operator {
+            client,
+            config,
+            registry,
+            executor,
+            metrics,
+            readiness,
+            parts,
+        } = self;
+        let pod = crate::environment::Pod::from_env();
+        if parts.health {
+            serve_health(&config, &readiness, &metrics, &shutdown).await?;
+        }
+        if parts.webhooks {
+            // On every replica, before leader election: admission and conversion must not wait for a leader.
+            crate::webhook::start(
+                &config,
+                client.clone(),
+                &readiness,
+                crate::webhook::StartOptions::new(pod.namespace.clone()),
+                shutdown.clone(),
+            )
+            .await?;
+        }
+        let processor = if parts.feed {
+            start_feed(&config, &client, &metrics, &readiness, &shutdown).await?
+        } else {
+            crate::feed::Processor::new(client.clone(), &config, None, metrics.clone())
+        };
+        // Direct mode: the Providers' event sources report run completions in-process (docs/direct-executor.md).
+        let sources = (config.spec.executor == ExecutorKind::Direct).then(|| {
+            EventSources::new(
+                registry.clone(),
+                config.spec.direct.default_provider_type.clone(),
+                processor,
+            )
+        });
+        let (executor, completions) =
+            executor.unwrap_or_else(|| executor_for(&config, &client, registry, &metrics));
+        let leader_election = config.system.leader_election.clone();
+        let ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
+        if !parts.leader_election {
+            run_controllers_and_sources(ctx, sources, shutdown, &readiness).await;
+            return Ok(());
+        }
+        let identity = pod.identity();
+        // Events name the replica that wrote them the way the Lease names the leader.
+        let ctx = ctx.with_instance(identity.clone());
+        let lease = LeaseConfig::from_config(&leader_election, Some(&pod.namespace), &identity);
+        run_as_leader(
+            ctx,
+            sources,
+            LeaderElector::new(client, lease),
+            shutdown,
+            &readiness,
+        )
+        .await
+    }
+}
+
+impl OperatorBuilder {
+    /// The configuration (`system.*`, `spec.*`; see docs/configuration.md).
+    pub fn config(mut self, config: OperatorConfig) -> Self {
+        self.operator.config = config;
+        self
+    }
+
+    /// The provider registry the direct executor and the event sources build providers from.
+    pub fn registry(mut self, registry: ProviderRegistry) -> Self {
+        self.operator.registry = registry;
+        self
+    }
+
+    /// An executor of your own instead of the one `spec.executor` selects, with the [`Completions`] that wake the
+    /// controllers when its operations finish (`None`: the controllers poll, as for an executor without them).
+    pub fn executor(mut self, executor: Arc<dyn Executor>, completions: Option<Completions>) -> Self {
+        self.operator.executor = Some((executor, completions));
+        self
+    }
+
+    /// The metrics registry (`/metrics`); share one with a kube client layer to count its requests.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.operator.metrics = metrics;
+        self
+    }
+
+    /// The readiness checks the controllers, webhooks and NATS register in (`/readyz`).
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.operator.readiness = readiness;
+        self
+    }
+
+    /// Serve `/healthz`, `/readyz` and `/metrics` on `system.healthAddress` and `system.metricsAddress`.
+    pub fn with_health_endpoints(mut self, on: bool) -> Self {
+        self.operator.parts.health = on;
+        self
+    }
+
+    /// Serve the conversion and admission webhooks as `system.webhook.*` says (docs/webhooks.md).
+    pub fn with_webhooks(mut self, on: bool) -> Self {
+        self.operator.parts.webhooks = on;
+        self
+    }
+
+    /// Serve the run-completion feed and publish to NATS as `spec.runCompletionFeed.*` says
+    /// (docs/run-completion-events.md).
+    pub fn with_feed(mut self, on: bool) -> Self {
+        self.operator.parts.feed = on;
+        self
+    }
+
+    /// Run the controllers only while this process holds the Lease `system.leaderElection.*` names.
+    pub fn with_leader_election(mut self, on: bool) -> Self {
+        self.operator.parts.leader_election = on;
+        self
+    }
+
+    /// The operator, ready to [`Operator::run`].
+    pub fn build(self) -> Operator {
+        self.operator
+    }
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` on the configured addresses (one server when they are the same).
+async fn serve_health(
+    config: &OperatorConfig,
+    readiness: &Readiness,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> Result<(), OperatorError> {
     let mut addresses = vec![config.system.health_address.clone()];
     if config.system.metrics_address != config.system.health_address {
         addresses.push(config.system.metrics_address.clone());
@@ -285,42 +518,7 @@ pub async fn run(options: RunOptions, registry: ProviderRegistry) -> Result<(), 
             }
         });
     }
-
-    if config.system.webhook.enabled {
-        // On every replica, before leader election: admission and conversion must not wait for a leader.
-        crate::webhook::start(
-            &config,
-            client.clone(),
-            &readiness,
-            crate::webhook::StartOptions::new(pod.namespace.clone()),
-            shutdown.clone(),
-        )
-        .await?;
-    }
-
-    let processor = start_feed(&config, &client, &metrics, &readiness, &shutdown).await?;
-    let sources = (config.spec.executor == ExecutorKind::Direct).then(|| {
-        crate::feed::sources::EventSources::new(
-            registry.clone(),
-            config.spec.direct.default_provider_type.clone(),
-            processor,
-        )
-    });
-    let (executor, completions) = executor_for(&config, &client, registry, &metrics);
-    let leader_election = config.system.leader_election.clone();
-    let mut ctx = Context::new(client.clone(), executor, completions, Arc::new(config), metrics);
-    if let Some(sources) = sources {
-        ctx = ctx.with_event_sources(sources);
-    }
-    if !leader_election.enabled {
-        run_controllers(ctx, shutdown, &readiness).await;
-        return Ok(());
-    }
-    let identity = pod.identity();
-    // Events name the replica that wrote them the way the Lease names the leader.
-    let ctx = ctx.with_instance(identity.clone());
-    let lease = LeaseConfig::from_config(&leader_election, Some(&pod.namespace), &identity);
-    run_as_leader(ctx, LeaderElector::new(client, lease), shutdown, &readiness).await
+    Ok(())
 }
 
 /// Starts the run-completion feed on `spec.runCompletionFeed.address:port` (on every replica, leader or not) and,

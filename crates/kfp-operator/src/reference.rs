@@ -63,6 +63,7 @@ pub const EXTERNAL_TYPES: &[ExternalType] = &[
 
 /// Why the reference could not be rendered or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     /// The CRDs themselves could not be built.
     #[error("the CRD versions of one kind could not be merged: {0}")]

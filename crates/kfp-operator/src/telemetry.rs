@@ -379,6 +379,7 @@ impl FeedMetrics {
 /// How log lines are written (`system.logging.format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum LogFormat {
     /// One flat JSON object per line (the default; what log collectors parse).
     #[default]
@@ -410,6 +411,7 @@ impl FromStr for LogFormat {
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoggingError {
     /// `system.logging.format` is neither `json` nor `text`.
     #[error("unknown log format {0:?}: use json or text")]

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// Why the versions could not be computed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VersionsError {
     /// A file could not be read or parsed.
     #[error("cannot read the manifests: {0}")]

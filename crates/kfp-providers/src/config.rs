@@ -84,6 +84,7 @@ impl RetryPolicy {
 
 /// An environment that does not describe a provider service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceConfigError {
     /// The provider part of the environment (`PROVIDERNAME`, `PARAMETERS_*`) is not valid.
     #[error(transparent)]

@@ -41,6 +41,7 @@ pub struct WebhookSink {
 
 /// Why one attempt did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttemptError {
     /// The operator answered with this status (not 2xx, not 410).
     Status(u16),

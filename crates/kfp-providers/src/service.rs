@@ -57,6 +57,7 @@ use crate::metrics::{self, ServiceMetrics};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The environment does not describe a provider service.
     #[error("invalid configuration: {0}")]

@@ -15,10 +15,7 @@ use kfp_core::definitions::{
 use kfp_core::provider::{Provider, ProviderError};
 use kfp_core::registry::{ProviderRegistry, RegistryError};
 use kfp_operator::config::{ExecutorKind, OperatorConfig};
-use kfp_operator::controllers::Context;
-use kfp_operator::health::Readiness;
-use kfp_operator::operator::{Shutdown, executor_for, run_controllers};
-use kfp_operator::telemetry::Metrics;
+use kfp_operator::operator::{Operator, OperatorError, Shutdown};
 
 /// The in-house provider type.
 pub const TYPE_NAME: &str = "inhouse";
@@ -154,15 +151,18 @@ pub fn config(watch_namespace: &str) -> OperatorConfig {
 
 /// Runs the six controllers with `registry` and the executor `config.spec.executor` selects (here the direct
 /// executor; its compiler is `config.spec.direct.compiler`, by default the local one with the built-in `stub`
-/// framework) until `shutdown`.
+/// framework), and the Providers' event sources, until `shutdown`: the operator's embedding API
+/// ([`Operator::builder`]) with no endpoints of its own (no webhooks, feed, health or leader election).
 pub async fn run(
     client: kube::Client,
     config: OperatorConfig,
     registry: ProviderRegistry,
     shutdown: Shutdown,
-) {
-    let metrics = Metrics::shared();
-    let (executor, completions) = executor_for(&config, &client, registry, &metrics);
-    let ctx = Context::new(client, executor, completions, Arc::new(config), metrics);
-    run_controllers(ctx, shutdown, &Readiness::new()).await;
+) -> Result<(), OperatorError> {
+    Operator::builder(client)
+        .config(config)
+        .registry(registry)
+        .build()
+        .run(shutdown)
+        .await
 }

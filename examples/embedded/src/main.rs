@@ -29,6 +29,11 @@ async fn main() -> ExitCode {
         trigger.trigger();
     });
     let namespace = std::env::var("WATCH_NAMESPACE").unwrap_or_default();
-    run(client, config(&namespace), registry, shutdown).await;
-    ExitCode::SUCCESS
+    match run(client, config(&namespace), registry, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -107,7 +107,11 @@ spec:
     let pipeline = wait_succeeded(&pipelines, "training", |p| p.status.as_ref()).await;
     let run = wait_succeeded(&runs, "training-run", |r| r.status.as_ref()).await;
     trigger.trigger();
-    tokio::time::timeout(WAIT, operator).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, operator)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 
     let objects = platform.objects();
     let pipeline_id = &pipeline.status.unwrap().provider.id;

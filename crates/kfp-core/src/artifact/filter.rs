@@ -67,6 +67,7 @@ pub struct FilterError {
 
 /// Why an expression could not be evaluated against some metadata (go-bexpr reports these as errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// The metadata has no value at the selector.
     #[error("no value at selector {selector:?}")]

@@ -65,6 +65,7 @@ impl Default for ConversionConfig {
 
 /// Why an object cannot be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConversionError {
     /// A v1alpha5/v1alpha6 Pipeline has no TFX components and no framework to take them from.
     #[error(

@@ -18,6 +18,7 @@ use crate::values::NamespacedName;
 /// Why no definition could be built. The Display text is the `Failed` condition message (docs/platform-guide.md,
 /// "Condition messages").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// Something went wrong assembling the definition (e.g. a framework patch that does not apply).
     /// The definition could not be assembled (e.g. a framework patch does not apply).

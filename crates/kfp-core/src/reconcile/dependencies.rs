@@ -17,6 +17,7 @@ use crate::values::{NamedValue, NamespacedName, PipelineIdentifier, Synchronizat
 
 /// A `valueFrom` parameter that cannot be resolved (and is not optional).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolutionError {
     /// The dependency snapshot has the RunConfiguration, but its latest succeeded run lacks the artifact.
     /// The dependency's latest succeeded run did not expose the artifact.

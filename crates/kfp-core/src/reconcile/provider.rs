@@ -88,6 +88,7 @@ pub enum Command {
 
 /// Why no desired Deployment can be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderPlanError {
     /// Operator misconfiguration: the controller logs it and does not requeue (the Provider's status is untouched).
     #[error(

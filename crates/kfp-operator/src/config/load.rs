@@ -13,6 +13,7 @@ pub const ENV_PREFIX: &str = "KFP_OPERATOR_";
 
 /// Why the configuration could not be loaded; every message names the file, variable or key at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read the configuration file {}: {source}", path.display())]

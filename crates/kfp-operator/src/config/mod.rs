@@ -30,6 +30,7 @@ pub use load::{ConfigError, ENV_PREFIX};
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct OperatorConfig {
     /// `system.*`: how the process runs.
     pub system: SystemConfig,
@@ -40,6 +41,7 @@ pub struct OperatorConfig {
 /// `system.*`: how the process runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct SystemConfig {
     /// `system.leaderElection.*`: hold a Lease while reconciling.
     pub leader_election: LeaderElectionConfig,
@@ -61,6 +63,7 @@ pub struct SystemConfig {
 /// `system.logging.*`: log lines on stderr (see [`crate::telemetry::init_logging`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct LoggingConfig {
     /// `json` (one flat object per line) or `text`.
     pub format: LogFormat,
@@ -97,6 +100,7 @@ impl Default for SystemConfig {
 /// certificate, on in the Helm chart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct WebhookConfig {
     /// Serve the webhooks over HTTPS, on every replica (off by default so local and test runs need no certificate).
     pub enabled: bool,
@@ -126,6 +130,7 @@ impl Default for WebhookConfig {
 /// `system.webhook.certificates.*`: where the serving certificate comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct WebhookCertificatesConfig {
     /// `self` (the operator issues and rotates its own) or `files` (another issuer writes them to `certDir`).
     pub mode: CertificateMode,
@@ -153,6 +158,7 @@ impl Default for WebhookCertificatesConfig {
 
 /// Who issues the webhook's serving certificate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum CertificateMode {
     /// The operator keeps a CA and a serving certificate in a Secret, rotates them, and patches the `caBundle` of
     /// the CRDs and webhook configurations.
@@ -168,6 +174,7 @@ pub enum CertificateMode {
 /// `system.leaderElection.*`: a `coordination.k8s.io` Lease so that two replicas never write at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct LeaderElectionConfig {
     /// Hold the Lease before reconciling (the chart enables it).
     pub enabled: bool,
@@ -198,6 +205,7 @@ impl Default for LeaderElectionConfig {
 /// Concurrent reconciles per controller (`system.concurrency.<controller>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct ControllerConcurrency {
     /// Pipelines reconciled at once.
     pub pipeline: u16,
@@ -229,6 +237,7 @@ impl Default for ControllerConcurrency {
 /// Which executor carries out provider operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum ExecutorKind {
     /// One Argo Workflow per operation (docs/executors.md, "Argo executor"), the production default.
     #[default]
@@ -240,6 +249,7 @@ pub enum ExecutorKind {
 /// `spec.*`: what the controllers do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct SpecConfig {
     /// `spec.defaultProviderValues.*`: the Deployment and Service of every provider service.
     pub default_provider_values: DefaultProviderValues,
@@ -323,6 +333,7 @@ impl SpecConfig {
 /// authenticate, and where the operator publishes the events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct RunCompletionFeedConfig {
     /// The port provider services post events to (the Go chart's 8082).
     pub port: u16,
@@ -382,6 +393,7 @@ impl RunCompletionFeedConfig {
 /// request comes from a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct FeedAuthentication {
     /// Check bearer tokens with a `TokenReview` (the provider service's projected ServiceAccount token).
     pub token_review: bool,
@@ -410,6 +422,7 @@ impl Default for FeedAuthentication {
 /// How published events are encoded (docs/run-completion-events.md, "The published event: NATS").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum EventFormat {
     /// CloudEvents 1.0, structured JSON.
     #[default]
@@ -444,6 +457,7 @@ pub fn redact_credentials(url: &str) -> String {
 /// `spec.runCompletionFeed.nats.*`: publishing run-completion events to NATS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct NatsConfig {
     /// The NATS server (`nats://host:4222`, several separated by commas; credentials as `nats://user:password@host`
     /// or `nats://token@host`); empty: events are not published.
@@ -479,6 +493,7 @@ impl NatsConfig {
 /// A gRPC endpoint the feed forwards events to (`host:port` + `path`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct FeedEndpoint {
     /// The gRPC server's host.
     pub host: String,
@@ -491,6 +506,7 @@ pub struct FeedEndpoint {
 /// `spec.argo.*`: the Argo executor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct ArgoConfig {
     /// Prefix of the WorkflowTemplate names (`<prefix>create-compiled`, ...); the chart installs them unprefixed.
     pub workflow_template_prefix: String,
@@ -499,6 +515,7 @@ pub struct ArgoConfig {
 /// `spec.direct.*`: the direct executor (`docs/direct-executor.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct DirectConfig {
     /// Registry name (`stub`, `kfp`, `vai`, `http`, ...) of Providers without the
     /// `pipelines.kubeflow.org/provider-type` annotation; empty: such Providers cannot be used in direct mode.
@@ -547,6 +564,7 @@ impl Default for DirectConfig {
 /// Which [`Compiler`](kfp_core::compiler::Compiler) the direct executor uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum CompilerKind {
     /// A local subprocess per framework (`crate::compiler::LocalCompiler`).
     #[default]

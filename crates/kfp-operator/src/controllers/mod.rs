@@ -75,8 +75,6 @@ pub struct Context {
     pub pod: crate::environment::Pod,
     /// Providers as the Provider controller's watch sees them, read by the other controllers.
     pub providers: ProviderCache,
-    /// Direct mode: the Providers' event sources, run in-process with the controllers (`crate::feed::sources`).
-    pub event_sources: Option<crate::feed::sources::EventSources>,
     /// The versions of our last writes: a cached object carrying one needs no fresh read (see [`own_writes`]).
     pub own_writes: Arc<own_writes::OwnWrites>,
     /// Consecutive reconcile failures per object, for [`error_policy`]'s backoff.
@@ -231,7 +229,6 @@ impl Context {
             recorder,
             pod,
             providers: ProviderCache::default(),
-            event_sources: None,
             own_writes: Arc::default(),
             failures: Arc::default(),
             unreadable: Arc::default(),
@@ -248,13 +245,6 @@ impl Context {
         ctx.failures = Arc::default();
         ctx.unreadable = Arc::default();
         ctx.pipelines = Arc::default();
-        Arc::new(ctx)
-    }
-
-    /// The same context with the Providers' event sources run beside the controllers (direct mode).
-    pub fn with_event_sources(self: Arc<Self>, sources: crate::feed::sources::EventSources) -> Arc<Self> {
-        let mut ctx = Arc::unwrap_or_clone(self);
-        ctx.event_sources = Some(sources);
         Arc::new(ctx)
     }
 
@@ -304,6 +294,7 @@ impl Context {
 
 /// Why a reconcile failed. The controller retries after [`ERROR_REQUEUE`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ControllerError {
     /// An API call failed.
     #[error("{action} failed: {source}")]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kfp_core::compiler::{CompileError, CompileRequest, Compiler};
+use kfp_core::compiler::{CompileRequest, Compiler};
 use kfp_core::definitions::{PipelineDefinitionWrapper, ProviderOutput};
 use kfp_core::executor::{
     Action, Executor, ExecutorError, FailureClass, Operation, OperationDefinition, OperationOutcome,
@@ -63,6 +63,7 @@ pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Why a Provider could not be turned into an `Arc<dyn Provider>`. `submit` reports it as
 /// [`ExecutorError::ProviderUnavailable`] and the controller retries.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// No Provider of that name exists.
     #[error("the Provider {0} does not exist")]
@@ -607,9 +608,8 @@ impl Task {
             }),
             Err(e) => Err(OutcomeState::Failed {
                 class: failure::compile_error_class(&e),
-                message: match e {
-                    CompileError::Invalid(m) | CompileError::Transient(m) => m,
-                },
+                // Either kind displays as its message alone.
+                message: e.to_string(),
             }),
         }
     }

@@ -62,6 +62,7 @@ impl Identity {
 
 /// Why a request is refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No bearer token (401).
     #[error(

@@ -57,6 +57,7 @@ pub const ENDPOINT: &str = "/events";
 
 /// Why an event was not recorded and published.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// The event names neither a RunConfiguration nor a Run (400).
     #[error("the event names neither a RunConfiguration (runConfigurationName) nor a Run (runName)")]

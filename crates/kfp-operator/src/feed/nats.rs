@@ -27,6 +27,7 @@ pub const READINESS_CHECK: &str = "nats connection";
 
 /// Why an event was not published.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The client could not be set up (e.g. the URL does not parse).
     #[error("cannot set up the NATS client for {url}: {message}")]

@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use kfp_core::event::RunCompletionEventData;
@@ -29,7 +28,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Processor;
-use crate::controllers::Context;
 use crate::executor::direct::RegistryResolver;
 
 /// What direct mode needs to run event sources: the registry, the default provider type and the processor.
@@ -99,17 +97,18 @@ impl Running {
     }
 }
 
-/// Runs the event sources of `ctx.event_sources` until `shutdown`; returns at once without them.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let Some(sources) = ctx.event_sources.clone() else {
-        return;
-    };
+/// Runs `sources` for the Providers `providers` lists (the watched namespace, or all) until `shutdown`.
+pub async fn run(
+    sources: EventSources,
+    providers: kube::Api<Provider>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let mut running: HashMap<NamespacedName, Running> = HashMap::new();
     // Providers listed since the watch (re)started: the others were deleted while it was down.
     let mut listed: Option<HashSet<NamespacedName>> = None;
     // With backoff: this loop polls the watch again at once, so a watch failing fast (the API server down)
     // would otherwise reconnect thousands of times a second.
-    let mut events = watcher::watcher(ctx.watched::<Provider>(), watcher::Config::default())
+    let mut events = watcher::watcher(providers, watcher::Config::default())
         .default_backoff()
         .boxed();
     tokio::pin!(shutdown);

@@ -71,6 +71,7 @@ const WRITE_ATTEMPTS: usize = 4;
 
 /// Why a certificate pass failed (each is logged and retried).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CertificateError {
     /// A certificate could not be generated.
     #[error("generating a certificate failed: {0}")]

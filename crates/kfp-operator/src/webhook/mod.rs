@@ -110,6 +110,7 @@ impl Kind {
 
 /// Why the webhook server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WebhookError {
     /// The webhook address could not be bound.
     #[error("the webhook server cannot listen on {address} (system.webhook.address): {source}")]

@@ -31,6 +31,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a certificate and key could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CertificateLoadError {
     /// The certificate is not PEM.
     #[error("the certificate is not PEM: {0}")]

@@ -103,9 +103,8 @@ spec: {provider: kfp-operator-system/stub, image: 'alpine:3.20', framework: {nam
         Some(completions),
         Arc::new(config),
         metrics,
-    )
-    .with_event_sources(sources);
-    let operator = RunningOperator::start(ctx);
+    );
+    let operator = RunningOperator::start_with_sources(ctx, Some(sources));
 
     let base: Api<RunConfiguration> = Api::namespaced(client.clone(), "base-namespace");
     let dependant: Api<RunConfiguration> = Api::namespaced(client.clone(), "dependant-namespace");

@@ -275,9 +275,10 @@ async fn a_leader_outlives_an_outage_longer_than_its_lease_without_exiting() {
     );
     let elector = LeaderElector::new(fixture.proxied.clone(), settings);
     let ctx = fixture.context().with_instance("replica-a");
+    let sources = Some(fixture.sources());
     let (trigger, shutdown) = Shutdown::new();
     let operator =
-        tokio::spawn(async move { run_as_leader(ctx, elector, shutdown, &Readiness::new()).await });
+        tokio::spawn(async move { run_as_leader(ctx, sources, elector, shutdown, &Readiness::new()).await });
     fixture.create_pipeline("before").await;
     fixture.wait_succeeded("before", support::WAIT).await;
 

@@ -46,7 +46,7 @@ impl Replica {
         let ctx = context.clone();
         let task = tokio::spawn(async move {
             let readiness = Readiness::new();
-            run_as_leader(ctx, elector, shutdown, &readiness).await
+            run_as_leader(ctx, None, elector, shutdown, &readiness).await
         });
         Self {
             identity: identity.to_string(),

@@ -465,7 +465,7 @@ async fn an_api_server_outage_costs_few_connections_and_log_lines_and_the_operat
     let fixture = Fixture::start().await;
     let logs = LogCapture::default();
     let _logging = tracing::subscriber::set_default(logs.subscriber());
-    let operator = support::RunningOperator::start(fixture.context());
+    let operator = support::RunningOperator::start_with_sources(fixture.context(), Some(fixture.sources()));
     fixture.create_pipeline("before").await;
     fixture.wait_succeeded("before", support::WAIT).await;
 

@@ -29,7 +29,7 @@ use kfp_core::values::{NamespacedName, SynchronizationState};
 use kfp_operator::config::OperatorConfig;
 use kfp_operator::controllers::Context;
 use kfp_operator::health::Readiness;
-use kfp_operator::operator::{Shutdown, ShutdownTrigger, run_controllers};
+use kfp_operator::operator::{Shutdown, ShutdownTrigger, run_controllers_and_sources};
 use kfp_operator::telemetry::Metrics;
 use kfp_providers::config::ServiceConfig;
 use kfp_providers::service::ProviderServer;
@@ -99,11 +99,20 @@ pub struct RunningOperator {
 
 impl RunningOperator {
     pub fn start(context: Arc<Context>) -> Self {
+        Self::start_with_sources(context, None)
+    }
+
+    /// The controllers and, beside them, the Providers' event sources of direct mode.
+    pub fn start_with_sources(
+        context: Arc<Context>,
+        sources: Option<kfp_operator::feed::sources::EventSources>,
+    ) -> Self {
         let (trigger, shutdown) = Shutdown::new();
         let readiness = Readiness::new();
         let ctx = context.clone();
         let ready = readiness.clone();
-        let task = tokio::spawn(async move { run_controllers(ctx, shutdown, &ready).await });
+        let task =
+            tokio::spawn(async move { run_controllers_and_sources(ctx, sources, shutdown, &ready).await });
         Self {
             context,
             readiness,

@@ -178,21 +178,23 @@ impl Fixture {
         }
     }
 
-    /// A direct-executor operator context on the namespace, talking through the proxy, with the Providers'
-    /// event sources (their Provider watch too).
+    /// A direct-executor operator context on the namespace, talking through the proxy.
     pub fn context(&self) -> Arc<kfp_operator::controllers::Context> {
+        let stub: Arc<dyn kfp_core::provider::Provider> = Arc::new(kfp_providers::stub::StubProvider::new());
+        super::executors::direct_context(self.proxied.clone(), self.config(), &self.provider, stub)
+    }
+
+    /// The Providers' event sources for [`Self::context`] (their Provider watch goes through the proxy too).
+    pub fn sources(&self) -> kfp_operator::feed::sources::EventSources {
+        let processor =
+            kfp_operator::feed::Processor::new(self.proxied.clone(), &self.config(), None, super::metrics());
+        kfp_operator::feed::sources::EventSources::new(kfp_providers::default_registry(), "stub", processor)
+    }
+
+    fn config(&self) -> kfp_operator::config::OperatorConfig {
         let mut config = super::config_for(&self.namespace);
         config.spec.executor = kfp_operator::config::ExecutorKind::Direct;
-        let stub: Arc<dyn kfp_core::provider::Provider> = Arc::new(kfp_providers::stub::StubProvider::new());
-        let ctx =
-            super::executors::direct_context(self.proxied.clone(), config.clone(), &self.provider, stub);
-        let processor =
-            kfp_operator::feed::Processor::new(self.proxied.clone(), &config, None, super::metrics());
-        ctx.with_event_sources(kfp_operator::feed::sources::EventSources::new(
-            kfp_providers::default_registry(),
-            "stub",
-            processor,
-        ))
+        config
     }
 
     /// Creates the Pipeline `name` (directly, not through the proxy).
