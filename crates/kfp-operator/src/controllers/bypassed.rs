@@ -16,6 +16,8 @@ use std::time::Duration;
 use kfp_core::executor::{Operation, OperationOutcome, OutcomeState, ResourceRef};
 use kfp_core::reconcile::generic::bypassed_delete;
 use kfp_core::resources::FINALIZER;
+use kfp_core::resources::v1beta1::Conditions;
+use kfp_core::values::SynchronizationState;
 use kube::ResourceExt;
 
 use super::Context;
@@ -25,6 +27,10 @@ use super::generic::SynchronizedKind;
 const PATIENCE: Duration = Duration::from_secs(300);
 /// How often it looks again meanwhile.
 const POLL: Duration = Duration::from_secs(1);
+/// How long it looks for the operation of a resource deleted with its intent recorded (`Creating`, `Updating`)
+/// but no operation seen yet: the reconcile that wrote the intent submits a moment later, possibly after the DELETE
+/// (the chaos suite saw a Workflow created 30 ms after the DELETED event).
+const SUBMIT_GRACE: Duration = Duration::from_secs(10);
 
 /// Whether a deleted object went without the operator releasing its finalizer.
 pub fn bypassed<K: SynchronizedKind>(deleted: &K) -> bool {
@@ -44,7 +50,7 @@ pub fn clean_up<K: SynchronizedKind>(ctx: Arc<Context>, deleted: K) {
             "deleted while it still carried the operator's finalizer (a Kubernetes race, kubernetes#77988): \
              deleting its provider object"
         );
-        let Some(outcomes) = settled(&ctx, &resource).await else {
+        let Some(mut outcomes) = settled(&ctx, &resource).await else {
             return;
         };
         let status = deleted
@@ -54,7 +60,23 @@ pub fn clean_up<K: SynchronizedKind>(ctx: Arc<Context>, deleted: K) {
             .as_ref()
             .map(|s| s.provider.id.as_str())
             .unwrap_or_default();
-        let action = bypassed_delete(recorded, &outcomes, ctx.executor.finds_by_identity());
+        let finds = ctx.executor.finds_by_identity();
+        let mut action = bypassed_delete(recorded, &outcomes, finds);
+        let intended = status.as_ref().is_some_and(|s| {
+            matches!(
+                s.synchronization_state(),
+                SynchronizationState::Creating | SynchronizationState::Updating
+            )
+        });
+        let deadline = tokio::time::Instant::now() + SUBMIT_GRACE;
+        while action.is_none() && intended && tokio::time::Instant::now() < deadline {
+            // Nothing wakes this task when the late operation is submitted: look again.
+            tokio::time::sleep(POLL).await;
+            if let Some(again) = settled(&ctx, &resource).await {
+                outcomes = again;
+                action = bypassed_delete(recorded, &outcomes, finds);
+            }
+        }
         consume(&ctx, &resource, &outcomes).await;
         let Some(action) = action else {
             tracing::warn!(%resource, "no provider id was recorded and the executor cannot look it up: its provider object, if any, may be left behind");

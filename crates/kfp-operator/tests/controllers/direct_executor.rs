@@ -848,6 +848,32 @@ async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted()
     // Nothing known: looked up by identity.
     bypassed::clean_up(ctx.clone(), run("lost", ""));
     assert_eq!(next_delete(&mut deleted_rx).await, "run-found");
+    // The intent recorded (`Creating`), no id, an executor that cannot look up (as Argo's), and the create submitted
+    // only after the DELETED event (the chaos suite's Argo case): the clean-up waits for it and deletes what it made.
+    let blind: Arc<dyn Executor> = Arc::new(Blind(executor.clone()));
+    let blind_ctx = Context::new(
+        ctx.client.clone(),
+        blind.clone(),
+        None,
+        Arc::new(kfp_operator::config::OperatorConfig::default()),
+        ctx.metrics.clone(),
+    );
+    let mut late = run("late", "");
+    late.status.as_mut().unwrap().status.conditions = vec![
+        serde_json::from_value(json!({
+        "type": "Synchronized", "status": "Unknown", "reason": "Creating", "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+        .unwrap(),
+    ];
+    assert_eq!(
+        kfp_core::resources::v1beta1::Conditions::synchronization_state(late.status.as_ref().unwrap()),
+        kfp_core::values::SynchronizationState::Creating
+    );
+    bypassed::clean_up(blind_ctx, late);
+    // The late submit: after the clean-up started (if it came sooner, the finished create would be found anyway).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blind.submit(create(ResourceKind::Run, "late")).await.unwrap();
+    assert_eq!(next_delete(&mut deleted_rx).await, "run-of-late");
     let finished = resource(ResourceKind::Run, "finished");
     kfp_testenv::wait_for("the outcomes consumed", Duration::from_secs(20), || async {
         Ok::<_, String>(
@@ -861,6 +887,35 @@ async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted()
     })
     .await
     .unwrap();
+}
+
+/// An executor that cannot look provider objects up by identity (as the Argo executor); otherwise the one it wraps.
+struct Blind(Arc<dyn kfp_core::executor::Executor>);
+
+#[async_trait::async_trait]
+impl kfp_core::executor::Executor for Blind {
+    async fn submit(
+        &self,
+        operation: kfp_core::executor::Operation,
+    ) -> Result<(), kfp_core::executor::ExecutorError> {
+        self.0.submit(operation).await
+    }
+    async fn outcomes(
+        &self,
+        resource: &kfp_core::executor::ResourceRef,
+    ) -> Result<Vec<kfp_core::executor::OperationOutcome>, kfp_core::executor::ExecutorError> {
+        self.0.outcomes(resource).await
+    }
+    async fn mark_consumed(
+        &self,
+        resource: &kfp_core::executor::ResourceRef,
+        keys: &[String],
+    ) -> Result<(), kfp_core::executor::ExecutorError> {
+        self.0.mark_consumed(resource, keys).await
+    }
+    fn finds_by_identity(&self) -> bool {
+        false
+    }
 }
 
 async fn next_delete(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
