@@ -10,8 +10,9 @@ use kfp_core::resources::v1beta1::{Pipeline, Run, RunConfiguration, RunReference
 use kfp_core::values::Artifact;
 use kfp_core::values::SynchronizationState::Succeeded;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use support::owned::{owned, wait_owned};
 use support::{Harness, Mode, wait_for_state, wait_until};
 
 const PIPELINE: &str = "
@@ -20,45 +21,6 @@ kind: Pipeline
 metadata: {name: pipeline, namespace: $NS}
 spec: {provider: $PROVIDER, image: 'alpine:3.20', framework: {name: stub, parameters: {}}}
 ";
-
-fn owned_by<K: kube::Resource>(child: &K, owner: &RunConfiguration) -> bool {
-    child
-        .owner_references()
-        .iter()
-        .any(|o| Some(&o.uid) == owner.uid().as_ref())
-}
-
-async fn owned<K>(api: &Api<K>, owner: &RunConfiguration) -> Vec<K>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-{
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|c| owned_by(c, owner))
-        .collect()
-}
-
-/// Waits until `owner` controls exactly `count` objects of a kind, all satisfying `condition`.
-async fn wait_owned<K>(
-    api: &Api<K>,
-    owner: &RunConfiguration,
-    count: usize,
-    what: &str,
-    condition: impl Fn(&K) -> bool,
-) -> Vec<K>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-{
-    kfp_testenv::wait_for(what, support::WAIT, || async {
-        let children = owned(api, owner).await;
-        Ok::<_, String>((children.len() == count && children.iter().all(&condition)).then_some(children))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// A dependency trigger in the `runconfiguration-dependency.yaml` shape: B (another namespace) is triggered when A
 /// records a new succeeded run, and B's Run carries A's artifact location as its parameter.

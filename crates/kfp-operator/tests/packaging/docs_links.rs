@@ -329,8 +329,8 @@ fn foreign_path(line: &str) -> Option<String> {
     None
 }
 
-#[test]
-fn no_tracked_file_names_a_path_outside_the_repository() {
+/// Calls `check(file, line number, line)` for every line of every file git tracks, but those in `skip`.
+fn for_each_tracked_line(skip: &[&str], mut check: impl FnMut(&str, usize, &str)) {
     let root = repo_root();
     let listed = std::process::Command::new("git")
         .args(["ls-files", "-z"])
@@ -338,9 +338,8 @@ fn no_tracked_file_names_a_path_outside_the_repository() {
         .output()
         .expect("git is needed to list the repository's files");
     assert!(listed.status.success(), "git ls-files failed: {listed:?}");
-    let mut offending = Vec::new();
     for file in String::from_utf8(listed.stdout).unwrap().split('\0') {
-        if file.is_empty() || file == ".ci/run" {
+        if file.is_empty() || skip.contains(&file) {
             continue;
         }
         // Binary files and files deleted in the work tree have no lines to check.
@@ -348,11 +347,19 @@ fn no_tracked_file_names_a_path_outside_the_repository() {
             continue;
         };
         for (number, line) in text.lines().enumerate() {
-            if let Some(found) = foreign_path(line) {
-                offending.push(format!("{file}:{}: {found}", number + 1));
-            }
+            check(file, number + 1, line);
         }
     }
+}
+
+#[test]
+fn no_tracked_file_names_a_path_outside_the_repository() {
+    let mut offending = Vec::new();
+    for_each_tracked_line(&[".ci/run"], |file, number, line| {
+        if let Some(found) = foreign_path(line) {
+            offending.push(format!("{file}:{number}: {found}"));
+        }
+    });
     assert!(
         offending.is_empty(),
         "files name paths outside the repository or of one machine (tests read data from fixtures/ or \
@@ -390,28 +397,13 @@ fn cites_outside_design(line: &str) -> bool {
 
 #[test]
 fn no_tracked_file_cites_the_design_notes_outside_the_repository() {
-    let root = repo_root();
-    let listed = std::process::Command::new("git")
-        .args(["ls-files", "-z"])
-        .current_dir(&root)
-        .output()
-        .expect("git is needed to list the repository's files");
-    assert!(listed.status.success(), "git ls-files failed: {listed:?}");
     let mut offending = Vec::new();
-    for file in String::from_utf8(listed.stdout).unwrap().split('\0') {
-        // The changelog records history as it was written.
-        if file.is_empty() || file == "CHANGELOG.md" {
-            continue;
+    // The changelog records history as it was written.
+    for_each_tracked_line(&["CHANGELOG.md"], |file, number, line| {
+        if cites_outside_design(line) {
+            offending.push(format!("{file}:{number}"));
         }
-        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
-            continue;
-        };
-        for (number, line) in text.lines().enumerate() {
-            if cites_outside_design(line) {
-                offending.push(format!("{file}:{}", number + 1));
-            }
-        }
-    }
+    });
     assert!(
         offending.is_empty(),
         "cite docs/ (controllers.md, decisions/, ...) instead of the design notes outside the repository:\n{}",

@@ -13,6 +13,7 @@ pub mod chaos;
 pub mod chart;
 pub mod nats;
 pub mod outage;
+pub mod owned;
 pub mod process;
 pub mod python;
 pub mod webhook_server;
