@@ -558,12 +558,7 @@ async fn scheduling_providers(client: &Client) -> Result<BTreeSet<NamespacedName
     Ok(providers
         .items
         .iter()
-        .filter(|p| {
-            p.spec
-                .parameters
-                .keys()
-                .any(|k| k.eq_ignore_ascii_case(kfp_providers::stub::SCHEDULE_PERIOD_PARAMETER))
-        })
+        .filter(|p| kfp_providers::stub::runs_schedules(&p.spec.parameters))
         .map(|p| NamespacedName::new(p.namespace().unwrap_or_default(), p.name_any()))
         .collect())
 }

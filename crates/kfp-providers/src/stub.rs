@@ -203,6 +203,13 @@ pub fn event_delay(config: &ProviderConfig) -> Result<Duration, ProviderError> {
     Ok(seconds(config, "eventDelaySeconds", false)?.unwrap_or(DEFAULT_EVENT_DELAY))
 }
 
+/// Whether a Provider with these `spec.parameters` runs its schedules (`schedulePeriodSeconds` set, any case).
+pub fn runs_schedules(parameters: &kfp_core::values::JsonMap) -> bool {
+    parameters
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case(SCHEDULE_PERIOD_PARAMETER))
+}
+
 /// The `schedulePeriodSeconds` parameter (a positive number; unset: the stub runs no schedules).
 pub fn schedule_period(config: &ProviderConfig) -> Result<Option<Duration>, ProviderError> {
     seconds(config, SCHEDULE_PERIOD_PARAMETER, true)

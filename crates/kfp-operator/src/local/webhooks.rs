@@ -58,14 +58,27 @@ pub async fn serve(
         }
     });
     let url = format!("https://127.0.0.1:{port}");
-    register(client, &Endpoint::Url(url.clone()), material.ca_pem.as_bytes()).await?;
+    register(
+        client,
+        &Endpoint::Url(url.clone()),
+        material.ca_pem.as_bytes(),
+        FIELD_MANAGER,
+    )
+    .await?;
     take_effect(client).await?;
     Ok(url)
 }
 
-/// Installs the CRDs (conversion through `endpoint`) and the validating webhooks, as the chart does in a cluster.
-async fn register(client: &Client, endpoint: &Endpoint, ca: &[u8]) -> Result<(), LocalError> {
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
+/// Installs the CRDs (conversion through `endpoint`, trusting `ca`) and the validating webhooks, as the chart does
+/// in a cluster, server-side applied by `manager`; returns once the CRDs are served. Tests that serve the webhooks
+/// themselves register them the same way.
+pub async fn register(
+    client: &Client,
+    endpoint: &Endpoint,
+    ca: &[u8],
+    manager: &str,
+) -> Result<(), LocalError> {
+    let apply = PatchParams::apply(manager).force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let rendered =
         configuration::crds(endpoint, Some(ca)).map_err(|e| LocalError::Webhooks(e.to_string()))?;

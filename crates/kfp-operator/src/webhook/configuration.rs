@@ -28,7 +28,7 @@ pub const MUTATING_CONFIGURATION_NAME: &str = "kfp-operator-mutating-webhook-con
 /// The webhook Service and its defaults (the contract).
 pub const SERVICE_NAME: &str = "kfp-operator-webhook-service";
 /// The namespace of the webhook Service by default.
-pub const SERVICE_NAMESPACE: &str = "kfp-operator-system";
+pub const SERVICE_NAMESPACE: &str = crate::environment::DEFAULT_NAMESPACE;
 /// The port of the webhook Service.
 pub const SERVICE_PORT: i32 = 443;
 /// How long the API server waits for an answer.

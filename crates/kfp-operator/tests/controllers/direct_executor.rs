@@ -850,7 +850,8 @@ async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted()
     assert_eq!(next_delete(&mut deleted_rx).await, "run-found");
     // The intent recorded (`Creating`), no id, an executor that cannot look up (as Argo's), and the create submitted
     // only after the DELETED event (the chaos suite's Argo case): the clean-up waits for it and deletes what it made.
-    let blind: Arc<dyn Executor> = Arc::new(Blind(executor.clone()));
+    let looks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let blind: Arc<dyn Executor> = Arc::new(Blind(executor.clone(), looks.clone()));
     let blind_ctx = Context::new(
         ctx.client.clone(),
         blind.clone(),
@@ -870,8 +871,14 @@ async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted()
         kfp_core::values::SynchronizationState::Creating
     );
     bypassed::clean_up(blind_ctx, late);
-    // The late submit: after the clean-up started (if it came sooner, the finished create would be found anyway).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The late submit: only once the clean-up has looked and found nothing.
+    kfp_testenv::wait_for(
+        "the clean-up to look at the outcomes",
+        Duration::from_secs(20),
+        || async { Ok::<_, String>((looks.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())) },
+    )
+    .await
+    .unwrap();
     blind.submit(create(ResourceKind::Run, "late")).await.unwrap();
     assert_eq!(next_delete(&mut deleted_rx).await, "run-of-late");
     let finished = resource(ResourceKind::Run, "finished");
@@ -890,7 +897,11 @@ async fn a_resource_deleted_past_its_finalizer_has_its_provider_object_deleted()
 }
 
 /// An executor that cannot look provider objects up by identity (as the Argo executor); otherwise the one it wraps.
-struct Blind(Arc<dyn kfp_core::executor::Executor>);
+/// Counts the reads of outcomes.
+struct Blind(
+    Arc<dyn kfp_core::executor::Executor>,
+    Arc<std::sync::atomic::AtomicUsize>,
+);
 
 #[async_trait::async_trait]
 impl kfp_core::executor::Executor for Blind {
@@ -904,7 +915,9 @@ impl kfp_core::executor::Executor for Blind {
         &self,
         resource: &kfp_core::executor::ResourceRef,
     ) -> Result<Vec<kfp_core::executor::OperationOutcome>, kfp_core::executor::ExecutorError> {
-        self.0.outcomes(resource).await
+        let outcomes = self.0.outcomes(resource).await;
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        outcomes
     }
     async fn mark_consumed(
         &self,

@@ -4,15 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfp_core::conversion::ConversionConfig;
 use kfp_operator::webhook::certificates::Material;
-use kfp_operator::webhook::configuration::{self, Endpoint};
+use kfp_operator::webhook::configuration::Endpoint;
 use kfp_operator::webhook::{ServingCertificate, WebhookState};
 use kfp_testenv::TestEnv;
-use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
 
 /// A webhook server the API server calls, and how to reach it.
 pub struct WebhookServer {
@@ -39,27 +35,15 @@ pub async fn serve_webhooks(
     .unwrap();
     let port = start_server(env, &material, conversion).await;
     let url = format!("https://127.0.0.1:{port}");
-    let endpoint = Endpoint::Url(url.clone());
-    let ca = material.ca_pem.as_bytes();
     let client = env.client().await.unwrap();
-    let apply = PatchParams::apply(manager).force();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in configuration::crds(&endpoint, Some(ca)).unwrap() {
-        crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd))
-            .await
-            .unwrap();
-    }
-    for crd in configuration::crds(&endpoint, None).unwrap() {
-        kfp_testenv::wait_until_served(&client, &crd.name_any(), super::WAIT)
-            .await
-            .unwrap();
-    }
-    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let validating = configuration::validating(&endpoint, Some(ca));
-    configurations
-        .patch(&validating.name_any(), &apply, &Patch::Apply(&validating))
-        .await
-        .unwrap();
+    kfp_operator::local::webhooks::register(
+        &client,
+        &Endpoint::Url(url.clone()),
+        material.ca_pem.as_bytes(),
+        manager,
+    )
+    .await
+    .unwrap();
     WebhookServer {
         url,
         ca_pem: material.ca_pem.clone(),
